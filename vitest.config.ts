@@ -1,6 +1,6 @@
 import { playwright } from "@vitest/browser-playwright";
 import { defineConfig } from "vitest/config";
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./test/chromium";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./test/chromium.ts";
 
 /**
  * Four test layers, one runner:

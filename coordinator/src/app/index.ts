@@ -1,0 +1,2 @@
+export { type AppEnv, type AuthContext, requireKey } from "./auth";
+export { type CoordinatorAppOptions, createCoordinatorApp } from "./create-app";

@@ -1,0 +1,10 @@
+/** @fedprofile/coordinator: the runtime-neutral core. */
+export * from "./api-keys";
+export * from "./app/index";
+export * from "./errors";
+export * from "./ids";
+export * from "./memory/index";
+export * from "./ports";
+export * from "./rounds/plain-sum-round";
+export * from "./rounds/round-host";
+export * from "./rounds/round-service";

@@ -1,0 +1,191 @@
+/**
+ * In-process implementations of the storage ports, for node tests and the node simulator.
+ * They follow the same contracts as the D1 / Durable Object implementations in `edge/`.
+ */
+import type { ApiKeyKind } from "../api-keys";
+import { NotFoundError } from "../errors";
+import type { RandomBytes } from "../ids";
+import type {
+  ApiKeyRecord,
+  Clock,
+  ModelDraft,
+  ModelStore,
+  RoundIndex,
+  RoundStateStore,
+  Tenant,
+  TenantStore,
+} from "../ports";
+import type { PlainSumRoundState } from "../rounds/plain-sum-round";
+import { createPlainSumRoundHost, type PlainSumRoundHost } from "../rounds/round-host";
+import { createRoundService, type RoundService } from "../rounds/round-service";
+import { WIRE_VERSION } from "../wire/common";
+import type { ModelVersion } from "../wire/model";
+import type { RoundInfo } from "../wire/round";
+
+export class MemoryTenantStore implements TenantStore {
+  readonly tenants = new Map<string, Tenant>();
+  readonly keys = new Map<string, ApiKeyRecord>();
+
+  addTenant(tenant: Tenant, keys: Partial<Record<ApiKeyKind, { keyHash: string }>>): void {
+    this.tenants.set(tenant.id, tenant);
+    for (const [kind, value] of Object.entries(keys)) {
+      this.keys.set(`${tenant.id}/${value.keyHash}`, {
+        tenantId: tenant.id,
+        kind: kind as ApiKeyKind,
+        revokedAt: null,
+      });
+    }
+  }
+
+  async findTenant(tenantId: string): Promise<Tenant | null> {
+    return this.tenants.get(tenantId) ?? null;
+  }
+
+  async findApiKey(tenantId: string, keyHash: string): Promise<ApiKeyRecord | null> {
+    return this.keys.get(`${tenantId}/${keyHash}`) ?? null;
+  }
+}
+
+export class MemoryModelStore implements ModelStore {
+  private readonly versions = new Map<string, ModelVersion[]>();
+
+  async publish(tenantId: string, draft: ModelDraft, publishedAt: number): Promise<ModelVersion> {
+    const key = `${tenantId}/${draft.modelId}`;
+    const list = this.versions.get(key) ?? [];
+    const existing = list.find((m) => m.roundId === draft.roundId);
+    if (existing) return existing;
+    const version: ModelVersion = {
+      v: WIRE_VERSION,
+      ...draft,
+      version: list.length + 1,
+      publishedAt: new Date(publishedAt).toISOString(),
+    };
+    list.push(version);
+    this.versions.set(key, list);
+    return version;
+  }
+
+  async latest(tenantId: string, modelId: string): Promise<ModelVersion | null> {
+    return this.versions.get(`${tenantId}/${modelId}`)?.at(-1) ?? null;
+  }
+
+  async get(tenantId: string, modelId: string, version: number): Promise<ModelVersion | null> {
+    return this.versions.get(`${tenantId}/${modelId}`)?.find((m) => m.version === version) ?? null;
+  }
+
+  async list(tenantId: string, modelId: string, page: { limit: number; cursor: string | null }) {
+    const all = [...(this.versions.get(`${tenantId}/${modelId}`) ?? [])].reverse();
+    const before = page.cursor === null ? Number.POSITIVE_INFINITY : Number(page.cursor);
+    const items = all.filter((m) => m.version < before).slice(0, page.limit);
+    const last = items.at(-1);
+    const more = last !== undefined && all.some((m) => m.version < last.version);
+    return {
+      v: WIRE_VERSION,
+      items: items.map(({ weights: _weights, ...summary }) => summary),
+      nextCursor: more && last ? String(last.version) : null,
+    };
+  }
+}
+
+export class MemoryRoundIndex implements RoundIndex {
+  private readonly rounds = new Map<string, RoundInfo>();
+
+  async insert(tenantId: string, info: RoundInfo): Promise<void> {
+    this.rounds.set(`${tenantId}/${info.roundId}`, info);
+  }
+
+  async findOpen(tenantId: string, modelId: string, now: number): Promise<RoundInfo | null> {
+    let newest: RoundInfo | null = null;
+    for (const [key, info] of this.rounds) {
+      if (!key.startsWith(`${tenantId}/`) || info.modelId !== modelId) continue;
+      if (info.stage !== "collecting" || info.closesAt <= now) continue;
+      if (!newest || info.openedAt > newest.openedAt) newest = info;
+    }
+    return newest;
+  }
+
+  async get(tenantId: string, roundId: string): Promise<RoundInfo | null> {
+    return this.rounds.get(`${tenantId}/${roundId}`) ?? null;
+  }
+
+  async markEnded(tenantId: string, roundId: string, stage: RoundInfo["stage"]): Promise<void> {
+    const info = this.rounds.get(`${tenantId}/${roundId}`);
+    if (!info) throw new NotFoundError(`round ${roundId} not found`);
+    this.rounds.set(`${tenantId}/${roundId}`, { ...info, stage });
+  }
+}
+
+/** A round state store in memory, with alarms a test fires by hand (or by `fireDueAlarms`). */
+export class MemoryRoundStateStore<State> implements RoundStateStore<State> {
+  state: State | null = null;
+  alarmAt: number | null = null;
+
+  async load(): Promise<State | null> {
+    return this.state === null ? null : structuredClone(this.state);
+  }
+  async save(state: State): Promise<void> {
+    this.state = structuredClone(state);
+  }
+  async setAlarm(at: number): Promise<void> {
+    this.alarmAt = at;
+  }
+  async deleteAlarm(): Promise<void> {
+    this.alarmAt = null;
+  }
+}
+
+export interface MemoryCoordinator {
+  tenants: MemoryTenantStore;
+  models: MemoryModelStore;
+  index: MemoryRoundIndex;
+  rounds: RoundService;
+  hosts: Map<string, { host: PlainSumRoundHost; store: MemoryRoundStateStore<PlainSumRoundState> }>;
+  /** Runs the alarm of every round whose deadline has passed at `clock()`. */
+  fireDueAlarms(): Promise<void>;
+}
+
+/** Wires every port in memory: the same core the Worker runs, minus the runtime. */
+export function createMemoryCoordinator(
+  options: { clock?: Clock; randomBytes?: RandomBytes } = {},
+): MemoryCoordinator {
+  const clock = options.clock ?? Date.now;
+  const tenants = new MemoryTenantStore();
+  const models = new MemoryModelStore();
+  const index = new MemoryRoundIndex();
+  const hosts: MemoryCoordinator["hosts"] = new Map();
+  const hostFor = (tenantId: string, roundId: string) => {
+    const key = `${tenantId}/${roundId}`;
+    let entry = hosts.get(key);
+    if (!entry) {
+      const store = new MemoryRoundStateStore<PlainSumRoundState>();
+      const hostOptions = {
+        store,
+        models,
+        index,
+        clock,
+        ...(options.randomBytes ? { randomBytes: options.randomBytes } : {}),
+      };
+      entry = { host: createPlainSumRoundHost(hostOptions), store };
+      hosts.set(key, entry);
+    }
+    return entry.host;
+  };
+  const rounds = createRoundService({
+    index,
+    hostFor,
+    clock,
+    ...(options.randomBytes ? { randomBytes: options.randomBytes } : {}),
+  });
+  return {
+    tenants,
+    models,
+    index,
+    rounds,
+    hosts,
+    async fireDueAlarms() {
+      for (const { host, store } of hosts.values()) {
+        if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
+      }
+    },
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * Storage ports: the coordinator core talks to persistence only through these interfaces.
+ * `edge/` implements them on D1 and Durable Objects; `memory/` implements them in-process
+ * for tests and the node simulator. Nothing here knows which runtime it runs on.
+ */
+import type { ApiKeyKind } from "./api-keys";
+import type { ModelVersion, ModelVersionPage } from "./wire/model";
+import type {
+  ContributionRequest,
+  ContributionResponse,
+  JoinResponse,
+  OpenRoundRequest,
+  RoundInfo,
+  RoundStage,
+  RoundStatus,
+} from "./wire/round";
+
+export interface Tenant {
+  id: string;
+  name: string;
+  createdAt: number;
+}
+
+export interface ApiKeyRecord {
+  tenantId: string;
+  kind: ApiKeyKind;
+  revokedAt: number | null;
+}
+
+/** Tenants and their API keys (keys stored only as SHA-256 digests). */
+export interface TenantStore {
+  findTenant(tenantId: string): Promise<Tenant | null>;
+  findApiKey(tenantId: string, keyHash: string): Promise<ApiKeyRecord | null>;
+}
+
+/** What a round hands over to be published as the next model version. */
+export interface ModelDraft {
+  modelId: string;
+  roundId: string;
+  dimension: number;
+  contributions: number;
+  aggregation: string;
+  /** base64 of little-endian float64 weights */
+  weights: string;
+}
+
+/** Versioned models: each closed round publishes the next version. */
+export interface ModelStore {
+  /** Stores `draft` as version latest+1 and returns it; idempotent per `roundId`. */
+  publish(tenantId: string, draft: ModelDraft, publishedAt: number): Promise<ModelVersion>;
+  latest(tenantId: string, modelId: string): Promise<ModelVersion | null>;
+  get(tenantId: string, modelId: string, version: number): Promise<ModelVersion | null>;
+  /** Newest first; `cursor` is opaque and comes from the previous page. */
+  list(
+    tenantId: string,
+    modelId: string,
+    page: { limit: number; cursor: string | null },
+  ): Promise<ModelVersionPage>;
+}
+
+/** The index of rounds per tenant and model, so check-in can find the open round. */
+export interface RoundIndex {
+  insert(tenantId: string, info: RoundInfo): Promise<void>;
+  findOpen(tenantId: string, modelId: string, now: number): Promise<RoundInfo | null>;
+  get(tenantId: string, roundId: string): Promise<RoundInfo | null>;
+  markEnded(tenantId: string, roundId: string, stage: RoundStage, modelVersion: number | null): Promise<void>;
+}
+
+/**
+ * One round's live state machine, wherever it lives (a Durable Object in production, an
+ * in-process object in tests). Every method is serialised by the host.
+ */
+export interface RoundHostHandle {
+  open(tenantId: string, roundId: string, request: OpenRoundRequest): Promise<RoundStatus>;
+  join(): Promise<JoinResponse>;
+  contribute(request: ContributionRequest): Promise<ContributionResponse>;
+  status(): Promise<RoundStatus | null>;
+}
+
+/** Durable storage for one round's serialisable state, plus its deadline alarm. */
+export interface RoundStateStore<State> {
+  load(): Promise<State | null>;
+  save(state: State): Promise<void>;
+  /** Schedules the host's `alarm()` at `at` (ms since epoch), replacing any earlier one. */
+  setAlarm(at: number): Promise<void>;
+  deleteAlarm(): Promise<void>;
+}
+
+/** A clock, injectable so tests control deadlines. */
+export type Clock = () => number;

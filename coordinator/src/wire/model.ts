@@ -1,0 +1,35 @@
+import * as z from "zod";
+import { Base64, ModelId, RoundId, WireVersion } from "./common";
+
+/** A published model version: the aggregate of one round. */
+export const ModelVersion = z.object({
+  v: WireVersion,
+  modelId: ModelId,
+  version: z.number().int().positive(),
+  roundId: RoundId,
+  dimension: z.number().int().positive(),
+  contributions: z.number().int().positive(),
+  aggregation: z.string(),
+  weights: Base64.describe("base64 of `dimension` little-endian float64s"),
+  publishedAt: z.string().datetime(),
+});
+export type ModelVersion = z.infer<typeof ModelVersion>;
+
+/** Summary row of a model version, without its weights. */
+export const ModelVersionSummary = ModelVersion.omit({ weights: true });
+export type ModelVersionSummary = z.infer<typeof ModelVersionSummary>;
+
+export const ModelVersionPage = z.object({
+  v: WireVersion,
+  items: z.array(ModelVersionSummary),
+  nextCursor: z.string().nullable(),
+});
+export type ModelVersionPage = z.infer<typeof ModelVersionPage>;
+
+export const HealthResponse = z.object({
+  v: WireVersion,
+  status: z.literal("ok"),
+  service: z.literal("fedprofile-coordinator"),
+  time: z.string().datetime(),
+});
+export type HealthResponse = z.infer<typeof HealthResponse>;

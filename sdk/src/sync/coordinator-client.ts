@@ -1,0 +1,113 @@
+/**
+ * Typed HTTP client for the coordinator's device routes. Every response is parsed with the
+ * shared wire schemas; nothing is cast. Errors carry the coordinator's stable error code.
+ */
+import {
+  CheckinResponse,
+  ContributionResponse,
+  ErrorEnvelope,
+  JoinResponse,
+  ModelVersion,
+  RoundStatus,
+  WIRE_VERSION,
+} from "@fedprofile/coordinator/wire";
+import type * as z from "zod";
+
+/** SDK version reported at check-in (no device information is sent). */
+export const SDK_VERSION = "0.1.0";
+
+/** A request to the coordinator failed; `code` is the coordinator's error code when it sent one. */
+export class SyncError extends Error {
+  readonly code: string;
+  readonly status: number;
+
+  constructor(code: string, message: string, status: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "SyncError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+export interface CoordinatorClientOptions {
+  /** Base URL of the coordinator, e.g. `https://edge.example.com`. */
+  endpoint: string;
+  /** The tenant's publishable key (`fp_pub_…`). */
+  apiKey: string;
+  fetch?: typeof fetch;
+}
+
+export interface CoordinatorClient {
+  checkin(modelId: string): Promise<CheckinResponse>;
+  join(roundId: string): Promise<JoinResponse>;
+  contribute(
+    roundId: string,
+    participantId: string,
+    participantToken: string,
+    vector: string,
+  ): Promise<ContributionResponse>;
+  roundStatus(roundId: string): Promise<RoundStatus>;
+  /** The latest published version of `modelId`, or `null` when none exists yet. */
+  latestModel(modelId: string): Promise<ModelVersion | null>;
+}
+
+export function createCoordinatorClient(options: CoordinatorClientOptions): CoordinatorClient {
+  const base = options.endpoint.replace(/\/+$/, "");
+  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+
+  async function call<T extends z.ZodType>(
+    schema: T,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<z.infer<T>> {
+    let response: Response;
+    try {
+      response = await doFetch(`${base}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${options.apiKey}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (cause) {
+      throw new SyncError("network", `could not reach the coordinator at ${base}`, 0, { cause });
+    }
+    const payload: unknown = await response.json().catch(() => null);
+    if (!response.ok) {
+      const envelope = ErrorEnvelope.safeParse(payload);
+      throw envelope.success
+        ? new SyncError(envelope.data.error.code, envelope.data.error.message, response.status)
+        : new SyncError("http", `coordinator answered ${response.status}`, response.status);
+    }
+    const parsed = schema.safeParse(payload);
+    if (!parsed.success)
+      throw new SyncError("bad_response", `unexpected response from ${path}`, response.status, {
+        cause: parsed.error,
+      });
+    return parsed.data;
+  }
+
+  return {
+    checkin: (modelId) =>
+      call(CheckinResponse, "POST", "/v1/checkin", { v: WIRE_VERSION, modelId, sdkVersion: SDK_VERSION }),
+    join: (roundId) => call(JoinResponse, "POST", `/v1/rounds/${roundId}/join`, { v: WIRE_VERSION }),
+    contribute: (roundId, participantId, participantToken, vector) =>
+      call(ContributionResponse, "POST", `/v1/rounds/${roundId}/contributions`, {
+        v: WIRE_VERSION,
+        participantId,
+        participantToken,
+        vector,
+      }),
+    roundStatus: (roundId) => call(RoundStatus, "GET", `/v1/rounds/${roundId}`),
+    async latestModel(modelId) {
+      try {
+        return await call(ModelVersion, "GET", `/v1/models/${modelId}/latest`);
+      } catch (error) {
+        if (error instanceof SyncError && error.status === 404) return null;
+        throw error;
+      }
+    },
+  };
+}
