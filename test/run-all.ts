@@ -74,7 +74,9 @@ console.log("\nlayer     passed  failed  skipped");
 const total = { passed: 0, failed: 0, skipped: 0 };
 for (const layer of ["node", "workers", "browser", "e2e"]) {
   const row = counts.get(layer) ?? { passed: 0, failed: 0, skipped: 0 };
-  console.log(`${layer.padEnd(9)} ${String(row.passed).padStart(6)}  ${String(row.failed).padStart(6)}  ${String(row.skipped).padStart(7)}`);
+  console.log(
+    `${layer.padEnd(9)} ${String(row.passed).padStart(6)}  ${String(row.failed).padStart(6)}  ${String(row.skipped).padStart(7)}`,
+  );
   total.passed += row.passed;
   total.failed += row.failed;
   total.skipped += row.skipped;
