@@ -1,0 +1,243 @@
+/**
+ * D1 implementations of the coordinator's storage ports. SQL lives here and only here.
+ */
+import type {
+  ApiKeyKind,
+  ApiKeyRecord,
+  ModelDraft,
+  ModelStore,
+  RoundIndex,
+  Tenant,
+  TenantStore,
+} from "@fedprofile/coordinator";
+import { type ModelVersion, RoundInfo, type RoundStage, WIRE_VERSION } from "@fedprofile/coordinator/wire";
+
+const KINDS: readonly ApiKeyKind[] = ["publishable", "secret", "auditor"];
+const isKind = (kind: string): kind is ApiKeyKind => (KINDS as readonly string[]).includes(kind);
+
+export class D1TenantStore implements TenantStore {
+  constructor(private readonly db: D1Database) {}
+
+  async findTenant(tenantId: string): Promise<Tenant | null> {
+    const row = await this.db
+      .prepare("SELECT id, name, created_at FROM tenants WHERE id = ?")
+      .bind(tenantId)
+      .first<{ id: string; name: string; created_at: number }>();
+    return row ? { id: row.id, name: row.name, createdAt: row.created_at } : null;
+  }
+
+  async findApiKey(tenantId: string, keyHash: string): Promise<ApiKeyRecord | null> {
+    const row = await this.db
+      .prepare("SELECT kind, revoked_at FROM api_keys WHERE key_hash = ? AND tenant_id = ?")
+      .bind(keyHash, tenantId)
+      .first<{ kind: string; revoked_at: number | null }>();
+    if (!row || !isKind(row.kind)) return null;
+    return { tenantId, kind: row.kind, revokedAt: row.revoked_at };
+  }
+}
+
+/** Inserts a tenant and its key digests in one batch (used by the seed step and tests). */
+export async function insertTenant(
+  db: D1Database,
+  tenant: Tenant,
+  keys: Partial<Record<ApiKeyKind, { keyHash: string }>>,
+): Promise<void> {
+  const statements = [
+    db
+      .prepare("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+      .bind(tenant.id, tenant.name, tenant.createdAt),
+    ...Object.entries(keys).map(([kind, { keyHash }]) =>
+      db
+        .prepare("INSERT INTO api_keys (key_hash, tenant_id, kind, created_at) VALUES (?, ?, ?, ?)")
+        .bind(keyHash, tenant.id, kind, tenant.createdAt),
+    ),
+  ];
+  await db.batch(statements);
+}
+
+interface ModelRow {
+  model_id: string;
+  version: number;
+  round_id: string;
+  dimension: number;
+  contributions: number;
+  aggregation: string;
+  weights?: string;
+  published_at: number;
+}
+
+function summaryOf(row: ModelRow) {
+  return {
+    v: WIRE_VERSION,
+    modelId: row.model_id,
+    version: row.version,
+    roundId: row.round_id,
+    dimension: row.dimension,
+    contributions: row.contributions,
+    aggregation: row.aggregation,
+    publishedAt: new Date(row.published_at).toISOString(),
+  };
+}
+
+function versionOf(row: ModelRow): ModelVersion {
+  return { ...summaryOf(row), weights: row.weights ?? "" };
+}
+
+const MODEL_COLUMNS =
+  "model_id, version, round_id, dimension, contributions, aggregation, weights, published_at";
+
+export class D1ModelStore implements ModelStore {
+  constructor(private readonly db: D1Database) {}
+
+  async publish(tenantId: string, draft: ModelDraft, publishedAt: number): Promise<ModelVersion> {
+    // One statement computes the next version, so two publishers cannot take the same one;
+    // UNIQUE (tenant_id, round_id) makes a retried publish of the same round a no-op.
+    await this.db
+      .prepare(
+        `INSERT INTO model_versions (tenant_id, ${MODEL_COLUMNS})
+         SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8
+         FROM model_versions WHERE tenant_id = ?1 AND model_id = ?2
+         ON CONFLICT (tenant_id, round_id) DO NOTHING`,
+      )
+      .bind(
+        tenantId,
+        draft.modelId,
+        draft.roundId,
+        draft.dimension,
+        draft.contributions,
+        draft.aggregation,
+        draft.weights,
+        publishedAt,
+      )
+      .run();
+    const row = await this.db
+      .prepare(`SELECT ${MODEL_COLUMNS} FROM model_versions WHERE tenant_id = ? AND round_id = ?`)
+      .bind(tenantId, draft.roundId)
+      .first<ModelRow>();
+    if (!row) throw new Error(`model version for round ${draft.roundId} was not stored`);
+    return versionOf(row);
+  }
+
+  async latest(tenantId: string, modelId: string): Promise<ModelVersion | null> {
+    const row = await this.db
+      .prepare(
+        `SELECT ${MODEL_COLUMNS} FROM model_versions WHERE tenant_id = ? AND model_id = ? ORDER BY version DESC LIMIT 1`,
+      )
+      .bind(tenantId, modelId)
+      .first<ModelRow>();
+    return row ? versionOf(row) : null;
+  }
+
+  async get(tenantId: string, modelId: string, version: number): Promise<ModelVersion | null> {
+    const row = await this.db
+      .prepare(
+        `SELECT ${MODEL_COLUMNS} FROM model_versions WHERE tenant_id = ? AND model_id = ? AND version = ?`,
+      )
+      .bind(tenantId, modelId, version)
+      .first<ModelRow>();
+    return row ? versionOf(row) : null;
+  }
+
+  async list(tenantId: string, modelId: string, page: { limit: number; cursor: string | null }) {
+    const before = page.cursor === null ? Number.MAX_SAFE_INTEGER : Number(page.cursor);
+    const { results } = await this.db
+      .prepare(
+        `SELECT model_id, version, round_id, dimension, contributions, aggregation, published_at
+         FROM model_versions WHERE tenant_id = ? AND model_id = ? AND version < ?
+         ORDER BY version DESC LIMIT ?`,
+      )
+      .bind(tenantId, modelId, before, page.limit + 1)
+      .all<ModelRow>();
+    const items = results.slice(0, page.limit).map(summaryOf);
+    const last = items.at(-1);
+    return {
+      v: WIRE_VERSION,
+      items,
+      nextCursor: results.length > page.limit && last ? String(last.version) : null,
+    };
+  }
+}
+
+interface RoundRow {
+  round_id: string;
+  model_id: string;
+  aggregation: string;
+  stage: string;
+  dimension: number;
+  min_contributions: number;
+  max_contributions: number;
+  opened_at: number;
+  closes_at: number;
+}
+
+const ROUND_COLUMNS =
+  "round_id, model_id, aggregation, stage, dimension, min_contributions, max_contributions, opened_at, closes_at";
+
+/** Rows are parsed, not cast: a corrupted row fails loudly here rather than downstream. */
+function roundOf(row: RoundRow): RoundInfo {
+  return RoundInfo.parse({
+    roundId: row.round_id,
+    modelId: row.model_id,
+    aggregation: row.aggregation,
+    stage: row.stage,
+    dimension: row.dimension,
+    minContributions: row.min_contributions,
+    maxContributions: row.max_contributions,
+    openedAt: row.opened_at,
+    closesAt: row.closes_at,
+  });
+}
+
+export class D1RoundIndex implements RoundIndex {
+  constructor(private readonly db: D1Database) {}
+
+  async insert(tenantId: string, info: RoundInfo): Promise<void> {
+    await this.db
+      .prepare(`INSERT INTO rounds (tenant_id, ${ROUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .bind(
+        tenantId,
+        info.roundId,
+        info.modelId,
+        info.aggregation,
+        info.stage,
+        info.dimension,
+        info.minContributions,
+        info.maxContributions,
+        info.openedAt,
+        info.closesAt,
+      )
+      .run();
+  }
+
+  async findOpen(tenantId: string, modelId: string, now: number): Promise<RoundInfo | null> {
+    const row = await this.db
+      .prepare(
+        `SELECT ${ROUND_COLUMNS} FROM rounds
+         WHERE tenant_id = ? AND model_id = ? AND stage = 'collecting' AND closes_at > ?
+         ORDER BY opened_at DESC LIMIT 1`,
+      )
+      .bind(tenantId, modelId, now)
+      .first<RoundRow>();
+    return row ? roundOf(row) : null;
+  }
+
+  async get(tenantId: string, roundId: string): Promise<RoundInfo | null> {
+    const row = await this.db
+      .prepare(`SELECT ${ROUND_COLUMNS} FROM rounds WHERE tenant_id = ? AND round_id = ?`)
+      .bind(tenantId, roundId)
+      .first<RoundRow>();
+    return row ? roundOf(row) : null;
+  }
+
+  async markEnded(
+    tenantId: string,
+    roundId: string,
+    stage: RoundStage,
+    modelVersion: number | null,
+  ): Promise<void> {
+    await this.db
+      .prepare("UPDATE rounds SET stage = ?, model_version = ? WHERE tenant_id = ? AND round_id = ?")
+      .bind(stage, modelVersion, tenantId, roundId)
+      .run();
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * The Worker entry: builds the coordinator app over D1 and Durable Object ports.
+ */
+import { createCoordinatorApp, createRoundService } from "@fedprofile/coordinator";
+import { D1ModelStore, D1RoundIndex, D1TenantStore } from "./d1-stores";
+import type { Env } from "./env";
+import { roundHostHandle } from "./round-do";
+
+export { RoundDO } from "./round-do";
+
+type App = ReturnType<typeof createCoordinatorApp>;
+const apps = new WeakMap<D1Database, App>();
+
+/** One app per isolate and database binding; building it registers every route. */
+function appFor(env: Env): App {
+  let app = apps.get(env.DB);
+  if (!app) {
+    const index = new D1RoundIndex(env.DB);
+    app = createCoordinatorApp({
+      tenants: new D1TenantStore(env.DB),
+      models: new D1ModelStore(env.DB),
+      rounds: createRoundService({
+        index,
+        hostFor: (tenantId, roundId) => roundHostHandle(env.ROUND, tenantId, roundId),
+      }),
+      allowedOrigins: (env.ALLOWED_ORIGINS ?? "*")
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    });
+    apps.set(env.DB, app);
+  }
+  return app;
+}
+
+export default {
+  fetch(request, env, ctx) {
+    return appFor(env).fetch(request, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,175 @@
+/**
+ * Bad requests never get a 500. Every route in /openapi.json is sent malformed JSON, wrong
+ * types, a missing key, a malformed key, an unknown tenant and a key of the wrong kind, plus
+ * fuzzed bodies; each must answer a 4xx with the `{error:{code,message}}` envelope.
+ */
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { call, seedTenant } from "./helpers";
+
+interface Operation {
+  method: string;
+  path: string;
+  secured: boolean;
+  hasBody: boolean;
+}
+
+let keys: Awaited<ReturnType<typeof seedTenant>>;
+let operations: Operation[] = [];
+
+const SAMPLE_PARAMS: Record<string, string> = {
+  roundId: "r_AAAAAAAAAAAAAAAAAAAAAA",
+  modelId: "activity",
+  version: "1",
+};
+const fill = (path: string) => path.replace(/\{(\w+)\}/g, (_, name: string) => SAMPLE_PARAMS[name] ?? "x");
+/** Which key kinds each route accepts (DESIGN.md: publishable = devices, secret = backends, auditor = read-only). */
+const ALLOWED_KINDS: Record<string, string[]> = {
+  "POST /v1/checkin": ["publishable"],
+  "POST /v1/rounds": ["secret"],
+  "GET /v1/rounds/{roundId}": ["publishable", "secret"],
+  "POST /v1/rounds/{roundId}/join": ["publishable"],
+  "POST /v1/rounds/{roundId}/contributions": ["publishable"],
+  "GET /v1/models/{modelId}/latest": ["publishable", "secret", "auditor"],
+  "GET /v1/models/{modelId}/versions": ["secret", "auditor"],
+  "GET /v1/models/{modelId}/versions/{version}": ["publishable", "secret", "auditor"],
+};
+const UNKNOWN_TENANT_KEY = "fp_pub_no-such-tenant.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+async function expectEnvelope(response: Response, status: number | "4xx", code?: string) {
+  const text = await response.text();
+  if (status === "4xx") expect(response.status, text).toBeGreaterThanOrEqual(400);
+  else expect(response.status, text).toBe(status);
+  expect(response.status, text).toBeLessThan(500);
+  const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+  expect(typeof body.error?.code).toBe("string");
+  expect(typeof body.error?.message).toBe("string");
+  if (code) expect(body.error?.code).toBe(code);
+}
+
+beforeAll(async () => {
+  keys = await seedTenant("fuzz-shop");
+  const doc = (await (await call("GET", "/openapi.json")).json()) as {
+    paths: Record<string, Record<string, { security?: unknown[]; requestBody?: unknown }>>;
+  };
+  for (const [path, methods] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(methods)) {
+      operations.push({
+        method: method.toUpperCase(),
+        path,
+        secured: Boolean(op.security?.length),
+        hasBody: Boolean(op.requestBody),
+      });
+    }
+  }
+});
+
+describe("every route rejects bad requests with a 4xx envelope", () => {
+  it("discovers every route from /openapi.json", () => {
+    expect(operations.length).toBeGreaterThanOrEqual(9);
+    operations = operations.filter((op) => op.secured);
+    expect(operations.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it("missing key → 401 missing_api_key", async () => {
+    for (const op of operations)
+      await expectEnvelope(await call(op.method, fill(op.path)), 401, "missing_api_key");
+  });
+
+  it("malformed key → 401 malformed_api_key", async () => {
+    for (const op of operations) {
+      await expectEnvelope(
+        await call(op.method, fill(op.path), "not-a-key", op.hasBody ? { v: 1 } : undefined),
+        401,
+        "malformed_api_key",
+      );
+    }
+  });
+
+  it("unknown tenant → 401 unknown_tenant", async () => {
+    for (const op of operations) {
+      await expectEnvelope(
+        await call(op.method, fill(op.path), UNKNOWN_TENANT_KEY, op.hasBody ? { v: 1 } : undefined),
+        401,
+        "unknown_tenant",
+      );
+    }
+  });
+
+  it("a forged key for a real tenant → 401 invalid_api_key", async () => {
+    const forged = keys.publishable.replace(/\.[^.]+$/, ".BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB");
+    for (const op of operations) {
+      await expectEnvelope(
+        await call(op.method, fill(op.path), forged, op.hasBody ? { v: 1 } : undefined),
+        401,
+        "invalid_api_key",
+      );
+    }
+  });
+
+  it("the wrong kind of key → 403 forbidden, exactly where the route's key table says", async () => {
+    const kinds = { publishable: keys.publishable, secret: keys.secret, auditor: keys.auditor };
+    for (const op of operations) {
+      const allowed = ALLOWED_KINDS[`${op.method} ${op.path}`];
+      expect(allowed, `key table has no entry for ${op.method} ${op.path}`).toBeDefined();
+      for (const [kind, key] of Object.entries(kinds)) {
+        const response = await call(op.method, fill(op.path), key, op.hasBody ? "{}" : undefined);
+        if (allowed?.includes(kind)) {
+          expect(response.status, `${kind} on ${op.method} ${op.path}`).not.toBe(403);
+          expect(response.status).toBeLessThan(500);
+        } else {
+          await expectEnvelope(response, 403, "forbidden");
+        }
+      }
+    }
+  });
+
+  it("malformed JSON → 400 malformed_json, wrong types → 400 invalid_request", async () => {
+    const bodyOps = operations.filter((op) => op.hasBody);
+    expect(bodyOps.length).toBeGreaterThanOrEqual(4);
+    for (const op of bodyOps) {
+      for (const key of [keys.publishable, keys.secret]) {
+        const malformed = await call(op.method, fill(op.path), key, '{"v": 1,');
+        if (malformed.status === 403) continue;
+        await expectEnvelope(malformed, 400, "malformed_json");
+        await expectEnvelope(
+          await call(op.method, fill(op.path), key, { v: "one", modelId: 7, dimension: "x" }),
+          400,
+          "invalid_request",
+        );
+        await expectEnvelope(await call(op.method, fill(op.path), key, [1, 2, 3]), 400, "invalid_request");
+      }
+    }
+  });
+
+  it("malformed path parameters → 400 naming the parameter", async () => {
+    for (const op of operations.filter((o) => o.path.includes("{"))) {
+      const path = op.path.replace(/\{(\w+)\}/g, "%00bad");
+      for (const key of [keys.publishable, keys.secret, keys.auditor]) {
+        const response = await call(op.method, path, key, op.hasBody ? { v: 1 } : undefined);
+        if (response.status === 403) continue;
+        await expectEnvelope(response, 400, "invalid_request");
+      }
+    }
+  });
+
+  it("fuzzed bodies and query strings never produce a 5xx", async () => {
+    const bodyOps = operations.filter((op) => op.hasBody);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...bodyOps),
+        fc.oneof(
+          fc.json(),
+          fc.string(),
+          fc.jsonValue().map((v) => JSON.stringify({ v: 1, payload: v })),
+        ),
+        async (op, body) => {
+          const key = op.path === "/v1/rounds" ? keys.secret : keys.publishable;
+          const response = await call(op.method, fill(op.path), key, body);
+          expect(response.status).toBeLessThan(500);
+        },
+      ),
+      { numRuns: 60, seed: 20261123 },
+    );
+  });
+});
