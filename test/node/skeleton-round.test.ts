@@ -15,7 +15,7 @@ function setup() {
     rounds: memory.rounds,
     clock,
   });
-  const appFetch: typeof fetch = (input, init) =>
+  const appFetch: typeof fetch = async (input, init) =>
     app.request(input instanceof Request ? input : String(input), init);
   const device = () =>
     createProfiler({
