@@ -1,0 +1,67 @@
+/**
+ * Serves the examples on 127.0.0.1: the storefront page, its esbuild bundle of the SDK, and a
+ * `config.json` naming the coordinator and the publishable key.
+ */
+import { readFile } from "node:fs/promises";
+import { type Server, createServer } from "node:http";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const EXAMPLES = dirname(fileURLToPath(import.meta.url));
+
+export interface ExampleServer {
+  url: string;
+  /** Bytes of the storefront bundle (minified). */
+  bundleBytes: number;
+  close(): Promise<void>;
+}
+
+/** Bundles the storefront for browsers (the same way a storefront would ship the SDK). */
+export async function bundleStorefront(): Promise<string> {
+  const result = await build({
+    entryPoints: [join(EXAMPLES, "storefront/main.ts")],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: true,
+    write: false,
+    logLevel: "silent",
+  });
+  const file = result.outputFiles[0];
+  if (!file) throw new Error("esbuild produced no output");
+  return file.text;
+}
+
+export async function startExampleServer(options: {
+  config: { endpoint: string; apiKey: string; modelId?: string };
+  port?: number;
+}): Promise<ExampleServer> {
+  const app = await bundleStorefront();
+  const html = await readFile(join(EXAMPLES, "storefront/index.html"), "utf8");
+  const config = JSON.stringify({ modelId: "activity", ...options.config });
+  const routes: Record<string, [string, string]> = {
+    "/": ["text/html; charset=utf-8", html],
+    "/index.html": ["text/html; charset=utf-8", html],
+    "/app.js": ["text/javascript; charset=utf-8", app],
+    "/config.json": ["application/json", config],
+  };
+  const server: Server = createServer((request, response) => {
+    const path = new URL(request.url ?? "/", "http://localhost").pathname;
+    const route = routes[path];
+    if (!route) {
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      return;
+    }
+    response.writeHead(200, { "content-type": route[0], "cache-control": "no-store" }).end(route[1]);
+  });
+  await new Promise<void>((done) => server.listen(options.port ?? 0, "127.0.0.1", done));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    bundleBytes: Buffer.byteLength(app),
+    close: () => new Promise((done) => server.close(() => done())),
+  };
+}
