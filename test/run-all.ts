@@ -4,8 +4,9 @@
  * `N passed, N failed, N skipped` line that CI reads. A failed gate counts as a failure.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as z from "zod";
+import { CHROMIUM_PATH } from "./chromium";
 
 const VitestReport = z.object({
   testResults: z.array(
@@ -32,9 +33,26 @@ function layerOf(file: string): string {
   return "node";
 }
 
+/**
+ * The browser and e2e layers need Debian's Chromium (never a downloaded browser). On a fresh
+ * Debian machine where we are root, install it, as `.ci/run` does.
+ */
+function ensureChromium(): boolean {
+  if (existsSync(CHROMIUM_PATH)) return true;
+  if (process.getuid?.() !== 0) {
+    console.error(`${CHROMIUM_PATH} is missing: install Debian's chromium (apt-get install chromium)`);
+    return false;
+  }
+  return (
+    run("apt-get update", "apt-get", ["update", "-q"]) &&
+    run("install chromium", "apt-get", ["install", "-y", "-q", "chromium"])
+  );
+}
+
 const gates: Array<[string, boolean]> = [
+  ["chromium", ensureChromium()],
   ["typecheck", run("typecheck", "npm", ["run", "--silent", "typecheck"])],
-  ["lint", run("lint", "npx", ["biome", "ci", "."])],
+  ["lint", run("lint", "npx", ["biome", "ci", "--colors=off", "."])],
 ];
 
 mkdirSync("test-results", { recursive: true });

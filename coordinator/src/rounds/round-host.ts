@@ -142,7 +142,7 @@ export function createPlainSumRoundHost(options: PlainSumRoundHostOptions): Plai
     alarm: (): Promise<void> =>
       serialised(async () => {
         const state = await store.load();
-        if (!state || state.stage !== "collecting") return;
+        if (state?.stage !== "collecting") return;
         // Alarms may fire early or be retried; only a passed deadline ends the round.
         if (clock() < state.closesAt) {
           await store.setAlarm(state.closesAt);
