@@ -20,4 +20,6 @@ if (!target) {
 }
 const module = await import(new URL(target, import.meta.url).href);
 // Each command module exports `main(argv)` resolving to an exit code.
-process.exitCode = await module.main(command === "accountant" || command === "audit" ? [command, ...args] : args);
+process.exitCode = await module.main(
+  command === "accountant" || command === "audit" ? [command, ...args] : args,
+);

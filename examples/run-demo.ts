@@ -15,8 +15,8 @@ import { parseArgs } from "node:util";
 import { decodeFloat64Vector } from "@fedprofile/coordinator/wire";
 import { createProfiler, type Profiler } from "@fedprofile/sdk";
 import { applyLocalMigrations, seedLocalTenant, startLocalCoordinator } from "../edge/scripts/local-dev";
-import { CATALOGUE } from "./storefront/catalogue";
 import { startExampleServer } from "./serve";
+import { CATALOGUE } from "./storefront/catalogue";
 
 const { values } = parseArgs({
   options: {
@@ -51,17 +51,36 @@ async function browse(profiler: Profiler, random: () => number, orderPrefix: str
   const views = 1 + Math.floor(random() * 5);
   for (let i = 0; i < views; i++) {
     const item = CATALOGUE[Math.floor(random() * CATALOGUE.length)]!;
-    await profiler.track("Product Viewed", { product_id: item.product_id, name: item.name, category: item.category, price: item.price });
+    await profiler.track("Product Viewed", {
+      product_id: item.product_id,
+      name: item.name,
+      category: item.category,
+      price: item.price,
+    });
     tracked++;
     if (random() < 0.4) {
-      await profiler.track("Product Added", { product_id: item.product_id, name: item.name, category: item.category, price: item.price, quantity: 1 });
+      await profiler.track("Product Added", {
+        product_id: item.product_id,
+        name: item.name,
+        category: item.category,
+        price: item.price,
+        quantity: 1,
+      });
       tracked++;
       if (random() < 0.5) {
         await profiler.track("Order Completed", {
           order_id: `${orderPrefix}-${i}`,
           revenue: item.price,
           currency: "GBP",
-          products: [{ product_id: item.product_id, name: item.name, category: item.category, price: item.price, quantity: 1 }],
+          products: [
+            {
+              product_id: item.product_id,
+              name: item.name,
+              category: item.category,
+              price: item.price,
+              quantity: 1,
+            },
+          ],
         });
         tracked++;
       }
@@ -84,7 +103,9 @@ async function main() {
   step("Starting the coordinator (wrangler dev, local D1 + Durable Objects)");
   const coordinator = await startLocalCoordinator({ persistTo });
   info(`coordinator: ${coordinator.url} (pid ${coordinator.pid})`);
-  const examples = await startExampleServer({ config: { endpoint: coordinator.url, apiKey: keys.publishable } });
+  const examples = await startExampleServer({
+    config: { endpoint: coordinator.url, apiKey: keys.publishable },
+  });
   info(`storefront:  ${examples.url}/ (bundle ${(examples.bundleBytes / 1024).toFixed(1)} KiB minified)`);
 
   const stopAll = async () => {
@@ -102,14 +123,24 @@ async function main() {
 
     // One device is a real browser on the storefront, when Chromium is available.
     const browserDevice = existsSync(CHROMIUM) ? await openBrowserDevice(examples.url) : null;
-    info(browserDevice ? "device 1 is headless Chromium on the storefront page" : "Chromium not found: all devices run in node");
-    const nodeDevices = browserDevice ? devices : [...devices, createProfiler({ endpoint: coordinator.url, apiKey: keys.publishable, storage: "memory" })];
+    info(
+      browserDevice
+        ? "device 1 is headless Chromium on the storefront page"
+        : "Chromium not found: all devices run in node",
+    );
+    const nodeDevices = browserDevice
+      ? devices
+      : [
+          ...devices,
+          createProfiler({ endpoint: coordinator.url, apiKey: keys.publishable, storage: "memory" }),
+        ];
     if (!browserDevice) randoms.push(rng(999));
     if (!browserDevice) eventTotals.push(0);
 
     for (let round = 1; round <= roundCount; round++) {
       step(`Round ${round}/${roundCount}: devices browse, then the round runs`);
-      for (const [i, device] of nodeDevices.entries()) eventTotals[i] = (eventTotals[i] ?? 0) + (await browse(device, randoms[i]!, `r${round}d${i}`));
+      for (const [i, device] of nodeDevices.entries())
+        eventTotals[i] = (eventTotals[i] ?? 0) + (await browse(device, randoms[i]!, `r${round}d${i}`));
       if (browserDevice) await browserDevice.browse(round);
 
       // Last round closes on its deadline alarm instead of the count, to show both paths.
@@ -128,7 +159,9 @@ async function main() {
         }),
       });
       const opened = (await open.json()) as { roundId: string };
-      info(`opened ${opened.roundId}: closes on ${byDeadline ? `its ${deadlineSeconds} s deadline (alarm)` : `${deviceCount} contributions`}`);
+      info(
+        `opened ${opened.roundId}: closes on ${byDeadline ? `its ${deadlineSeconds} s deadline (alarm)` : `${deviceCount} contributions`}`,
+      );
 
       let contributed = 0;
       const report = (who: string, outcome: { status: string; stage?: string }) => {
@@ -137,22 +170,38 @@ async function main() {
         info(`[${bar}] ${who}: ${outcome.status}${outcome.stage ? ` (round ${outcome.stage})` : ""}`);
       };
       if (browserDevice) report("device 1 (Chromium)", await browserDevice.sync());
-      for (const [i, device] of nodeDevices.entries()) report(`device ${i + (browserDevice ? 2 : 1)} (node)`, await device.sync());
+      for (const [i, device] of nodeDevices.entries())
+        report(`device ${i + (browserDevice ? 2 : 1)} (node)`, await device.sync());
 
       if (byDeadline) {
         info("waiting for the deadline alarm…");
         await waitFor(async () => {
-          const status = (await (await fetch(`${coordinator.url}/v1/rounds/${opened.roundId}`, { headers: { authorization: `Bearer ${keys.secret}` } })).json()) as { stage: string };
+          const status = (await (
+            await fetch(`${coordinator.url}/v1/rounds/${opened.roundId}`, {
+              headers: { authorization: `Bearer ${keys.secret}` },
+            })
+          ).json()) as { stage: string };
           return status.stage !== "collecting";
         }, 30_000);
       }
 
-      const latest = await fetch(`${coordinator.url}/v1/models/activity/latest`, { headers: { authorization: `Bearer ${keys.secret}` } });
-      const model = (await latest.json()) as { version: number; weights: string; contributions: number; roundId: string };
+      const latest = await fetch(`${coordinator.url}/v1/models/activity/latest`, {
+        headers: { authorization: `Bearer ${keys.secret}` },
+      });
+      const model = (await latest.json()) as {
+        version: number;
+        weights: string;
+        contributions: number;
+        roundId: string;
+      };
       const [devicesSeen, eventsSeen] = Array.from(decodeFloat64Vector(model.weights, 2));
       const expectedEvents = eventTotals.reduce((a, b) => a + b, 0) + (browserDevice?.events() ?? 0);
-      info(`published model activity v${model.version} from ${model.roundId}: ${devicesSeen} devices, ${eventsSeen} events in total`);
-      info(`devices' own count: ${deviceCount} devices, ${expectedEvents} events → ${devicesSeen === deviceCount && eventsSeen === expectedEvents ? "match ✔" : "MISMATCH ✘"}`);
+      info(
+        `published model activity v${model.version} from ${model.roundId}: ${devicesSeen} devices, ${eventsSeen} events in total`,
+      );
+      info(
+        `devices' own count: ${deviceCount} devices, ${expectedEvents} events → ${devicesSeen === deviceCount && eventsSeen === expectedEvents ? "match ✔" : "MISMATCH ✘"}`,
+      );
       if (devicesSeen !== deviceCount || eventsSeen !== expectedEvents) process.exitCode = 1;
     }
     await browserDevice?.close();
@@ -181,7 +230,14 @@ async function openBrowserDevice(storefront: string) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
   });
   const page = await browser.newPage();
   await page.goto(storefront);
@@ -195,12 +251,17 @@ async function openBrowserDevice(storefront: string) {
       await page.click(`button[data-action=add] >> nth=${round % CATALOGUE.length}`);
       await page.click("#checkout");
       events += 3;
-      await page.waitForFunction((n) => document.getElementById("profile")?.textContent?.includes(`"eventCount": ${n}`), events);
+      await page.waitForFunction(
+        (n) => document.getElementById("profile")?.textContent?.includes(`"eventCount": ${n}`),
+        events,
+      );
       return events - before;
     },
     sync: () =>
       page.evaluate(() =>
-        (window as unknown as { fedprofileDemo: { sync(): Promise<{ status: string; stage?: string }> } }).fedprofileDemo.sync(),
+        (
+          window as unknown as { fedprofileDemo: { sync(): Promise<{ status: string; stage?: string }> } }
+        ).fedprofileDemo.sync(),
       ),
     close: () => browser.close(),
   };

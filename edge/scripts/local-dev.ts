@@ -34,7 +34,9 @@ function runWrangler(args: string[], persistTo: string): Promise<string> {
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
     child.on("error", fail);
-    child.on("exit", (code) => (code === 0 ? done(output) : fail(new Error(`wrangler ${args.join(" ")} failed (${code}):\n${output}`))));
+    child.on("exit", (code) =>
+      code === 0 ? done(output) : fail(new Error(`wrangler ${args.join(" ")} failed (${code}):\n${output}`)),
+    );
   });
 }
 
@@ -49,7 +51,11 @@ export type TenantKeys = Record<ApiKeyKind, string>;
  * Creates (or reuses) tenant `tenantId` and issues it a fresh key of each kind. Only the keys'
  * SHA-256 digests are stored; the keys themselves are printed once and kept by the caller.
  */
-export async function seedLocalTenant(persistTo: string, tenantId: string, name = tenantId): Promise<TenantKeys> {
+export async function seedLocalTenant(
+  persistTo: string,
+  tenantId: string,
+  name = tenantId,
+): Promise<TenantKeys> {
   const keys = generateTenantKeys(tenantId);
   const now = Date.now();
   const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
@@ -93,7 +99,11 @@ export interface LocalCoordinator {
 }
 
 /** Starts `wrangler dev` on 127.0.0.1 and resolves once `/v1/health` answers. */
-export async function startLocalCoordinator(options: { persistTo: string; port?: number; timeoutMs?: number }): Promise<LocalCoordinator> {
+export async function startLocalCoordinator(options: {
+  persistTo: string;
+  port?: number;
+  timeoutMs?: number;
+}): Promise<LocalCoordinator> {
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const child: ChildProcess = spawn(
@@ -113,7 +123,12 @@ export async function startLocalCoordinator(options: { persistTo: string; port?:
       "--log-level",
       "warn",
     ],
-    { cwd: REPO_ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true },
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...OFFLINE_ENV },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    },
   );
   let output = "";
   child.stdout?.on("data", (chunk) => (output += chunk));
@@ -121,7 +136,12 @@ export async function startLocalCoordinator(options: { persistTo: string; port?:
   const pid = child.pid;
   if (pid === undefined) throw new Error("wrangler dev did not start");
   let exited = false;
-  const exitedPromise = new Promise<void>((done) => child.on("exit", () => ((exited = true), done())));
+  const exitedPromise = new Promise<void>((done) =>
+    child.on("exit", () => {
+      exited = true;
+      done();
+    }),
+  );
 
   const stop = async () => {
     if (exited) return;

@@ -6,7 +6,10 @@ import { parseArgs } from "node:util";
 import { applyLocalMigrations, seedLocalTenant } from "./local-dev";
 
 const { values } = parseArgs({
-  options: { tenant: { type: "string", default: "demo" }, "persist-to": { type: "string", default: ".wrangler/state" } },
+  options: {
+    tenant: { type: "string", default: "demo" },
+    "persist-to": { type: "string", default: ".wrangler/state" },
+  },
 });
 const persistTo = values["persist-to"];
 await applyLocalMigrations(persistTo);

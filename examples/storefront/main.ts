@@ -13,7 +13,9 @@ interface DemoConfig {
 
 async function loadConfig(): Promise<DemoConfig> {
   const params = new URLSearchParams(location.search);
-  const fromServer = (await fetch("./config.json").then((r) => (r.ok ? r.json() : {}))) as Partial<DemoConfig>;
+  const fromServer = (await fetch("./config.json").then((r) =>
+    r.ok ? r.json() : {},
+  )) as Partial<DemoConfig>;
   return {
     endpoint: params.get("endpoint") ?? fromServer.endpoint ?? "http://127.0.0.1:8787",
     apiKey: params.get("key") ?? fromServer.apiKey ?? "",
@@ -37,28 +39,61 @@ async function render(profiler: Profiler) {
 
 async function main() {
   const config = await loadConfig();
-  const profiler = createProfiler({ endpoint: config.endpoint, apiKey: config.apiKey, dbName: "fedprofile-demo" });
+  const profiler = createProfiler({
+    endpoint: config.endpoint,
+    apiKey: config.apiKey,
+    dbName: "fedprofile-demo",
+  });
   profiler.on((event) => {
     if (event.type === "error") log(`error: ${event.error.message}`);
     if (event.type === "storage") log(`storage: ${event.kind} (${event.reason})`);
   });
 
   const view = (item: CatalogueItem) =>
-    profiler.track("Product Viewed", { product_id: item.product_id, sku: item.sku, name: item.name, category: item.category, price: item.price });
+    profiler.track("Product Viewed", {
+      product_id: item.product_id,
+      sku: item.sku,
+      name: item.name,
+      category: item.category,
+      price: item.price,
+    });
   const add = (item: CatalogueItem) => {
     cart.push(item);
-    return profiler.track("Product Added", { product_id: item.product_id, sku: item.sku, name: item.name, category: item.category, price: item.price, quantity: 1 });
+    return profiler.track("Product Added", {
+      product_id: item.product_id,
+      sku: item.sku,
+      name: item.name,
+      category: item.category,
+      price: item.price,
+      quantity: 1,
+    });
   };
   const checkout = () => {
     if (cart.length === 0) return Promise.resolve();
     orders += 1;
-    const products = cart.splice(0).map((item) => ({ product_id: item.product_id, sku: item.sku, name: item.name, category: item.category, price: item.price, quantity: 1 }));
+    const products = cart.splice(0).map((item) => ({
+      product_id: item.product_id,
+      sku: item.sku,
+      name: item.name,
+      category: item.category,
+      price: item.price,
+      quantity: 1,
+    }));
     const revenue = products.reduce((sum, p) => sum + p.price, 0);
-    return profiler.track("Order Completed", { order_id: `demo-${Date.now()}-${orders}`, revenue, currency: "GBP", products });
+    return profiler.track("Order Completed", {
+      order_id: `demo-${Date.now()}-${orders}`,
+      revenue,
+      currency: "GBP",
+      products,
+    });
   };
   const sync = async () => {
     const outcome = await profiler.sync(config.modelId);
-    log(outcome.status === "contributed" ? `contributed to ${outcome.roundId} (${outcome.contributions} so far, ${outcome.stage})` : outcome.status);
+    log(
+      outcome.status === "contributed"
+        ? `contributed to ${outcome.roundId} (${outcome.contributions} so far, ${outcome.stage})`
+        : outcome.status,
+    );
     return outcome;
   };
 
@@ -69,8 +104,12 @@ async function main() {
     card.innerHTML = `<h3></h3><div class="meta"></div>`;
     (card.querySelector("h3") as HTMLElement).textContent = item.name;
     (card.querySelector(".meta") as HTMLElement).textContent = `${item.category} · £${item.price.toFixed(2)}`;
-    for (const [label, action] of [["View", view], ["Add to cart", add]] as const) {
+    for (const [label, action] of [
+      ["View", view],
+      ["Add to cart", add],
+    ] as const) {
       const button = document.createElement("button");
+      button.type = "button";
       button.textContent = label;
       button.dataset.product = item.product_id;
       button.dataset.action = label === "View" ? "view" : "add";
@@ -80,12 +119,17 @@ async function main() {
     grid.append(card);
   }
   byId("checkout").addEventListener("click", () => void checkout().then(() => render(profiler)));
-  byId("sync").addEventListener("click", () => void sync().catch((e: Error) => log(`sync failed: ${e.message}`)));
+  byId("sync").addEventListener(
+    "click",
+    () => void sync().catch((e: Error) => log(`sync failed: ${e.message}`)),
+  );
   byId("forget").addEventListener("click", () => void profiler.forget().then(() => render(profiler)));
 
   await profiler.ready;
   await render(profiler);
-  Object.assign(window, { fedprofileDemo: { profiler, view, add, checkout, sync, catalogue: CATALOGUE, ready: true } });
+  Object.assign(window, {
+    fedprofileDemo: { profiler, view, add, checkout, sync, catalogue: CATALOGUE, ready: true },
+  });
   document.body.dataset.ready = "true";
 }
 

@@ -8,14 +8,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeFloat64Vector } from "@fedprofile/coordinator/wire";
-import { type Browser, type Page, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  type LocalCoordinator,
-  type TenantKeys,
   applyLocalMigrations,
+  type LocalCoordinator,
   seedLocalTenant,
   startLocalCoordinator,
+  type TenantKeys,
 } from "../../edge/scripts/local-dev";
 import { type ExampleServer, startExampleServer } from "../../examples/serve";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../chromium";
@@ -59,7 +59,14 @@ describe("walking skeleton in Chromium against wrangler dev", () => {
     const open = await fetch(`${coordinator.url}/v1/rounds`, {
       method: "POST",
       headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
-      body: JSON.stringify({ v: 1, modelId: "activity", dimension: 2, minContributions: 3, maxContributions: 3, deadlineSeconds: 120 }),
+      body: JSON.stringify({
+        v: 1,
+        modelId: "activity",
+        dimension: 2,
+        minContributions: 3,
+        maxContributions: 3,
+        deadlineSeconds: 120,
+      }),
     });
     expect(open.status).toBe(201);
 
@@ -70,27 +77,56 @@ describe("walking skeleton in Chromium against wrangler dev", () => {
       for (let v = 0; v <= i; v++) await page.click(`button[data-action=view] >> nth=${v}`);
       await page.click("button[data-action=add] >> nth=0");
       if (i === 2) await page.click("#checkout");
-      await page.waitForFunction((n) => document.getElementById("profile")?.textContent?.includes(`"eventCount": ${n}`), expectedEvents[i]);
+      await page.waitForFunction(
+        (n) => document.getElementById("profile")?.textContent?.includes(`"eventCount": ${n}`),
+        expectedEvents[i],
+      );
     }
 
     const outcomes = [];
-    for (const page of devices) outcomes.push(await page.evaluate(() => (window as unknown as { fedprofileDemo: { sync(): Promise<{ status: string; stage?: string }> } }).fedprofileDemo.sync()));
+    for (const page of devices)
+      outcomes.push(
+        await page.evaluate(() =>
+          (
+            window as unknown as { fedprofileDemo: { sync(): Promise<{ status: string; stage?: string }> } }
+          ).fedprofileDemo.sync(),
+        ),
+      );
     expect(outcomes.map((o) => o.status)).toEqual(["contributed", "contributed", "contributed"]);
     expect(outcomes[2]?.stage).toBe("closed");
 
-    const latest = await fetch(`${coordinator.url}/v1/models/activity/latest`, { headers: { authorization: `Bearer ${keys.secret}` } });
+    const latest = await fetch(`${coordinator.url}/v1/models/activity/latest`, {
+      headers: { authorization: `Bearer ${keys.secret}` },
+    });
     const model = (await latest.json()) as { version: number; weights: string; contributions: number };
     expect(model).toMatchObject({ version: 1, contributions: 3 });
     expect(Array.from(decodeFloat64Vector(model.weights, 2))).toEqual([3, 10]);
 
     // The page itself can pull the new model.
-    const pulled = await devices[0]!.evaluate(() => (window as unknown as { fedprofileDemo: { profiler: { pullModel(): Promise<{ version: number } | null> } } }).fedprofileDemo.profiler.pullModel());
+    const pulled = await devices[0]!.evaluate(() =>
+      (
+        window as unknown as {
+          fedprofileDemo: { profiler: { pullModel(): Promise<{ version: number } | null> } };
+        }
+      ).fedprofileDemo.profiler.pullModel(),
+    );
     expect(pulled?.version).toBe(1);
   });
 
   it("no request body carries a raw event, product id, order id or price", () => {
     expect(bodies.length).toBeGreaterThanOrEqual(9);
-    const forbidden = ["Product Viewed", "Product Added", "Order Completed", "product_id", "order_id", "85123A", "22423", "revenue", "2.55", "GBP"];
+    const forbidden = [
+      "Product Viewed",
+      "Product Added",
+      "Order Completed",
+      "product_id",
+      "order_id",
+      "85123A",
+      "22423",
+      "revenue",
+      "2.55",
+      "GBP",
+    ];
     for (const body of bodies) for (const needle of forbidden) expect(body).not.toContain(needle);
   });
 });
