@@ -18,17 +18,6 @@ import { applyLocalMigrations, seedLocalTenant, startLocalCoordinator } from "..
 import { startExampleServer } from "./serve";
 import { CATALOGUE } from "./storefront/catalogue";
 
-const { values } = parseArgs({
-  options: {
-    devices: { type: "string", default: "8" },
-    rounds: { type: "string", default: "2" },
-    serve: { type: "boolean", default: false },
-    "persist-to": { type: "string", default: ".wrangler/state" },
-  },
-});
-const deviceCount = Math.max(3, Number(values.devices));
-const roundCount = Math.max(1, Number(values.rounds));
-const persistTo = values["persist-to"];
 const CHROMIUM = "/usr/bin/chromium";
 
 const step = (text: string) => console.log(`\n▶ ${text}`);
@@ -89,7 +78,22 @@ async function browse(profiler: Profiler, random: () => number, orderPrefix: str
   return tracked;
 }
 
-async function main() {
+/** Runs the demo; `argv` takes the options listed above. Resolves to the exit code. */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      devices: { type: "string", default: "8" },
+      rounds: { type: "string", default: "2" },
+      serve: { type: "boolean", default: false },
+      "persist-to": { type: "string", default: ".wrangler/state" },
+    },
+  });
+  const deviceCount = Math.max(3, Number(values.devices));
+  const roundCount = Math.max(1, Number(values.rounds));
+  const persistTo = values["persist-to"];
+  let exitCode = 0;
+
   const started = Date.now();
   console.log(`fedprofile demo: ${deviceCount} devices, ${roundCount} rounds, state in ${persistTo}`);
 
@@ -202,7 +206,7 @@ async function main() {
       info(
         `devices' own count: ${deviceCount} devices, ${expectedEvents} events → ${devicesSeen === deviceCount && eventsSeen === expectedEvents ? "match ✔" : "MISMATCH ✘"}`,
       );
-      if (devicesSeen !== deviceCount || eventsSeen !== expectedEvents) process.exitCode = 1;
+      if (devicesSeen !== deviceCount || eventsSeen !== expectedEvents) exitCode = 1;
     }
     await browserDevice?.close();
 
@@ -214,6 +218,7 @@ async function main() {
   } finally {
     if (!values.serve) await stopAll();
   }
+  return exitCode;
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number) {
@@ -267,4 +272,4 @@ async function openBrowserDevice(storefront: string) {
   };
 }
 
-await main();
+if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = await main();
