@@ -35,7 +35,29 @@ export interface CoordinatorClientOptions {
   /** The tenant's publishable key (`fp_pub_…`). */
   apiKey: string;
   fetch?: typeof fetch;
+  /** Retry policy for flaky links (mobile webviews); set `attempts: 1` to disable. */
+  retry?: RetryOptions;
 }
+
+/**
+ * Retries with full-jitter exponential backoff (AWS Architecture Blog, "Exponential Backoff
+ * and Jitter"), only where a retry is safe and useful: network failures, 429 and 5xx. A 4xx
+ * is the caller's mistake and is never retried. Every device route is idempotent or guarded
+ * server-side against duplicates, so a retried POST cannot count twice.
+ */
+export interface RetryOptions {
+  /** Total attempts including the first (default 4). */
+  attempts?: number;
+  /** First backoff cap in ms (default 250); doubles per attempt. */
+  baseDelayMs?: number;
+  /** Largest backoff in ms (default 5000). */
+  maxDelayMs?: number;
+  /** Injectable for tests. */
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+const RETRYABLE_STATUS = (status: number) => status === 0 || status === 429 || status >= 500;
 
 export interface CoordinatorClient {
   checkin(modelId: string): Promise<CheckinResponse>;
@@ -55,7 +77,30 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
   const base = options.endpoint.replace(/\/+$/, "");
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
 
+  const attempts = Math.max(1, options.retry?.attempts ?? 4);
+  const baseDelay = options.retry?.baseDelayMs ?? 250;
+  const maxDelay = options.retry?.maxDelayMs ?? 5000;
+  const sleep = options.retry?.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
+  const random = options.retry?.random ?? Math.random;
+
   async function call<T extends z.ZodType>(
+    schema: T,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<z.infer<T>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await callOnce(schema, method, path, body);
+      } catch (error) {
+        const retryable = error instanceof SyncError && RETRYABLE_STATUS(error.status);
+        if (!retryable || attempt >= attempts) throw error;
+        await sleep(random() * Math.min(maxDelay, baseDelay * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  async function callOnce<T extends z.ZodType>(
     schema: T,
     method: string,
     path: string,

@@ -3,7 +3,7 @@
  * skeleton's protocol; SecAgg+ replaces `contribute` with its masked stages.
  */
 import { encodeFloat64Vector } from "@fedprofile/coordinator/wire";
-import type { CoordinatorClient } from "./coordinator-client";
+import { type CoordinatorClient, SyncError } from "./coordinator-client";
 
 export type RoundOutcome =
   | { status: "no-round"; latestModelVersion: number | null }
@@ -30,16 +30,28 @@ export async function participateInPlainRound(
   if (vector.length !== joined.dimension) {
     throw new RangeError(`vector: expected dimension ${joined.dimension}, got ${vector.length}`);
   }
-  const accepted = await client.contribute(
-    round.roundId,
-    joined.participantId,
-    joined.participantToken,
-    encodeFloat64Vector(vector),
-  );
-  return {
-    status: "contributed",
-    roundId: round.roundId,
-    contributions: accepted.contributions,
-    stage: accepted.stage,
-  };
+  try {
+    const accepted = await client.contribute(
+      round.roundId,
+      joined.participantId,
+      joined.participantToken,
+      encodeFloat64Vector(vector),
+    );
+    return {
+      status: "contributed",
+      roundId: round.roundId,
+      contributions: accepted.contributions,
+      stage: accepted.stage,
+    };
+  } catch (error) {
+    // A retry after a lost response finds our own contribution already counted: that is success.
+    if (!(error instanceof SyncError && error.code === "duplicate_contribution")) throw error;
+    const status = await client.roundStatus(round.roundId);
+    return {
+      status: "contributed",
+      roundId: round.roundId,
+      contributions: status.contributions,
+      stage: status.stage,
+    };
+  }
 }
