@@ -1,0 +1,91 @@
+/**
+ * Mask arithmetic over Z_(2^m) and the share-box payload, shared by the client and the server so
+ * both sides compute byte-identical values (Bonawitz et al. §4, rounds 1-2 and 4).
+ *
+ * Device u sends y_u = x_u + PRG(b_u) + Σ_{v ∈ N(u) ∩ U2} Δ_{u,v} · PRG(s_{u,v})  (mod 2^m),
+ * with Δ_{u,v} = +1 if u < v and -1 if u > v, so each pairwise mask appears once with each sign
+ * and cancels in Σ y_u whenever both ends survive.
+ */
+import { SIZES } from "./constants";
+import { expandMask, MASK_PRG, type Prg } from "./prg";
+import { decodeShareValues, encodeShareValues, type Share, shareSize } from "./shamir";
+
+/** Size of one serialised share of a 32-byte secret (11 field elements). */
+export const SHARE_BYTES = shareSize(SIZES.seed);
+
+/** Plaintext of a share box: share of b_u ‖ share of s_u^SK. */
+export const BOX_PLAINTEXT_BYTES = 2 * SHARE_BYTES;
+
+/** Ciphertext of a share box (plaintext + Poly1305 tag). */
+export const BOX_BYTES = BOX_PLAINTEXT_BYTES + SIZES.boxOverhead;
+
+/** The sign Δ_{u,v} with which device u adds the mask it shares with v. */
+export function pairwiseSign(u: number, v: number): 1 | -1 {
+  return u < v ? 1 : -1;
+}
+
+/** acc ← acc + sign · mask (mod 2^m), in place. Words stay in [0, 2^m). */
+export function addMaskInPlace(acc: Uint32Array, mask: Uint32Array, sign: 1 | -1, modulusBits: number): void {
+  if (acc.length !== mask.length)
+    throw new RangeError(`mask length ${mask.length} ≠ vector length ${acc.length}`);
+  const n = acc.length;
+  if (modulusBits === 32) {
+    // Uint32Array stores reduce mod 2^32 (ToUint32), for sums and differences alike.
+    if (sign === 1) for (let i = 0; i < n; i++) acc[i] = (acc[i] as number) + (mask[i] as number);
+    else for (let i = 0; i < n; i++) acc[i] = (acc[i] as number) - (mask[i] as number);
+    return;
+  }
+  // With m ≤ 31 both operands are < 2^31, so the int32 result of ± is exact and & reduces it.
+  const m = 2 ** modulusBits - 1;
+  if (sign === 1) for (let i = 0; i < n; i++) acc[i] = ((acc[i] as number) + (mask[i] as number)) & m;
+  else for (let i = 0; i < n; i++) acc[i] = ((acc[i] as number) - (mask[i] as number)) & m;
+}
+
+/** One mask to add or remove: a PRG seed and a sign. */
+export interface MaskJob {
+  seed: Uint8Array;
+  sign: 1 | -1;
+}
+
+/**
+ * Expands every job's mask and adds it into `acc`. Expansions run `concurrency` at a time: the
+ * AES-CTR PRG is asynchronous, and overlapping calls keeps WebCrypto's worker threads busy.
+ */
+export async function applyMasks(
+  acc: Uint32Array,
+  jobs: readonly MaskJob[],
+  modulusBits: number,
+  prg: Prg = MASK_PRG,
+  concurrency = 8,
+): Promise<void> {
+  for (let i = 0; i < jobs.length; i += concurrency) {
+    const batch = jobs.slice(i, i + concurrency);
+    const masks = await Promise.all(batch.map((job) => expandMask(job.seed, acc.length, modulusBits, prg)));
+    for (const [j, mask] of masks.entries())
+      addMaskInPlace(acc, mask, (batch[j] as MaskJob).sign, modulusBits);
+  }
+}
+
+/** Serialises the share-box plaintext for one neighbour. */
+export function encodeBoxPlaintext(bShare: Share, sShare: Share): Uint8Array {
+  const out = new Uint8Array(BOX_PLAINTEXT_BYTES);
+  out.set(encodeShareValues(bShare), 0);
+  out.set(encodeShareValues(sShare), SHARE_BYTES);
+  return out;
+}
+
+/** Parses a share-box plaintext received by device `holder` (its share point is holder + 1). */
+export function decodeBoxPlaintext(holder: number, plaintext: Uint8Array): { bShare: Share; sShare: Share } {
+  if (plaintext.length !== BOX_PLAINTEXT_BYTES) {
+    throw new RangeError(`share box: expected ${BOX_PLAINTEXT_BYTES} bytes, got ${plaintext.length}`);
+  }
+  return {
+    bShare: decodeShareValues(sharePoint(holder), plaintext.subarray(0, SHARE_BYTES), SIZES.seed),
+    sShare: decodeShareValues(sharePoint(holder), plaintext.subarray(SHARE_BYTES), SIZES.seed),
+  };
+}
+
+/** The Shamir evaluation point of the share held by `slot`: slot + 1 (never zero). */
+export function sharePoint(slot: number): number {
+  return slot + 1;
+}

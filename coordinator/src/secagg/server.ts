@@ -1,0 +1,586 @@
+/**
+ * The server side of SecAgg+ (Bonawitz et al. CCS 2017 §4, Fig. 5; Bell et al. CCS 2020 graph):
+ * one pure-ish function per stage, `handle<Stage>(state, message, now) -> {state, reply, changed}`,
+ * plus `onDeadline(state, now)` for stage time limits and `viewFor(state, slot)` for what each
+ * device fetches next. Inputs are never mutated; the returned state shares unchanged parts.
+ * `changed` lists the storage entries (`toStorageEntries`) a host must write.
+ *
+ * A stage closes when every eligible device has answered or when its deadline passes; devices
+ * that did not answer are dropped. Each close checks that every device whose secrets may be
+ * needed still has at least t share holders among its neighbours; otherwise the round aborts
+ * before anything more is revealed (Bonawitz §4: "if |U_i| < t, abort").
+ */
+import nacl from "tweetnacl";
+import type {
+  AdvertiseKeysMessage,
+  ConsistencyCheckMessage,
+  MaskedInputMessage,
+  SecAggAck,
+  SecAggServerView,
+  ShareKeysMessage,
+  UnmaskMessage,
+} from "../wire/secagg";
+import { base64ToBytes, bytesToBase64, encodeSlotSet, wordsToBytes } from "./bytes";
+import { ERROR_CODES, SECAGG_VERSION, SIZES, type Stage } from "./constants";
+import { packedLength, unpackWords } from "./encoding";
+import { expectLength, ProtocolError } from "./errors";
+import { buildNeighbourGraph, type NeighbourGraph } from "./graph";
+import { admit, parseClientMessage } from "./guard";
+import { addMaskInPlace, BOX_BYTES, SHARE_BYTES } from "./masking";
+import {
+  type Advance,
+  abortRound,
+  CORE_KEY,
+  type DeviceRecord,
+  deviceKey,
+  maskedSumWords,
+  roundStages,
+  type ServerRoundState,
+  SUM_KEY,
+} from "./state";
+import { finalizeUnmask, type UnmaskOptions } from "./unmask";
+
+/** Result of accepting a message. */
+export interface Transition {
+  state: ServerRoundState;
+  reply: SecAggAck;
+  /** Storage entries to write (`core`, `sum`, `device:<slot>`). */
+  changed: string[];
+}
+
+const graphCache = new WeakMap<readonly number[], NeighbourGraph>();
+
+/** The round's neighbour graph over U1 (cached per members array; rebuilt after a restart). */
+export function roundGraph(state: ServerRoundState): NeighbourGraph {
+  const members = state.members;
+  if (members === null) throw new RangeError("the neighbour graph exists once advertise-keys has closed");
+  let graph = graphCache.get(members);
+  if (!graph) {
+    graph = buildNeighbourGraph(base64ToBytes(state.config.graphSeed), members, state.config.k);
+    graphCache.set(members, graph);
+  }
+  return graph;
+}
+
+function ack(state: ServerRoundState, slot: number, stage: Stage): SecAggAck {
+  return { v: SECAGG_VERSION, roundId: state.config.roundId, slot, stage, accepted: true };
+}
+
+function withDevice(
+  state: ServerRoundState,
+  slot: number,
+  update: (r: DeviceRecord) => DeviceRecord,
+): ServerRoundState {
+  const current = state.devices[String(slot)] ?? { digests: {} };
+  return { ...state, devices: { ...state.devices, [String(slot)]: update(current) } };
+}
+
+function submitted(state: ServerRoundState, stage: Stage): number[] {
+  const out: number[] = [];
+  for (const [slot, record] of Object.entries(state.devices))
+    if (record.digests[stage] !== undefined) out.push(Number(slot));
+  return out.sort((a, b) => a - b);
+}
+
+/** Cheap small-order test: X25519 with any clamped scalar is zero exactly on the small subgroup. */
+const PROBE_SCALAR = new Uint8Array(SIZES.key).fill(9);
+function hasSmallOrder(publicKey: Uint8Array): boolean {
+  return nacl.scalarMult(PROBE_SCALAR, publicKey).every((b) => b === 0);
+}
+
+/** Stage 0: record a device's two public keys (Bonawitz round 0, "AdvertiseKeys"). */
+export async function handleAdvertiseKeys(
+  state: ServerRoundState,
+  input: unknown,
+  now: number,
+): Promise<Transition> {
+  const { message, digest } = admit(state, input, "advertise-keys");
+  const cPk = decodeKey("cPk", message.cPk);
+  const sPk = decodeKey("sPk", message.sPk);
+  if (message.cPk === message.sPk)
+    throw new ProtocolError(ERROR_CODES.badKey, "cPk and sPk must differ", { stage: "advertise-keys" });
+  if (hasSmallOrder(cPk) || hasSmallOrder(sPk)) {
+    throw new ProtocolError(ERROR_CODES.badKey, "public key has small order", { stage: "advertise-keys" });
+  }
+  for (const [slot, record] of Object.entries(state.devices)) {
+    if (
+      record.cPk === message.cPk ||
+      record.sPk === message.sPk ||
+      record.cPk === message.sPk ||
+      record.sPk === message.cPk
+    ) {
+      throw new ProtocolError(ERROR_CODES.badKey, `public key already advertised by slot ${slot}`, {
+        stage: "advertise-keys",
+      });
+    }
+  }
+  const next = withDevice(state, message.slot, (r) => ({
+    ...r,
+    cPk: message.cPk,
+    sPk: message.sPk,
+    digests: { ...r.digests, "advertise-keys": digest },
+  }));
+  return accept(next, message, now);
+}
+
+function decodeKey(field: string, text: string): Uint8Array {
+  const bytes = base64ToBytes(text);
+  expectLength(field, bytes, SIZES.key, "advertise-keys");
+  return bytes;
+}
+
+/** Stage 1: store one sealed share box per neighbour (round 1, "ShareKeys"). */
+export async function handleShareKeys(
+  state: ServerRoundState,
+  input: unknown,
+  now: number,
+): Promise<Transition> {
+  const { message, digest } = admit(state, input, "share-keys");
+  const graph = roundGraph(state);
+  const expected = new Set(graph.neighbours(message.slot));
+  const seen = new Set<number>();
+  for (const { to, ct } of message.shares) {
+    if (!expected.has(to)) {
+      throw new ProtocolError(
+        ERROR_CODES.foreign,
+        `share addressed to slot ${to}, not a neighbour of ${message.slot}`,
+        {
+          stage: "share-keys",
+        },
+      );
+    }
+    if (seen.has(to))
+      throw new ProtocolError(ERROR_CODES.malformed, `two shares for slot ${to}`, { stage: "share-keys" });
+    seen.add(to);
+    expectLength(`shares[to=${to}].ct`, base64ToBytes(ct), BOX_BYTES, "share-keys");
+  }
+  if (seen.size !== expected.size) {
+    throw new ProtocolError(
+      ERROR_CODES.wrongLength,
+      `expected ${expected.size} shares (one per neighbour), got ${seen.size}`,
+      {
+        stage: "share-keys",
+      },
+    );
+  }
+  const next = withDevice(state, message.slot, (r) => ({
+    ...r,
+    boxes: message.shares.map(({ to, ct }) => [to, ct] as [number, string]),
+    digests: { ...r.digests, "share-keys": digest },
+  }));
+  return accept(next, message, now);
+}
+
+/**
+ * Stage 2: add the masked input y_u into the running sum (round 2, "MaskedInputCollection").
+ * The vector itself is not kept: only Σ y_u mod 2^m.
+ */
+export async function handleMaskedInput(
+  state: ServerRoundState,
+  input: unknown,
+  now: number,
+): Promise<Transition> {
+  const { message, digest } = admit(state, input, "masked-input");
+  const { dimension, modulusBits } = state.config;
+  const bytes = base64ToBytes(message.masked);
+  expectLength("masked", bytes, packedLength(dimension, modulusBits), "masked-input");
+  let words: Uint32Array;
+  try {
+    words = unpackWords(bytes, dimension, modulusBits);
+  } catch (cause) {
+    throw new ProtocolError(ERROR_CODES.outOfRange, "masked: nonzero padding bits", {
+      cause,
+      stage: "masked-input",
+    });
+  }
+  const sum = maskedSumWords(state);
+  addMaskInPlace(sum, words, 1, modulusBits);
+  const next = withDevice({ ...state, maskedSum: bytesToBase64(wordsToBytes(sum)) }, message.slot, (r) => ({
+    ...r,
+    digests: { ...r.digests, "masked-input": digest },
+  }));
+  const result = await accept(next, message, now);
+  return { ...result, changed: unique([...result.changed, SUM_KEY]) };
+}
+
+/** Stage 3: store one consistency tag per surviving neighbour (round 3, "ConsistencyCheck"). */
+export async function handleConsistencyCheck(
+  state: ServerRoundState,
+  input: unknown,
+  now: number,
+): Promise<Transition> {
+  const { message, digest } = admit(state, input, "consistency-check");
+  const survivors = new Set(state.survivors ?? []);
+  const expected = new Set(
+    roundGraph(state)
+      .neighbours(message.slot)
+      .filter((v) => survivors.has(v)),
+  );
+  const seen = new Set<number>();
+  for (const { to, tag } of message.tags) {
+    if (!expected.has(to)) {
+      throw new ProtocolError(ERROR_CODES.foreign, `tag addressed to slot ${to}, not a surviving neighbour`, {
+        stage: "consistency-check",
+      });
+    }
+    if (seen.has(to))
+      throw new ProtocolError(ERROR_CODES.malformed, `two tags for slot ${to}`, {
+        stage: "consistency-check",
+      });
+    seen.add(to);
+    expectLength(`tags[to=${to}].tag`, base64ToBytes(tag), SIZES.tag, "consistency-check");
+  }
+  if (seen.size !== expected.size) {
+    throw new ProtocolError(ERROR_CODES.wrongLength, `expected ${expected.size} tags, got ${seen.size}`, {
+      stage: "consistency-check",
+    });
+  }
+  const next = withDevice(state, message.slot, (r) => ({
+    ...r,
+    tags: message.tags.map(({ to, tag }) => [to, tag] as [number, string]),
+    digests: { ...r.digests, "consistency-check": digest },
+  }));
+  return accept(next, message, now);
+}
+
+/**
+ * Stage 4: store revealed shares (round 4, "Unmasking"): b-shares exactly for surviving
+ * neighbours that shared, s-shares exactly for dropped ones, never both for one neighbour.
+ */
+export async function handleUnmask(
+  state: ServerRoundState,
+  input: unknown,
+  now: number,
+  options: UnmaskOptions = {},
+): Promise<Transition> {
+  const { message, digest } = admit(state, input, "unmask");
+  const survivors = new Set(state.survivors ?? []);
+  const sharers = new Set(state.sharers ?? []);
+  const holders = roundGraph(state)
+    .neighbours(message.slot)
+    .filter((u) => sharers.has(u));
+  checkReveals("bShares", message.bShares, new Set(holders.filter((u) => survivors.has(u))));
+  checkReveals("sShares", message.sShares, new Set(holders.filter((u) => !survivors.has(u))));
+  const next = withDevice(state, message.slot, (r) => ({
+    ...r,
+    bShares: message.bShares.map(({ of, share }) => [of, share] as [number, string]),
+    sShares: message.sShares.map(({ of, share }) => [of, share] as [number, string]),
+    digests: { ...r.digests, unmask: digest },
+  }));
+  return accept(next, message, now, options);
+}
+
+function checkReveals(field: string, reveals: UnmaskMessage["bShares"], expected: Set<number>): void {
+  const seen = new Set<number>();
+  for (const { of, share } of reveals) {
+    if (!expected.has(of)) {
+      throw new ProtocolError(
+        ERROR_CODES.foreign,
+        `${field}: no ${field === "bShares" ? "b" : "s"}-share of slot ${of} is due`,
+        {
+          stage: "unmask",
+        },
+      );
+    }
+    if (seen.has(of))
+      throw new ProtocolError(ERROR_CODES.malformed, `${field}: two shares of slot ${of}`, {
+        stage: "unmask",
+      });
+    seen.add(of);
+    expectLength(`${field}[of=${of}].share`, base64ToBytes(share), SHARE_BYTES, "unmask");
+  }
+  if (seen.size !== expected.size) {
+    throw new ProtocolError(
+      ERROR_CODES.wrongLength,
+      `${field}: expected ${expected.size} shares, got ${seen.size}`,
+      {
+        stage: "unmask",
+      },
+    );
+  }
+}
+
+/** Dispatches any client message to its stage handler. */
+export function handleMessage(
+  state: ServerRoundState,
+  input: unknown,
+  now: number,
+  options: UnmaskOptions = {},
+): Promise<Transition> {
+  const message = parseClientMessage(input);
+  switch (message.stage) {
+    case "advertise-keys":
+      return handleAdvertiseKeys(state, message, now);
+    case "share-keys":
+      return handleShareKeys(state, message, now);
+    case "masked-input":
+      return handleMaskedInput(state, message, now);
+    case "consistency-check":
+      return handleConsistencyCheck(state, message, now);
+    case "unmask":
+      return handleUnmask(state, message, now, options);
+  }
+}
+
+type Accepted =
+  | AdvertiseKeysMessage
+  | ShareKeysMessage
+  | MaskedInputMessage
+  | ConsistencyCheckMessage
+  | UnmaskMessage;
+
+/** Records acceptance and closes the stage early once every eligible device has answered. */
+async function accept(
+  state: ServerRoundState,
+  message: Accepted,
+  now: number,
+  options: UnmaskOptions = {},
+): Promise<Transition> {
+  const changed = [CORE_KEY, deviceKey(message.slot)];
+  const stage = message.stage;
+  const expected = stage === "advertise-keys" ? state.config.cohortSize : (eligibleCount(state, stage) ?? 0);
+  let next = state;
+  if (submitted(state, stage).length >= expected) {
+    const closed = await closeStage(state, now, options);
+    next = closed.state;
+    changed.push(...closed.changed);
+  }
+  return { state: next, reply: ack(next, message.slot, stage), changed: unique(changed) };
+}
+
+function eligibleCount(state: ServerRoundState, stage: Stage): number | null {
+  switch (stage) {
+    case "share-keys":
+      return state.members?.length ?? null;
+    case "masked-input":
+      return state.sharers?.length ?? null;
+    case "consistency-check":
+      return state.survivors?.length ?? null;
+    case "unmask":
+      return (state.config.consistencyCheck ? state.checked : state.survivors)?.length ?? null;
+    default:
+      return state.config.cohortSize;
+  }
+}
+
+/**
+ * Deadline transition: if the current stage's deadline has passed, close it, treating every
+ * device that has not answered as dropped. A no-op before the deadline or after the round ended,
+ * so a host may call it on every alarm, including a spurious or repeated one.
+ */
+export async function onDeadline(
+  state: ServerRoundState,
+  now: number,
+  options: UnmaskOptions = {},
+): Promise<Advance> {
+  if (state.deadline === null || now < state.deadline) return { state, changed: [] };
+  return closeStage(state, now, options);
+}
+
+export function unique(keys: string[]): string[] {
+  return [...new Set(keys)];
+}
+
+function nextStage(state: ServerRoundState, stage: Stage, now: number): ServerRoundState {
+  const stages = roundStages(state.config);
+  const following = stages[stages.indexOf(stage) + 1];
+  if (following === undefined) throw new RangeError(`no stage follows ${stage}`);
+  return { ...state, phase: following, deadline: now + state.config.stageTimeoutsMs[following] };
+}
+
+/**
+ * Devices of `among` with fewer than t neighbours in `holders`: their secrets could not be
+ * rebuilt, so the round cannot finish.
+ */
+function shortOfHolders(
+  graph: NeighbourGraph,
+  among: readonly number[],
+  holders: ReadonlySet<number>,
+  t: number,
+): number[] {
+  return among.filter((u) => graph.neighbours(u).filter((v) => holders.has(v)).length < t);
+}
+
+/** Closes the current stage with whoever answered and opens the next one (or ends the round). */
+export async function closeStage(
+  state: ServerRoundState,
+  now: number,
+  options: UnmaskOptions = {},
+): Promise<Advance> {
+  const { t } = state.config;
+  const phase = state.phase;
+  switch (phase) {
+    case "advertise-keys": {
+      const members = submitted(state, phase);
+      // Each member needs ≥ t neighbours, and its degree is min(k, |U1| - 1).
+      if (members.length < t + 1) {
+        return abortRound(
+          state,
+          phase,
+          `${members.length} devices advertised keys; need at least t + 1 = ${t + 1}`,
+          now,
+        );
+      }
+      return { state: nextStage({ ...state, members }, phase, now), changed: [CORE_KEY] };
+    }
+    case "share-keys": {
+      const graph = roundGraph(state);
+      // Peel devices that could never be recovered (fewer than t sharing neighbours), repeatedly:
+      // removing one can leave a neighbour short in turn.
+      let sharers = submitted(state, phase);
+      for (;;) {
+        const holders = new Set(sharers);
+        const short = new Set(shortOfHolders(graph, sharers, holders, t));
+        if (short.size === 0) break;
+        sharers = sharers.filter((u) => !short.has(u));
+      }
+      if (sharers.length < t + 1) {
+        return abortRound(
+          state,
+          phase,
+          `${sharers.length} devices shared keys with enough neighbours; need at least ${t + 1}`,
+          now,
+        );
+      }
+      return { state: nextStage({ ...state, sharers }, phase, now), changed: [CORE_KEY] };
+    }
+    case "masked-input": {
+      const survivors = submitted(state, phase);
+      const short = shortOfHolders(roundGraph(state), state.sharers ?? [], new Set(survivors), t);
+      if (short.length > 0 || survivors.length < t) {
+        return abortRound(
+          state,
+          phase,
+          belowThreshold(survivors.length, short, t, "sent masked inputs"),
+          now,
+        );
+      }
+      // Boxes have been delivered; the server has no further use for them.
+      const devices: Record<string, DeviceRecord> = {};
+      for (const [slot, record] of Object.entries(state.devices)) {
+        const { boxes: _boxes, ...rest } = record;
+        devices[slot] = rest;
+      }
+      const next = nextStage({ ...state, survivors, devices }, phase, now);
+      return { state: next, changed: [CORE_KEY, ...Object.keys(devices).map((s) => deviceKey(Number(s)))] };
+    }
+    case "consistency-check": {
+      const checked = submitted(state, phase);
+      const short = shortOfHolders(roundGraph(state), state.sharers ?? [], new Set(checked), t);
+      if (short.length > 0 || checked.length < t) {
+        return abortRound(
+          state,
+          phase,
+          belowThreshold(checked.length, short, t, "passed the consistency check"),
+          now,
+        );
+      }
+      return { state: nextStage({ ...state, checked }, phase, now), changed: [CORE_KEY] };
+    }
+    case "unmask": {
+      const revealers = submitted(state, phase);
+      return finalizeUnmask({ ...state, revealers }, roundGraph(state), now, options);
+    }
+    default:
+      return { state, changed: [] };
+  }
+}
+
+function belowThreshold(count: number, short: number[], t: number, what: string): string {
+  if (short.length === 0) return `${count} devices ${what}; need at least t = ${t}`;
+  return `${short.length} device(s) would have fewer than t = ${t} share holders (e.g. slot ${short[0]}); ${count} devices ${what}`;
+}
+
+/**
+ * What device `slot` should see now: the current stage's request, or the round's outcome.
+ * Throws `notParticipant` for a device dropped earlier and `foreign` outside the cohort.
+ */
+export function viewFor(state: ServerRoundState, slot: number): SecAggServerView {
+  const { config } = state;
+  const header = { v: SECAGG_VERSION, roundId: config.roundId, slot };
+  if (!Number.isInteger(slot) || slot < 0 || slot >= config.cohortSize) {
+    throw new ProtocolError(
+      ERROR_CODES.foreign,
+      `slot ${slot} is not in this cohort of ${config.cohortSize}`,
+    );
+  }
+  const dropped = (stage: Stage) =>
+    new ProtocolError(ERROR_CODES.notParticipant, `slot ${slot} was dropped before ${stage}`, { stage });
+  switch (state.phase) {
+    case "advertise-keys":
+      return {
+        ...header,
+        stage: "advertise-keys",
+        config: {
+          v: SECAGG_VERSION,
+          roundId: config.roundId,
+          cohortSize: config.cohortSize,
+          k: config.k,
+          t: config.t,
+          dimension: config.dimension,
+          valueBits: config.valueBits,
+          modulusBits: config.modulusBits,
+          graphSeed: config.graphSeed,
+          consistencyCheck: config.consistencyCheck,
+        },
+      };
+    case "share-keys": {
+      const graph = roundGraph(state);
+      if (!graph.has(slot)) throw dropped("share-keys");
+      const neighbours = graph.neighbours(slot).map((v) => {
+        const record = state.devices[String(v)] as DeviceRecord;
+        return { slot: v, cPk: record.cPk as string, sPk: record.sPk as string };
+      });
+      return {
+        ...header,
+        stage: "share-keys",
+        members: bytesToBase64(encodeSlotSet(graph.members, config.cohortSize)),
+        neighbours,
+      };
+    }
+    case "masked-input": {
+      const sharers = new Set(state.sharers ?? []);
+      if (!sharers.has(slot)) throw dropped("masked-input");
+      const shares = roundGraph(state)
+        .neighbours(slot)
+        .filter((u) => sharers.has(u))
+        .map((u) => {
+          const box = state.devices[String(u)]?.boxes?.find(([to]) => to === slot);
+          if (!box) throw new RangeError(`state: sharer ${u} has no box for ${slot}`);
+          return { from: u, ct: box[1] };
+        });
+      return { ...header, stage: "masked-input", shares };
+    }
+    case "consistency-check": {
+      if (!(state.survivors ?? []).includes(slot)) throw dropped("consistency-check");
+      return { ...header, stage: "consistency-check", survivors: survivorBitmap(state) };
+    }
+    case "unmask": {
+      const allowed = config.consistencyCheck ? state.checked : state.survivors;
+      if (!(allowed ?? []).includes(slot)) throw dropped("unmask");
+      const tags: Array<{ from: number; tag: string }> = [];
+      if (config.consistencyCheck) {
+        const checked = new Set(state.checked ?? []);
+        for (const u of roundGraph(state).neighbours(slot)) {
+          if (!checked.has(u)) continue;
+          const tag = state.devices[String(u)]?.tags?.find(([to]) => to === slot);
+          if (tag) tags.push({ from: u, tag: tag[1] });
+        }
+      }
+      return { ...header, stage: "unmask", survivors: survivorBitmap(state), tags };
+    }
+    case "done":
+      return { ...header, stage: "done", contributors: state.result?.contributors.length ?? 0 };
+    case "aborted":
+      return {
+        ...header,
+        stage: "aborted",
+        code: state.abort?.code ?? ERROR_CODES.belowThreshold,
+        reason: state.abort?.reason ?? "aborted",
+      };
+  }
+}
+
+function survivorBitmap(state: ServerRoundState): string {
+  return bytesToBase64(encodeSlotSet(state.survivors ?? [], state.config.cohortSize));
+}

@@ -1,0 +1,255 @@
+/**
+ * The server's round state: a plain, JSON-able record (numbers, strings, arrays, base64 for
+ * binary; no class instances), so a Durable Object can persist it after every message and resume
+ * after a restart with nothing lost. `toStorageEntries` splits it into small entries (one core
+ * record, one record per device, the running masked sum) and every transition names the entries
+ * it changed, so a host writes only those.
+ *
+ * What the state holds about a device: its public keys, the sealed share boxes it addressed to
+ * neighbours (ciphertexts the server cannot open), its consistency tags, the shares it revealed at
+ * unmask time, and digests of its accepted messages. Masked inputs are added into one running
+ * sum on arrival and never stored per device, so the state never holds any device's vector,
+ * masked or not (Bonawitz et al. §4: the server needs only Σ y_u).
+ */
+import { base64ToBytes, bytesToBase64, bytesToWords, type RandomBytes, systemRandomBytes } from "./bytes";
+import { ERROR_CODES, type RoundPhase, SECAGG_VERSION, SIZES, STAGES, type Stage } from "./constants";
+import { MAX_MODULUS_BITS } from "./encoding";
+import { checkDegree } from "./graph";
+
+/** Per-stage time limits in milliseconds; a device that misses one is treated as dropped. */
+export type StageTimeouts = Record<Stage, number>;
+
+/** Everything fixed when a round opens. */
+export interface SecAggRoundConfig {
+  roundId: string;
+  /** Cohort size n; devices are named by slot 0..n-1 (the host maps slots to participants). */
+  cohortSize: number;
+  /** Neighbour-graph degree (even); a cohort with n - 1 ≤ k uses the complete graph. */
+  k: number;
+  /** Shamir threshold: shares needed to rebuild b_u or s_u^SK. */
+  t: number;
+  /** Vector length d. */
+  dimension: number;
+  /** Bits per encoded input value, b. */
+  valueBits: number;
+  /** Mask modulus bits, m ≥ b + ⌈log2 n⌉ (see `encoding.ts`). */
+  modulusBits: number;
+  /** Public 32-byte seed of the neighbour graph, base64. */
+  graphSeed: string;
+  /** Whether to run Bonawitz's consistency-check round (stage 3). */
+  consistencyCheck: boolean;
+  stageTimeoutsMs: StageTimeouts;
+}
+
+/** What the server keeps per device (never its input vector). */
+export interface DeviceRecord {
+  /** X25519 public keys from advertise-keys, base64. */
+  cPk?: string;
+  sPk?: string;
+  /** SHA-256 (base64) of each accepted message, to tell an idempotent retry from a conflict. */
+  digests: Partial<Record<Stage, string>>;
+  /** Sealed share boxes addressed to neighbours: [recipient slot, ciphertext]. */
+  boxes?: Array<[number, string]>;
+  /** Consistency tags addressed to neighbours: [recipient slot, tag]. */
+  tags?: Array<[number, string]>;
+  /** Revealed shares of neighbours' self-mask seeds and mask keys: [owner slot, share]. */
+  bShares?: Array<[number, string]>;
+  sShares?: Array<[number, string]>;
+}
+
+/** Why a round aborted. */
+export interface AbortRecord {
+  code: string;
+  stage: Stage;
+  reason: string;
+  at: number;
+}
+
+/** The result of a finished round: the exact integer sum of the survivors' inputs. */
+export interface RoundResult {
+  /** Σ x_u over contributors, as little-endian 32-bit words (< 2^m, no wrap; base64). */
+  sum: string;
+  /** Slots whose inputs are in the sum (U3). */
+  contributors: number[];
+}
+
+/** The serialisable server state of one SecAgg round. */
+export interface ServerRoundState {
+  v: typeof SECAGG_VERSION;
+  config: SecAggRoundConfig;
+  phase: RoundPhase;
+  openedAt: number;
+  /** When the current stage closes; hosts set an alarm for it. Null once the round ended. */
+  deadline: number | null;
+  /** U1: devices that advertised keys (members of the neighbour graph). */
+  members: number[] | null;
+  /** U2: devices whose shares were forwarded. */
+  sharers: number[] | null;
+  /** U3: devices whose masked input is in the running sum. */
+  survivors: number[] | null;
+  /** U4: devices that passed the consistency check. */
+  checked: number[] | null;
+  /** Devices that revealed shares at unmask time. */
+  revealers: number[] | null;
+  devices: Record<string, DeviceRecord>;
+  /** Running Σ y_u mod 2^m as little-endian 32-bit words, base64; null before the first input. */
+  maskedSum: string | null;
+  result: RoundResult | null;
+  abort: AbortRecord | null;
+}
+
+/** Options for `createRoundState`. */
+export interface CreateRoundOptions {
+  roundId: string;
+  cohortSize: number;
+  k: number;
+  t: number;
+  dimension: number;
+  valueBits: number;
+  modulusBits: number;
+  /** Defaults to 32 fresh random bytes. */
+  graphSeed?: Uint8Array;
+  consistencyCheck?: boolean;
+  stageTimeoutsMs?: Partial<StageTimeouts>;
+  randomBytes?: RandomBytes;
+}
+
+/** Default stage time limits: generous for mobile devices that come and go. */
+export const DEFAULT_STAGE_TIMEOUTS: StageTimeouts = {
+  "advertise-keys": 60_000,
+  "share-keys": 60_000,
+  "masked-input": 120_000,
+  "consistency-check": 30_000,
+  unmask: 60_000,
+};
+
+/**
+ * Opens a round in the advertise-keys stage. Validates the parameters, including the overflow
+ * premise m ≥ b + ⌈log2 n⌉ (see `encoding.ts`), and throws `RangeError` naming the field.
+ */
+export function createRoundState(options: CreateRoundOptions, now: number): ServerRoundState {
+  const { cohortSize: n, k, t, dimension, valueBits, modulusBits } = options;
+  if (!Number.isInteger(n) || n < 2) throw new RangeError(`cohortSize must be an integer ≥ 2, got ${n}`);
+  checkDegree(k);
+  if (!Number.isInteger(t) || t < 1 || t > Math.min(k, n - 1)) {
+    throw new RangeError(`t must be an integer in [1, min(k, n - 1)] = [1, ${Math.min(k, n - 1)}], got ${t}`);
+  }
+  if (!Number.isInteger(dimension) || dimension < 1)
+    throw new RangeError(`dimension must be ≥ 1, got ${dimension}`);
+  if (!Number.isInteger(valueBits) || valueBits < 1 || valueBits > 31)
+    throw new RangeError(`valueBits must be in [1, 31]`);
+  if (
+    !Number.isInteger(modulusBits) ||
+    modulusBits > MAX_MODULUS_BITS ||
+    modulusBits < valueBits + Math.ceil(Math.log2(n))
+  ) {
+    throw new RangeError(
+      `modulusBits ${modulusBits} must be in [b + ⌈log2 n⌉, 32] = [${valueBits + Math.ceil(Math.log2(n))}, 32] so the sum cannot wrap`,
+    );
+  }
+  const seed = options.graphSeed ?? (options.randomBytes ?? systemRandomBytes)(SIZES.seed);
+  if (seed.length !== SIZES.seed) throw new RangeError(`graphSeed must be ${SIZES.seed} bytes`);
+  const stageTimeoutsMs = { ...DEFAULT_STAGE_TIMEOUTS, ...options.stageTimeoutsMs };
+  return {
+    v: SECAGG_VERSION,
+    config: {
+      roundId: options.roundId,
+      cohortSize: n,
+      k,
+      t,
+      dimension,
+      valueBits,
+      modulusBits,
+      graphSeed: bytesToBase64(seed),
+      consistencyCheck: options.consistencyCheck ?? true,
+      stageTimeoutsMs,
+    },
+    phase: "advertise-keys",
+    openedAt: now,
+    deadline: now + stageTimeoutsMs["advertise-keys"],
+    members: null,
+    sharers: null,
+    survivors: null,
+    checked: null,
+    revealers: null,
+    devices: {},
+    maskedSum: null,
+    result: null,
+    abort: null,
+  };
+}
+
+/** The stages this round runs, in order (the consistency check is optional). */
+export function roundStages(config: SecAggRoundConfig): Stage[] {
+  return STAGES.filter((s) => s !== "consistency-check" || config.consistencyCheck);
+}
+
+/** Storage key of the core record. */
+export const CORE_KEY = "core";
+/** Storage key of the running masked sum. */
+export const SUM_KEY = "sum";
+/** Storage key of a device record. */
+export function deviceKey(slot: number): string {
+  return `device:${slot}`;
+}
+
+/**
+ * Splits the state into storage entries: "core" (everything small), "sum" (the running masked
+ * sum, one d-word vector) and "device:<slot>" per device. Each entry stays well under Durable
+ * Object value limits for d ≤ 2^18 and k ≤ 1000.
+ */
+export function toStorageEntries(state: ServerRoundState): Record<string, unknown> {
+  const { devices, maskedSum, ...core } = state;
+  const entries: Record<string, unknown> = { [CORE_KEY]: core, [SUM_KEY]: maskedSum };
+  for (const [slot, record] of Object.entries(devices)) entries[deviceKey(Number(slot))] = record;
+  return entries;
+}
+
+/** Reassembles a state from `toStorageEntries` output (the host validates its own storage). */
+export function fromStorageEntries(entries: Record<string, unknown>): ServerRoundState {
+  const core = entries[CORE_KEY] as Omit<ServerRoundState, "devices" | "maskedSum"> | undefined;
+  if (!core || core.v !== SECAGG_VERSION)
+    throw new RangeError("storage: missing or foreign SecAgg core record");
+  const devices: Record<string, DeviceRecord> = {};
+  for (const [key, value] of Object.entries(entries)) {
+    if (key.startsWith("device:")) devices[key.slice("device:".length)] = value as DeviceRecord;
+  }
+  return { ...core, devices, maskedSum: (entries[SUM_KEY] as string | null | undefined) ?? null };
+}
+
+/** The running masked sum as words (zeros before the first input). */
+export function maskedSumWords(state: ServerRoundState): Uint32Array {
+  if (state.maskedSum === null) return new Uint32Array(state.config.dimension);
+  return bytesToWords(base64ToBytes(state.maskedSum));
+}
+
+/** Result of a deadline or close: no reply. */
+export interface Advance {
+  state: ServerRoundState;
+  changed: string[];
+}
+
+/** Aborts the round: drops the running sum and every revealed share, so nothing can leak later. */
+export function abortRound(
+  state: ServerRoundState,
+  stage: Stage,
+  reason: string,
+  now: number,
+  code: string = ERROR_CODES.belowThreshold,
+): Advance {
+  const devices: Record<string, DeviceRecord> = {};
+  for (const [slot, record] of Object.entries(state.devices))
+    devices[slot] = { digests: record.digests, cPk: record.cPk, sPk: record.sPk };
+  return {
+    state: {
+      ...state,
+      phase: "aborted",
+      deadline: null,
+      maskedSum: null,
+      result: null,
+      devices,
+      abort: { code, stage, reason, at: now },
+    },
+    changed: [CORE_KEY, SUM_KEY, ...Object.keys(state.devices).map((s) => deviceKey(Number(s)))],
+  };
+}

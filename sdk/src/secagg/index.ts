@@ -1,0 +1,25 @@
+/**
+ * The SDK's side of secure aggregation (Bonawitz et al. CCS 2017 with the SecAgg+ graph of Bell
+ * et al. CCS 2020): one function per stage over a serialisable client state, and an in-memory
+ * driver that runs whole rounds for tests and benchmarks.
+ */
+export {
+  advertiseKeys,
+  type ClientNeighbour,
+  type ClientOptions,
+  type ClientState,
+  type ClientStep,
+  type ClientStepResult,
+  consistencyCheck,
+  maskedInput,
+  shareKeys,
+  unmask,
+} from "./client";
+export {
+  plainSum,
+  type RoundStats,
+  runSimulatedRound,
+  type SimulatedOutcome,
+  type SimulatedRound,
+  seededRandomBytes,
+} from "./driver";
