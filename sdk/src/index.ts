@@ -1,18 +1,5 @@
 /** @fedprofile/sdk: on-device profiling and federated rounds. */
-export {
-  ACTIVITY_MODEL,
-  createProfiler,
-  type Profile,
-  type Profiler,
-  type ProfilerEvent,
-  type ProfilerOptions,
-} from "./profiler";
-export {
-  createIndexedDbEventStore,
-  createMemoryEventStore,
-  type EventStore,
-  type StoredEvent,
-} from "./store/event-store";
+export * from "./core";
 export {
   type CoordinatorClient,
   createCoordinatorClient,

@@ -1,0 +1,65 @@
+/**
+ * The tracking core: events, store, features and profile. It holds no network code (sync
+ * and model pulls load lazily through `import()`), and its minified + gzip size is checked
+ * against the 20 KB budget by `test/node/bundle-size.test.ts`.
+ */
+export {
+  type ConsentChoice,
+  type ConsentState,
+  resolveConsent,
+  type TcfApi,
+  type TcfStorageDecision,
+  tcfDecision,
+} from "./consent";
+export { FedprofileError, InvalidEventError, StorageError, type StorageErrorCode } from "./errors";
+export {
+  EVENT_NAMES,
+  EVENT_SCHEMAS,
+  type EventName,
+  type EventProperties,
+  type Product,
+  parseEvent,
+  type StoredEvent,
+  type TrackedEvent,
+} from "./events/schemas";
+export {
+  type Affinity,
+  assignTags,
+  computeFeatures,
+  DEFAULT_TAG_THRESHOLDS,
+  type Features,
+  type PriceBand,
+  type ProfileConfig,
+  summarise,
+  type Tag,
+  type TagThresholds,
+} from "./features/features";
+export {
+  applyEvent,
+  DEFAULT_FEATURE_CONFIG,
+  emptyFeatureState,
+  type FeatureConfig,
+  type FeatureState,
+  foldEvents,
+} from "./features/state";
+export {
+  DEFAULT_VECTOR_REFERENCE,
+  profileVector,
+  VECTOR_FIELDS,
+  type VectorField,
+  type VectorReference,
+} from "./features/vector";
+export {
+  ACTIVITY_MODEL,
+  createProfiler,
+  DEFAULT_PROFILE_CONFIG,
+  type Profile,
+  type Profiler,
+  type ProfilerEvent,
+  type ProfilerOptions,
+  type SyncOutcome,
+  type TrackOptions,
+} from "./profiler";
+export { deleteDatabase, openIndexedDbStore } from "./store/indexeddb-store";
+export { createMemoryStore } from "./store/memory-store";
+export type { CachedModel, OutboxItem, ProfileStore, RetentionLimits } from "./store/types";

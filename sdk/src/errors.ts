@@ -1,0 +1,66 @@
+/**
+ * The SDK's error classes. Every error the profiler reports carries a stable `code` that a
+ * storefront can switch on, and `cause` when it wraps another error. Nothing here is ever
+ * thrown synchronously into the page: `track()` rejects its promise and emits an `error` event.
+ */
+
+/** Base class of every error the profiling core reports. */
+export class FedprofileError extends Error {
+  /** Stable, machine-readable error code. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "FedprofileError";
+    this.code = code;
+  }
+}
+
+/**
+ * `track()` was called with an unknown event name or properties that do not match the
+ * Segment e-commerce spec v2. `field` names the offending property path (`products[0].price`),
+ * or `event` for the name itself. The event is never stored.
+ */
+export class InvalidEventError extends FedprofileError {
+  /** The event name as given. */
+  readonly event: string;
+  /** Dotted path of the first invalid field. */
+  readonly field: string;
+
+  constructor(event: string, field: string, message: string, options?: { cause?: unknown }) {
+    super("invalid_event", `${event}: ${field}: ${message}`, options);
+    this.name = "InvalidEventError";
+    this.event = event;
+    this.field = field;
+  }
+}
+
+/**
+ * Device storage failed (quota, blocked, unavailable, wiped). The profiler never rethrows it
+ * to the page; it compacts or falls back to memory and reports it in a `storage` event.
+ */
+export class StorageError extends FedprofileError {
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = "StorageError";
+  }
+}
+
+/** Why device storage degraded. */
+export type StorageErrorCode =
+  | "storage_unavailable"
+  | "storage_blocked"
+  | "storage_quota"
+  | "storage_wiped"
+  | "storage_failed";
+
+/** Turns anything thrown into an `Error` (the SDK never passes non-Errors to listeners). */
+export function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}
+
+/** True for the DOMException a browser raises when a write would exceed the origin's quota. */
+export function isQuotaError(error: unknown): boolean {
+  if (typeof error !== "object" || error === null || !("name" in error)) return false;
+  return error.name === "QuotaExceededError";
+}

@@ -1,0 +1,419 @@
+/**
+ * Keeps the in-memory profile and the device store in step, across tabs, through failures.
+ *
+ * In memory:
+ * - `view`: the accumulators this tab shows, i.e. what the store held at the last fold plus
+ *   every event tracked here since. `add()` folds an event into it in O(1).
+ * - `pending`: events not yet handed to the store.
+ *
+ * Writing: a flush appends `pending` to the journal (blind puts), then folds the journal into
+ * the stored accumulators in one atomic transaction and rebuilds `view` from the result plus
+ * whatever was tracked meanwhile. Flushes are batched (`flushIntervalMs`, `maxBatch`) and run
+ * one at a time. On `visibilitychange` to hidden and on `pagehide` the pending events are
+ * appended immediately, without waiting for a running flush: blind writes need no read, so
+ * they can commit while the page is being torn down, and the next fold (in this tab after a
+ * back/forward restore, in another tab, or on the next visit) folds them.
+ *
+ * Several tabs: every fold folds every tab's journaled events, once (see `types.ts`), then
+ * posts `changed` on a BroadcastChannel; other tabs fold too, which refreshes their view.
+ * Event ids are `<random tab id>.<sequence>`, unique across tabs and reloads.
+ *
+ * Degradation: a QuotaExceededError first compacts the store (drops the raw log and the
+ * model cache; features survive) and retries; if that fails too, or IndexedDB is unavailable,
+ * blocked, or its connection is lost (storage cleared, another tab deleting it), the manager
+ * falls back to a memory store seeded with `view`, so nothing tracked so far is lost from the
+ * profile, and reports it through `onStorage`. Nothing here throws into the page.
+ */
+import * as z from "zod/mini";
+import { isQuotaError, StorageError, type StorageErrorCode, toError } from "../errors";
+import type { StoredEvent } from "../events/schemas";
+import { applyEvent, emptyFeatureState, type FeatureConfig, type FeatureState } from "../features/state";
+import { deleteDatabase, openIndexedDbStore } from "./indexeddb-store";
+import { createMemoryStore } from "./memory-store";
+import type { FoldReducer, ProfileStore, RetentionLimits } from "./types";
+
+/** A change of storage backend or a storage problem, as reported to the page. */
+export interface StorageNotice {
+  kind: "indexeddb" | "memory";
+  reason: string;
+  code?: StorageErrorCode;
+  error?: Error;
+}
+
+/** Options of `createStoreManager`. */
+export interface StoreManagerOptions {
+  dbName: string;
+  /** False when the page asked for memory storage: IndexedDB is never touched. */
+  wantsIndexedDb: boolean;
+  /** Current storage consent (read on every reconcile). */
+  storageAllowed: () => boolean;
+  config: FeatureConfig;
+  retention: { maxEvents: number; maxAgeDays: number };
+  now: () => number;
+  tabId: string;
+  flushIntervalMs: number;
+  maxBatch: number;
+  openTimeoutMs: number;
+  /** Listen to page lifecycle events (when a document exists). */
+  lifecycle: boolean;
+  onStorage: (notice: StorageNotice) => void;
+  onError: (error: Error) => void;
+  /** Called after a fold changed the profile (own or other tabs' events). */
+  onFlush?: (folded: number) => void;
+  /** Called when another tab erased the profile. */
+  onRemoteForget?: () => void;
+}
+
+/** See the module comment. */
+export interface StoreManager {
+  /** The current accumulators (do not mutate). */
+  readonly view: FeatureState;
+  /** The current backend. */
+  readonly store: ProfileStore;
+  /** Records a validated event: folds it into `view` and queues it for the store. */
+  add(event: StoredEvent): void;
+  /** Writes and folds everything pending; resolves when done (never rejects). */
+  flush(): Promise<void>;
+  /** Runs `op` after every queued store operation. */
+  run<T>(op: () => Promise<T>): Promise<T>;
+  /** Re-evaluates storage consent: opens IndexedDB, or erases it and moves to memory. */
+  reconcile(): Promise<void>;
+  /** Erases every store and all in-memory state, here and in other tabs. */
+  forget(): Promise<void>;
+  /** Flushes, then releases the database, the channel and the listeners. */
+  close(): Promise<void>;
+}
+
+const DAY_MS = 86_400_000;
+const ChannelMessage = z.object({ type: z.enum(["changed", "forget"]), from: z.string() });
+
+function unref(timer: unknown) {
+  if (typeof timer === "object" && timer !== null && "unref" in timer && typeof timer.unref === "function") {
+    timer.unref();
+  }
+}
+
+/** Creates the manager. Call `reconcile()` once to open storage. */
+export function createStoreManager(options: StoreManagerOptions): StoreManager {
+  const { config, now } = options;
+  let view = emptyFeatureState();
+  let pending: StoredEvent[] = [];
+  /** Appends made outside the queue (lifecycle), tagged with their transaction clock. */
+  let bypassed: Array<{ clock: number; events: StoredEvent[] }> = [];
+  let txClock = 0;
+  let epoch = 0;
+  let backend: ProfileStore = createMemoryStore();
+  let indexedDbFailed = false;
+  let reopenOnWrite = false;
+  let closed = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const reduce: FoldReducer = (base, events) => {
+    const state = base ?? emptyFeatureState();
+    for (const event of events) applyEvent(state, event, config);
+    return state;
+  };
+  const limits = (): RetentionLimits => ({
+    maxEvents: options.retention.maxEvents,
+    maxAgeMs: options.retention.maxAgeDays * DAY_MS,
+    now: now(),
+  });
+
+  const run = <T>(op: () => Promise<T>): Promise<T> => {
+    const result = queue.then(op, op);
+    queue = result.catch(() => {});
+    return result;
+  };
+
+  /** `view` = a fold's result + events that fold cannot have seen. */
+  function rebuildView(base: FeatureState, foldClock: number) {
+    const unseen = bypassed.filter((entry) => entry.clock > foldClock);
+    for (const entry of unseen) for (const event of entry.events) applyEvent(base, event, config);
+    for (const event of pending) applyEvent(base, event, config);
+    bypassed = unseen;
+    view = base;
+  }
+
+  function fallBackToMemory(code: StorageErrorCode, reason: string, error?: unknown) {
+    const old = backend;
+    // `view` holds every event tracked so far (flushed or not), so seeding with it loses nothing.
+    backend = createMemoryStore(view);
+    pending = [];
+    bypassed = [];
+    indexedDbFailed = true;
+    old.close();
+    options.onStorage({
+      kind: "memory",
+      reason,
+      code,
+      ...(error === undefined ? {} : { error: toError(error) }),
+    });
+  }
+
+  async function openIndexedDb(): Promise<void> {
+    const previous = backend;
+    const startEpoch = epoch;
+    let store: ProfileStore | undefined;
+    try {
+      store = await openIndexedDbStore({
+        name: options.dbName,
+        openTimeoutMs: options.openTimeoutMs,
+        onLost: (reason) => {
+          if (!store || store !== backend) return;
+          fallBackToMemory(
+            "storage_wiped",
+            reason === "versionchange"
+              ? "IndexedDB was deleted or upgraded by another tab; continuing in memory"
+              : "IndexedDB connection was closed by the browser (storage cleared?); continuing in memory",
+          );
+        },
+      });
+      // Events kept in memory so far (tracked before consent, or before the open) move over.
+      const carried = await previous.events();
+      if (carried.length > 0) await store.append(carried);
+      const clock = ++txClock;
+      const result = await store.fold(reduce, limits());
+      if (startEpoch !== epoch) {
+        // forget() ran meanwhile: this connection must not outlive the erasure.
+        store.close();
+        return;
+      }
+      backend = store;
+      previous.close();
+      rebuildView(result.state, clock);
+      connectChannel();
+      options.onStorage({ kind: "indexeddb", reason: "profile stored in IndexedDB" });
+    } catch (error) {
+      store?.close();
+      indexedDbFailed = true;
+      const code =
+        error instanceof StorageError && isStorageCode(error.code) ? error.code : "storage_unavailable";
+      options.onStorage({
+        kind: "memory",
+        reason: `IndexedDB unavailable (${toError(error).message}); keeping the profile in memory`,
+        code,
+        error: toError(error),
+      });
+    }
+  }
+
+  async function writeAndFold(store: ProfileStore): Promise<void> {
+    const batch = pending.splice(0);
+    if (batch.length > 0) {
+      try {
+        await store.append(batch);
+      } catch (error) {
+        if (store === backend) pending.unshift(...batch);
+        throw error;
+      }
+    }
+    const clock = ++txClock;
+    const startEpoch = epoch;
+    const result = await store.fold(reduce, limits());
+    if (store !== backend || startEpoch !== epoch) return;
+    rebuildView(result.state, clock);
+    if (result.folded > 0) {
+      if (store.kind === "indexeddb") post("changed");
+      options.onFlush?.(result.folded);
+    }
+  }
+
+  async function flushOp(): Promise<void> {
+    if (closed) return;
+    if (reopenOnWrite && pending.length > 0) {
+      reopenOnWrite = false;
+      if (options.wantsIndexedDb && options.storageAllowed() && !indexedDbFailed) await openIndexedDb();
+    }
+    const store = backend;
+    const startEpoch = epoch;
+    try {
+      await writeAndFold(store);
+    } catch (error) {
+      if (store !== backend || startEpoch !== epoch) return;
+      if (isQuotaError(error) && store.kind === "indexeddb") {
+        try {
+          await store.compact();
+          options.onStorage({
+            kind: "indexeddb",
+            reason: "storage quota exceeded: dropped the raw event log and model cache, kept features",
+            code: "storage_quota",
+            error: toError(error),
+          });
+          await writeAndFold(store);
+          return;
+        } catch (again) {
+          if (store === backend)
+            fallBackToMemory("storage_quota", "storage quota exceeded even after compaction", again);
+          return;
+        }
+      }
+      if (store.kind === "indexeddb") fallBackToMemory("storage_failed", "IndexedDB write failed", error);
+      else options.onError(toError(error));
+    }
+  }
+
+  function schedule(delay: number) {
+    if (timer !== undefined || closed) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void manager.flush();
+    }, delay);
+    unref(timer);
+  }
+
+  /** Lifecycle flush: append now, outside the queue, so it is issued before the page goes. */
+  function appendNow() {
+    if (pending.length === 0 || backend.kind !== "indexeddb") return;
+    const store = backend;
+    const batch = pending.splice(0);
+    const entry = { clock: ++txClock, events: batch };
+    bypassed.push(entry);
+    store.append(batch).then(
+      () => schedule(0),
+      () => {
+        if (store !== backend) return;
+        bypassed = bypassed.filter((e) => e !== entry);
+        pending.unshift(...batch);
+        schedule(0);
+      },
+    );
+  }
+
+  const onVisibility = () => {
+    if (typeof document !== "undefined" && document.visibilityState === "hidden") appendNow();
+  };
+  const onPageShow = (event: PageTransitionEvent) => {
+    if (event.persisted) schedule(0);
+  };
+  const lifecycle =
+    options.lifecycle && typeof document !== "undefined" && typeof addEventListener === "function";
+  if (lifecycle) {
+    document.addEventListener("visibilitychange", onVisibility);
+    addEventListener("pagehide", appendNow);
+    addEventListener("pageshow", onPageShow);
+  }
+
+  let channel: BroadcastChannel | null = null;
+  function connectChannel() {
+    if (channel || typeof BroadcastChannel === "undefined") return;
+    channel = new BroadcastChannel(`fedprofile:${options.dbName}`);
+    unref(channel);
+    channel.onmessage = (message: MessageEvent) => {
+      const parsed = ChannelMessage.safeParse(message.data);
+      if (!parsed.success || parsed.data.from === options.tabId || closed) return;
+      if (parsed.data.type === "changed") {
+        if (backend.kind === "indexeddb") schedule(0);
+      } else {
+        resetLocal(true);
+        const old = backend;
+        backend = createMemoryStore();
+        old.close();
+        options.onRemoteForget?.();
+      }
+    };
+  }
+  function post(type: "changed" | "forget") {
+    try {
+      channel?.postMessage({ type, from: options.tabId });
+    } catch {
+      // a closed channel only costs other tabs a refresh
+    }
+  }
+
+  /** Drops all in-memory state; IndexedDB is reopened by the next write if `reopen`. */
+  function resetLocal(reopen: boolean) {
+    epoch += 1;
+    view = emptyFeatureState();
+    pending = [];
+    bypassed = [];
+    indexedDbFailed = false;
+    reopenOnWrite = reopen && options.wantsIndexedDb;
+  }
+
+  const manager: StoreManager = {
+    get view() {
+      return view;
+    },
+    get store() {
+      return backend;
+    },
+    add(event) {
+      applyEvent(view, event, config);
+      pending.push(event);
+      schedule(pending.length >= options.maxBatch ? 0 : options.flushIntervalMs);
+    },
+    flush() {
+      clearTimeout(timer);
+      timer = undefined;
+      return run(flushOp).catch((error) => options.onError(toError(error)));
+    },
+    run,
+    reconcile() {
+      return run(async () => {
+        const wanted = options.wantsIndexedDb && options.storageAllowed();
+        if (wanted && backend.kind === "memory" && !indexedDbFailed && !reopenOnWrite) {
+          await openIndexedDb();
+        } else if (!wanted && backend.kind === "indexeddb") {
+          const old = backend;
+          backend = createMemoryStore(view);
+          pending = [];
+          bypassed = [];
+          // Other tabs see the deletion as a versionchange and continue in memory.
+          await old.destroy();
+          options.onStorage({
+            kind: "memory",
+            reason: "no consent to device storage: stored profile erased",
+          });
+        } else if (!wanted && options.wantsIndexedDb) {
+          options.onStorage({
+            kind: "memory",
+            reason: "no consent to device storage: keeping the profile in memory",
+          });
+        }
+      });
+    },
+    async forget() {
+      post("forget");
+      // No reopen until the database is gone, or a write queued meanwhile would be erased too.
+      resetLocal(false);
+      await run(async () => {
+        const old = backend;
+        backend = createMemoryStore();
+        try {
+          await old.destroy();
+          // A database may exist even when this tab runs in memory (fallback, no consent yet).
+          if (options.wantsIndexedDb && old.kind === "memory") await deleteDatabase(options.dbName);
+        } finally {
+          reopenOnWrite = options.wantsIndexedDb;
+          if (pending.length > 0) schedule(0);
+        }
+      });
+    },
+    async close() {
+      if (closed) return;
+      await manager.flush();
+      closed = true;
+      clearTimeout(timer);
+      if (lifecycle) {
+        document.removeEventListener("visibilitychange", onVisibility);
+        removeEventListener("pagehide", appendNow);
+        removeEventListener("pageshow", onPageShow);
+      }
+      channel?.close();
+      channel = null;
+      backend.close();
+    },
+  };
+  return manager;
+}
+
+function isStorageCode(code: string): code is StorageErrorCode {
+  return [
+    "storage_unavailable",
+    "storage_blocked",
+    "storage_quota",
+    "storage_wiped",
+    "storage_failed",
+  ].includes(code);
+}

@@ -1,0 +1,12 @@
+import "fake-indexeddb/auto";
+import { openIndexedDbStore } from "./indexeddb-store";
+import { createMemoryStore } from "./memory-store";
+import { describeStoreContract } from "./store-contract";
+
+describeStoreContract("memory (node)", { open: async () => createMemoryStore(), shared: false });
+
+describeStoreContract("IndexedDB (node, fake-indexeddb)", {
+  open: (name) => openIndexedDbStore({ name }),
+  shared: true,
+  databases: async () => (await indexedDB.databases()).flatMap((db) => (db.name ? [db.name] : [])),
+});
