@@ -1,0 +1,78 @@
+/**
+ * Hash chaining and signing of ledger entries.
+ *
+ * `hash = SHA-256(canonicalJson(body))` (FIPS 180-4 over RFC 8785 bytes) and
+ * `signature = Ed25519(secretKey, hash)` (RFC 8032, tweetnacl). Each body carries the previous
+ * entry's hash, so changing, deleting or reordering any entry breaks every later link, and
+ * without the coordinator's secret key nobody can re-sign a rewritten suffix.
+ */
+
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils.js";
+import nacl from "tweetnacl";
+import { canonicalJson } from "./canonical-json.ts";
+import { LedgerEntry, type LedgerEntryBody } from "./schema.ts";
+
+/** The coordinator's Ed25519 signing key. */
+export interface LedgerSigner {
+  /** 32-byte public key. */
+  readonly publicKey: Uint8Array;
+  /** 64-byte tweetnacl secret key (seed followed by public key). */
+  readonly secretKey: Uint8Array;
+}
+
+/**
+ * A signer from a 32-byte seed (a Worker secret in production; generated once and kept in
+ * local dev).
+ */
+export function signerFromSeed(seed: Uint8Array): LedgerSigner {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32)
+    throw new TypeError("signing seed must be 32 bytes");
+  const kp = nacl.sign.keyPair.fromSeed(seed);
+  return { publicKey: kp.publicKey, secretKey: kp.secretKey };
+}
+
+/** Parses a public key given as 64 hex digits. */
+export function publicKeyFromHex(hex: string): Uint8Array {
+  if (!/^[0-9a-f]{64}$/i.test(hex)) throw new TypeError("public key must be 64 hex digits (32 bytes)");
+  return hexToBytes(hex.toLowerCase());
+}
+
+/** The key identifier recorded in entries: the first 16 hex digits of SHA-256(publicKey). */
+export function keyIdOf(publicKey: Uint8Array): string {
+  return bytesToHex(sha256(publicKey)).slice(0, 16);
+}
+
+/** The canonical bytes an entry's hash covers. */
+export function entryBodyBytes(body: LedgerEntryBody): Uint8Array {
+  return utf8ToBytes(canonicalJson(body));
+}
+
+/** `SHA-256(canonicalJson(body))` as lower-case hex. */
+export function hashEntryBody(body: LedgerEntryBody): string {
+  return bytesToHex(sha256(entryBodyBytes(body)));
+}
+
+/** Strips `hash` and `signature`, leaving the signed body. */
+export function bodyOf(entry: LedgerEntry): LedgerEntryBody {
+  const { hash: _hash, signature: _signature, ...body } = entry;
+  return body;
+}
+
+/** Hashes and signs a body into a stored entry. */
+export function sealEntry(body: LedgerEntryBody, signer: LedgerSigner): LedgerEntry {
+  if (body.keyId !== keyIdOf(signer.publicKey))
+    throw new RangeError("entry keyId does not match the signing key");
+  const hash = hashEntryBody(body);
+  const signature = bytesToHex(nacl.sign.detached(hexToBytes(hash), signer.secretKey));
+  return LedgerEntry.parse({ ...body, hash, signature });
+}
+
+/** Checks an entry's Ed25519 signature over its (claimed) hash. */
+export function verifySignature(entry: LedgerEntry, publicKey: Uint8Array): boolean {
+  try {
+    return nacl.sign.detached.verify(hexToBytes(entry.hash), hexToBytes(entry.signature), publicKey);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * The tamper-evident privacy ledger: signed, hash-chained entries per (tenant, model), budget
+ * caps checked before rounds, independent verification, and exports.
+ *
+ * @packageDocumentation
+ */
+
+export { LedgerVerificationError, PrivacyBudgetExceededError, PrivacyError } from "../dp/errors.ts";
+export * from "./canonical-json.ts";
+export * from "./chain.ts";
+export * from "./export.ts";
+export * from "./ledger.ts";
+export * from "./schema.ts";
+export * from "./store.ts";
+export * from "./verify.ts";

@@ -1,0 +1,295 @@
+/**
+ * The privacy ledger service: budget checks before a round, and signed, chained entries after.
+ *
+ * The coordinator calls {@link PrivacyLedger.assertCanRun} with the round's planned event
+ * (calibrated for the SecAgg threshold, the worst case) *before* any device is asked for a
+ * contribution, and {@link PrivacyLedger.recordRound} after unmasking with what actually ran.
+ */
+
+import { RdpAccountant } from "../dp/accountant.ts";
+import type { AdaptiveClippingOptions, ClipRelease } from "../dp/adaptive-clipping.ts";
+import type { DpRoundConfig } from "../dp/config.ts";
+import { localStddev } from "../dp/config.ts";
+import { rdpToEpsilon } from "../dp/conversion.ts";
+import { PrivacyBudgetExceededError } from "../dp/errors.ts";
+import { type ComposedEvent, type DpEvent, eventRdpCurve } from "../dp/events.ts";
+import {
+  centralRoundEvent,
+  centralSigma,
+  decodedSensitivity,
+  distributedRoundEvent,
+} from "../dp/mechanism.ts";
+import { DEFAULT_RDP_ORDERS } from "../dp/rdp.ts";
+import { keyIdOf, type LedgerSigner, sealEntry } from "./chain.ts";
+import {
+  GENESIS_HASH,
+  type LedgerCohort,
+  type LedgerEntry,
+  type LedgerEntryBody,
+  type LedgerNoise,
+  type LedgerSampling,
+} from "./schema.ts";
+import type { LedgerScope, LedgerStore } from "./store.ts";
+
+/** A model's budget: the epsilon cap at a fixed delta. */
+export interface BudgetPolicy {
+  /** Cumulative epsilon the model may never exceed. */
+  readonly epsilonCap: number;
+  /** The delta every figure is stated at (default policy: at most 1/population^1.1). */
+  readonly delta: number;
+}
+
+/** Options of {@link PrivacyLedger}. */
+export interface PrivacyLedgerOptions {
+  readonly store: LedgerStore;
+  readonly signer: LedgerSigner;
+  readonly scope: LedgerScope;
+  readonly policy: BudgetPolicy;
+  /** Clock for entry timestamps (injectable for tests). */
+  readonly now?: () => Date;
+}
+
+/** The budget position of a chain. */
+export interface BudgetStatus {
+  readonly epsilon: number;
+  readonly delta: number;
+  readonly optimalOrder: number;
+  readonly epsilonCap: number;
+  readonly remaining: number;
+  /** Entries in the chain. */
+  readonly entries: number;
+}
+
+/** What a round ran, in ledger terms. */
+export interface RoundRecord {
+  readonly round: number;
+  readonly mechanism: LedgerEntryBody["mechanism"];
+  readonly trustModel: LedgerEntryBody["trustModel"];
+  readonly noise: LedgerNoise;
+  readonly clipNorm: number;
+  readonly modulusBits: number | null;
+  readonly cohort: LedgerCohort;
+  readonly sampling: LedgerSampling;
+  readonly events: readonly ComposedEvent[];
+}
+
+/** Context of a finished round. */
+export interface RoundOutcome {
+  readonly round: number;
+  readonly cohortSize: number;
+  readonly survivors: number;
+  readonly threshold?: number;
+  readonly colluders?: number;
+  readonly sampling: LedgerSampling;
+}
+
+/**
+ * Builds the ledger record of a round from its public configuration and outcome: the event the
+ * accountant composes (survivors minus colluders as noise shares for the distributed mechanism)
+ * and the noise actually present.
+ */
+export function roundRecordFromConfig(cfg: DpRoundConfig, o: RoundOutcome): RoundRecord {
+  const colluders = o.colluders ?? 0;
+  const cohort: LedgerCohort =
+    o.threshold === undefined
+      ? { size: o.cohortSize, survivors: o.survivors, colluders }
+      : { size: o.cohortSize, survivors: o.survivors, threshold: o.threshold, colluders };
+  const common = {
+    round: o.round,
+    clipNorm: cfg.clipNorm,
+    modulusBits: cfg.modulusBits,
+    cohort,
+    sampling: o.sampling,
+  };
+  if (cfg.mechanism === "distributed_discrete_gaussian") {
+    const event = distributedRoundEvent(cfg, { survivors: o.survivors, colluders, sampling: o.sampling });
+    const local = localStddev(cfg);
+    const trusted = Math.sqrt(event.noiseShares) * local;
+    return {
+      ...common,
+      mechanism: "distributed_discrete_gaussian",
+      trustModel: "distributed",
+      noise: {
+        sigma: Math.sqrt(o.survivors) * local,
+        noiseMultiplier: trusted / cfg.clipNorm,
+        localStddev: local,
+        noiseShares: event.noiseShares,
+        varianceActual: o.survivors * local * local,
+      },
+      events: [{ event, count: 1 }],
+    };
+  }
+  const sigma = centralSigma(cfg);
+  return {
+    ...common,
+    mechanism: "central_gaussian",
+    trustModel: "central",
+    noise: { sigma, noiseMultiplier: sigma / decodedSensitivity(cfg), varianceActual: sigma * sigma },
+    events: [{ event: centralRoundEvent(cfg, { sampling: o.sampling }), count: 1 }],
+  };
+}
+
+function isEventList(p: DpEvent | readonly ComposedEvent[]): p is readonly ComposedEvent[] {
+  return Array.isArray(p);
+}
+
+function addCurve(
+  base: ArrayLike<number>,
+  events: readonly ComposedEvent[],
+  orders: readonly number[],
+): number[] {
+  const out = Array.from(base);
+  for (const e of events) {
+    const c = eventRdpCurve(e.event, orders);
+    for (let k = 0; k < out.length; k++) out[k] = out[k]! + e.count * c[k]!;
+  }
+  return out;
+}
+
+/** The privacy ledger of one (tenant, model) chain. */
+export class PrivacyLedger {
+  private readonly o: PrivacyLedgerOptions;
+  private readonly keyId: string;
+
+  constructor(opts: PrivacyLedgerOptions) {
+    if (!(opts.policy.epsilonCap > 0)) throw new RangeError("policy.epsilonCap must be positive");
+    if (!(opts.policy.delta > 0 && opts.policy.delta < 1))
+      throw new RangeError("policy.delta must be in (0, 1)");
+    this.o = opts;
+    this.keyId = keyIdOf(opts.signer.publicKey);
+  }
+
+  private async cumulative(): Promise<{ rdp: number[]; head: LedgerEntry | null }> {
+    const head = await this.o.store.head(this.o.scope);
+    if (!head) return { rdp: DEFAULT_RDP_ORDERS.map(() => 0), head: null };
+    if (head.accountant.orders !== "default") throw new RangeError("this ledger writes default orders only");
+    return { rdp: head.accountant.rdp, head };
+  }
+
+  /** The chain's budget position. */
+  async status(): Promise<BudgetStatus> {
+    const { rdp, head } = await this.cumulative();
+    const e = rdpToEpsilon(DEFAULT_RDP_ORDERS, rdp, this.o.policy.delta);
+    return {
+      epsilon: e.epsilon,
+      delta: this.o.policy.delta,
+      optimalOrder: e.optimalOrder,
+      epsilonCap: this.o.policy.epsilonCap,
+      remaining: this.o.policy.epsilonCap - e.epsilon,
+      entries: head ? head.seq + 1 : 0,
+    };
+  }
+
+  /**
+   * Projects the cumulative epsilon after `planned` and throws
+   * {@link PrivacyBudgetExceededError} if it would pass the cap. Call it before any device
+   * contributes, with the event calibrated for the worst admissible outcome (threshold survivors).
+   */
+  async assertCanRun(planned: DpEvent | readonly ComposedEvent[]): Promise<BudgetStatus> {
+    const events: readonly ComposedEvent[] = isEventList(planned) ? planned : [{ event: planned, count: 1 }];
+    const { rdp, head } = await this.cumulative();
+    const spent = rdpToEpsilon(DEFAULT_RDP_ORDERS, rdp, this.o.policy.delta);
+    const next = rdpToEpsilon(
+      DEFAULT_RDP_ORDERS,
+      addCurve(rdp, events, DEFAULT_RDP_ORDERS),
+      this.o.policy.delta,
+    );
+    if (next.epsilon > this.o.policy.epsilonCap) {
+      throw new PrivacyBudgetExceededError({
+        tenant: this.o.scope.tenant,
+        model: this.o.scope.model,
+        epsilonCap: this.o.policy.epsilonCap,
+        epsilonSpent: spent.epsilon,
+        projectedEpsilon: next.epsilon,
+        delta: this.o.policy.delta,
+      });
+    }
+    return {
+      epsilon: next.epsilon,
+      delta: this.o.policy.delta,
+      optimalOrder: next.optimalOrder,
+      epsilonCap: this.o.policy.epsilonCap,
+      remaining: this.o.policy.epsilonCap - next.epsilon,
+      entries: head ? head.seq + 1 : 0,
+    };
+  }
+
+  private async append(
+    kind: LedgerEntryBody["kind"],
+    rec: RoundRecord,
+    clipRelease?: LedgerEntryBody["clipRelease"],
+  ): Promise<LedgerEntry> {
+    const { rdp, head } = await this.cumulative();
+    const next = addCurve(rdp, rec.events, DEFAULT_RDP_ORDERS);
+    const eps = rdpToEpsilon(DEFAULT_RDP_ORDERS, next, this.o.policy.delta);
+    const body: LedgerEntryBody = {
+      v: 1,
+      seq: head ? head.seq + 1 : 0,
+      tenant: this.o.scope.tenant,
+      model: this.o.scope.model,
+      kind,
+      round: rec.round,
+      timestamp: (this.o.now?.() ?? new Date()).toISOString(),
+      mechanism: rec.mechanism,
+      trustModel: rec.trustModel,
+      noise: rec.noise,
+      clipNorm: rec.clipNorm,
+      modulusBits: rec.modulusBits,
+      cohort: rec.cohort,
+      sampling: rec.sampling,
+      events: rec.events.map((e) => ({ event: e.event, count: e.count })),
+      accountant: { orders: "default", rdp: next },
+      cumulative: { epsilon: eps.epsilon, delta: this.o.policy.delta, optimalOrder: eps.optimalOrder },
+      budget: { epsilonCap: this.o.policy.epsilonCap, remaining: this.o.policy.epsilonCap - eps.epsilon },
+      ...(clipRelease ? { clipRelease } : {}),
+      prevHash: head ? head.hash : GENESIS_HASH,
+      keyId: this.keyId,
+    };
+    const entry = sealEntry(body, this.o.signer);
+    await this.o.store.append(entry);
+    return entry;
+  }
+
+  /** Records a finished round (after unmasking) and returns the signed entry. */
+  async recordRound(rec: RoundRecord): Promise<LedgerEntry> {
+    return this.append("round", rec);
+  }
+
+  /**
+   * Records a clipping-quantile release. Its count travelled inside round entry
+   * `roundEntry`'s noised vector, so this entry spends nothing itself and points there.
+   */
+  async recordClipRelease(
+    roundEntry: LedgerEntry,
+    opts: AdaptiveClippingOptions,
+    release: ClipRelease,
+  ): Promise<LedgerEntry> {
+    const rec: RoundRecord = {
+      round: roundEntry.round,
+      mechanism: roundEntry.mechanism,
+      trustModel: roundEntry.trustModel,
+      noise: roundEntry.noise,
+      clipNorm: roundEntry.clipNorm,
+      modulusBits: roundEntry.modulusBits,
+      cohort: roundEntry.cohort,
+      sampling: roundEntry.sampling,
+      events: [],
+    };
+    return this.append("clip_quantile", rec, {
+      previousClip: release.previousClip,
+      nextClip: release.nextClip,
+      targetQuantile: opts.targetQuantile,
+      learningRate: opts.learningRate,
+      countStddev: opts.countStddev,
+      noisyFraction: release.noisyFraction,
+      accountedInSeq: roundEntry.seq,
+    });
+  }
+}
+
+/** Re-exported for callers that build accountants from a verified chain. */
+export function accountantFromEntries(entries: readonly LedgerEntry[]): RdpAccountant {
+  const acc = new RdpAccountant();
+  for (const e of entries) for (const c of e.events) acc.compose(c.event, c.count);
+  return acc;
+}
