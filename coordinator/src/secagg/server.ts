@@ -301,7 +301,7 @@ function checkReveals(field: string, reveals: UnmaskMessage["bShares"], expected
 }
 
 /** Dispatches any client message to its stage handler. */
-export function handleMessage(
+export async function handleMessage(
   state: ServerRoundState,
   input: unknown,
   now: number,

@@ -11,6 +11,8 @@
  * sum on arrival and never stored per device, so the state never holds any device's vector,
  * masked or not (Bonawitz et al. §4: the server needs only Σ y_u).
  */
+
+import { RoundId } from "../wire/common";
 import { base64ToBytes, bytesToBase64, bytesToWords, type RandomBytes, systemRandomBytes } from "./bytes";
 import { ERROR_CODES, type RoundPhase, SECAGG_VERSION, SIZES, STAGES, type Stage } from "./constants";
 import { MAX_MODULUS_BITS } from "./encoding";
@@ -129,6 +131,8 @@ export const DEFAULT_STAGE_TIMEOUTS: StageTimeouts = {
  */
 export function createRoundState(options: CreateRoundOptions, now: number): ServerRoundState {
   const { cohortSize: n, k, t, dimension, valueBits, modulusBits } = options;
+  if (!RoundId.safeParse(options.roundId).success)
+    throw new RangeError(`roundId must match r_ + 22 base64url characters`);
   if (!Number.isInteger(n) || n < 2) throw new RangeError(`cohortSize must be an integer ≥ 2, got ${n}`);
   checkDegree(k);
   if (!Number.isInteger(t) || t < 1 || t > Math.min(k, n - 1)) {

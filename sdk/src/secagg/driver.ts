@@ -73,6 +73,8 @@ export interface SimulatedRound {
    * persists and restarts between messages would. Slower; proves nothing is lost.
    */
   persist?: boolean;
+  /** Called with the server state after every accepted message and every deadline. */
+  onServerState?: (state: ServerRoundState) => void;
 }
 
 /** Per-device and server costs observed during a simulated round. */
@@ -135,8 +137,11 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
     bytesReceived: new Float64Array(n),
     serverMs: { "advertise-keys": 0, "share-keys": 0, "masked-input": 0, "consistency-check": 0, unmask: 0 },
   };
-  const persistServer = (s: ServerRoundState) =>
-    round.persist ? fromStorageEntries(roundTrip(toStorageEntries(s))) : s;
+  const persistServer = (s: ServerRoundState) => {
+    const next = round.persist ? fromStorageEntries(roundTrip(toStorageEntries(s))) : s;
+    round.onServerState?.(next);
+    return next;
+  };
 
   for (const stage of STAGES) {
     if (state.phase !== stage) continue;
