@@ -241,7 +241,7 @@ describe("order-insensitive folding", () => {
         for (const key of ["monetary", "refunds", "activity"] as const) expect(b[key]).toBeCloseTo(a[key], 6);
         expect(b.affinities.map((x) => x.share)).toEqual(a.affinities.map((x) => expect.closeTo(x.share, 9)));
       }),
-      { numRuns: 200 },
+      { numRuns: 500 },
     );
   });
 });

@@ -179,7 +179,16 @@ function completeOrder(state: FeatureState, event: StoredEvent, config: FeatureC
   const { order_id: orderId, products, revenue } = event.p;
   if (orderId === undefined) return;
   const record = state.orders.get(orderId);
-  if (record && record.t !== null) return; // distinct ids: a repeated completion adds nothing
+  if (record && record.t !== null) {
+    // Distinct ids: a repeated completion (a retry) adds nothing, except that the order's time
+    // is its earliest completion, whichever order the tabs fold them in.
+    if (event.t < record.t) {
+      const wasLast = !record.cancelled && state.lastOrderAt === record.t;
+      record.t = event.t;
+      if (wasLast) recomputeLastOrder(state);
+    }
+    return;
+  }
   const value = revenue ?? lineTotal(products);
   // Interest signals count even for an order cancelled later (or, folded out of order, earlier):
   // that keeps the fold independent of the order in which tabs fold events.
