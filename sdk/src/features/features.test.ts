@@ -210,8 +210,8 @@ describe("order-insensitive folding", () => {
           (s, i): StoredEvent => ({
             id: `x${i}`,
             name: s.name,
-            t: T0 + s.day * DAY,
-            // A repeated Order Completed is a retry of the same order, so it carries the same content.
+            // A repeated Order Completed is a retry of the same event: same content, same timestamp.
+            t: T0 + (s.name === "Order Completed" ? s.order * 11 : s.day) * DAY,
             p:
               s.name === "Order Completed"
                 ? {
