@@ -1,0 +1,178 @@
+/**
+ * `fedprofile audit verify` and `fedprofile audit export`: the compliance team's tools.
+ *
+ * `verify` splits the rows into (tenant, model) chains, keeping the order the source returned
+ * (sorting would hide a reordering), and runs {@link verifyLedger} on each: chain links,
+ * hashes, signatures, and every cumulative epsilon recomputed from the recorded events.
+ */
+
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { keyIdOf, publicKeyFromHex } from "../ledger/chain.ts";
+import { exportLedgerCsv, exportLedgerJson } from "../ledger/export.ts";
+import { LedgerEntry } from "../ledger/schema.ts";
+import { type LedgerVerification, verifyLedger } from "../ledger/verify.ts";
+import { type ParsedArgs, parseArgs, stringFlag } from "./args.ts";
+import { type CliIo, CliUsageError } from "./io.ts";
+import { fileLedgerSource, httpLedgerSource, type LedgerSource } from "./ledger-source.ts";
+
+/** Help text of the command. */
+export const AUDIT_HELP = `Usage:
+  fedprofile audit verify (--url URL [--auditor-key KEY] | --file PATH) [--public-key HEX] [--model M] [--json]
+  fedprofile audit export (--url URL [--auditor-key KEY] | --file PATH) --format json|csv [--model M] [--out PATH]
+
+verify checks every (tenant, model) chain: hash links, SHA-256 hashes over canonical JSON,
+Ed25519 signatures, sampling claims, and recomputes every cumulative epsilon from the recorded
+privacy events. It names the first entry that does not hold and exits 1.
+The auditor key may also come from FEDPROFILE_AUDITOR_KEY. Pin the coordinator's public key
+with --public-key; otherwise the key the source advertises is used, with a warning.
+`;
+
+const VALUE_FLAGS = ["url", "auditor-key", "file", "public-key", "model", "format", "out"];
+
+function sourceFrom(args: ParsedArgs, io: CliIo): LedgerSource {
+  const url = stringFlag(args, "url");
+  const file = stringFlag(args, "file");
+  if ((url === undefined) === (file === undefined))
+    throw new CliUsageError("give exactly one of --url and --file");
+  if (file !== undefined) return fileLedgerSource(file, (p) => io.readFile(p));
+  const key = stringFlag(args, "auditor-key") ?? io.env["FEDPROFILE_AUDITOR_KEY"];
+  if (!key) throw new CliUsageError("--auditor-key (or FEDPROFILE_AUDITOR_KEY) is required with --url");
+  const model = stringFlag(args, "model");
+  return httpLedgerSource({ baseUrl: url!, auditorKey: key, fetch: io.fetch, ...(model ? { model } : {}) });
+}
+
+function field(row: unknown, name: string): string | null {
+  if (row === null || typeof row !== "object") return null;
+  const v: unknown = Reflect.get(row, name);
+  return typeof v === "string" ? v : null;
+}
+
+/** Splits raw rows into chains by (tenant, model), preserving order; unreadable rows join the chain before them. */
+export function splitChains(rows: readonly unknown[]): Map<string, { rows: unknown[]; positions: number[] }> {
+  const chains = new Map<string, { rows: unknown[]; positions: number[] }>();
+  let last = "?/?";
+  rows.forEach((row, i) => {
+    const t = field(row, "tenant");
+    const m = field(row, "model");
+    const key = t !== null && m !== null ? `${t}/${m}` : last;
+    last = key;
+    const c = chains.get(key) ?? { rows: [], positions: [] };
+    c.rows.push(row);
+    c.positions.push(i);
+    chains.set(key, c);
+  });
+  return chains;
+}
+
+/** One chain's verification, as printed and as `--json`. */
+export interface ChainReport {
+  readonly chain: string;
+  readonly positions: readonly number[];
+  readonly result: LedgerVerification;
+}
+
+function describe(rep: ChainReport, rows: readonly unknown[], keyId: string): string {
+  const r = rep.result;
+  if (!r.ok) {
+    const f = r.failure;
+    const at = rep.positions[f.index] ?? f.index;
+    return `${rep.chain}: FAILED at row ${at} of the source (chain entry #${f.index}${f.seq === null ? "" : `, seq ${f.seq}`})\n  ${f.reason}: ${f.message}\n`;
+  }
+  const entries = rep.positions
+    .map((p) => LedgerEntry.safeParse(rows[p]))
+    .flatMap((p) => (p.success ? [p.data] : []));
+  const rounds = entries.filter((e) => e.kind === "round").length;
+  const last = entries[entries.length - 1];
+  const trust = [...new Set(entries.map((e) => e.trustModel))].join(", ");
+  const lines = [
+    `${rep.chain}: OK`,
+    `  entries       ${r.entries} (${rounds} rounds, ${r.entries - rounds} clipping-quantile releases)`,
+    `  chain         intact from genesis, head ${r.headHash ? `${r.headHash.slice(0, 16)}...` : "(empty)"}`,
+    `  signatures    ${r.entries}/${r.entries} valid (Ed25519, key ${keyId})`,
+    `  trust models  ${trust || "-"}`,
+    `  epsilon       ${r.epsilon.toFixed(4)} at delta ${r.delta ?? "-"}, recomputed from the events of every entry`,
+  ];
+  if (last)
+    lines.push(
+      `  budget        cap ${last.budget.epsilonCap}, remaining ${last.budget.remaining.toFixed(4)}`,
+    );
+  for (const w of r.warnings) lines.push(`  warning       ${w}`);
+  return `${lines.join("\n")}\n`;
+}
+
+async function resolveKey(args: ParsedArgs, source: LedgerSource, io: CliIo): Promise<Uint8Array> {
+  const pinned = stringFlag(args, "public-key");
+  if (pinned !== undefined) return publicKeyFromHex(pinned);
+  const advertised = await source.advertisedPublicKey();
+  if (!advertised) throw new CliUsageError("no --public-key given and the source advertises none");
+  io.stderr(
+    `warning: using the public key advertised by ${source.label}; pin it with --public-key ${advertised.toLowerCase()}\n`,
+  );
+  return publicKeyFromHex(advertised);
+}
+
+/** `audit verify`: exit 0 when every chain verifies, 1 otherwise. */
+export async function auditVerify(argv: readonly string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, VALUE_FLAGS, ["json", "help"]);
+  if (args.flags.has("help")) {
+    io.stdout(AUDIT_HELP);
+    return 0;
+  }
+  const source = sourceFrom(args, io);
+  const publicKey = await resolveKey(args, source, io);
+  const rows = await source.rows((n) => io.stderr(`\rfetched ${n} entries`));
+  io.stderr("\n");
+  const model = stringFlag(args, "model");
+  const reports: ChainReport[] = [];
+  for (const [chain, c] of splitChains(rows)) {
+    if (model !== undefined && !chain.endsWith(`/${model}`)) continue;
+    reports.push({ chain, positions: c.positions, result: verifyLedger(c.rows, publicKey) });
+  }
+  const ok = reports.every((r) => r.result.ok);
+  if (args.flags.has("json")) {
+    io.stdout(
+      `${JSON.stringify({ ok, source: source.label, publicKey: bytesToHex(publicKey), chains: reports })}\n`,
+    );
+  } else {
+    const keyId = keyIdOf(publicKey);
+    io.stdout(
+      `fedprofile audit verify: ${source.label}, ${rows.length} entries in ${reports.length} chain(s)\n`,
+    );
+    for (const r of reports) io.stdout(describe(r, rows, keyId));
+    io.stdout(ok ? "verdict: the ledger verifies\n" : "verdict: the ledger does NOT verify\n");
+  }
+  return ok ? 0 : 1;
+}
+
+/** `audit export --format json|csv`: writes to `--out` or stdout. Rows that do not parse abort the export. */
+export async function auditExport(argv: readonly string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, VALUE_FLAGS, ["help"]);
+  if (args.flags.has("help")) {
+    io.stdout(AUDIT_HELP);
+    return 0;
+  }
+  const format = stringFlag(args, "format");
+  if (format !== "json" && format !== "csv") throw new CliUsageError("--format must be json or csv");
+  const source = sourceFrom(args, io);
+  const rows = await source.rows((n) => io.stderr(`\rfetched ${n} entries`));
+  io.stderr("\n");
+  const model = stringFlag(args, "model");
+  const entries: LedgerEntry[] = [];
+  for (const [i, row] of rows.entries()) {
+    const p = LedgerEntry.safeParse(row);
+    if (!p.success) throw new CliUsageError(`row ${i} is not a valid ledger entry; run audit verify`);
+    if (model === undefined || p.data.model === model) entries.push(p.data);
+  }
+  let text: string;
+  if (format === "csv") text = exportLedgerCsv(entries);
+  else {
+    const key = stringFlag(args, "public-key") ?? (await source.advertisedPublicKey());
+    text = exportLedgerJson(entries, key ? publicKeyFromHex(key) : new Uint8Array(32));
+  }
+  const out = stringFlag(args, "out");
+  if (out) {
+    await io.writeFile(out, text);
+    io.stderr(`wrote ${entries.length} entries to ${out}\n`);
+  } else io.stdout(text);
+  return 0;
+}
