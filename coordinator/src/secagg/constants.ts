@@ -58,8 +58,13 @@ export const WIRE = {
 export const SIZES = {
   /** X25519 public and secret keys (RFC 7748 §5). */
   key: 32,
-  /** The self-mask seed b_u and every derived PRG seed. */
+  /** Every derived PRG seed (HKDF-SHA256 output). */
   seed: 32,
+  /**
+   * The self-mask seed b_u: 128 bits, the security level of the AES-128 PRG it keys (through
+   * HKDF). Shorter than a key, so its shares are smaller: they are most of a device's overhead.
+   */
+  selfSeed: 16,
   /** Poly1305 tag added by `nacl.secretbox` (XSalsa20-Poly1305). */
   boxOverhead: 16,
   /** Truncated HMAC-SHA256 tag of the consistency check (128-bit forgery bound). */

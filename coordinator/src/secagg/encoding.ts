@@ -105,52 +105,55 @@ export function packedLength(count: number, bits: number): number {
 
 /**
  * Packs words of `bits` bits (1..32) into bytes, least significant bit first. Words must already
- * be < 2^bits; higher bits are rejected rather than silently dropped.
+ * be < 2^bits; higher bits are rejected rather than silently dropped. Integer-only: each word is
+ * OR-ed into the (at most five) bytes it straddles.
  */
 export function packWords(words: Uint32Array, bits: number): Uint8Array {
   checkBits(bits);
-  const out = new Uint8Array(packedLength(words.length, bits));
+  const length = packedLength(words.length, bits);
+  const out = new Uint8Array(length + 8); // slack: the last word may touch 4 bytes past its end
   const limit = 2 ** bits;
-  // acc holds fewer than 8 pending bits plus one word: < 2^40, exact in a double.
-  let acc = 0;
-  let accBits = 0;
-  let o = 0;
   for (let i = 0; i < words.length; i++) {
     const w = words[i] as number;
     if (w >= limit) throw new RangeError(`word ${i} = ${w} does not fit ${bits} bits`);
-    acc += w * 2 ** accBits;
-    accBits += bits;
-    while (accBits >= 8) {
-      out[o++] = acc % 256;
-      acc = Math.floor(acc / 256);
-      accBits -= 8;
-    }
+    const pos = i * bits;
+    const b = pos >>> 3;
+    const sh = pos & 7;
+    out[b] = (out[b] as number) | ((w << sh) & 0xff);
+    out[b + 1] = (out[b + 1] as number) | ((w >>> (8 - sh)) & 0xff);
+    out[b + 2] = (out[b + 2] as number) | ((w >>> (16 - sh)) & 0xff);
+    out[b + 3] = (out[b + 3] as number) | ((w >>> (24 - sh)) & 0xff);
+    if (sh > 0) out[b + 4] = (out[b + 4] as number) | ((w >>> (32 - sh)) & 0xff);
   }
-  if (accBits > 0) out[o] = acc;
-  return out;
+  return out.slice(0, length);
 }
 
 /** Inverse of `packWords`; rejects a wrong length or nonzero padding bits. */
 export function unpackWords(bytes: Uint8Array, count: number, bits: number): Uint32Array {
   checkBits(bits);
-  if (bytes.length !== packedLength(count, bits)) {
-    throw new RangeError(`packed vector: expected ${packedLength(count, bits)} bytes, got ${bytes.length}`);
+  const length = packedLength(count, bits);
+  if (bytes.length !== length) {
+    throw new RangeError(`packed vector: expected ${length} bytes, got ${bytes.length}`);
   }
+  const used = (count * bits) & 7;
+  if (used !== 0 && (bytes[length - 1] as number) >>> used !== 0)
+    throw new RangeError("packed vector: nonzero padding bits");
+  const padded = new Uint8Array(length + 8);
+  padded.set(bytes);
   const out = new Uint32Array(count);
-  const limit = 2 ** bits;
-  let acc = 0;
-  let accBits = 0;
-  let i = 0;
-  for (let o = 0; o < bytes.length; o++) {
-    acc += (bytes[o] as number) * 2 ** accBits;
-    accBits += 8;
-    while (accBits >= bits && i < count) {
-      out[i++] = acc % limit;
-      acc = Math.floor(acc / limit);
-      accBits -= bits;
-    }
+  const mask = bits === 32 ? -1 : 2 ** bits - 1;
+  for (let i = 0; i < count; i++) {
+    const pos = i * bits;
+    const b = pos >>> 3;
+    const sh = pos & 7;
+    const lo =
+      (padded[b] as number) |
+      ((padded[b + 1] as number) << 8) |
+      ((padded[b + 2] as number) << 16) |
+      ((padded[b + 3] as number) << 24);
+    const v = sh === 0 ? lo : (lo >>> sh) | ((padded[b + 4] as number) << (32 - sh));
+    out[i] = v & mask;
   }
-  if (acc !== 0) throw new RangeError("packed vector: nonzero padding bits");
   return out;
 }
 

@@ -7,14 +7,17 @@
  * and cancels in Σ y_u whenever both ends survive.
  */
 import { SIZES } from "./constants";
-import { expandMask, MASK_PRG, type Prg } from "./prg";
+import { MASK_PRG, type Prg } from "./prg";
 import { decodeShareValues, encodeShareValues, type Share, shareSize } from "./shamir";
 
-/** Size of one serialised share of a 32-byte secret (11 field elements). */
-export const SHARE_BYTES = shareSize(SIZES.seed);
+/** Size of one serialised share of the self-mask seed b_u. */
+export const B_SHARE_BYTES = shareSize(SIZES.selfSeed);
+
+/** Size of one serialised share of the mask secret key s_u^SK. */
+export const S_SHARE_BYTES = shareSize(SIZES.key);
 
 /** Plaintext of a share box: share of b_u ‖ share of s_u^SK. */
-export const BOX_PLAINTEXT_BYTES = 2 * SHARE_BYTES;
+export const BOX_PLAINTEXT_BYTES = B_SHARE_BYTES + S_SHARE_BYTES;
 
 /** Ciphertext of a share box (plaintext + Poly1305 tag). */
 export const BOX_BYTES = BOX_PLAINTEXT_BYTES + SIZES.boxOverhead;
@@ -48,8 +51,11 @@ export interface MaskJob {
 }
 
 /**
- * Expands every job's mask and adds it into `acc`. Expansions run `concurrency` at a time: the
- * AES-CTR PRG is asynchronous, and overlapping calls keeps WebCrypto's worker threads busy.
+ * Expands every job's mask and adds it into `acc` (mod 2^m). Masks are accumulated as full 32-bit
+ * words with wrapping int32 arithmetic and reduced once at the end: 2^m divides 2^32, so
+ * (Σ mod 2^32) mod 2^m = Σ mod 2^m, and one reduction pass replaces one per mask. Expansions run
+ * `concurrency` at a time: the AES-CTR PRG is asynchronous, and overlapping calls keeps WebCrypto's
+ * worker threads busy.
  */
 export async function applyMasks(
   acc: Uint32Array,
@@ -58,19 +64,40 @@ export async function applyMasks(
   prg: Prg = MASK_PRG,
   concurrency = 8,
 ): Promise<void> {
+  const d = acc.length;
+  const a = new Int32Array(acc.buffer, acc.byteOffset, d);
   for (let i = 0; i < jobs.length; i += concurrency) {
     const batch = jobs.slice(i, i + concurrency);
-    const masks = await Promise.all(batch.map((job) => expandMask(job.seed, acc.length, modulusBits, prg)));
-    for (const [j, mask] of masks.entries())
-      addMaskInPlace(acc, mask, (batch[j] as MaskJob).sign, modulusBits);
+    const streams = await Promise.all(batch.map((job) => prg.expand(job.seed, 4 * d)));
+    for (const [j, bytes] of streams.entries()) {
+      const w = maskWords(bytes, d);
+      if ((batch[j] as MaskJob).sign === 1)
+        for (let x = 0; x < d; x++) a[x] = ((a[x] as number) + (w[x] as number)) | 0;
+      else for (let x = 0; x < d; x++) a[x] = ((a[x] as number) - (w[x] as number)) | 0;
+    }
+  }
+  if (modulusBits < 32) {
+    const m = 2 ** modulusBits - 1;
+    for (let x = 0; x < d; x++) a[x] = (a[x] as number) & m;
   }
 }
+
+/** PRG bytes as little-endian 32-bit words (an aligned view where possible, as `expandMask`). */
+function maskWords(bytes: Uint8Array, d: number): Int32Array {
+  if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Int32Array(bytes.buffer, bytes.byteOffset, d);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Int32Array(d);
+  for (let i = 0; i < d; i++) out[i] = view.getInt32(4 * i, true);
+  return out;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Serialises the share-box plaintext for one neighbour. */
 export function encodeBoxPlaintext(bShare: Share, sShare: Share): Uint8Array {
   const out = new Uint8Array(BOX_PLAINTEXT_BYTES);
   out.set(encodeShareValues(bShare), 0);
-  out.set(encodeShareValues(sShare), SHARE_BYTES);
+  out.set(encodeShareValues(sShare), B_SHARE_BYTES);
   return out;
 }
 
@@ -80,8 +107,8 @@ export function decodeBoxPlaintext(holder: number, plaintext: Uint8Array): { bSh
     throw new RangeError(`share box: expected ${BOX_PLAINTEXT_BYTES} bytes, got ${plaintext.length}`);
   }
   return {
-    bShare: decodeShareValues(sharePoint(holder), plaintext.subarray(0, SHARE_BYTES), SIZES.seed),
-    sShare: decodeShareValues(sharePoint(holder), plaintext.subarray(SHARE_BYTES), SIZES.seed),
+    bShare: decodeShareValues(sharePoint(holder), plaintext.subarray(0, B_SHARE_BYTES), SIZES.selfSeed),
+    sShare: decodeShareValues(sharePoint(holder), plaintext.subarray(B_SHARE_BYTES), SIZES.key),
   };
 }
 

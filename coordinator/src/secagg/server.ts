@@ -26,7 +26,7 @@ import { packedLength, unpackWords } from "./encoding";
 import { expectLength, ProtocolError } from "./errors";
 import { buildNeighbourGraph, type NeighbourGraph } from "./graph";
 import { admit, parseClientMessage } from "./guard";
-import { addMaskInPlace, BOX_BYTES, SHARE_BYTES } from "./masking";
+import { addMaskInPlace, B_SHARE_BYTES, BOX_BYTES, S_SHARE_BYTES } from "./masking";
 import {
   type Advance,
   abortRound,
@@ -259,8 +259,8 @@ export async function handleUnmask(
   const holders = roundGraph(state)
     .neighbours(message.slot)
     .filter((u) => sharers.has(u));
-  checkReveals("bShares", message.bShares, new Set(holders.filter((u) => survivors.has(u))));
-  checkReveals("sShares", message.sShares, new Set(holders.filter((u) => !survivors.has(u))));
+  checkReveals("bShares", message.bShares, new Set(holders.filter((u) => survivors.has(u))), B_SHARE_BYTES);
+  checkReveals("sShares", message.sShares, new Set(holders.filter((u) => !survivors.has(u))), S_SHARE_BYTES);
   const next = withDevice(state, message.slot, (r) => ({
     ...r,
     bShares: message.bShares.map(({ of, share }) => [of, share] as [number, string]),
@@ -270,7 +270,12 @@ export async function handleUnmask(
   return accept(next, message, now, options);
 }
 
-function checkReveals(field: string, reveals: UnmaskMessage["bShares"], expected: Set<number>): void {
+function checkReveals(
+  field: string,
+  reveals: UnmaskMessage["bShares"],
+  expected: Set<number>,
+  size: number,
+): void {
   const seen = new Set<number>();
   for (const { of, share } of reveals) {
     if (!expected.has(of)) {
@@ -287,7 +292,7 @@ function checkReveals(field: string, reveals: UnmaskMessage["bShares"], expected
         stage: "unmask",
       });
     seen.add(of);
-    expectLength(`${field}[of=${of}].share`, base64ToBytes(share), SHARE_BYTES, "unmask");
+    expectLength(`${field}[of=${of}].share`, base64ToBytes(share), size, "unmask");
   }
   if (seen.size !== expected.size) {
     throw new ProtocolError(

@@ -12,6 +12,7 @@
  * so fewer than t shares reveal nothing about any chunk, hence nothing about the secret.
  */
 import { type RandomBytes, wipe } from "./bytes";
+import { packedLength, packWords, unpackWords } from "./encoding";
 
 /** The field modulus: the largest prime below 2^26. */
 export const FIELD_PRIME = 67_108_859;
@@ -19,17 +20,17 @@ export const FIELD_PRIME = 67_108_859;
 /** Secret bytes carried per field element (24 bits < 26 bits of the field). */
 const CHUNK_BYTES = 3;
 
-/** Bytes of one serialised field element (little-endian 32-bit word). */
-const ELEMENT_BYTES = 4;
+/** Bits of one serialised field element: shares are bit-packed at 26 bits per element. */
+const ELEMENT_BITS = 26;
 
 /** Number of field elements that carry a secret of `secretBytes` bytes. */
 export function chunkCount(secretBytes: number): number {
   return Math.ceil(secretBytes / CHUNK_BYTES);
 }
 
-/** Serialised size of one share of a `secretBytes`-byte secret. */
+/** Serialised size of one share of a `secretBytes`-byte secret (26-bit packed elements). */
 export function shareSize(secretBytes: number): number {
-  return chunkCount(secretBytes) * ELEMENT_BYTES;
+  return packedLength(chunkCount(secretBytes), ELEMENT_BITS);
 }
 
 /** a·b mod p. Exact: a, b < 2^26, so a·b < 2^52 < 2^53. */
@@ -184,26 +185,22 @@ export function combineShares(shares: readonly Share[], secretBytes: number): Ui
   return out;
 }
 
-/** Serialises a share's values as little-endian 32-bit words (the point travels separately). */
+/** Serialises a share's values, bit-packed at 26 bits each (the point travels separately). */
 export function encodeShareValues(share: Share): Uint8Array {
-  const out = new Uint8Array(share.y.length * ELEMENT_BYTES);
-  const view = new DataView(out.buffer);
-  for (let j = 0; j < share.y.length; j++) view.setUint32(j * ELEMENT_BYTES, share.y[j] as number, true);
-  return out;
+  return packWords(share.y, ELEMENT_BITS);
 }
 
 /** Parses share values, checking the length and that every value is a field element. */
 export function decodeShareValues(x: number, bytes: Uint8Array, secretBytes: number): Share {
   const chunks = chunkCount(secretBytes);
-  if (bytes.length !== chunks * ELEMENT_BYTES) {
-    throw new RangeError(`share: expected ${chunks * ELEMENT_BYTES} bytes, got ${bytes.length}`);
+  let y: Uint32Array;
+  try {
+    y = unpackWords(bytes, chunks, ELEMENT_BITS);
+  } catch (cause) {
+    throw new RangeError(`share: expected ${shareSize(secretBytes)} bytes of packed field elements`, {
+      cause,
+    });
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const y = new Uint32Array(chunks);
-  for (let j = 0; j < chunks; j++) {
-    const v = view.getUint32(j * ELEMENT_BYTES, true);
-    if (v >= FIELD_PRIME) throw new RangeError(`share: value ${v} is not a field element`);
-    y[j] = v;
-  }
+  for (const v of y) if (v >= FIELD_PRIME) throw new RangeError(`share: value ${v} is not a field element`);
   return { x, y };
 }

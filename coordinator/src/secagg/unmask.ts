@@ -34,11 +34,15 @@ export interface UnmaskOptions {
 }
 
 /** Collects revealed shares per owner: owner slot → shares (point = revealer slot + 1). */
-function collect(state: ServerRoundState, field: "bShares" | "sShares"): Map<number, Share[]> {
+function collect(
+  state: ServerRoundState,
+  field: "bShares" | "sShares",
+  secretBytes: number,
+): Map<number, Share[]> {
   const byOwner = new Map<number, Share[]>();
   for (const revealer of state.revealers ?? []) {
     for (const [owner, text] of state.devices[String(revealer)]?.[field] ?? []) {
-      const share = decodeShareValues(sharePoint(revealer), base64ToBytes(text), SIZES.seed);
+      const share = decodeShareValues(sharePoint(revealer), base64ToBytes(text), secretBytes);
       const list = byOwner.get(owner) ?? [];
       list.push(share);
       byOwner.set(owner, list);
@@ -60,8 +64,8 @@ export async function finalizeUnmask(
   const { t, roundId, modulusBits } = state.config;
   const survivors = state.survivors ?? [];
   const survivorSet = new Set(survivors);
-  const bShares = collect(state, "bShares");
-  const sShares = collect(state, "sShares");
+  const bShares = collect(state, "bShares", SIZES.selfSeed);
+  const sShares = collect(state, "sShares", SIZES.key);
 
   const jobs: MaskJob[] = [];
   // Self masks of survivors: y_u included +PRG(b_u), so remove it.
@@ -75,7 +79,7 @@ export async function finalizeUnmask(
         now,
       );
     }
-    const b = combineShares(shares.slice(0, t), SIZES.seed);
+    const b = combineShares(shares.slice(0, t), SIZES.selfSeed);
     jobs.push({ seed: selfMaskSeed(b, roundId, u), sign: -1 });
     wipe(b);
   }

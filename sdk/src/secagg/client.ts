@@ -176,7 +176,7 @@ export function advertiseKeys(
   const random = options.randomBytes ?? systemRandomBytes;
   const c = generateKeyPair(random);
   const s = generateKeyPair(random);
-  const selfSeed = random(SIZES.seed);
+  const selfSeed = random(SIZES.selfSeed);
   const state: ClientState = {
     v: 1,
     config: view.config,

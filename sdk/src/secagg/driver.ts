@@ -12,7 +12,7 @@ import {
   base64ToBytes,
   bytesToWords,
   createRoundState,
-  encodeMaskedInputFrame,
+  encodeClientFrame,
   fromStorageEntries,
   handleMessage,
   type KeyAgreement,
@@ -81,7 +81,7 @@ export interface SimulatedRound {
 export interface RoundStats {
   /** Wall-clock ms spent in each device's stage functions. */
   clientMs: Float64Array;
-  /** Bytes each device sent (JSON, the masked input counted as its binary frame). */
+  /** Bytes each device sent, as binary frames (`encodeClientFrame`). */
   bytesSent: Float64Array;
   /** Bytes each device received (the JSON stage views). */
   bytesReceived: Float64Array;
@@ -164,9 +164,7 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
       stats.clientMs[slot] = (stats.clientMs[slot] as number) + performance.now() - t0;
       clients[slot] = round.persist ? roundTrip(step.state) : step.state;
       const text = JSON.stringify(step.message);
-      stats.bytesSent[slot] =
-        (stats.bytesSent[slot] as number) +
-        (step.message.stage === "masked-input" ? encodeMaskedInputFrame(step.message).length : text.length);
+      stats.bytesSent[slot] = (stats.bytesSent[slot] as number) + encodeClientFrame(step.message).length;
       const s0 = performance.now();
       const transition = await handleMessage(state, JSON.parse(text), now, serverOptions);
       stats.serverMs[stage] += performance.now() - s0;

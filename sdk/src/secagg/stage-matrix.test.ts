@@ -1,7 +1,9 @@
 import {
   bytesToBase64,
   createRoundState,
+  decodeClientFrame,
   ERROR_CODES,
+  encodeClientFrame,
   handleAdvertiseKeys,
   handleMessage,
   handleShareKeys,
@@ -274,5 +276,24 @@ describe("deadlines", () => {
     expect(aborted.state.phase).toBe("aborted");
     expect(aborted.state.abort?.reason).toMatch(/fewer than t = 2/);
     expect(late.changed).toContain("core");
+  });
+});
+
+describe("binary frames", () => {
+  it("round-trip every recorded message exactly and reject damaged frames", async () => {
+    for (const stage of STAGES) {
+      for (const message of full.sent[stage] ?? []) {
+        if (!message) continue;
+        const frame = encodeClientFrame(message);
+        expect(decodeClientFrame(frame)).toEqual(message);
+        expect(frame.length).toBeLessThan(JSON.stringify(message).length);
+        // The masked vector runs to the end of its frame; the guard checks its exact length.
+        if (stage !== "masked-input") {
+          expect(() => decodeClientFrame(frame.subarray(0, frame.length - 1))).toThrow();
+          expect(() => decodeClientFrame(Uint8Array.from([...frame, 0]))).toThrow();
+        }
+        expect(() => decodeClientFrame(Uint8Array.from(frame, (x, i) => (i === 0 ? 0 : x)))).toThrow(RangeError);
+      }
+    }
   });
 });
