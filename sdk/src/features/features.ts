@@ -205,8 +205,16 @@ export function assignTags(features: Features, thresholds: TagThresholds): Tag[]
   return tags;
 }
 
-const fmt = (value: number, digits = 0) =>
-  value.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+// Intl.NumberFormat is costly to construct; build each of the two formats once, on first use.
+const formats = new Map<number, Intl.NumberFormat>();
+function fmt(value: number, digits = 0): string {
+  let format = formats.get(digits);
+  if (!format) {
+    format = new Intl.NumberFormat("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+    formats.set(digits, format);
+  }
+  return format.format(value);
+}
 
 /** A one-paragraph, human-readable summary of the profile. */
 export function summarise(features: Features, tags: readonly Tag[]): string {

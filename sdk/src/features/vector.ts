@@ -44,14 +44,14 @@ export const Z_CLAMP = 4;
 
 /** Default reference statistics (see the module comment for their provenance). */
 export const DEFAULT_VECTOR_REFERENCE: VectorReference = {
-  recency: { mean: 0, sd: 1 },
-  frequency: { mean: 0, sd: 1 },
-  monetary: { mean: 0, sd: 1 },
-  avg_order_value: { mean: 0, sd: 1 },
-  tenure: { mean: 0, sd: 1 },
-  activity: { mean: 0, sd: 1 },
-  avg_unit_price: { mean: 0, sd: 1 },
-  refund_share: { mean: 0, sd: 1 },
+  recency: { mean: 3.8284, sd: 1.3444 },
+  frequency: { mean: 1.3456, sd: 0.683 },
+  monetary: { mean: 6.5317, sd: 1.3845 },
+  avg_order_value: { mean: 5.6511, sd: 0.7447 },
+  tenure: { mean: 5.1622, sd: 0.884 },
+  activity: { mean: 0.1628, sd: 0.2795 },
+  avg_unit_price: { mean: 1.4009, sd: 0.4366 },
+  refund_share: { mean: 0.025, sd: 0.0969 },
   view_to_purchase: { mean: 0.1, sd: 0.15 },
 };
 

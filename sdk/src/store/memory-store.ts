@@ -2,7 +2,8 @@
  * The memory store: the fallback when IndexedDB is missing, blocked, full, wiped or not
  * consented to, and the node default (replay). Same semantics as the IndexedDB store; every
  * operation does its work synchronously inside the call, which satisfies the ordering contract
- * of `ProfileStore`. Values are cloned in and out, as IndexedDB would.
+ * of `ProfileStore`. Values are cloned on the way out (and on the way in, except immutable
+ * events), so callers never share mutable state with the store, as with IndexedDB.
  */
 import type { StoredEvent } from "../events/schemas";
 import { cloneFeatureState, type FeatureState } from "../features/state";
@@ -29,7 +30,10 @@ export function createMemoryStore(seed?: FeatureState): ProfileStore {
   return {
     kind: "memory",
     append(events) {
-      for (const event of events) journal.set(event.id, structuredClone(event));
+      // Tracked events are immutable once created (the profiler builds them from the
+      // validated copy, and nothing writes to them), so they are kept by reference here and
+      // cloned only on the way out, in `events()`.
+      for (const event of events) journal.set(event.id, event);
       return done;
     },
     fold(reduce, limits) {

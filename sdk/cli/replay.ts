@@ -1,0 +1,366 @@
+/**
+ * `fedprofile replay`: feeds UCI Online Retail through the SDK's own code path (validation,
+ * accumulators, store, profile), one simulated device per customer, and writes the features.
+ *
+ *   npx fedprofile replay --data ../shared/data/online_retail.csv.gz \
+ *     --as-of 2011-12-10T00:00:00Z --out features.csv [--store memory|fake-indexeddb] [--reference]
+ *
+ * Mapping rules (issue 3):
+ * - rows without CustomerID are skipped, and so are rows with UnitPrice ≤ 0;
+ * - a non-`C` invoice is one Order Completed: `order_id` = InvoiceNo, one product per line
+ *   (`product_id` = StockCode, `price` = UnitPrice, `quantity` = Quantity, `category` from the
+ *   Description by `taxonomy.ts`), at InvoiceDate read as UTC (the earliest of its lines: 31
+ *   invoices span two minutes);
+ * - a `C` invoice is one Order Refunded with `total` = Σ |Quantity| × UnitPrice (and its lines
+ *   as products with |Quantity|).
+ * A customer's events are tracked in time order (ties by InvoiceNo). One CSV row is written per
+ * customer with at least one Order Completed.
+ */
+import { createReadStream } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { createGunzip } from "node:zlib";
+import {
+  createProfiler,
+  type EventName,
+  type Product,
+  type Profile,
+  VECTOR_FIELDS,
+  type VectorField,
+  type VectorReference,
+} from "../src/core";
+import { transformedFields } from "../src/features/vector";
+import { CsvParser, csvField } from "./csv";
+import { CATEGORIES, categorise } from "./taxonomy";
+
+const HEADER = [
+  "InvoiceNo",
+  "StockCode",
+  "Description",
+  "Quantity",
+  "InvoiceDate",
+  "UnitPrice",
+  "CustomerID",
+];
+const DATE = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
+
+/** One invoice of one customer, as read from the file. */
+interface Invoice {
+  invoiceNo: string;
+  refund: boolean;
+  t: number;
+  products: Product[];
+  total: number;
+}
+
+/** Counts from reading the file. */
+export interface ReadStats {
+  rows: number;
+  skippedNoCustomer: number;
+  skippedPrice: number;
+  keptLines: number;
+}
+
+/** Options of `replay`. */
+export interface ReplayOptions {
+  data: string;
+  asOf: number;
+  store: "memory" | "fake-indexeddb";
+  onProgress?: (done: number, total: number, events: number) => void;
+}
+
+/** What `replay` produced. */
+export interface ReplayReport {
+  read: ReadStats;
+  customers: number;
+  events: number;
+  /** One entry per customer with at least one order, by customer id. */
+  profiles: Array<{ customerId: string; profile: Profile }>;
+  readMs: number;
+  replayMs: number;
+}
+
+function parseUtc(value: string): number {
+  const m = DATE.exec(value);
+  if (!m) throw new Error(`bad InvoiceDate ${JSON.stringify(value)}`);
+  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+}
+
+/** Streams the gzip'd CSV and groups the kept lines into invoices per customer. */
+export async function readInvoices(
+  path: string,
+): Promise<{ customers: Map<string, Map<string, Invoice>>; stats: ReadStats }> {
+  const customers = new Map<string, Map<string, Invoice>>();
+  const stats: ReadStats = { rows: 0, skippedNoCustomer: 0, skippedPrice: 0, keptLines: 0 };
+  let columns: number[] | undefined;
+  const parser = new CsvParser((record) => {
+    if (!columns) {
+      columns = HEADER.map((name) => record.indexOf(name));
+      const missing = HEADER.filter((_, i) => columns?.[i] === -1);
+      if (missing.length > 0) throw new Error(`${path}: missing columns ${missing.join(", ")}`);
+      return;
+    }
+    stats.rows += 1;
+    const [invoiceNo, stockCode, description, quantityText, date, priceText, customerText] = columns.map(
+      (i) => record[i] ?? "",
+    );
+    const customerId = customerText?.trim() ?? "";
+    if (!customerId) {
+      stats.skippedNoCustomer += 1;
+      return;
+    }
+    const price = Number(priceText);
+    if (!(price > 0)) {
+      stats.skippedPrice += 1;
+      return;
+    }
+    stats.keptLines += 1;
+    const quantity = Number(quantityText);
+    const no = invoiceNo ?? "";
+    const refund = no.startsWith("C");
+    const t = parseUtc(date ?? "");
+    const invoices = customers.get(customerId) ?? new Map<string, Invoice>();
+    customers.set(customerId, invoices);
+    const invoice = invoices.get(no) ?? { invoiceNo: no, refund, t, products: [], total: 0 };
+    invoices.set(no, invoice);
+    if (t < invoice.t) invoice.t = t;
+    const units = refund ? Math.abs(quantity) : quantity;
+    invoice.total += units * price;
+    invoice.products.push({
+      product_id: stockCode ?? "",
+      name: description ?? "",
+      category: categorise(description ?? ""),
+      price,
+      quantity: units,
+    });
+  });
+  const source = createReadStream(path);
+  const stream = createGunzip();
+  source.on("error", (error) => stream.destroy(error)); // pipe() alone would not forward it
+  source.pipe(stream);
+  stream.setEncoding("utf8");
+  for await (const chunk of stream) {
+    if (typeof chunk !== "string") throw new TypeError("expected text chunks");
+    parser.push(chunk);
+  }
+  parser.end();
+  return { customers, stats };
+}
+
+function deviceBytes(customerId: string): (length: number) => Uint8Array {
+  // Deterministic tab ids make the replay reproducible run to run.
+  return (length) => Uint8Array.from({ length }, (_, i) => customerId.charCodeAt(i % customerId.length) ^ i);
+}
+
+/** Replays every customer through its own profiler. */
+export async function replay(options: ReplayOptions): Promise<ReplayReport> {
+  const readStart = performance.now();
+  const { customers, stats } = await readInvoices(options.data);
+  const readMs = performance.now() - readStart;
+  if (options.store === "fake-indexeddb") {
+    // Node has no IndexedDB: install fake-indexeddb's (an in-memory implementation of the spec).
+    const fake = await import("fake-indexeddb");
+    Object.assign(globalThis, { indexedDB: fake.indexedDB, IDBKeyRange: fake.IDBKeyRange });
+  }
+
+  const ids = [...customers.keys()].sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : 1));
+  const profiles: ReplayReport["profiles"] = [];
+  let events = 0;
+  const replayStart = performance.now();
+  for (const [index, customerId] of ids.entries()) {
+    const invoices = [...(customers.get(customerId)?.values() ?? [])].sort(
+      (a, b) => a.t - b.t || (a.invoiceNo < b.invoiceNo ? -1 : 1),
+    );
+    const device = createProfiler({
+      storage: options.store === "memory" ? "memory" : "indexeddb",
+      dbName: `replay-${customerId}`,
+      now: () => options.asOf,
+      randomBytes: deviceBytes(customerId),
+      // Every category's share goes to the CSV, not only the default top 5.
+      features: { topK: CATEGORIES.length },
+      flushIntervalMs: 3_600_000,
+      maxBatch: 100_000,
+    });
+    let orders = 0;
+    for (const invoice of invoices) {
+      const name: EventName = invoice.refund ? "Order Refunded" : "Order Completed";
+      const properties = invoice.refund
+        ? { order_id: invoice.invoiceNo, total: invoice.total, products: invoice.products }
+        : { order_id: invoice.invoiceNo, products: invoice.products };
+      await device.track(name, properties, { timestamp: invoice.t });
+      if (!invoice.refund) orders += 1;
+      events += 1;
+    }
+    await device.flush();
+    if (orders > 0) profiles.push({ customerId, profile: await device.getProfile({ asOf: options.asOf }) });
+    if (options.store === "fake-indexeddb") await device.forget();
+    await device.close();
+    options.onProgress?.(index + 1, ids.length, events);
+  }
+  return {
+    read: stats,
+    customers: ids.length,
+    events,
+    profiles,
+    readMs,
+    replayMs: performance.now() - replayStart,
+  };
+}
+
+/** CSV columns, in order (affinity shares per taxonomy category, then the vector). */
+export function csvColumns(): string[] {
+  return [
+    "customer_id",
+    "recency_days",
+    "frequency",
+    "monetary",
+    "tenure_days",
+    "avg_order_value",
+    "revenue",
+    "refunds",
+    "event_count",
+    "avg_unit_price",
+    "price_band",
+    "activity",
+    "top_category",
+    "tags",
+    ...CATEGORIES.map((category) => `affinity_${category}`),
+    ...VECTOR_FIELDS.map((field) => `z_${field}`),
+  ];
+}
+
+const num = (value: number | null) => (value === null ? "" : String(value));
+
+function csvRow(customerId: string, profile: Profile): string {
+  const f = profile.features;
+  const shares = new Map(f.affinities.map((a) => [a.category, a.share]));
+  const cells = [
+    customerId,
+    num(f.recencyDays),
+    num(f.frequency),
+    num(f.monetary),
+    num(f.tenureDays),
+    num(f.avgOrderValue),
+    num(f.revenue),
+    num(f.refunds),
+    num(f.eventCount),
+    num(f.avgUnitPrice),
+    f.priceBand ?? "",
+    num(f.activity),
+    f.affinities[0]?.category ?? "",
+    profile.tags.join("|"),
+    ...CATEGORIES.map((category) => num(shares.get(category) ?? 0)),
+    ...profile.vector.map(num),
+  ];
+  return cells.map(csvField).join(",");
+}
+
+/** Mean and (population) standard deviation of each transformed vector field. */
+export function referenceStats(profiles: ReplayReport["profiles"]): VectorReference {
+  const stat = (field: VectorField) => {
+    const values = profiles.flatMap(({ profile }) => {
+      const value = transformedFields(profile.features)[field];
+      return value === null ? [] : [value];
+    });
+    const n = Math.max(values.length, 1);
+    const mean = values.reduce((s, v) => s + v, 0) / n;
+    return { mean, sd: Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / n) };
+  };
+  return {
+    recency: stat("recency"),
+    frequency: stat("frequency"),
+    monetary: stat("monetary"),
+    avg_order_value: stat("avg_order_value"),
+    tenure: stat("tenure"),
+    activity: stat("activity"),
+    avg_unit_price: stat("avg_unit_price"),
+    refund_share: stat("refund_share"),
+    view_to_purchase: stat("view_to_purchase"),
+  };
+}
+
+const USAGE = `usage: fedprofile replay --data <online_retail.csv.gz> --as-of <ISO time> --out <features.csv>
+                         [--store memory|fake-indexeddb] [--reference] [--quiet]`;
+
+/** CLI entry: resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let values: ReturnType<typeof parse>["values"];
+  function parse(args: string[]) {
+    return parseArgs({
+      args,
+      options: {
+        data: { type: "string" },
+        "as-of": { type: "string" },
+        out: { type: "string" },
+        store: { type: "string", default: "memory" },
+        reference: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+      strict: true,
+    });
+  }
+  try {
+    values = parse(argv).values;
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const asOf = Date.parse(values["as-of"] ?? "");
+  const store = values.store;
+  if (
+    !values.data ||
+    !values.out ||
+    !Number.isFinite(asOf) ||
+    (store !== "memory" && store !== "fake-indexeddb")
+  ) {
+    console.error(USAGE);
+    return 2;
+  }
+  const quiet = values.quiet;
+  const tty = process.stderr.isTTY;
+  let lastShown = -1;
+  const onProgress = (done: number, total: number, events: number) => {
+    if (quiet) return;
+    const percent = Math.floor((done / total) * 100);
+    if (tty) {
+      if (percent !== lastShown || done === total) {
+        process.stderr.write(`\rreplay: ${done}/${total} customers, ${events} events (${percent}%)`);
+        if (done === total) process.stderr.write("\n");
+      }
+    } else if (percent >= lastShown + 10 || done === total) {
+      process.stderr.write(`replay: ${done}/${total} customers, ${events} events (${percent}%)\n`);
+    } else return;
+    lastShown = percent;
+  };
+  try {
+    if (!quiet) process.stderr.write(`replay: reading ${values.data}\n`);
+    const report = await replay({ data: values.data, asOf, store, onProgress });
+    const lines = [
+      csvColumns().join(","),
+      ...report.profiles.map(({ customerId, profile }) => csvRow(customerId, profile)),
+    ];
+    await writeFile(values.out, `${lines.join("\n")}\n`);
+    const eventsPerSecond = report.events / (report.replayMs / 1000);
+    const { read } = report;
+    console.log(
+      [
+        `read ${read.rows} rows in ${(report.readMs / 1000).toFixed(2)} s: kept ${read.keptLines} lines ` +
+          `(skipped ${read.skippedNoCustomer} without CustomerID, ${read.skippedPrice} with UnitPrice ≤ 0)`,
+        `replayed ${report.events} events for ${report.customers} customers (${store} store) in ` +
+          `${(report.replayMs / 1000).toFixed(2)} s: ${Math.round(eventsPerSecond).toLocaleString("en")} events/s, ` +
+          `${Math.round(read.keptLines / (report.replayMs / 1000)).toLocaleString("en")} product lines/s`,
+        `wrote ${report.profiles.length} customers with at least one order to ${values.out}`,
+      ].join("\n"),
+    );
+    if (values.reference) console.log(JSON.stringify(referenceStats(report.profiles), null, 2));
+    return 0;
+  } catch (error) {
+    console.error(`replay failed: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+}
