@@ -12,6 +12,18 @@ import { type ComposedEvent, type DpEvent, eventKey, eventRdpCurve } from "./eve
 import { assertInteger } from "./numeric.ts";
 import { assertOrders, DEFAULT_RDP_ORDERS } from "./rdp.ts";
 
+/** Same fields, same primitive values (events are flat records). */
+function shallowEqual(a: DpEvent, b: DpEvent): boolean {
+  if (a.kind !== b.kind) return false;
+  let n = 0;
+  for (const k in a) {
+    if (Reflect.get(a, k) !== Reflect.get(b, k)) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
+}
+
 /** Options for {@link RdpAccountant}. */
 export interface RdpAccountantOptions {
   /** RDP orders; defaults to dp_accounting's {@link DEFAULT_RDP_ORDERS}. */
@@ -28,11 +40,16 @@ export class RdpAccountant {
   /** The RDP orders this accountant tracks. */
   readonly orders: readonly number[];
   private readonly curve: Float64Array;
-  private readonly log: ComposedEvent[] = [];
+  private readonly log: { event: DpEvent; count: number }[] = [];
   private lastKey = "";
+  private lastEvent: DpEvent | null = null;
+  private lastCurve: Float64Array | null = null;
+  /** Occurrences of `lastEvent` composed but not yet added into `curve` (RDP is linear). */
+  private pending = 0;
 
   constructor(opts: RdpAccountantOptions = {}) {
-    this.orders = Object.freeze([...(opts.orders ?? DEFAULT_RDP_ORDERS)]);
+    // The shared default array is already frozen; reusing it keeps the curve cache keyed once.
+    this.orders = opts.orders ? Object.freeze([...opts.orders]) : DEFAULT_RDP_ORDERS;
     assertOrders(this.orders);
     this.curve = new Float64Array(this.orders.length);
   }
@@ -44,25 +61,40 @@ export class RdpAccountant {
     return acc;
   }
 
-  /** Adds `count` occurrences of `event`. Consecutive identical events share one log entry. */
+  private flush(): void {
+    if (this.pending === 0 || !this.lastCurve) return;
+    const c = this.curve;
+    const per = this.lastCurve;
+    const n = this.pending;
+    for (let k = 0; k < c.length; k++) c[k] = c[k]! + n * per[k]!;
+    this.pending = 0;
+  }
+
+  /**
+   * Adds `count` occurrences of `event`. Consecutive identical events share one log entry, and
+   * their curve is added once when next needed, so a round loop costs O(1) per round.
+   */
   compose(event: DpEvent, count = 1): this {
     assertInteger("count", count, 1);
-    const per = eventRdpCurve(event, this.orders);
-    const c = this.curve;
-    for (let k = 0; k < c.length; k++) c[k] = c[k]! + count * per[k]!;
-    const key = eventKey(event);
-    const last = this.log[this.log.length - 1];
-    if (last && key === this.lastKey) {
-      this.log[this.log.length - 1] = { event: last.event, count: last.count + count };
-    } else {
-      this.log.push({ event, count });
-      this.lastKey = key;
+    if (event !== this.lastEvent && !(this.lastEvent && shallowEqual(event, this.lastEvent))) {
+      const key = eventKey(event);
+      if (key !== this.lastKey || !this.lastCurve) {
+        const curve = eventRdpCurve(event, this.orders);
+        this.flush();
+        this.log.push({ event, count: 0 });
+        this.lastKey = key;
+        this.lastCurve = curve;
+      }
+      this.lastEvent = event;
     }
+    this.pending += count;
+    this.log[this.log.length - 1]!.count += count;
     return this;
   }
 
   /** The accumulated RDP at each order (a copy). */
   rdp(): Float64Array {
+    this.flush();
     return new Float64Array(this.curve);
   }
 
@@ -73,20 +105,25 @@ export class RdpAccountant {
 
   /** The smallest epsilon at `delta`, and the order attaining it. */
   getEpsilon(delta: number): EpsilonResult {
+    this.flush();
     return rdpToEpsilon(this.orders, this.curve, delta);
   }
 
   /** The smallest delta at `epsilon`, and the order attaining it. */
   getDelta(epsilon: number): DeltaResult {
+    this.flush();
     return rdpToDelta(this.orders, this.curve, epsilon);
   }
 
   /** An independent copy (e.g. to project the next round without committing it). */
   clone(): RdpAccountant {
+    this.flush();
     const c = new RdpAccountant({ orders: this.orders });
     c.curve.set(this.curve);
     for (const e of this.log) c.log.push({ event: e.event, count: e.count });
     c.lastKey = this.lastKey;
+    c.lastEvent = this.lastEvent;
+    c.lastCurve = this.lastCurve;
     return c;
   }
 }

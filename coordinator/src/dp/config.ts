@@ -15,7 +15,7 @@ export const DyadicSigmaSchema = z
       .number()
       .int()
       .positive()
-      .lt(2 ** 23),
+      .lt(2 ** 26),
     exp2: z.number().int().min(0).max(60),
   })
   .strict();

@@ -8,12 +8,12 @@
  * dyadic rational `u / 2^k` and using the Laplace proposal with the same rational scale
  * `t/s = u / 2^k` (Algorithm 2 allows any rational scale). The acceptance exponent is then
  * `gamma = (|Y| - sigma^2/(t/s))^2 / (2 sigma^2) = (|Y| 2^k - u)^2 / (2 u^2)`, whose denominator
- * `2u^2` is below 2^47 for `u < 2^23`. The rare numerators beyond 2^53 go through BigInt.
+ * `2u^2` is below 2^53 for `u < 2^26`. The rare numerators beyond 2^53 go through BigInt.
  */
 
 import { type RandomSource, uniformBelow, uniformBelowBig } from "./random.ts";
 
-/** `sigma = num / 2^exp2`, both non-negative safe integers, `num < 2^23`. */
+/** `sigma = num / 2^exp2`, both non-negative safe integers, `num < 2^26`. */
 export interface DyadicSigma {
   /** The numerator `u`. */
   readonly num: number;
@@ -21,24 +21,31 @@ export interface DyadicSigma {
   readonly exp2: number;
 }
 
-const MAX_NUM = 2 ** 23;
+/** Largest numerator: keeps the acceptance denominator `2u^2` below 2^53. */
+const MAX_NUM = 2 ** 26;
 const SAFE = Number.MAX_SAFE_INTEGER;
+const TWO32 = 4294967296;
 
 /**
- * The smallest dyadic `u/2^k >= sigma` with `u < 2^23` (about 7 significant digits), so the
- * noise actually added is never below the noise the accountant was told about. `k` may be
- * negative for very large `sigma`.
+ * The smallest dyadic `u/2^k >= sigma` with `bits` significant bits (default 15), so the noise
+ * actually added is never below the noise the accountant was told about. With 15 bits the
+ * acceptance test's denominator `2u^2` stays below 2^31 and every uniform draw takes a single
+ * 32-bit word; sigma is overstated by at most 2^-14 relative. A sigma of 2^bits or more is
+ * rounded up to an integer (`k = 0`), exact up to 2^26.
  */
-export function dyadicSigmaAtLeast(sigma: number): DyadicSigma {
+export function dyadicSigmaAtLeast(sigma: number, bits = 15): DyadicSigma {
   if (!(sigma > 0) || !Number.isFinite(sigma))
     throw new RangeError(`sigma must be positive and finite, got ${sigma}`);
-  let k = 22 - Math.floor(Math.log2(sigma));
+  if (!Number.isInteger(bits) || bits < 2 || bits > 26)
+    throw new RangeError(`bits must be an integer in [2, 26], got ${bits}`);
+  let k = bits - 1 - Math.floor(Math.log2(sigma));
+  if (k < 0) k = 0;
   let u = Math.ceil(sigma * 2 ** k);
-  while (u >= MAX_NUM) {
+  while (u >= 2 ** bits && k > 0) {
     k -= 1;
     u = Math.ceil(sigma * 2 ** k);
   }
-  if (k < 0) throw new RangeError(`sigma ${sigma} is too large for the exact sampler (max 2^23)`);
+  if (u >= MAX_NUM) throw new RangeError(`sigma ${sigma} is too large for the exact sampler (max 2^26)`);
   return { num: u, exp2: k };
 }
 
@@ -47,8 +54,13 @@ export function dyadicValue(s: DyadicSigma): number {
   return s.num / 2 ** s.exp2;
 }
 
-/** Bernoulli(num/den) for safe integers `0 <= num <= den`. */
+/**
+ * Bernoulli(num/den) for safe integers `0 <= num <= den <= 2^53`, drawing a uniform integer
+ * below `den` by rejection.
+ */
 function bernoulliRational(rng: RandomSource, num: number, den: number): boolean {
+  if (num >= den) return true;
+  if (num <= 0) return false;
   return uniformBelow(rng, den) < num;
 }
 
@@ -82,12 +94,14 @@ export function bernoulliExpNeg(rng: RandomSource, num: number | bigint, den: nu
     const n = BigInt(num);
     const d = BigInt(den);
     const q = n / d;
-    if (q > 10_000n) return false; // exp(-10000) is below every float; also below 2^-14000.
+    // P[Bernoulli(exp(-1)) ten thousand times in a row] = e^-10000: below every double.
+    if (q > 10_000n) return false;
     whole = Number(q);
     rem = Number(n - q * d);
   } else {
-    whole = Math.floor(num / den);
-    rem = num - whole * den;
+    // fmod is exact; a floored double quotient can be off by one when den is large.
+    rem = num % den;
+    whole = (num - rem) / den;
   }
   for (let i = 0; i < whole; i++) {
     if (!bernoulliExpNegUnit(rng, 1, 1)) return false;
@@ -96,45 +110,70 @@ export function bernoulliExpNeg(rng: RandomSource, num: number | bigint, den: nu
 }
 
 /**
- * The discrete Laplace `P[y] ∝ exp(-|y| s / t)` (CKS20 Algorithm 2) for positive integers
- * `t < 2^32` and `s = 2^k`.
+ * A sampler of the discrete Laplace `P[y] ∝ exp(-|y| s / t)` (CKS20 Algorithm 2) for a positive
+ * integer `t < 2^32` and `s = 2^exp2`. Sign bits are taken one at a time from cached words.
  */
-export function sampleDiscreteLaplace(rng: RandomSource, t: number, exp2 = 0): number {
+export function discreteLaplaceSampler(rng: RandomSource, t: number, exp2 = 0): () => number {
+  if (!Number.isSafeInteger(t) || t < 1 || t >= TWO32)
+    throw new RangeError(`t must be an integer in [1, 2^32), got ${t}`);
   const s = 2 ** exp2;
-  for (;;) {
-    const u = uniformBelow(rng, t);
-    if (!bernoulliExpNeg(rng, u, t)) continue;
-    let v = 0;
-    while (bernoulliExpNegUnit(rng, 1, 1)) v++;
-    const x = u + t * v;
-    const y = Math.floor(x / s);
-    const b = (rng.nextUint32() & 1) === 1;
-    if (b && y === 0) continue;
-    return b ? -y : y;
-  }
+  let bits = 0;
+  let nbits = 0;
+  return () => {
+    for (;;) {
+      const u = uniformBelow(rng, t);
+      if (!bernoulliExpNegUnit(rng, u, t)) continue;
+      let v = 0;
+      while (bernoulliExpNegUnit(rng, 1, 1)) v++;
+      const x = u + t * v;
+      const y = Math.floor(x / s);
+      if (nbits === 0) {
+        bits = rng.nextUint32();
+        nbits = 32;
+      }
+      const b = (bits & 1) === 1;
+      bits >>>= 1;
+      nbits--;
+      if (b && y === 0) continue;
+      return b ? -y : y;
+    }
+  };
+}
+
+/** One draw from the discrete Laplace; see {@link discreteLaplaceSampler}. */
+export function sampleDiscreteLaplace(rng: RandomSource, t: number, exp2 = 0): number {
+  return discreteLaplaceSampler(rng, t, exp2)();
 }
 
 /**
- * One exact draw from `N_Z(0, sigma^2)` with `sigma = u / 2^k` (CKS20 Algorithm 3 with the
- * Laplace scale set to sigma): propose `Y ~ DLap(sigma)`, accept with probability
- * `exp(-(|Y| - sigma)^2 / (2 sigma^2))`.
+ * A sampler of `N_Z(0, sigma^2)` with `sigma = u / 2^k` (CKS20 Algorithm 3 with the Laplace
+ * scale set to sigma): propose `Y ~ DLap(sigma)`, accept with probability
+ * `exp(-(|Y| - sigma)^2 / (2 sigma^2)) = exp(-(|Y| 2^k - u)^2 / (2 u^2))`.
  */
-export function sampleDiscreteGaussian(rng: RandomSource, sigma: DyadicSigma): number {
+export function discreteGaussianSampler(rng: RandomSource, sigma: DyadicSigma): () => number {
   const u = sigma.num;
   const k = sigma.exp2;
-  if (!Number.isSafeInteger(u) || u <= 0 || u >= MAX_NUM || !Number.isSafeInteger(k) || k < 0) {
-    throw new RangeError(`sigma must be u/2^k with 0 < u < 2^23 and k >= 0, got ${u}/2^${k}`);
+  if (!Number.isSafeInteger(u) || u <= 0 || u >= MAX_NUM || !Number.isSafeInteger(k) || k < 0 || k > 60) {
+    throw new RangeError(`sigma must be u/2^k with 0 < u < 2^26 and 0 <= k <= 60, got ${u}/2^${k}`);
   }
   const den = 2 * u * u;
   const scale = 2 ** k;
-  for (;;) {
-    const y = sampleDiscreteLaplace(rng, u, k);
-    const a = Math.abs(y) * scale - u;
-    const sq = a * a;
-    const accept =
-      sq <= SAFE ? bernoulliExpNeg(rng, sq, den) : bernoulliExpNeg(rng, BigInt(a) * BigInt(a), den);
-    if (accept) return y;
-  }
+  const lap = discreteLaplaceSampler(rng, u, k);
+  return () => {
+    for (;;) {
+      const y = lap();
+      const a = Math.abs(y) * scale - u;
+      const sq = a * a;
+      const accept =
+        sq <= SAFE ? bernoulliExpNeg(rng, sq, den) : bernoulliExpNeg(rng, BigInt(a) * BigInt(a), den);
+      if (accept) return y;
+    }
+  };
+}
+
+/** One exact draw from `N_Z(0, sigma^2)`; prefer {@link discreteGaussianSampler} in loops. */
+export function sampleDiscreteGaussian(rng: RandomSource, sigma: DyadicSigma): number {
+  return discreteGaussianSampler(rng, sigma)();
 }
 
 /** Fills `out` with independent exact draws from `N_Z(0, sigma^2)`. */
@@ -143,7 +182,8 @@ export function fillDiscreteGaussian(
   sigma: DyadicSigma,
   out: Float64Array | Int32Array,
 ): void {
-  for (let i = 0; i < out.length; i++) out[i] = sampleDiscreteGaussian(rng, sigma);
+  const draw = discreteGaussianSampler(rng, sigma);
+  for (let i = 0; i < out.length; i++) out[i] = draw();
 }
 
 /**

@@ -83,12 +83,30 @@ export type DpEvent = z.infer<typeof DpEvent>;
 export const ComposedEvent = z.object({ event: DpEvent, count }).strict();
 export type ComposedEvent = z.infer<typeof ComposedEvent>;
 
-/** A stable key for an event: its fields in sorted order. */
+const keyCache = new WeakMap<object, string>();
+
+/**
+ * A cache key for an event: its JSON. Events are treated as immutable, so the key is memoised
+ * per object. Two equal events written with their fields in different orders get different
+ * keys, which only costs a cache miss (and a separate log entry), never a wrong curve.
+ */
 export function eventKey(event: DpEvent): string {
-  return Object.entries(event)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${String(v)}`)
-    .join(";");
+  const hit = keyCache.get(event);
+  if (hit !== undefined) return hit;
+  const key = JSON.stringify(event);
+  keyCache.set(event, key);
+  return key;
+}
+
+const ordersKeyCache = new WeakMap<readonly number[], string>();
+
+function ordersKey(orders: readonly number[]): string {
+  let k = ordersKeyCache.get(orders);
+  if (k === undefined) {
+    k = orders.join(",");
+    ordersKeyCache.set(orders, k);
+  }
+  return k;
 }
 
 function skellamParams(e: SkellamEvent): SkellamParams {
@@ -121,7 +139,8 @@ export function eventRdp(event: DpEvent, order: number): number {
 }
 
 const MAX_CACHE = 512;
-const curveCache = new Map<string, Float64Array>();
+const curveCache = new Map<string, Map<string, Float64Array>>();
+let cached = 0;
 
 /**
  * The per-occurrence RDP curve of an event at `orders`, memoised: a federated model runs the
@@ -129,23 +148,28 @@ const curveCache = new Map<string, Float64Array>();
  * The returned array is shared and must not be modified.
  */
 export function eventRdpCurve(event: DpEvent, orders: readonly number[]): Float64Array {
-  const key = `${eventKey(event)}|${orders.join(",")}`;
-  const hit = curveCache.get(key);
+  const ok = ordersKey(orders);
+  const ek = eventKey(event);
+  let byEvent = curveCache.get(ok);
+  const hit = byEvent?.get(ek);
   if (hit) return hit;
   assertOrders(orders);
   const curve = new Float64Array(orders.length);
   for (let k = 0; k < orders.length; k++) curve[k] = eventRdp(event, orders[k]!);
-  if (curveCache.size >= MAX_CACHE) {
-    const first = curveCache.keys().next();
-    if (!first.done) curveCache.delete(first.value);
+  if (cached >= MAX_CACHE) clearRdpCache();
+  if (!byEvent) {
+    byEvent = new Map();
+    curveCache.set(ok, byEvent);
   }
-  curveCache.set(key, curve);
+  byEvent.set(ek, curve);
+  cached++;
   return curve;
 }
 
 /** Drops every memoised curve (benchmarks use it to time a cold start). */
 export function clearRdpCache(): void {
   curveCache.clear();
+  cached = 0;
 }
 
 /** Describes the trust model an event's noise implies, for ledger entries and reports. */

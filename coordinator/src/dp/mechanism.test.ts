@@ -119,9 +119,9 @@ describe("exact discrete Gaussian sampler (CKS20) vs its pmf", () => {
   ] as const) {
     it(`sigma = ${sigma}: chi-square at a fixed seed`, () => {
       const s = dyadicSigmaAtLeast(sigma);
-      // The sampler's sigma is the smallest dyadic u/2^k >= sigma (7 significant digits).
+      // The sampler's sigma is the smallest dyadic u/2^k >= sigma with 15 significant bits.
       expect(dyadicValue(s)).toBeGreaterThanOrEqual(sigma);
-      expect(dyadicValue(s) / sigma - 1).toBeLessThan(1e-6);
+      expect(dyadicValue(s) / sigma - 1).toBeLessThan(2 ** -14);
       const rng = seededRandom(`dg-${sigma}`);
       const n = 40000;
       const bins = new Float64Array(2 * range + 1);

@@ -20,7 +20,7 @@ import {
   localStddev,
   paddedDim,
 } from "./config.ts";
-import { sampleDiscreteGaussian } from "./discrete-gaussian.ts";
+import { discreteGaussianSampler } from "./discrete-gaussian.ts";
 import { roundedL2NormBound } from "./distributed-accounting.ts";
 import type { DistributedDiscreteGaussianEvent, PoissonGaussianEvent } from "./events.ts";
 import { rademacherSigns, rotateForward, rotateInverse } from "./hadamard.ts";
@@ -97,7 +97,8 @@ export function encodeClientUpdate(
   const m = 2 ** cfg.modulusBits;
   const values = new Uint32Array(n);
   if (cfg.mechanism === "distributed_discrete_gaussian") {
-    for (let i = 0; i < n; i++) values[i] = mod(rounded[i]! + sampleDiscreteGaussian(rng, cfg.localSigma), m);
+    const noise = discreteGaussianSampler(rng, cfg.localSigma);
+    for (let i = 0; i < n; i++) values[i] = mod(rounded[i]! + noise(), m);
   } else {
     for (let i = 0; i < n; i++) values[i] = mod(rounded[i]!, m);
   }

@@ -122,7 +122,12 @@ export function planDistributedRound(p: DistributedPlan): DistributedDiscreteGau
     // enlarges the joint clip, which feeds back into sigma (Andrew et al. 2021, Sec. 3.1).
     indicator = indicatorFor(p.clipNorm, Math.sqrt(shares) * sigma, p.clipCountStddev);
     clip = indicator ? Math.sqrt(p.clipNorm ** 2 + indicator.weight ** 2 / 4) : p.clipNorm;
-    const next = 1 / heuristicScaleFactor(sigma, clip, bits, p.expectedClients, padded, k);
+    // A grid finer than sigma / 2^14 buys nothing (the rounding error is then 2^-14 of one
+    // client's noise) and keeps the exact sampler on single-word draws, so the scale stops there.
+    const next = Math.max(
+      1 / heuristicScaleFactor(sigma, clip, bits, p.expectedClients, padded, k),
+      sigma / 2 ** 14,
+    );
     if (Math.abs(next - gamma) <= 1e-6 * gamma) {
       gamma = next;
       break;

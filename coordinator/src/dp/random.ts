@@ -123,18 +123,22 @@ const TWO53 = 9007199254740992;
 
 /**
  * A uniform integer in `[0, n)` for `1 <= n <= 2^53`, exactly, by rejection (no modulo bias).
- * `n <= 2^32` uses one word per attempt, larger `n` two (21 + 32 bits).
+ * `n <= 2^32` uses one word per attempt, larger `n` two (21 + 32 bits). Below 2^32 remainders
+ * are taken as `x - n * floor(x / n)`: the double quotient of two integers below 2^32 is never
+ * within rounding of an integer it does not equal, so this is exact, and much faster in V8 than
+ * `%` on doubles.
  */
 export function uniformBelow(rng: RandomSource, n: number): number {
   if (n <= TWO32) {
     if (n === TWO32) return rng.nextUint32();
-    const limit = TWO32 - (TWO32 % n);
+    const limit = n * Math.floor(TWO32 / n);
     for (;;) {
       const x = rng.nextUint32();
-      if (x < limit) return x % n;
+      if (x < limit) return x - n * Math.floor(x / n);
     }
   }
   if (n > TWO53) throw new RangeError(`uniformBelow: n must be <= 2^53, got ${n}`);
+  // Here a double quotient can round up to the next integer, so use the exact (slow) fmod.
   const limit = TWO53 - (TWO53 % n);
   for (;;) {
     const x = (rng.nextUint32() & 0x1fffff) * TWO32 + rng.nextUint32();

@@ -147,7 +147,8 @@ describe("privacy ledger", () => {
 
   it("detects a change to any field of any row, and names that row", async () => {
     const { entries } = await buildLedger();
-    for (const target of [0, 4, 5]) {
+    // A distributed round (0), the central round (3) and the quantile release (4).
+    for (const target of [0, 3, 4]) {
       // Every field, but of the 156-long RDP vector only the ends and the middle (signature
       // checks dominate the run time; every element is covered by the same hash).
       const paths = leafPaths(entries[target]).filter(
@@ -162,7 +163,7 @@ describe("privacy ledger", () => {
         expect(v.failure.index).toBe(target);
       }
     }
-  });
+  }, 60_000);
 
   it("a rewritten row with a recomputed hash still fails on the signature", async () => {
     const { entries } = await buildLedger();
