@@ -67,7 +67,12 @@ export interface ProfilerOptions {
   tagThresholds?: Partial<TagThresholds>;
   /** Raw event retention (default 1,000 events, 90 days); features keep everything. */
   retention?: { maxEvents?: number; maxAgeDays?: number };
-  /** Longest time an event waits in memory before it is written (default 1000 ms). */
+  /**
+   * Longest time an event waits in memory before it is written (default 0: the next task).
+   * Writes are batched either way: everything tracked before the timer fires, and everything
+   * tracked while a write is in flight, goes in one batch; 0 keeps the unwritten window, and
+   * the delay before other tabs see an event, as short as possible.
+   */
   flushIntervalMs?: number;
   /** Write as soon as this many events are waiting (default 50). */
   maxBatch?: number;
@@ -214,7 +219,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     },
     now,
     tabId,
-    flushIntervalMs: options.flushIntervalMs ?? 1000,
+    flushIntervalMs: options.flushIntervalMs ?? 0,
     maxBatch: options.maxBatch ?? 50,
     openTimeoutMs: options.openTimeoutMs ?? 3000,
     lifecycle: true,

@@ -253,10 +253,19 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     }
   }
 
+  let timerDue = Number.POSITIVE_INFINITY;
+  /** Flushes after `delay` ms, or sooner if a flush is already due sooner. */
   function schedule(delay: number) {
-    if (timer !== undefined || closed) return;
+    if (closed) return;
+    const due = Date.now() + delay;
+    if (timer !== undefined) {
+      if (due >= timerDue) return;
+      clearTimeout(timer);
+    }
+    timerDue = due;
     timer = setTimeout(() => {
       timer = undefined;
+      timerDue = Number.POSITIVE_INFINITY;
       void manager.flush();
     }, delay);
     unref(timer);
@@ -346,6 +355,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     flush() {
       clearTimeout(timer);
       timer = undefined;
+      timerDue = Number.POSITIVE_INFINITY;
       return run(flushOp).catch((error) => options.onError(toError(error)));
     },
     run,
