@@ -15,6 +15,8 @@ describe("createProfiler on real IndexedDB", () => {
     await first.track("Product Viewed", { product_id: "p1", price: 2.5 });
     await first.track("Product Viewed", { product_id: "p2", price: 3 });
     expect((await first.getProfile()).eventCount).toBe(2);
+    // A page unload flushes the batched writes (pagehide); close() does the same.
+    await first.close();
 
     const second = createProfiler({ endpoint, apiKey: "fp_pub_demo.x", dbName });
     await second.ready;
