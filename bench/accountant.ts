@@ -167,21 +167,26 @@ section(
     ),
   ),
 );
-section(
-  "rdp_poisson_gaussian (vs dp_accounting)",
-  "epsilon (dp_accounting; ours <= it on every row)",
-  v.rdp_poisson_gaussian.rows.map((r) =>
-    relErr(
-      poissonGaussianEpsilon({
-        noiseMultiplier: r.noise_multiplier,
-        samplingRate: r.sampling_rate,
-        steps: r.steps,
-        delta: r.delta,
-      }).epsilon,
-      r.epsilon,
-    ),
-  ),
-);
+{
+  // Not a match criterion: dp_accounting's all-positive fractional series overstates epsilon
+  // (README: up to 64% where epsilon > 30). Record how far, and that ours never exceeds it.
+  const over = v.rdp_poisson_gaussian.rows.map((r) => {
+    const ours = poissonGaussianEpsilon({
+      noiseMultiplier: r.noise_multiplier,
+      samplingRate: r.sampling_rate,
+      steps: r.steps,
+      delta: r.delta,
+    }).epsilon;
+    if (ours > r.epsilon * (1 + 1e-9))
+      throw new Error(`epsilon above dp_accounting's on ${JSON.stringify(r)}`);
+    return (r.epsilon - ours) / ours;
+  });
+  section(
+    "rdp_poisson_gaussian: dp_accounting overstatement",
+    "epsilon (dp_accounting) >= ours on every row",
+    over,
+  );
+}
 section(
   "rdp_poisson_gaussian_delta_for_epsilon",
   "delta_mpmath_exact_rdp",
@@ -370,10 +375,10 @@ console.log(
   `budget 5 ms (central, cold, one compose per round): ${budgetCase.median <= 5 ? "met" : "NOT met"}`,
 );
 console.log("\nKnown-answer vectors (../shared/vectors/dp_accounting.json)");
-console.log("section".padEnd(44) + "rows".padStart(6) + "max rel err".padStart(14) + "  column");
+console.log("section".padEnd(52) + "rows".padStart(6) + "max rel err".padStart(14) + "  column");
 for (const s of sections)
   console.log(
-    s.section.padEnd(44) +
+    s.section.padEnd(52) +
       String(s.rows).padStart(6) +
       s.maxRelErr.toExponential(2).padStart(14) +
       `  ${s.column}`,

@@ -55,12 +55,22 @@ export function dyadicValue(s: DyadicSigma): number {
 }
 
 /**
- * Bernoulli(num/den) for safe integers `0 <= num <= den <= 2^53`, drawing a uniform integer
- * below `den` by rejection.
+ * Bernoulli(num/den) for safe integers `0 <= num <= den <= 2^53`. For `den <= 2^32` one 32-bit
+ * word `x` decides: with `L = floor(2^32 / den)`, words at or above `den L` are rejected and the
+ * answer is `x < num L`, which has probability exactly `num L / (den L) = num / den`.
  */
 function bernoulliRational(rng: RandomSource, num: number, den: number): boolean {
   if (num >= den) return true;
   if (num <= 0) return false;
+  if (den <= TWO32) {
+    const l = Math.floor(TWO32 / den);
+    const limit = den * l;
+    const cut = num * l;
+    for (;;) {
+      const x = rng.nextUint32();
+      if (x < limit) return x < cut;
+    }
+  }
   return uniformBelow(rng, den) < num;
 }
 
@@ -80,6 +90,45 @@ function bernoulliExpNegUnit(rng: RandomSource, num: number, den: number): boole
     if (!a) return (k & 1) === 1;
     k++;
   }
+}
+
+/**
+ * {@link bernoulliExpNegUnit} specialised to a fixed denominator: the per-`k` rejection limits of
+ * {@link bernoulliRational} are precomputed, which is what the samplers below spend most of their
+ * time on. Same distribution, bit for bit the same decisions.
+ */
+function expNegUnitFor(rng: RandomSource, den: number): (num: number) => boolean {
+  const K = 32;
+  const mul = new Float64Array(K + 1);
+  const lim = new Float64Array(K + 1);
+  for (let k = 1; k <= K; k++) {
+    const d = den * k;
+    if (d <= TWO32) {
+      mul[k] = Math.floor(TWO32 / d);
+      lim[k] = d * mul[k]!;
+    }
+  }
+  return (num: number): boolean => {
+    for (let k = 1; ; k++) {
+      let a: boolean;
+      const l = k <= K ? mul[k]! : 0;
+      if (num >= den * k) a = true;
+      else if (num <= 0) a = false;
+      else if (l > 0) {
+        const limit = lim[k]!;
+        let x = rng.nextUint32();
+        while (x >= limit) x = rng.nextUint32();
+        a = x < num * l;
+      } else {
+        const d = den * k;
+        a =
+          d <= SAFE
+            ? bernoulliRational(rng, num, d)
+            : uniformBelowBig(rng, BigInt(den) * BigInt(k)) < BigInt(num);
+      }
+      if (!a) return (k & 1) === 1;
+    }
+  };
 }
 
 /**
@@ -114,17 +163,26 @@ export function bernoulliExpNeg(rng: RandomSource, num: number | bigint, den: nu
  * integer `t < 2^32` and `s = 2^exp2`. Sign bits are taken one at a time from cached words.
  */
 export function discreteLaplaceSampler(rng: RandomSource, t: number, exp2 = 0): () => number {
-  if (!Number.isSafeInteger(t) || t < 1 || t >= TWO32)
+  if (!Number.isSafeInteger(t) || t < 1 || t >= TWO32) {
     throw new RangeError(`t must be an integer in [1, 2^32), got ${t}`);
+  }
   const s = 2 ** exp2;
+  // U uniform on [0, t): accept x < t L and take floor(x / L), L = floor(2^32 / t); every U
+  // has exactly L preimages, and the double quotient of integers below 2^32 floors exactly.
+  const l = Math.floor(TWO32 / t);
+  const limit = t * l;
+  const expNegT = expNegUnitFor(rng, t);
+  const expNeg1 = expNegUnitFor(rng, 1);
   let bits = 0;
   let nbits = 0;
   return () => {
     for (;;) {
-      const u = uniformBelow(rng, t);
-      if (!bernoulliExpNegUnit(rng, u, t)) continue;
+      let w = rng.nextUint32();
+      while (w >= limit) w = rng.nextUint32();
+      const u = Math.floor(w / l);
+      if (!expNegT(u)) continue;
       let v = 0;
-      while (bernoulliExpNegUnit(rng, 1, 1)) v++;
+      while (expNeg1(1)) v++;
       const x = u + t * v;
       const y = Math.floor(x / s);
       if (nbits === 0) {
@@ -159,13 +217,24 @@ export function discreteGaussianSampler(rng: RandomSource, sigma: DyadicSigma): 
   const den = 2 * u * u;
   const scale = 2 ** k;
   const lap = discreteLaplaceSampler(rng, u, k);
+  const expNegDen = expNegUnitFor(rng, den);
+  const expNeg1 = expNegUnitFor(rng, 1);
   return () => {
     for (;;) {
       const y = lap();
       const a = Math.abs(y) * scale - u;
       const sq = a * a;
-      const accept =
-        sq <= SAFE ? bernoulliExpNeg(rng, sq, den) : bernoulliExpNeg(rng, BigInt(a) * BigInt(a), den);
+      let accept: boolean;
+      if (sq <= SAFE) {
+        // exp(-sq/den) = exp(-1)^floor(sq/den) * exp(-(sq mod den)/den); fmod is exact.
+        const rem = sq % den;
+        let whole = (sq - rem) / den;
+        accept = true;
+        while (whole-- > 0 && accept) accept = expNeg1(1);
+        if (accept) accept = expNegDen(rem);
+      } else {
+        accept = bernoulliExpNeg(rng, BigInt(a) * BigInt(a), den);
+      }
       if (accept) return y;
     }
   };
