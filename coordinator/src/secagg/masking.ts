@@ -69,16 +69,46 @@ export async function applyMasks(
   for (let i = 0; i < jobs.length; i += concurrency) {
     const batch = jobs.slice(i, i + concurrency);
     const streams = await Promise.all(batch.map((job) => prg.expand(job.seed, 4 * d)));
-    for (const [j, bytes] of streams.entries()) {
-      const w = maskWords(bytes, d);
-      if ((batch[j] as MaskJob).sign === 1)
-        for (let x = 0; x < d; x++) a[x] = ((a[x] as number) + (w[x] as number)) | 0;
-      else for (let x = 0; x < d; x++) a[x] = ((a[x] as number) - (w[x] as number)) | 0;
-    }
+    const plus: Int32Array[] = [];
+    const minus: Int32Array[] = [];
+    for (const [j, bytes] of streams.entries())
+      ((batch[j] as MaskJob).sign === 1 ? plus : minus).push(maskWords(bytes, d));
+    accumulate(a, plus, minus);
   }
   if (modulusBits < 32) {
     const m = 2 ** modulusBits - 1;
     for (let x = 0; x < d; x++) a[x] = (a[x] as number) & m;
+  }
+}
+
+/**
+ * a += Σ plus - Σ minus (mod 2^32), up to four masks per pass so `a` is loaded and stored once
+ * per four masks. Intermediate sums of at most five int32 values stay below 2^53, so the double
+ * arithmetic is exact before `| 0` reduces it mod 2^32.
+ */
+function accumulate(a: Int32Array, plus: Int32Array[], minus: Int32Array[]): void {
+  const d = a.length;
+  const all = [...plus.map((w) => [w, 1] as const), ...minus.map((w) => [w, -1] as const)];
+  for (let i = 0; i < all.length; i += 4) {
+    const group = all.slice(i, i + 4);
+    if (group.length === 4 && group.every(([, s]) => s === 1)) {
+      const [w0, w1, w2, w3] = group.map(([w]) => w) as [Int32Array, Int32Array, Int32Array, Int32Array];
+      for (let x = 0; x < d; x++)
+        a[x] =
+          ((a[x] as number) + (w0[x] as number) + (w1[x] as number) + (w2[x] as number) + (w3[x] as number)) |
+          0;
+    } else if (group.length === 4 && group.every(([, s]) => s === -1)) {
+      const [w0, w1, w2, w3] = group.map(([w]) => w) as [Int32Array, Int32Array, Int32Array, Int32Array];
+      for (let x = 0; x < d; x++)
+        a[x] =
+          ((a[x] as number) - (w0[x] as number) - (w1[x] as number) - (w2[x] as number) - (w3[x] as number)) |
+          0;
+    } else {
+      for (const [w, s] of group) {
+        if (s === 1) for (let x = 0; x < d; x++) a[x] = ((a[x] as number) + (w[x] as number)) | 0;
+        else for (let x = 0; x < d; x++) a[x] = ((a[x] as number) - (w[x] as number)) | 0;
+      }
+    }
   }
 }
 

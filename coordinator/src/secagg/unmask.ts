@@ -13,7 +13,7 @@ import { ERROR_CODES, SIZES } from "./constants";
 import type { NeighbourGraph } from "./graph";
 import { defaultKeyAgreement, type KeyAgreement, pairwiseMaskSeed, publicKeyOf, selfMaskSeed } from "./keys";
 import { applyMasks, type MaskJob, pairwiseSign, sharePoint } from "./masking";
-import type { Prg } from "./prg";
+import { type Prg, SERVER_MASK_PRG } from "./prg";
 import { combineShares, decodeShareValues, type Share } from "./shamir";
 import {
   type Advance,
@@ -29,7 +29,7 @@ import {
 export interface UnmaskOptions {
   keyAgreement?: KeyAgreement;
   prg?: Prg;
-  /** PRG expansions in flight at once (default 8). */
+  /** PRG expansions in flight at once (default 16). */
   concurrency?: number;
 }
 
@@ -124,7 +124,7 @@ export async function finalizeUnmask(
   }
 
   const sum = maskedSumWords(state);
-  await applyMasks(sum, jobs, modulusBits, options.prg, options.concurrency);
+  await applyMasks(sum, jobs, modulusBits, options.prg ?? SERVER_MASK_PRG, options.concurrency ?? 16);
   for (const job of jobs) wipe(job.seed);
 
   // The shares have served their purpose; keep only the digests that make retries idempotent.

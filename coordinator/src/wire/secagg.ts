@@ -8,7 +8,7 @@
  * (`application/octet-stream`) for hosts that want to avoid base64's 4/3 expansion.
  */
 import * as z from "zod";
-import { base64ToBytes, bytesToBase64 } from "./binary";
+import { base64ToBytes, bytesToBase64 } from "../secagg/bytes";
 import { Base64, RoundId, WireVersion } from "./common";
 
 /** Largest cohort (one shard) a round may declare. */

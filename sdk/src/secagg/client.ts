@@ -352,7 +352,7 @@ export async function maskedInput(
       sign: pairwiseSign(slot, p.slot),
     });
   });
-  const masked = Uint32Array.from(input);
+  const masked = input.slice();
   await applyMasks(masked, jobs, config.modulusBits, options.prg);
   const message: MaskedInputMessage = {
     ...header(state),

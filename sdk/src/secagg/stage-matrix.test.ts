@@ -292,7 +292,9 @@ describe("binary frames", () => {
           expect(() => decodeClientFrame(frame.subarray(0, frame.length - 1))).toThrow();
           expect(() => decodeClientFrame(Uint8Array.from([...frame, 0]))).toThrow();
         }
-        expect(() => decodeClientFrame(Uint8Array.from(frame, (x, i) => (i === 0 ? 0 : x)))).toThrow(RangeError);
+        expect(() => decodeClientFrame(Uint8Array.from(frame, (x, i) => (i === 0 ? 0 : x)))).toThrow(
+          RangeError,
+        );
       }
     }
   });
