@@ -185,3 +185,20 @@ export function parseEvent(name: unknown, properties: unknown): TrackedEvent {
   const validated: EventProperties = result.data;
   return { name, properties: validated };
 }
+
+/**
+ * Rebuilds a stored event from untrusted data (e.g. JSON read back from localStorage): checks
+ * the envelope and re-validates the properties. Returns `null` for anything invalid.
+ */
+export function restoreEvent(value: unknown): StoredEvent | null {
+  if (typeof value !== "object" || value === null) return null;
+  if (!("id" in value && "name" in value && "t" in value && "p" in value)) return null;
+  const { id, name, t, p } = value;
+  if (typeof id !== "string" || typeof t !== "number" || !Number.isFinite(t)) return null;
+  try {
+    const event = parseEvent(name, p);
+    return { id, name: event.name, t, p: event.properties };
+  } catch {
+    return null;
+  }
+}

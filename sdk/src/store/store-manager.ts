@@ -12,7 +12,12 @@
  * one at a time. On `visibilitychange` to hidden and on `pagehide` the pending events are
  * appended immediately, without waiting for a running flush: blind writes need no read, so
  * they can commit while the page is being torn down, and the next fold (in this tab after a
- * back/forward restore, in another tab, or on the next visit) folds them.
+ * back/forward restore, in another tab, or on the next visit) folds them. A transaction that
+ * has to wait for another tab's (say, one folding at that moment) is aborted when the
+ * document goes away, though, so the same batch is also written synchronously to
+ * localStorage (one key per tab and batch) and the key is removed once IndexedDB has it; the
+ * next page load ingests any leftover key. Ingesting a batch IndexedDB also got is harmless:
+ * folding skips event ids it has already folded.
  *
  * Several tabs: every fold folds every tab's journaled events, once (see `types.ts`), then
  * posts `changed` on a BroadcastChannel; other tabs fold too, which refreshes their view.
@@ -26,7 +31,7 @@
  */
 import * as z from "zod/mini";
 import { isQuotaError, StorageError, type StorageErrorCode, toError } from "../errors";
-import type { StoredEvent } from "../events/schemas";
+import { restoreEvent, type StoredEvent } from "../events/schemas";
 import { applyEvent, emptyFeatureState, type FeatureConfig, type FeatureState } from "../features/state";
 import { deleteDatabase, openIndexedDbStore } from "./indexeddb-store";
 import { createMemoryStore } from "./memory-store";
@@ -100,6 +105,8 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
   let pending: StoredEvent[] = [];
   /** Appends made outside the queue (lifecycle), tagged with their transaction clock. */
   let bypassed: Array<{ clock: number; events: StoredEvent[] }> = [];
+  /** Appends issued by flushes and not settled yet. */
+  let inflight: Array<{ events: StoredEvent[]; done: Promise<void> }> = [];
   let txClock = 0;
   let epoch = 0;
   let backend: ProfileStore = createMemoryStore();
@@ -169,11 +176,14 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
           );
         },
       });
-      // Events kept in memory so far (tracked before consent, or before the open) move over.
-      const carried = await previous.events();
+      // Events kept in memory so far (tracked before consent, or before the open) move over,
+      // with batches other page loads left in localStorage on their way out.
+      const spilled = collectSpills();
+      const carried = [...(await previous.events()), ...spilled.events];
       if (carried.length > 0) await store.append(carried);
       const clock = ++txClock;
       const result = await store.fold(reduce, limits());
+      removeSpills(spilled.keys);
       if (startEpoch !== epoch) {
         // forget() ran meanwhile: this connection must not outlive the erasure.
         store.close();
@@ -201,11 +211,16 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
   async function writeAndFold(store: ProfileStore): Promise<void> {
     const batch = pending.splice(0);
     if (batch.length > 0) {
+      const done = store.append(batch);
+      const entry = { events: batch, done };
+      inflight.push(entry);
       try {
-        await store.append(batch);
+        await done;
       } catch (error) {
         if (store === backend) pending.unshift(...batch);
         throw error;
+      } finally {
+        inflight = inflight.filter((e) => e !== entry);
       }
     }
     const clock = ++txClock;
@@ -271,22 +286,87 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     unref(timer);
   }
 
-  /** Lifecycle flush: append now, outside the queue, so it is issued before the page goes. */
+  const spillPrefix = `fedprofile:${options.dbName}:spill:`;
+  function localStore(): Storage | null {
+    try {
+      return typeof localStorage === "undefined" ? null : localStorage;
+    } catch {
+      return null; // access denied (sandboxed frames, blocked site data)
+    }
+  }
+  /** Writes a batch to localStorage synchronously; returns its key, or null if impossible. */
+  function spill(events: StoredEvent[], clock: number): string | null {
+    const key = `${spillPrefix}${options.tabId}:${clock}`;
+    try {
+      localStore()?.setItem(key, JSON.stringify(events));
+      return key;
+    } catch {
+      return null; // quota or no localStorage: the IndexedDB append is all there is
+    }
+  }
+  function removeSpills(keys: readonly string[]) {
+    const ls = localStore();
+    for (const key of keys) {
+      try {
+        ls?.removeItem(key);
+      } catch {
+        // nothing to clean where localStorage is unusable
+      }
+    }
+  }
+  /** Leftover batches of tabs that went away before IndexedDB had them. */
+  function collectSpills(): { keys: string[]; events: StoredEvent[] } {
+    const ls = localStore();
+    const keys: string[] = [];
+    const events: StoredEvent[] = [];
+    if (!ls) return { keys, events };
+    try {
+      for (let i = 0; i < ls.length; i++) {
+        const key = ls.key(i);
+        if (key?.startsWith(spillPrefix)) keys.push(key);
+      }
+      for (const key of keys) {
+        let parsed: unknown = null;
+        try {
+          parsed = JSON.parse(ls.getItem(key) ?? "null");
+        } catch {
+          // a corrupt batch is dropped below with its key
+        }
+        if (!Array.isArray(parsed)) continue;
+        for (const item of parsed) {
+          const event = restoreEvent(item);
+          if (event) events.push(event);
+        }
+      }
+    } catch {
+      return { keys: [], events: [] };
+    }
+    return { keys, events };
+  }
+
+  /**
+   * Lifecycle flush: appends what is pending now, outside the queue, so the write is issued
+   * before the page goes, and spills it, with any append still in flight, to localStorage.
+   */
   function appendNow() {
-    if (pending.length === 0 || backend.kind !== "indexeddb") return;
+    if (backend.kind !== "indexeddb") return;
     const store = backend;
     const batch = pending.splice(0);
+    const unconfirmed = [...inflight.flatMap((entry) => entry.events), ...batch];
+    if (unconfirmed.length === 0) return;
     const entry = { clock: ++txClock, events: batch };
-    bypassed.push(entry);
-    store.append(batch).then(
-      () => schedule(0),
-      () => {
-        if (store !== backend) return;
+    const key = spill(unconfirmed, entry.clock);
+    if (batch.length > 0) bypassed.push(entry);
+    const written = batch.length > 0 ? store.append(batch) : Promise.resolve();
+    Promise.allSettled([written, ...inflight.map((e) => e.done)]).then(([own]) => {
+      // Settled either way: committed, or back in `pending` (the page is alive) to be spilled again.
+      if (key) removeSpills([key]);
+      if (own?.status === "rejected" && store === backend) {
         bypassed = bypassed.filter((e) => e !== entry);
         pending.unshift(...batch);
-        schedule(0);
-      },
-    );
+      }
+      schedule(0);
+    });
   }
 
   const onVisibility = () => {
@@ -369,6 +449,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
           backend = createMemoryStore(view);
           pending = [];
           bypassed = [];
+          removeSpills(collectSpills().keys);
           // Other tabs see the deletion as a versionchange and continue in memory.
           await old.destroy();
           options.onStorage({
@@ -391,6 +472,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
         const old = backend;
         backend = createMemoryStore();
         try {
+          removeSpills(collectSpills().keys);
           await old.destroy();
           // A database may exist even when this tab runs in memory (fallback, no consent yet).
           if (options.wantsIndexedDb && old.kind === "memory") await deleteDatabase(options.dbName);
