@@ -7,10 +7,14 @@
  * - BLAKE3 in keyed XOF mode from @noble/hashes: pure JS, synchronous;
  * - the XSalsa20 keystream from tweetnacl: pure JS, synchronous.
  *
- * AES-128-CTR wins by an order of magnitude in both node and Chromium (numbers in the bench
- * JSON and the commit note), so it is the mask PRG. The server regenerates one mask per survivor
- * and one per (dropped device, surviving neighbour) pair, so PRG throughput bounds the round.
- * A seed keys the PRG once, with a zero counter: every seed is derived for exactly one mask.
+ * AES-CTR wins everywhere it matters. Medians on this 2-core machine (shared, heavily loaded,
+ * so absolute numbers are pessimistic): node ~0.9 GB/s for AES-128-CTR against ~0.1 GB/s for
+ * XSalsa20 and ~0.03 GB/s for BLAKE3; Chromium ~0.3-0.4 GB/s against ~0.07-0.24 and ~0.02
+ * (`bench/results/prg.json`). The JS candidates are also synchronous, so they would block the
+ * page or the Durable Object for the whole expansion. AES-128-CTR is therefore the mask PRG,
+ * and every stage function that expands masks is async. The server regenerates one mask per
+ * survivor and one per (dropped device, surviving neighbour) pair, so PRG throughput bounds
+ * the round. A seed keys the PRG once, with a zero counter: every seed is derived for exactly one mask.
  */
 import { blake3 } from "@noble/hashes/blake3.js";
 import nacl from "tweetnacl";
@@ -52,7 +56,7 @@ export function aesCtrPrg(keyBits: 128 | 256 = 128, pieceBytes: number = AES_CHU
     return zeros.subarray(0, size);
   };
   return {
-    name: `aes-${keyBits}-ctr`,
+    name: pieceBytes === AES_CHUNK ? `aes-${keyBits}-ctr` : `aes-${keyBits}-ctr/${pieceBytes >> 10}k`,
     async expand(seed, length) {
       checkSeed(seed);
       const subtle = globalThis.crypto.subtle;
@@ -113,7 +117,7 @@ export function xsalsa20Prg(): Prg {
 
 /** Every candidate, in the order the benchmark prints them. */
 export function prgCandidates(): Prg[] {
-  return [aesCtrPrg(128), aesCtrPrg(256), blake3Prg(), xsalsa20Prg()];
+  return [aesCtrPrg(128), aesCtrPrg(128, 1 << 20), aesCtrPrg(256), blake3Prg(), xsalsa20Prg()];
 }
 
 /** The mask PRG chosen by measurement (see the module comment). */

@@ -12,6 +12,7 @@
  * masked or not (Bonawitz et al. §4: the server needs only Σ y_u).
  */
 
+import * as z from "zod";
 import { RoundId } from "../wire/common";
 import { base64ToBytes, bytesToBase64, bytesToWords, type RandomBytes, systemRandomBytes } from "./bytes";
 import { ERROR_CODES, type RoundPhase, SECAGG_VERSION, SIZES, STAGES, type Stage } from "./constants";
@@ -209,16 +210,75 @@ export function toStorageEntries(state: ServerRoundState): Record<string, unknow
   return entries;
 }
 
-/** Reassembles a state from `toStorageEntries` output (the host validates its own storage). */
+const slotList = z.array(z.number().int().nonnegative());
+const pairList = z.array(z.tuple([z.number().int().nonnegative(), z.string()]));
+const stageEnum = z.enum(STAGES);
+
+/** Schema of a stored device record (`device:<slot>`). */
+export const DeviceRecordSchema = z
+  .object({
+    cPk: z.string().optional(),
+    sPk: z.string().optional(),
+    digests: z.partialRecord(stageEnum, z.string()),
+    boxes: pairList.optional(),
+    tags: pairList.optional(),
+    bShares: pairList.optional(),
+    sShares: pairList.optional(),
+  })
+  .strict();
+
+/** Schema of the stored core record (`core`): everything but devices and the running sum. */
+export const RoundCoreSchema = z
+  .object({
+    v: z.literal(SECAGG_VERSION),
+    config: z
+      .object({
+        roundId: RoundId,
+        cohortSize: z.number().int().min(2),
+        k: z.number().int().min(2),
+        t: z.number().int().min(1),
+        dimension: z.number().int().min(1),
+        valueBits: z.number().int().min(1).max(31),
+        modulusBits: z.number().int().min(2).max(MAX_MODULUS_BITS),
+        graphSeed: z.string(),
+        consistencyCheck: z.boolean(),
+        stageTimeoutsMs: z.record(stageEnum, z.number().nonnegative()),
+      })
+      .strict(),
+    phase: z.enum([...STAGES, "done", "aborted"]),
+    openedAt: z.number(),
+    deadline: z.number().nullable(),
+    members: slotList.nullable(),
+    sharers: slotList.nullable(),
+    survivors: slotList.nullable(),
+    checked: slotList.nullable(),
+    revealers: slotList.nullable(),
+    result: z.object({ sum: z.string(), contributors: slotList }).strict().nullable(),
+    abort: z
+      .object({ code: z.string(), stage: stageEnum, reason: z.string(), at: z.number() })
+      .strict()
+      .nullable(),
+  })
+  .strict();
+
+/**
+ * Reassembles a state from `toStorageEntries` output, validating every entry (storage is
+ * input like any other: a wrong or foreign record is rejected with a `RangeError`, not cast).
+ */
 export function fromStorageEntries(entries: Record<string, unknown>): ServerRoundState {
-  const core = entries[CORE_KEY] as Omit<ServerRoundState, "devices" | "maskedSum"> | undefined;
-  if (!core || core.v !== SECAGG_VERSION)
-    throw new RangeError("storage: missing or foreign SecAgg core record");
+  const core = RoundCoreSchema.safeParse(entries[CORE_KEY]);
+  if (!core.success)
+    throw new RangeError("storage: missing or invalid SecAgg core record", { cause: core.error });
   const devices: Record<string, DeviceRecord> = {};
   for (const [key, value] of Object.entries(entries)) {
-    if (key.startsWith("device:")) devices[key.slice("device:".length)] = value as DeviceRecord;
+    if (!key.startsWith("device:")) continue;
+    const record = DeviceRecordSchema.safeParse(value);
+    if (!record.success) throw new RangeError(`storage: invalid ${key}`, { cause: record.error });
+    devices[key.slice("device:".length)] = record.data;
   }
-  return { ...core, devices, maskedSum: (entries[SUM_KEY] as string | null | undefined) ?? null };
+  const sum = z.string().nullable().optional().safeParse(entries[SUM_KEY]);
+  if (!sum.success) throw new RangeError("storage: invalid running sum", { cause: sum.error });
+  return { ...core.data, devices, maskedSum: sum.data ?? null };
 }
 
 /** The running masked sum as words (zeros before the first input). */
