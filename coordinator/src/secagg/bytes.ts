@@ -105,7 +105,7 @@ export function wipe(bytes: Uint8Array): void {
 }
 
 /** UTF-8 encoding of a label or id. */
-export function utf8(text: string): Uint8Array {
+export function utf8(text: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(text);
 }
 
@@ -116,8 +116,12 @@ export function u32le(value: number): Uint8Array {
   return out;
 }
 
+/** Whether typed arrays on this engine are little-endian (every engine in practice). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** Little-endian 32-bit words as bytes (copying, so the result owns its buffer). */
 export function wordsToBytes(words: Uint32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(words.slice().buffer);
   const out = new Uint8Array(words.length * 4);
   const view = new DataView(out.buffer);
   for (let i = 0; i < words.length; i++) view.setUint32(i * 4, words[i] as number, true);
@@ -127,6 +131,7 @@ export function wordsToBytes(words: Uint32Array): Uint8Array {
 /** Bytes as little-endian 32-bit words; the length must be a multiple of 4. */
 export function bytesToWords(bytes: Uint8Array): Uint32Array {
   if (bytes.length % 4 !== 0) throw new RangeError(`words: ${bytes.length} bytes is not a multiple of 4`);
+  if (LITTLE_ENDIAN) return new Uint32Array(bytes.slice().buffer);
   const out = new Uint32Array(bytes.length / 4);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < out.length; i++) out[i] = view.getUint32(i * 4, true);

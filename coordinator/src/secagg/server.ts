@@ -9,6 +9,18 @@
  * that did not answer are dropped. Each close checks that every device whose secrets may be
  * needed still has at least t share holders among its neighbours; otherwise the round aborts
  * before anything more is revealed (Bonawitz §4: "if |U_i| < t, abort").
+ *
+ * Hosting (e.g. one Durable Object per round or shard):
+ * - open: `createRoundState(options, now)`, write `toStorageEntries(state)`, set an alarm at
+ *   `state.deadline`;
+ * - device message: authenticate the participant, map it to its slot and check `message.slot`,
+ *   then `handleMessage(state, body, now)`; write only `changed` entries, answer `reply`, and
+ *   move the alarm to the new `state.deadline` (delete it when null);
+ * - device poll: `viewFor(state, slot)`; alarm: `onDeadline(state, now)`, same bookkeeping;
+ * - restart: `fromStorageEntries(await storage.list())`: nothing else lives in memory.
+ * Handlers await WebCrypto, and a Durable Object's input gate does not hold other events during
+ * such awaits, so a host must run them one at a time (a promise chain, or
+ * `blockConcurrencyWhile`), persisting each result before starting the next.
  */
 import nacl from "tweetnacl";
 import type {
@@ -34,6 +46,7 @@ import {
   type DeviceRecord,
   deviceKey,
   maskedSumWords,
+  rememberMaskedSum,
   roundStages,
   type ServerRoundState,
   SUM_KEY,
@@ -94,7 +107,7 @@ export async function handleAdvertiseKeys(
   input: unknown,
   now: number,
 ): Promise<Transition> {
-  const { message, digest } = admit(state, input, "advertise-keys");
+  const { message, digest } = await admit(state, input, "advertise-keys");
   const cPk = decodeKey("cPk", message.cPk);
   const sPk = decodeKey("sPk", message.sPk);
   if (message.cPk === message.sPk)
@@ -135,7 +148,7 @@ export async function handleShareKeys(
   input: unknown,
   now: number,
 ): Promise<Transition> {
-  const { message, digest } = admit(state, input, "share-keys");
+  const { message, digest } = await admit(state, input, "share-keys");
   const graph = roundGraph(state);
   const expected = new Set(graph.neighbours(message.slot));
   const seen = new Set<number>();
@@ -180,7 +193,7 @@ export async function handleMaskedInput(
   input: unknown,
   now: number,
 ): Promise<Transition> {
-  const { message, digest } = admit(state, input, "masked-input");
+  const { message, digest } = await admit(state, input, "masked-input");
   const { dimension, modulusBits } = state.config;
   const bytes = base64ToBytes(message.masked);
   expectLength("masked", bytes, packedLength(dimension, modulusBits), "masked-input");
@@ -195,7 +208,9 @@ export async function handleMaskedInput(
   }
   const sum = maskedSumWords(state);
   addMaskInPlace(sum, words, 1, modulusBits);
-  const next = withDevice({ ...state, maskedSum: bytesToBase64(wordsToBytes(sum)) }, message.slot, (r) => ({
+  const text = bytesToBase64(wordsToBytes(sum));
+  rememberMaskedSum(text, sum);
+  const next = withDevice({ ...state, maskedSum: text }, message.slot, (r) => ({
     ...r,
     digests: { ...r.digests, "masked-input": digest },
   }));
@@ -209,7 +224,7 @@ export async function handleConsistencyCheck(
   input: unknown,
   now: number,
 ): Promise<Transition> {
-  const { message, digest } = admit(state, input, "consistency-check");
+  const { message, digest } = await admit(state, input, "consistency-check");
   const survivors = new Set(state.survivors ?? []);
   const expected = new Set(
     roundGraph(state)
@@ -253,7 +268,7 @@ export async function handleUnmask(
   now: number,
   options: UnmaskOptions = {},
 ): Promise<Transition> {
-  const { message, digest } = admit(state, input, "unmask");
+  const { message, digest } = await admit(state, input, "unmask");
   const survivors = new Set(state.survivors ?? []);
   const sharers = new Set(state.sharers ?? []);
   const holders = roundGraph(state)

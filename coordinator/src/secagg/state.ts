@@ -281,10 +281,25 @@ export function fromStorageEntries(entries: Record<string, unknown>): ServerRoun
   return { ...core.data, devices, maskedSum: sum.data ?? null };
 }
 
-/** The running masked sum as words (zeros before the first input). */
+/** The last sum decoded, keyed by its base64 text: consecutive messages skip the decode. */
+let lastSum: { text: string; words: Uint32Array } | null = null;
+
+/**
+ * The running masked sum as a fresh array of words (zeros before the first input). Remembers the
+ * last text it decoded or was told about (`rememberMaskedSum`), so a host feeding one message
+ * after another pays for one base64 encode per message, not an encode and a decode.
+ */
 export function maskedSumWords(state: ServerRoundState): Uint32Array {
   if (state.maskedSum === null) return new Uint32Array(state.config.dimension);
-  return bytesToWords(base64ToBytes(state.maskedSum));
+  if (lastSum !== null && lastSum.text === state.maskedSum) return lastSum.words.slice();
+  const words = bytesToWords(base64ToBytes(state.maskedSum));
+  lastSum = { text: state.maskedSum, words: words.slice() };
+  return words;
+}
+
+/** Records that `text` encodes `words` (called right after encoding a new running sum). */
+export function rememberMaskedSum(text: string, words: Uint32Array): void {
+  lastSum = { text, words: words.slice() };
 }
 
 /** Result of a deadline or close: no reply. */
