@@ -47,6 +47,21 @@ describe("fedprofile replay", () => {
     });
   });
 
+  it("gives the same features through the IndexedDB store (fake-indexeddb) as through memory", async () => {
+    const data = join(dir, "sample2.csv.gz");
+    writeFileSync(data, gzipSync(`${SAMPLE}\n`));
+    const [memory, indexeddb] = [join(dir, "memory.csv"), join(dir, "indexeddb.csv")];
+    const args = ["--data", data, "--as-of", "2011-12-10T00:00:00Z", "--quiet"];
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    expect(await main([...args, "--out", memory])).toBe(0);
+    expect(await main([...args, "--out", indexeddb, "--store", "fake-indexeddb"])).toBe(0);
+    expect(log.mock.calls.flat().join("\n")).toContain("devices by storage backend: 2 IndexedDB, 0 memory");
+    log.mockRestore();
+    expect(readFileSync(indexeddb, "utf8")).toBe(readFileSync(memory, "utf8"));
+    // Each simulated device erased its database afterwards.
+    expect((await indexedDB.databases()).map((db) => db.name)).toEqual([]);
+  });
+
   it("reports usage errors with exit code 2", async () => {
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
     expect(await main(["--data", "x.csv.gz", "--out", "y.csv"])).toBe(2);

@@ -74,6 +74,8 @@ export interface ReplayReport {
   read: ReadStats;
   customers: number;
   events: number;
+  /** Devices per storage backend they ended on (a fallback to memory would show here). */
+  backends: Record<"indexeddb" | "memory", number>;
   /** One entry per customer with at least one order, by customer id. */
   profiles: Array<{ customerId: string; profile: Profile }>;
   readMs: number;
@@ -159,13 +161,15 @@ export async function replay(options: ReplayOptions): Promise<ReplayReport> {
   const readMs = performance.now() - readStart;
   if (options.store === "fake-indexeddb") {
     // Node has no IndexedDB: install fake-indexeddb's (an in-memory implementation of the spec).
-    const fake = await import("fake-indexeddb");
-    Object.assign(globalThis, { indexedDB: fake.indexedDB, IDBKeyRange: fake.IDBKeyRange });
+    // (what `fake-indexeddb/auto` does; idb needs the classes too, for its instanceof checks).
+    const { forceCloseDatabase: _, default: __, ...globals } = await import("fake-indexeddb");
+    Object.assign(globalThis, globals);
   }
 
   const ids = [...customers.keys()].sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : 1));
   const profiles: ReplayReport["profiles"] = [];
   let events = 0;
+  const backends = { indexeddb: 0, memory: 0 };
   const replayStart = performance.now();
   for (const [index, customerId] of ids.entries()) {
     const invoices = [...(customers.get(customerId)?.values() ?? [])].sort(
@@ -192,7 +196,9 @@ export async function replay(options: ReplayOptions): Promise<ReplayReport> {
       events += 1;
     }
     await device.flush();
-    if (orders > 0) profiles.push({ customerId, profile: await device.getProfile({ asOf: options.asOf }) });
+    const profile = await device.getProfile({ asOf: options.asOf });
+    backends[profile.storage] += 1;
+    if (orders > 0) profiles.push({ customerId, profile });
     if (options.store === "fake-indexeddb") await device.forget();
     await device.close();
     options.onProgress?.(index + 1, ids.length, events);
@@ -201,6 +207,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayReport> {
     read: stats,
     customers: ids.length,
     events,
+    backends,
     profiles,
     readMs,
     replayMs: performance.now() - replayStart,
@@ -354,6 +361,7 @@ export async function main(argv: string[]): Promise<number> {
         `replayed ${report.events} events for ${report.customers} customers (${store} store) in ` +
           `${(report.replayMs / 1000).toFixed(2)} s: ${Math.round(eventsPerSecond).toLocaleString("en")} events/s, ` +
           `${Math.round(read.keptLines / (report.replayMs / 1000)).toLocaleString("en")} product lines/s`,
+        `devices by storage backend: ${report.backends.indexeddb} IndexedDB, ${report.backends.memory} memory`,
         `wrote ${report.profiles.length} customers with at least one order to ${values.out}`,
       ].join("\n"),
     );
