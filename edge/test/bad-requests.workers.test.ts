@@ -21,6 +21,7 @@ const SAMPLE_PARAMS: Record<string, string> = {
   roundId: "r_AAAAAAAAAAAAAAAAAAAAAA",
   modelId: "activity",
   version: "1",
+  shard: "0",
 };
 const fill = (path: string) => path.replace(/\{(\w+)\}/g, (_, name: string) => SAMPLE_PARAMS[name] ?? "x");
 /** Which key kinds each route accepts (DESIGN.md: publishable = devices, secret = backends, auditor = read-only). */
@@ -30,10 +31,16 @@ const ALLOWED_KINDS: Record<string, string[]> = {
   "GET /v1/rounds/{roundId}": ["publishable", "secret"],
   "POST /v1/rounds/{roundId}/join": ["publishable"],
   "POST /v1/rounds/{roundId}/contributions": ["publishable"],
+  "GET /v1/rounds/{roundId}/shards/{shard}/view": ["publishable"],
+  "POST /v1/rounds/{roundId}/shards/{shard}/messages": ["publishable"],
   "GET /v1/models/{modelId}/latest": ["publishable", "secret", "auditor"],
   "GET /v1/models/{modelId}/versions": ["secret", "auditor"],
   "GET /v1/models/{modelId}/versions/{version}": ["publishable", "secret", "auditor"],
 };
+/** A well-formed participant credential (SecAgg routes check its shape before anything else). */
+const PARTICIPANT = { "x-participant": `p_${"A".repeat(22)}.${"B".repeat(32)}` };
+const send = (method: string, path: string, key?: string, body?: unknown) =>
+  call(method, path, key, body, PARTICIPANT);
 const UNKNOWN_TENANT_KEY = "fp_pub_no-such-tenant.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 async function expectEnvelope(response: Response, status: number | "4xx", code?: string) {
@@ -44,7 +51,7 @@ async function expectEnvelope(response: Response, status: number | "4xx", code?:
   const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
   expect(typeof body.error?.code).toBe("string");
   expect(typeof body.error?.message).toBe("string");
-  if (code) expect(body.error?.code).toBe(code);
+  if (code) expect(body.error?.code, text).toBe(code);
 }
 
 beforeAll(async () => {
@@ -73,13 +80,13 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
 
   it("missing key → 401 missing_api_key", async () => {
     for (const op of operations)
-      await expectEnvelope(await call(op.method, fill(op.path)), 401, "missing_api_key");
+      await expectEnvelope(await send(op.method, fill(op.path)), 401, "missing_api_key");
   });
 
   it("malformed key → 401 malformed_api_key", async () => {
     for (const op of operations) {
       await expectEnvelope(
-        await call(op.method, fill(op.path), "not-a-key", op.hasBody ? { v: 1 } : undefined),
+        await send(op.method, fill(op.path), "not-a-key", op.hasBody ? { v: 1 } : undefined),
         401,
         "malformed_api_key",
       );
@@ -89,7 +96,7 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
   it("unknown tenant → 401 unknown_tenant", async () => {
     for (const op of operations) {
       await expectEnvelope(
-        await call(op.method, fill(op.path), UNKNOWN_TENANT_KEY, op.hasBody ? { v: 1 } : undefined),
+        await send(op.method, fill(op.path), UNKNOWN_TENANT_KEY, op.hasBody ? { v: 1 } : undefined),
         401,
         "unknown_tenant",
       );
@@ -100,7 +107,7 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
     const forged = keys.publishable.replace(/\.[^.]+$/, ".BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB");
     for (const op of operations) {
       await expectEnvelope(
-        await call(op.method, fill(op.path), forged, op.hasBody ? { v: 1 } : undefined),
+        await send(op.method, fill(op.path), forged, op.hasBody ? { v: 1 } : undefined),
         401,
         "invalid_api_key",
       );
@@ -113,7 +120,7 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
       const allowed = ALLOWED_KINDS[`${op.method} ${op.path}`];
       expect(allowed, `key table has no entry for ${op.method} ${op.path}`).toBeDefined();
       for (const [kind, key] of Object.entries(kinds)) {
-        const response = await call(op.method, fill(op.path), key, op.hasBody ? "{}" : undefined);
+        const response = await send(op.method, fill(op.path), key, op.hasBody ? "{}" : undefined);
         if (allowed?.includes(kind)) {
           expect(response.status, `${kind} on ${op.method} ${op.path}`).not.toBe(403);
           expect(response.status).toBeLessThan(500);
@@ -129,15 +136,15 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
     expect(bodyOps.length).toBeGreaterThanOrEqual(4);
     for (const op of bodyOps) {
       for (const key of [keys.publishable, keys.secret]) {
-        const malformed = await call(op.method, fill(op.path), key, '{"v": 1,');
+        const malformed = await send(op.method, fill(op.path), key, '{"v": 1,');
         if (malformed.status === 403) continue;
         await expectEnvelope(malformed, 400, "malformed_json");
         await expectEnvelope(
-          await call(op.method, fill(op.path), key, { v: "one", modelId: 7, dimension: "x" }),
+          await send(op.method, fill(op.path), key, { v: "one", modelId: 7, dimension: "x" }),
           400,
           "invalid_request",
         );
-        await expectEnvelope(await call(op.method, fill(op.path), key, [1, 2, 3]), 400, "invalid_request");
+        await expectEnvelope(await send(op.method, fill(op.path), key, [1, 2, 3]), 400, "invalid_request");
       }
     }
   });
@@ -146,7 +153,7 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
     for (const op of operations.filter((o) => o.path.includes("{"))) {
       const path = op.path.replace(/\{(\w+)\}/g, "%00bad");
       for (const key of [keys.publishable, keys.secret, keys.auditor]) {
-        const response = await call(op.method, path, key, op.hasBody ? { v: 1 } : undefined);
+        const response = await send(op.method, path, key, op.hasBody ? { v: 1 } : undefined);
         if (response.status === 403) continue;
         await expectEnvelope(response, 400, "invalid_request");
       }
@@ -165,7 +172,7 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
         ),
         async (op, body) => {
           const key = op.path === "/v1/rounds" ? keys.secret : keys.publishable;
-          const response = await call(op.method, fill(op.path), key, body);
+          const response = await send(op.method, fill(op.path), key, body);
           expect(response.status).toBeLessThan(500);
         },
       ),

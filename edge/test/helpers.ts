@@ -12,8 +12,14 @@ export async function seedTenant(tenantId: string) {
 }
 
 /** Sends a request through the Worker's real fetch handler. */
-export function call(method: string, path: string, key?: string, body?: unknown): Promise<Response> {
-  const headers: Record<string, string> = {};
+export function call(
+  method: string,
+  path: string,
+  key?: string,
+  body?: unknown,
+  extraHeaders: Record<string, string> = {},
+): Promise<Response> {
+  const headers: Record<string, string> = { ...extraHeaders };
   if (key) headers.authorization = `Bearer ${key}`;
   if (body !== undefined) headers["content-type"] = "application/json";
   return exports.default.fetch(

@@ -7,7 +7,7 @@ import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import * as z from "zod";
-import { NotFoundError } from "../errors";
+import { FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import type { Clock, ModelStore, TenantStore } from "../ports";
 import type { RoundService } from "../rounds/round-service";
 import { ErrorEnvelope, ModelId, RoundId, WIRE_VERSION } from "../wire/common";
@@ -22,6 +22,7 @@ import {
   OpenRoundRequest,
   RoundStatus,
 } from "../wire/round";
+import { decodeClientFrame, SecAggAck, SecAggClientMessage, SecAggServerView } from "../wire/secagg";
 import { type AppEnv, requireKey } from "./auth";
 import { describeZodError, errorResponse, handleError } from "./errors";
 
@@ -208,6 +209,94 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
         await rounds.contribute(c.get("auth").tenantId, c.req.valid("param").roundId, c.req.valid("json")),
         200,
       ),
+  );
+
+  const ShardParams = z.object({ roundId: RoundId, shard: z.coerce.number().int().min(0).max(65_535) });
+  const ParticipantHeader = z.object({
+    "x-participant": z
+      .string()
+      .regex(
+        /^p_[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{32}$/,
+        "x-participant: <participantId>.<participantToken> from join",
+      ),
+  });
+  const credentialOf = (header: string) => {
+    const [participantId = "", participantToken = ""] = header.split(".");
+    return { participantId, participantToken };
+  };
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/rounds/{roundId}/shards/{shard}/view",
+      summary: "This participant's view of the current SecAgg stage (what to answer next)",
+      security,
+      middleware: [device] as const,
+      request: { params: ShardParams, headers: ParticipantHeader },
+      responses: { 200: json(SecAggServerView, "The stage view"), ...errors },
+    }),
+    async (c) => {
+      const { roundId, shard } = c.req.valid("param");
+      const who = credentialOf(c.req.valid("header")["x-participant"]);
+      return c.json(await rounds.secaggView(c.get("auth").tenantId, roundId, shard, who), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/rounds/{roundId}/shards/{shard}/messages",
+      summary: "One SecAgg protocol message, as a binary frame (application/octet-stream) or JSON",
+      security,
+      middleware: [device] as const,
+      request: {
+        params: ShardParams,
+        headers: ParticipantHeader,
+        body: {
+          content: {
+            "application/octet-stream": { schema: z.string().meta({ format: "binary" }) },
+          },
+          required: true,
+        },
+      },
+      responses: {
+        200: json(SecAggAck, "Accepted"),
+        415: json(ErrorEnvelope, "Not a binary frame or JSON"),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { roundId, shard } = c.req.valid("param");
+      const who = credentialOf(c.req.valid("header")["x-participant"]);
+      const type = c.req.header("content-type") ?? "";
+      let message: unknown;
+      if (type.startsWith("application/octet-stream")) {
+        try {
+          message = decodeClientFrame(new Uint8Array(await c.req.arrayBuffer()));
+        } catch (cause) {
+          throw new InvalidRequestError(`frame: ${cause instanceof Error ? cause.message : "malformed"}`, {
+            cause,
+          });
+        }
+      } else if (type.startsWith("application/json")) {
+        let body: unknown;
+        try {
+          body = await c.req.json();
+        } catch (cause) {
+          throw new InvalidRequestError("request body is not valid JSON", { cause, code: "malformed_json" });
+        }
+        const parsed = SecAggClientMessage.safeParse(body);
+        if (!parsed.success) throw new InvalidRequestError(describeZodError(parsed.error));
+        message = parsed.data;
+      } else {
+        throw new FedprofileError(
+          "unsupported_media_type",
+          "send application/octet-stream (a frame) or application/json",
+          415,
+        );
+      }
+      return c.json(await rounds.secaggMessage(c.get("auth").tenantId, roundId, shard, who, message), 200);
+    },
   );
 
   app.openapi(

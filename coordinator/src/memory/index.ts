@@ -15,9 +15,9 @@ import type {
   Tenant,
   TenantStore,
 } from "../ports";
-import type { PlainSumRoundState } from "../rounds/plain-sum-round";
-import { createPlainSumRoundHost, type PlainSumRoundHost } from "../rounds/round-host";
+import { type AnyRoundHost, type AnyRoundState, createAnyRoundHost } from "../rounds/any-round-host";
 import { createRoundService, type RoundService } from "../rounds/round-service";
+import { createSecAggShardHost, type EntryStore, type SecAggShardHost } from "../rounds/secagg-shard-host";
 import { WIRE_VERSION } from "../wire/common";
 import type { ModelVersion } from "../wire/model";
 import type { RoundInfo } from "../wire/round";
@@ -134,14 +134,36 @@ export class MemoryRoundStateStore<State> implements RoundStateStore<State> {
   }
 }
 
+/** An entry store in memory, with an alarm a test fires by hand. */
+export class MemoryEntryStore implements EntryStore {
+  readonly entries = new Map<string, unknown>();
+  alarmAt: number | null = null;
+
+  async list(): Promise<Map<string, unknown>> {
+    return new Map([...this.entries].map(([key, value]) => [key, structuredClone(value)]));
+  }
+  async put(entries: Record<string, unknown>): Promise<void> {
+    for (const [key, value] of Object.entries(entries)) this.entries.set(key, structuredClone(value));
+  }
+  async setAlarm(at: number): Promise<void> {
+    this.alarmAt = at;
+  }
+  async deleteAlarm(): Promise<void> {
+    this.alarmAt = null;
+  }
+}
+
 export interface MemoryCoordinator {
   tenants: MemoryTenantStore;
   models: MemoryModelStore;
   index: MemoryRoundIndex;
   rounds: RoundService;
-  hosts: Map<string, { host: PlainSumRoundHost; store: MemoryRoundStateStore<PlainSumRoundState> }>;
-  /** Runs the alarm of every round whose deadline has passed at `clock()`. */
+  hosts: Map<string, { host: AnyRoundHost; store: MemoryRoundStateStore<AnyRoundState> }>;
+  shards: Map<string, { host: SecAggShardHost; store: MemoryEntryStore }>;
+  /** Runs the alarm of every round and shard whose deadline has passed at `clock()`. */
   fireDueAlarms(): Promise<void>;
+  /** Simulates a restart: every host is dropped and rebuilt from its stored state on next use. */
+  restartAll(): void;
 }
 
 /** Wires every port in memory: the same core the Worker runs, minus the runtime. */
@@ -149,43 +171,85 @@ export function createMemoryCoordinator(
   options: { clock?: Clock; randomBytes?: RandomBytes } = {},
 ): MemoryCoordinator {
   const clock = options.clock ?? Date.now;
+  const random = options.randomBytes ? { randomBytes: options.randomBytes } : {};
   const tenants = new MemoryTenantStore();
   const models = new MemoryModelStore();
   const index = new MemoryRoundIndex();
   const hosts: MemoryCoordinator["hosts"] = new Map();
-  const hostFor = (tenantId: string, roundId: string) => {
+  const shards: MemoryCoordinator["shards"] = new Map();
+  const roundStores = new Map<string, MemoryRoundStateStore<AnyRoundState>>();
+  const shardStores = new Map<string, MemoryEntryStore>();
+
+  // Like a Durable Object reset: after `restartAll`, an old host's in-flight work can no longer
+  // touch storage, so only the host rebuilt from storage moves the round on.
+  let generation = 0;
+  const fence = <T extends object>(store: T, born: number): T =>
+    new Proxy(store, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          if (born !== generation) return Promise.reject(new Error("object was reset; retry the request"));
+          return Reflect.apply(value, target, args);
+        };
+      },
+    });
+
+  const shardFor = (tenantId: string, roundId: string, shard: number): SecAggShardHost => {
+    const key = `${tenantId}/${roundId}/${shard}`;
+    let entry = shards.get(key);
+    if (!entry) {
+      const store = shardStores.get(key) ?? new MemoryEntryStore();
+      shardStores.set(key, store);
+      const host = createSecAggShardHost({
+        store: fence(store, generation),
+        clock,
+        root: (meta) => hostFor(meta.tenantId, meta.roundId),
+      });
+      entry = { host, store };
+      shards.set(key, entry);
+    }
+    return entry.host;
+  };
+  const hostFor = (tenantId: string, roundId: string): AnyRoundHost => {
     const key = `${tenantId}/${roundId}`;
     let entry = hosts.get(key);
     if (!entry) {
-      const store = new MemoryRoundStateStore<PlainSumRoundState>();
-      const hostOptions = {
-        store,
+      const store = roundStores.get(key) ?? new MemoryRoundStateStore<AnyRoundState>();
+      roundStores.set(key, store);
+      const host = createAnyRoundHost({
+        store: fence(store, generation),
         models,
         index,
         clock,
-        ...(options.randomBytes ? { randomBytes: options.randomBytes } : {}),
-      };
-      entry = { host: createPlainSumRoundHost(hostOptions), store };
+        shardFor,
+        ...random,
+      });
+      entry = { host, store };
       hosts.set(key, entry);
     }
     return entry.host;
   };
-  const rounds = createRoundService({
-    index,
-    hostFor,
-    clock,
-    ...(options.randomBytes ? { randomBytes: options.randomBytes } : {}),
-  });
+  const rounds = createRoundService({ index, hostFor, shardFor, clock, ...random });
   return {
     tenants,
     models,
     index,
     rounds,
     hosts,
+    shards,
     async fireDueAlarms() {
-      for (const { host, store } of hosts.values()) {
+      for (const { host, store } of [...shards.values()]) {
         if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
       }
+      for (const { host, store } of [...hosts.values()]) {
+        if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
+      }
+    },
+    restartAll() {
+      generation++;
+      hosts.clear();
+      shards.clear();
     },
   };
 }

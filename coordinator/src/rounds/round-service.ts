@@ -2,8 +2,8 @@
  * The rounds the HTTP layer sees: find the open round for a model, open new ones, and route
  * joins and contributions to the round's host, wherever it lives.
  */
-import { NotFoundError } from "../errors";
-import { cryptoRandomBytes, newRoundId, type RandomBytes } from "../ids";
+import { FedprofileError, NotFoundError } from "../errors";
+import { cryptoRandomBytes, newRoundId, type RandomBytes, sha256Hex } from "../ids";
 import type { Clock, RoundHostHandle, RoundIndex } from "../ports";
 import type {
   ContributionRequest,
@@ -13,13 +13,23 @@ import type {
   RoundInfo,
   RoundStatus,
 } from "../wire/round";
+import type { SecAggAck, SecAggServerView } from "../wire/secagg";
+import type { SecAggShardHandle } from "./secagg-shard-host";
 
 export interface RoundServiceOptions {
   index: RoundIndex;
   /** The host of round `roundId` of `tenantId` (a Durable Object stub, or an in-process host). */
   hostFor(tenantId: string, roundId: string): RoundHostHandle;
+  /** The host of shard `shard` of a SecAgg round. */
+  shardFor?(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
   clock?: Clock;
   randomBytes?: RandomBytes;
+}
+
+/** `<participantId>.<participantToken>`, as the SDK sends it in `X-Participant`. */
+export interface ParticipantCredential {
+  participantId: string;
+  participantToken: string;
 }
 
 export interface RoundService {
@@ -28,6 +38,21 @@ export interface RoundService {
   status(tenantId: string, roundId: string): Promise<RoundStatus>;
   join(tenantId: string, roundId: string): Promise<JoinResponse>;
   contribute(tenantId: string, roundId: string, request: ContributionRequest): Promise<ContributionResponse>;
+  /** The SecAgg stage view for this participant. */
+  secaggView(
+    tenantId: string,
+    roundId: string,
+    shard: number,
+    who: ParticipantCredential,
+  ): Promise<SecAggServerView>;
+  /** One SecAgg protocol message from this participant. */
+  secaggMessage(
+    tenantId: string,
+    roundId: string,
+    shard: number,
+    who: ParticipantCredential,
+    message: unknown,
+  ): Promise<SecAggAck>;
 }
 
 export function createRoundService(options: RoundServiceOptions): RoundService {
@@ -40,6 +65,16 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
     const info = await index.get(tenantId, roundId);
     if (!info) throw new NotFoundError(`round ${roundId} not found`);
     return hostFor(tenantId, roundId);
+  }
+
+  async function knownShard(tenantId: string, roundId: string, shard: number): Promise<SecAggShardHandle> {
+    const info = await index.get(tenantId, roundId);
+    if (!info) throw new NotFoundError(`round ${roundId} not found`);
+    if (info.aggregation !== "secagg" || !info.secagg || !options.shardFor) {
+      throw new FedprofileError("wrong_aggregation", `round ${roundId} does not use secure aggregation`, 409);
+    }
+    if (shard >= info.secagg.shards) throw new NotFoundError(`round ${roundId} has no shard ${shard}`);
+    return options.shardFor(tenantId, roundId, shard);
   }
 
   return {
@@ -56,5 +91,13 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
     join: async (tenantId, roundId) => (await knownHost(tenantId, roundId)).join(),
     contribute: async (tenantId, roundId, request) =>
       (await knownHost(tenantId, roundId)).contribute(request),
+    secaggView: async (tenantId, roundId, shard, who) =>
+      (await knownShard(tenantId, roundId, shard)).view(who.participantId, sha256Hex(who.participantToken)),
+    secaggMessage: async (tenantId, roundId, shard, who, message) =>
+      (await knownShard(tenantId, roundId, shard)).message(
+        who.participantId,
+        sha256Hex(who.participantToken),
+        message,
+      ),
   };
 }

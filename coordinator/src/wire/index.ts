@@ -6,3 +6,4 @@ export * from "./binary";
 export * from "./common";
 export * from "./model";
 export * from "./round";
+export * from "./secagg";

@@ -9,8 +9,12 @@ import {
   WireVersion,
 } from "./common";
 
-/** How a round combines contributions. `plain-sum` is the walking skeleton's plaintext sum. */
-export const AggregationKind = z.enum(["plain-sum"]);
+/**
+ * How a round combines contributions: `plain-sum` is the walking skeleton's plaintext sum;
+ * `secagg` is SecAgg+ (Bonawitz et al. 2017, Bell et al. 2020), where the coordinator learns only
+ * the sum.
+ */
+export const AggregationKind = z.enum(["plain-sum", "secagg"]);
 export type AggregationKind = z.infer<typeof AggregationKind>;
 
 /** Round lifecycle: collecting contributions, then closed (published) or aborted. */
@@ -20,6 +24,39 @@ export type RoundStage = z.infer<typeof RoundStage>;
 /** Maximum vector dimension a round may declare. */
 export const MAX_DIMENSION = 1 << 20;
 
+/** Fixed-point encoding of device vectors into SecAgg's integers (see `secagg/encoding.ts`). */
+export const FixedPointEncoding = z
+  .object({
+    kind: z.literal("fixed-point"),
+    clip: z.number().positive().max(1e12).describe("values are clipped to [-clip, clip]"),
+    valueBits: z.number().int().min(1).max(24),
+  })
+  .strict();
+export type FixedPointEncoding = z.infer<typeof FixedPointEncoding>;
+
+/** Operator options of a SecAgg round. */
+export const SecAggRoundOptions = z
+  .object({
+    encoding: FixedPointEncoding,
+    /** Largest shard: a larger cohort is split over several shards (hierarchical aggregation). */
+    maxShardSize: z.number().int().min(2).max(65_536).default(1000),
+    /** Smallest shard the operator accepts: each shard's sum is revealed to the coordinator. */
+    minShardSize: z.number().int().min(2).max(65_536).default(100),
+    /** Neighbour-graph degree and threshold; chosen from the shard size when omitted. */
+    k: z.number().int().min(2).max(65_536).optional(),
+    t: z.number().int().min(1).max(65_536).optional(),
+    consistencyCheck: z.boolean().default(true),
+    /** Time limit of each protocol stage; a device that misses one is dropped. */
+    stageSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 3600)
+      .default(60),
+  })
+  .strict();
+export type SecAggRoundOptions = z.infer<typeof SecAggRoundOptions>;
+
 /** Operator request (secret key) to open a round for a model. */
 export const OpenRoundRequest = z
   .object({
@@ -27,19 +64,37 @@ export const OpenRoundRequest = z
     modelId: ModelId,
     dimension: z.number().int().min(1).max(MAX_DIMENSION),
     minContributions: z.number().int().min(1).max(100_000),
+    /** The most devices that may contribute; in a SecAgg round, the cohort size. */
     maxContributions: z.number().int().min(1).max(100_000),
     deadlineSeconds: z
       .number()
       .int()
       .min(1)
       .max(7 * 24 * 3600),
+    aggregation: AggregationKind.default("plain-sum"),
+    /** Required when, and only when, `aggregation` is `secagg`. */
+    secagg: SecAggRoundOptions.optional(),
   })
   .strict()
   .refine((r) => r.maxContributions >= r.minContributions, {
     message: "maxContributions must be at least minContributions",
     path: ["maxContributions"],
+  })
+  .refine((r) => (r.aggregation === "secagg") === (r.secagg !== undefined), {
+    message: 'secagg options are required for, and only for, aggregation "secagg"',
+    path: ["secagg"],
   });
 export type OpenRoundRequest = z.infer<typeof OpenRoundRequest>;
+/** The request as a client writes it (defaults may be omitted). */
+export type OpenRoundInput = z.input<typeof OpenRoundRequest>;
+
+/** Public SecAgg parameters of a round, as devices see them at check-in. */
+export const SecAggRoundInfo = z.object({
+  encoding: FixedPointEncoding,
+  shards: z.number().int().positive(),
+  stageSeconds: z.number().int().positive(),
+});
+export type SecAggRoundInfo = z.infer<typeof SecAggRoundInfo>;
 
 /** Public description of a round, as devices see it at check-in. */
 export const RoundInfo = z.object({
@@ -52,6 +107,7 @@ export const RoundInfo = z.object({
   maxContributions: z.number().int().positive(),
   openedAt: EpochMillis,
   closesAt: EpochMillis,
+  secagg: SecAggRoundInfo.optional(),
 });
 export type RoundInfo = z.infer<typeof RoundInfo>;
 
@@ -97,6 +153,10 @@ export const JoinResponse = z.object({
   participantToken: ParticipantToken,
   dimension: z.number().int().positive(),
   closesAt: EpochMillis,
+  /** In a SecAgg round: the shard this device was admitted to and its slot there. */
+  secagg: z
+    .object({ shard: z.number().int().nonnegative(), slot: z.number().int().nonnegative() })
+    .optional(),
 });
 export type JoinResponse = z.infer<typeof JoinResponse>;
 

@@ -9,6 +9,8 @@ import {
   JoinResponse,
   ModelVersion,
   RoundStatus,
+  SecAggAck,
+  SecAggServerView,
   WIRE_VERSION,
 } from "@fedprofile/coordinator/wire";
 import type * as z from "zod";
@@ -71,6 +73,10 @@ export interface CoordinatorClient {
   roundStatus(roundId: string): Promise<RoundStatus>;
   /** The latest published version of `modelId`, or `null` when none exists yet. */
   latestModel(modelId: string): Promise<ModelVersion | null>;
+  /** This participant's view of the current SecAgg stage of its shard. */
+  secaggView(roundId: string, shard: number, participant: string): Promise<SecAggServerView>;
+  /** Sends one SecAgg message as a binary frame (no base64: it counts against the upload budget). */
+  secaggMessage(roundId: string, shard: number, participant: string, frame: Uint8Array): Promise<SecAggAck>;
 }
 
 export function createCoordinatorClient(options: CoordinatorClientOptions): CoordinatorClient {
@@ -88,10 +94,11 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
     method: string,
     path: string,
     body?: unknown,
+    headers: Record<string, string> = {},
   ): Promise<z.infer<T>> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await callOnce(schema, method, path, body);
+        return await callOnce(schema, method, path, body, headers);
       } catch (error) {
         const retryable = error instanceof SyncError && RETRYABLE_STATUS(error.status);
         if (!retryable || attempt >= attempts) throw error;
@@ -104,17 +111,22 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
     schema: T,
     method: string,
     path: string,
-    body?: unknown,
+    body: unknown,
+    headers: Record<string, string>,
   ): Promise<z.infer<T>> {
+    const binary = body instanceof Uint8Array;
     let response: Response;
     try {
       response = await doFetch(`${base}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${options.apiKey}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          ...headers,
+          ...(body === undefined
+            ? {}
+            : { "content-type": binary ? "application/octet-stream" : "application/json" }),
         },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(body === undefined ? {} : { body: binary ? new Uint8Array(body) : JSON.stringify(body) }),
       });
     } catch (cause) {
       throw new SyncError("network", `could not reach the coordinator at ${base}`, 0, { cause });
@@ -146,6 +158,14 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
         vector,
       }),
     roundStatus: (roundId) => call(RoundStatus, "GET", `/v1/rounds/${roundId}`),
+    secaggView: (roundId, shard, participant) =>
+      call(SecAggServerView, "GET", `/v1/rounds/${roundId}/shards/${shard}/view`, undefined, {
+        "x-participant": participant,
+      }),
+    secaggMessage: (roundId, shard, participant, frame) =>
+      call(SecAggAck, "POST", `/v1/rounds/${roundId}/shards/${shard}/messages`, frame, {
+        "x-participant": participant,
+      }),
     async latestModel(modelId) {
       try {
         return await call(ModelVersion, "GET", `/v1/models/${modelId}/latest`);

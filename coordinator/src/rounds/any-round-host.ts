@@ -1,0 +1,73 @@
+/**
+ * One round host for every aggregation kind: a round's object (a Durable Object, or an
+ * in-process host) serves a plain-sum round or the root of a SecAgg round, chosen when the round
+ * opens and read back from its stored state afterwards.
+ */
+import type { RandomBytes } from "../ids";
+import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
+import type { OpenRoundRequest } from "../wire/round";
+import type { PlainSumRoundState } from "./plain-sum-round";
+import { createPlainSumRoundHost } from "./round-host";
+import { createSecAggRootHost, type SecAggRootState } from "./secagg-root-host";
+import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
+
+export type AnyRoundState = PlainSumRoundState | SecAggRootState;
+
+export interface AnyRoundHostOptions {
+  store: RoundStateStore<AnyRoundState>;
+  models: ModelStore;
+  index: RoundIndex;
+  shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
+  clock?: Clock;
+  randomBytes?: RandomBytes;
+}
+
+export interface AnyRoundHost extends RoundHostHandle {
+  shardFinished(outcome: ShardOutcome): Promise<void>;
+  alarm(): Promise<void>;
+}
+
+/** A view of `store` that only sees states of one kind. */
+function narrow<S extends AnyRoundState>(
+  store: RoundStateStore<AnyRoundState>,
+  is: (state: AnyRoundState) => state is S,
+): RoundStateStore<S> {
+  return {
+    load: async () => {
+      const state = await store.load();
+      return state && is(state) ? state : null;
+    },
+    save: (state) => store.save(state),
+    setAlarm: (at) => store.setAlarm(at),
+    deleteAlarm: () => store.deleteAlarm(),
+  };
+}
+
+const isPlain = (s: AnyRoundState): s is PlainSumRoundState => s.kind === "plain-sum";
+const isSecAgg = (s: AnyRoundState): s is SecAggRootState => s.kind === "secagg-root";
+
+export function createAnyRoundHost(options: AnyRoundHostOptions): AnyRoundHost {
+  const common = {
+    models: options.models,
+    index: options.index,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.randomBytes ? { randomBytes: options.randomBytes } : {}),
+  };
+  const plain = createPlainSumRoundHost({ ...common, store: narrow(options.store, isPlain) });
+  const secagg = createSecAggRootHost({
+    ...common,
+    store: narrow(options.store, isSecAgg),
+    shardFor: options.shardFor,
+  });
+  const current = async () => ((await options.store.load())?.kind === "secagg-root" ? secagg : plain);
+
+  return {
+    open: (tenantId: string, roundId: string, request: OpenRoundRequest) =>
+      (request.aggregation === "secagg" ? secagg : plain).open(tenantId, roundId, request),
+    join: async () => (await current()).join(),
+    contribute: async (request) => (await current()).contribute(request),
+    status: async () => (await current()).status(),
+    shardFinished: (outcome) => secagg.shardFinished(outcome),
+    alarm: async () => (await current()).alarm(),
+  };
+}

@@ -1,0 +1,348 @@
+/**
+ * The root of a SecAgg+ round. A cohort larger than one shard is split over several shards, each
+ * running the protocol over its part; the root admits devices to shards, collects the shards'
+ * integer sums and adds them (hierarchical aggregation, as in Bell et al. 2020 §5 deployments and
+ * TFF's hierarchical secure sum). The root, like the coordinator it runs in, never sees a device's
+ * vector: only shard sums, each over at least `minShardSize` devices.
+ */
+import { ConflictError, InvalidRequestError, NotFoundError } from "../errors";
+import { cryptoRandomBytes, newParticipantId, newToken, type RandomBytes, sha256Hex } from "../ids";
+import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
+import {
+  base64ToBytes,
+  bytesToWords,
+  chooseParameters,
+  modulusBitsFor,
+  planShards,
+  STAGES,
+} from "../secagg/index";
+import { encodeFloat64Vector } from "../wire/binary";
+import { WIRE_VERSION } from "../wire/common";
+import type {
+  ContributionResponse,
+  FixedPointEncoding,
+  JoinResponse,
+  OpenRoundRequest,
+  RoundInfo,
+  RoundStage,
+  RoundStatus,
+  SecAggRoundOptions,
+} from "../wire/round";
+import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
+
+/** The root's serialisable state. */
+export interface SecAggRootState {
+  kind: "secagg-root";
+  tenantId: string;
+  roundId: string;
+  modelId: string;
+  dimension: number;
+  encoding: FixedPointEncoding;
+  stageSeconds: number;
+  shardSizes: number[];
+  minContributions: number;
+  maxContributions: number;
+  openedAt: number;
+  /** End of the join window (the advertise-keys stage). */
+  closesAt: number;
+  /** When the root stops waiting for silent shards. */
+  giveUpAt: number;
+  stage: RoundStage;
+  joined: number;
+  outcomes: Record<string, ShardOutcome>;
+  closedAt: number | null;
+  outcome: string | null;
+  modelVersion: number | null;
+}
+
+export interface SecAggRootHostOptions {
+  store: RoundStateStore<SecAggRootState>;
+  shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
+  models: ModelStore;
+  index: RoundIndex;
+  clock?: Clock;
+  randomBytes?: RandomBytes;
+}
+
+export interface SecAggRootHost extends RoundHostHandle {
+  shardFinished(outcome: ShardOutcome): Promise<void>;
+  alarm(): Promise<void>;
+}
+
+/** Slack after the last stage deadline before the root gives up on silent shards. */
+const ROOT_GRACE_MS = 30_000;
+
+/** Neighbour-graph degree and threshold for a shard of `size` (explicit values win). */
+function graphParameters(size: number, options: SecAggRoundOptions): { k: number; t: number } {
+  if (options.k !== undefined && options.t !== undefined) return { k: options.k, t: options.t };
+  try {
+    const chosen = chooseParameters({ n: size });
+    return { k: options.k ?? chosen.k, t: options.t ?? chosen.t };
+  } catch (cause) {
+    throw new InvalidRequestError(
+      `secagg: no (k, t) for a shard of ${size} meets the default dropout and collusion targets; set secagg.k and secagg.t`,
+      { cause },
+    );
+  }
+}
+
+export function secaggRootInfo(state: SecAggRootState): RoundInfo {
+  return {
+    roundId: state.roundId,
+    modelId: state.modelId,
+    aggregation: "secagg",
+    stage: state.stage,
+    dimension: state.dimension,
+    minContributions: state.minContributions,
+    maxContributions: state.maxContributions,
+    openedAt: state.openedAt,
+    closesAt: state.closesAt,
+    secagg: { encoding: state.encoding, shards: state.shardSizes.length, stageSeconds: state.stageSeconds },
+  };
+}
+
+function contributorsOf(state: SecAggRootState): number {
+  return Object.values(state.outcomes).reduce((sum, o) => sum + o.contributors, 0);
+}
+
+export function secaggRootStatus(state: SecAggRootState): RoundStatus {
+  return {
+    v: WIRE_VERSION,
+    ...secaggRootInfo(state),
+    participants: state.joined,
+    contributions: contributorsOf(state),
+    closedAt: state.closedAt,
+    outcome: state.outcome,
+    modelVersion: state.modelVersion,
+  };
+}
+
+/** Creates the root host of one SecAgg round. */
+export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRootHost {
+  const { store, models, index } = options;
+  const clock = options.clock ?? Date.now;
+  const randomBytes = options.randomBytes ?? cryptoRandomBytes;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  function serialised<T>(operation: () => Promise<T>): Promise<T> {
+    const result = queue.then(operation, operation);
+    queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async function mustLoad(): Promise<SecAggRootState> {
+    const state = await store.load();
+    if (!state) throw new NotFoundError("round not found");
+    return state;
+  }
+
+  /** Adds the finished shards' sums, decodes them and publishes, or aborts. Idempotent. */
+  async function end(state: SecAggRootState, reason: string): Promise<SecAggRootState> {
+    if (state.stage !== "collecting") return state;
+    const now = clock();
+    const contributors = contributorsOf(state);
+    if (contributors < state.minContributions) {
+      const aborts = Object.values(state.outcomes)
+        .filter((o) => o.abort)
+        .map((o) => `shard ${o.shard}: ${o.abort?.code}`);
+      const ended: SecAggRootState = {
+        ...state,
+        stage: "aborted",
+        closedAt: now,
+        outcome: `too-few-contributions: ${contributors} < ${state.minContributions}${aborts.length ? ` (${aborts.join(", ")})` : ""}`,
+      };
+      await store.save(ended);
+      await store.deleteAlarm();
+      await index.markEnded(state.tenantId, state.roundId, "aborted", null);
+      return ended;
+    }
+    // Each shard sum is exact below 2^32; their total is exact in doubles (< 2^53).
+    const total = new Float64Array(state.dimension);
+    for (const outcome of Object.values(state.outcomes)) {
+      if (outcome.sum === null) continue;
+      const words = bytesToWords(base64ToBytes(outcome.sum));
+      for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (words[i] as number);
+    }
+    // Invert the affine fixed-point map (secagg/encoding.ts): Σx ≈ S·2c/(2^b − 1) − n·c.
+    const { clip, valueBits } = state.encoding;
+    const step = (2 * clip) / (2 ** valueBits - 1);
+    const weights = Array.from(total, (s) => s * step - contributors * clip);
+    const published = await models.publish(
+      state.tenantId,
+      {
+        modelId: state.modelId,
+        roundId: state.roundId,
+        dimension: state.dimension,
+        contributions: contributors,
+        aggregation: "secagg",
+        weights: encodeFloat64Vector(weights),
+      },
+      now,
+    );
+    const ended: SecAggRootState = {
+      ...state,
+      stage: "closed",
+      closedAt: now,
+      outcome: reason,
+      modelVersion: published.version,
+    };
+    await store.save(ended);
+    await store.deleteAlarm();
+    await index.markEnded(state.tenantId, state.roundId, "closed", published.version);
+    return ended;
+  }
+
+  return {
+    open: (tenantId, roundId, request: OpenRoundRequest) =>
+      serialised(async () => {
+        if (await store.load()) throw new ConflictError("round_exists", `round ${roundId} already exists`);
+        const secagg = request.secagg;
+        if (!secagg) throw new InvalidRequestError("secagg: options are required");
+        let sizes: number[];
+        try {
+          const cohort = Array.from({ length: request.maxContributions }, (_, i) => i);
+          sizes = planShards(cohort, {
+            maxShardSize: secagg.maxShardSize,
+            minShardSize: Math.min(secagg.minShardSize, secagg.maxShardSize),
+            seed: randomBytes(32),
+          }).map((shard) => shard.length);
+        } catch (cause) {
+          throw new InvalidRequestError(
+            `secagg: ${cause instanceof Error ? cause.message : "cannot shard the cohort"}`,
+            {
+              cause,
+            },
+          );
+        }
+        const now = clock();
+        const stageCount = STAGES.length - (secagg.consistencyCheck ? 0 : 1);
+        const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
+        const state: SecAggRootState = {
+          kind: "secagg-root",
+          tenantId,
+          roundId,
+          modelId: request.modelId,
+          dimension: request.dimension,
+          encoding: secagg.encoding,
+          stageSeconds: secagg.stageSeconds,
+          shardSizes: sizes,
+          minContributions: request.minContributions,
+          maxContributions: request.maxContributions,
+          openedAt: now,
+          closesAt: Math.min(now + request.deadlineSeconds * 1000, now + secagg.stageSeconds * 1000),
+          giveUpAt: protocolEnd + ROOT_GRACE_MS,
+          stage: "collecting",
+          joined: 0,
+          outcomes: {},
+          closedAt: null,
+          outcome: null,
+          modelVersion: null,
+        };
+        for (const [shard, size] of sizes.entries()) {
+          const { k, t } = graphParameters(size, secagg);
+          let modulusBits: number;
+          try {
+            modulusBits = modulusBitsFor(secagg.encoding.valueBits, size);
+          } catch (cause) {
+            throw new InvalidRequestError(
+              `secagg: ${cause instanceof Error ? cause.message : "modulus too large"}`,
+              {
+                cause,
+              },
+            );
+          }
+          const timeout = secagg.stageSeconds * 1000;
+          await options.shardFor(tenantId, roundId, shard).open(
+            { tenantId, roundId, shard },
+            {
+              roundId,
+              cohortSize: size,
+              k,
+              t,
+              dimension: request.dimension,
+              valueBits: secagg.encoding.valueBits,
+              modulusBits,
+              consistencyCheck: secagg.consistencyCheck,
+              stageTimeoutsMs: Object.fromEntries(STAGES.map((stage) => [stage, timeout])),
+              randomBytes,
+            },
+          );
+        }
+        await store.save(state);
+        await store.setAlarm(state.giveUpAt);
+        await index.insert(tenantId, secaggRootInfo(state));
+        return secaggRootStatus(state);
+      }),
+
+    join: (): Promise<JoinResponse> =>
+      serialised(async () => {
+        const state = await mustLoad();
+        if (state.stage !== "collecting") {
+          throw new ConflictError(
+            "round_not_collecting",
+            `round ${state.roundId} is ${state.stage}, not collecting`,
+          );
+        }
+        const participantId = newParticipantId(randomBytes);
+        const participantToken = newToken(randomBytes);
+        const shards = state.shardSizes.length;
+        // Round-robin over shards, skipping full ones, so partial turnout spreads evenly.
+        for (let attempt = 0; attempt < shards; attempt++) {
+          const shard = (state.joined + attempt) % shards;
+          try {
+            const slot = await options
+              .shardFor(state.tenantId, state.roundId, shard)
+              .admit(participantId, sha256Hex(participantToken));
+            await store.save({ ...state, joined: state.joined + 1 });
+            return {
+              v: WIRE_VERSION,
+              roundId: state.roundId,
+              participantId,
+              participantToken,
+              dimension: state.dimension,
+              closesAt: state.closesAt,
+              secagg: { shard, slot },
+            };
+          } catch (error) {
+            if (!(error instanceof ConflictError && error.code === "round_full")) throw error;
+          }
+        }
+        throw new ConflictError("round_full", `round ${state.roundId} has no free slot`);
+      }),
+
+    contribute: async (): Promise<ContributionResponse> => {
+      throw new ConflictError(
+        "wrong_aggregation",
+        "this round uses secure aggregation: send SecAgg messages to /v1/rounds/{roundId}/shards/{shard}/messages",
+      );
+    },
+
+    status: () =>
+      serialised(async () => {
+        const state = await store.load();
+        return state ? secaggRootStatus(state) : null;
+      }),
+
+    shardFinished: (outcome) =>
+      serialised(async () => {
+        const state = await mustLoad();
+        if (state.stage !== "collecting" || state.outcomes[outcome.shard] !== undefined) return;
+        const next = { ...state, outcomes: { ...state.outcomes, [outcome.shard]: outcome } };
+        await store.save(next);
+        if (Object.keys(next.outcomes).length === next.shardSizes.length)
+          await end(next, "all-shards-finished");
+      }),
+
+    alarm: () =>
+      serialised(async () => {
+        const state = await store.load();
+        if (state?.stage !== "collecting") return;
+        if (clock() < state.giveUpAt) {
+          await store.setAlarm(state.giveUpAt);
+          return;
+        }
+        // Shards that never reported count as aborted: their devices are not in the sum.
+        await end(state, "deadline");
+      }),
+  };
+}

@@ -1,0 +1,21 @@
+/**
+ * `@fedprofile/sdk/sync`: taking part in federated rounds. Loaded lazily by the profiler, so the
+ * tracking core stays small.
+ */
+export {
+  type CoordinatorClient,
+  type CoordinatorClientOptions,
+  createCoordinatorClient,
+  type RetryOptions,
+  SDK_VERSION,
+  SyncError,
+} from "./coordinator-client";
+export { participateInPlainRound, type RoundOutcome } from "./plain-round";
+export {
+  createMemorySessionStore,
+  participateInSecAggRound,
+  type SecAggOutcome,
+  type SecAggParticipationOptions,
+  type SecAggSession,
+  type SecAggSessionStore,
+} from "./secagg-round";

@@ -1,0 +1,203 @@
+/**
+ * The device's side of a SecAgg+ round over HTTP: join a shard, then repeatedly fetch the stage
+ * view and answer it with the matching client stage (`../secagg/client.ts`), until the round is
+ * done or aborted. The session (participant credential and protocol state) is saved before every
+ * message is sent, so a reload resumes where it stopped and a retried message is byte-identical
+ * (the server accepts it as an idempotent duplicate).
+ */
+import {
+  encodeClientFrame,
+  encodeFixedPoint,
+  ProtocolError,
+  type RandomBytes,
+  type Stage,
+} from "@fedprofile/coordinator/secagg";
+import type { RoundInfo } from "@fedprofile/coordinator/wire";
+import {
+  advertiseKeys,
+  type ClientOptions,
+  type ClientState,
+  type ClientStep,
+  consistencyCheck,
+  maskedInput,
+  shareKeys,
+  unmask,
+} from "../secagg/client";
+import { type CoordinatorClient, SyncError } from "./coordinator-client";
+
+/** What a device keeps between stages (and across reloads) for one round. */
+export interface SecAggSession {
+  roundId: string;
+  shard: number;
+  slot: number;
+  /** `<participantId>.<participantToken>`: a round-scoped credential, never reused. */
+  participant: string;
+  client: ClientState | null;
+}
+
+/** Where sessions live: IndexedDB in the browser, memory in node. */
+export interface SecAggSessionStore {
+  load(roundId: string): Promise<SecAggSession | null>;
+  save(session: SecAggSession): Promise<void>;
+  remove(roundId: string): Promise<void>;
+}
+
+export function createMemorySessionStore(): SecAggSessionStore {
+  const sessions = new Map<string, SecAggSession>();
+  return {
+    load: async (roundId) => structuredClone(sessions.get(roundId) ?? null),
+    save: async (session) => void sessions.set(session.roundId, structuredClone(session)),
+    remove: async (roundId) => void sessions.delete(roundId),
+  };
+}
+
+export type SecAggOutcome =
+  | { status: "contributed"; roundId: string; contributors: number }
+  | { status: "aborted"; roundId: string; code: string; reason: string }
+  | { status: "dropped"; roundId: string; reason: string };
+
+export interface SecAggParticipationOptions {
+  sessions?: SecAggSessionStore;
+  /** Delay between polls while the other devices finish a stage (default 200 ms, backing off to 2 s). */
+  pollMs?: number;
+  randomBytes?: RandomBytes;
+  clientOptions?: ClientOptions;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+const STEP_OF: Record<Stage, ClientStep> = {
+  "advertise-keys": "advertised",
+  "share-keys": "shared",
+  "masked-input": "masked",
+  "consistency-check": "checked",
+  unmask: "unmasked",
+};
+const STEPS: ClientStep[] = ["advertised", "shared", "masked", "checked", "unmasked"];
+
+const answered = (client: ClientState | null, stage: Stage) =>
+  client !== null && STEPS.indexOf(client.step) >= STEPS.indexOf(STEP_OF[stage]);
+
+/** Takes part in `round` (a SecAgg round from check-in) with the vector `vectorFor` returns. */
+export async function participateInSecAggRound(
+  client: CoordinatorClient,
+  round: RoundInfo,
+  vectorFor: (dimension: number) => Promise<Float64Array> | Float64Array,
+  options: SecAggParticipationOptions = {},
+): Promise<SecAggOutcome> {
+  const info = round.secagg;
+  if (round.aggregation !== "secagg" || !info)
+    throw new TypeError(`round ${round.roundId} is not a SecAgg round`);
+  const sessions = options.sessions ?? createMemorySessionStore();
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
+  const now = options.now ?? Date.now;
+  const clientOptions: ClientOptions = {
+    ...options.clientOptions,
+    ...(options.randomBytes ? { randomBytes: options.randomBytes } : {}),
+  };
+  const stages = 5;
+  const giveUpAt = Math.max(now(), round.closesAt) + (stages + 1) * info.stageSeconds * 1000;
+
+  let session = await sessions.load(round.roundId);
+  if (!session) {
+    const joined = await client.join(round.roundId);
+    if (!joined.secagg) throw new SyncError("bad_response", "join did not assign a SecAgg shard", 200);
+    session = {
+      roundId: round.roundId,
+      shard: joined.secagg.shard,
+      slot: joined.secagg.slot,
+      participant: `${joined.participantId}.${joined.participantToken}`,
+      client: null,
+    };
+    await sessions.save(session);
+  }
+
+  let poll = options.pollMs ?? 200;
+  while (now() < giveUpAt) {
+    let view: Awaited<ReturnType<CoordinatorClient["secaggView"]>>;
+    try {
+      view = await client.secaggView(round.roundId, session.shard, session.participant);
+    } catch (error) {
+      // The server no longer lists this device in the stage (it missed a deadline): dropped.
+      if (error instanceof SyncError && error.status >= 400 && error.status < 500) {
+        await sessions.remove(round.roundId);
+        return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
+      }
+      throw error;
+    }
+    if (view.stage === "done") {
+      await sessions.remove(round.roundId);
+      return answered(session.client, "masked-input")
+        ? { status: "contributed", roundId: round.roundId, contributors: view.contributors }
+        : {
+            status: "dropped",
+            roundId: round.roundId,
+            reason: "the round finished without this device's input",
+          };
+    }
+    if (view.stage === "aborted") {
+      await sessions.remove(round.roundId);
+      return { status: "aborted", roundId: round.roundId, code: view.code, reason: view.reason };
+    }
+    if (answered(session.client, view.stage)) {
+      await sleep(poll);
+      poll = Math.min(2000, poll * 1.5);
+      continue;
+    }
+    poll = options.pollMs ?? 200;
+
+    let step: { state: ClientState; message: Parameters<typeof encodeClientFrame>[0] };
+    try {
+      step = await runStage(
+        view.stage,
+        session.client,
+        view,
+        async () =>
+          encodeFixedPoint(await vectorFor(round.dimension), info.encoding, clientOptions.randomBytes),
+        clientOptions,
+      );
+    } catch (error) {
+      // A stage this device cannot answer (it missed the one before): it has dropped out.
+      if (error instanceof ProtocolError) {
+        await sessions.remove(round.roundId);
+        return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
+      }
+      throw error;
+    }
+    session = { ...session, client: step.state };
+    await sessions.save(session);
+    try {
+      await client.secaggMessage(
+        round.roundId,
+        session.shard,
+        session.participant,
+        encodeClientFrame(step.message),
+      );
+    } catch (error) {
+      // An earlier attempt of this very message got through: that is success.
+      if (!(error instanceof SyncError && error.code === "secagg_duplicate")) throw error;
+    }
+  }
+  return { status: "dropped", roundId: round.roundId, reason: "the round did not finish in time" };
+}
+
+async function runStage(
+  stage: Stage,
+  state: ClientState | null,
+  view: unknown,
+  input: () => Promise<Uint32Array>,
+  options: ClientOptions,
+) {
+  if (stage === "advertise-keys") return advertiseKeys(view, options);
+  if (state === null) throw new ProtocolError("secagg_not_participant", `joined too late for ${stage}`);
+  switch (stage) {
+    case "share-keys":
+      return shareKeys(state, view, options);
+    case "masked-input":
+      return maskedInput(state, view, await input(), options);
+    case "consistency-check":
+      return consistencyCheck(state, view);
+    case "unmask":
+      return unmask(state, view);
+  }
+}
