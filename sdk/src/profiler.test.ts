@@ -72,6 +72,13 @@ describe("track()", () => {
     }
   });
 
+  it("rejects events after close(), with a stable code", async () => {
+    const { profiler } = device({ storage: "memory" });
+    await profiler.track("Cart Viewed", {});
+    await profiler.close();
+    await expect(profiler.track("Cart Viewed", {})).rejects.toMatchObject({ code: "closed" });
+  });
+
   it("batches writes: events reach IndexedDB in one flush, not one transaction each", async () => {
     const dbName = freshDb();
     const { profiler, events } = device({ dbName, flushIntervalMs: 60_000, maxBatch: 1000 });

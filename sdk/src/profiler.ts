@@ -146,7 +146,7 @@ export interface Profiler {
   setTagThresholds(thresholds: Partial<TagThresholds>): void;
   /** Erases every store and all in-memory state; leaves nothing in IndexedDB. */
   forget(): Promise<void>;
-  /** Flushes and releases storage, channels and listeners. */
+  /** Flushes and releases storage, channels and listeners; `track()` rejects afterwards. */
   close(): Promise<void>;
   on(listener: (event: ProfilerEvent) => void): () => void;
 }
@@ -208,6 +208,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
   const consentNow = () => resolveConsent({ explicit, gpc, tcf });
 
   const rounds = new Set<string>();
+  let closed = false;
   const manager = createStoreManager({
     dbName: options.dbName ?? "fedprofile",
     wantsIndexedDb: (options.storage ?? "indexeddb") === "indexeddb",
@@ -293,6 +294,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     ready,
     track(name, properties, trackOptions) {
       try {
+        if (closed) throw new FedprofileError("closed", "track: this profiler has been closed");
         const event = parseEvent(name, properties);
         const stored: StoredEvent = {
           id: `${tabId}.${(seq++).toString(36)}`,
@@ -415,6 +417,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       emit({ type: "forget", origin: "this-tab" });
     },
     async close() {
+      closed = true;
       stopTcf();
       await ready;
       await manager.close();
