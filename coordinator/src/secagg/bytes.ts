@@ -8,6 +8,10 @@ const ENCODE = Array.from(ALPHABET, (c) => c.charCodeAt(0));
 const DECODE = new Int16Array(128).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 
+/** Two base64 characters per 12 bits: one table lookup per 12 bits in the encoder. */
+const ENCODE12 = new Uint16Array(4096);
+for (let i = 0; i < 4096; i++) ENCODE12[i] = ((ENCODE[i >> 6] as number) << 8) | (ENCODE[i & 63] as number);
+
 /**
  * Standard padded base64 (RFC 4648 §4), table-driven. SecAgg moves masked vectors of hundreds of
  * kilobytes through JSON state and messages; `btoa` over `String.fromCharCode(...)` chunks costs
@@ -20,10 +24,13 @@ export function bytesToBase64(bytes: Uint8Array): string {
   let i = 0;
   for (; i + 2 < n; i += 3) {
     const v = ((bytes[i] as number) << 16) | ((bytes[i + 1] as number) << 8) | (bytes[i + 2] as number);
-    out[o++] = ENCODE[v >>> 18] as number;
-    out[o++] = ENCODE[(v >>> 12) & 63] as number;
-    out[o++] = ENCODE[(v >>> 6) & 63] as number;
-    out[o++] = ENCODE[v & 63] as number;
+    const hi = ENCODE12[v >>> 12] as number;
+    const lo = ENCODE12[v & 4095] as number;
+    out[o] = hi >>> 8;
+    out[o + 1] = hi & 255;
+    out[o + 2] = lo >>> 8;
+    out[o + 3] = lo & 255;
+    o += 4;
   }
   if (i < n) {
     const v = ((bytes[i] as number) << 16) | (i + 1 < n ? (bytes[i + 1] as number) << 8 : 0);
@@ -39,19 +46,39 @@ export function bytesToBase64(bytes: Uint8Array): string {
 export function base64ToBytes(text: string): Uint8Array {
   const len = text.length;
   if (len % 4 !== 0) throw new TypeError("invalid base64: length is not a multiple of 4");
-  const pad = len === 0 ? 0 : text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  const pad = len > 0 && text.charCodeAt(len - 1) === 61 ? (text.charCodeAt(len - 2) === 61 ? 2 : 1) : 0;
   const out = new Uint8Array((len / 4) * 3 - pad);
+  const full = pad === 0 ? len : len - 4;
   let o = 0;
-  for (let i = 0; i < len; i += 4) {
-    const last = i + 4 === len;
-    const c0 = sextet(text, i);
-    const c1 = sextet(text, i + 1);
-    const c2 = last && pad === 2 ? 0 : sextet(text, i + 2);
-    const c3 = last && pad >= 1 ? 0 : sextet(text, i + 3);
-    const v = (c0 << 18) | (c1 << 12) | (c2 << 6) | c3;
+  // Invalid characters map to -1, which sets the sign bit of `check`; non-ASCII ones set bits
+  // ≥ 128 in `high`. Both are tested once after the loop.
+  let check = 0;
+  let high = 0;
+  for (let i = 0; i < full; i += 4) {
+    const a = text.charCodeAt(i);
+    const b = text.charCodeAt(i + 1);
+    const c = text.charCodeAt(i + 2);
+    const d = text.charCodeAt(i + 3);
+    high |= a | b | c | d;
+    const w = DECODE[a & 127] as number;
+    const x = DECODE[b & 127] as number;
+    const y = DECODE[c & 127] as number;
+    const z = DECODE[d & 127] as number;
+    check |= w | x | y | z;
+    const v = (w << 18) | (x << 12) | (y << 6) | z;
+    out[o] = v >>> 16;
+    out[o + 1] = (v >>> 8) & 255;
+    out[o + 2] = v & 255;
+    o += 3;
+  }
+  if (check < 0 || high >= 128) throw new TypeError("invalid base64 character");
+  if (pad > 0) {
+    const c0 = sextet(text, full);
+    const c1 = sextet(text, full + 1);
+    const c2 = pad === 2 ? 0 : sextet(text, full + 2);
+    const v = (c0 << 18) | (c1 << 12) | (c2 << 6);
     out[o++] = v >>> 16;
-    if (o < out.length) out[o++] = (v >>> 8) & 0xff;
-    if (o < out.length) out[o++] = v & 0xff;
+    if (pad === 1) out[o++] = (v >>> 8) & 0xff;
   }
   return out;
 }
