@@ -16,6 +16,7 @@ export default defineConfig({
   ],
   test: {
     name: "workers",
+    testTimeout: 60_000,
     include: ["test/**/*.workers.test.ts"],
     setupFiles: ["./test/apply-migrations.ts"],
   },

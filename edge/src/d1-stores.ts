@@ -168,10 +168,11 @@ interface RoundRow {
   max_contributions: number;
   opened_at: number;
   closes_at: number;
+  secagg: string | null;
 }
 
 const ROUND_COLUMNS =
-  "round_id, model_id, aggregation, stage, dimension, min_contributions, max_contributions, opened_at, closes_at";
+  "round_id, model_id, aggregation, stage, dimension, min_contributions, max_contributions, opened_at, closes_at, secagg";
 
 /** Rows are parsed, not cast: a corrupted row fails loudly here rather than downstream. */
 function roundOf(row: RoundRow): RoundInfo {
@@ -185,6 +186,7 @@ function roundOf(row: RoundRow): RoundInfo {
     maxContributions: row.max_contributions,
     openedAt: row.opened_at,
     closesAt: row.closes_at,
+    ...(row.secagg === null ? {} : { secagg: JSON.parse(row.secagg) }),
   });
 }
 
@@ -193,7 +195,7 @@ export class D1RoundIndex implements RoundIndex {
 
   async insert(tenantId: string, info: RoundInfo): Promise<void> {
     await this.db
-      .prepare(`INSERT INTO rounds (tenant_id, ${ROUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .prepare(`INSERT INTO rounds (tenant_id, ${ROUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .bind(
         tenantId,
         info.roundId,
@@ -205,6 +207,7 @@ export class D1RoundIndex implements RoundIndex {
         info.maxContributions,
         info.openedAt,
         info.closesAt,
+        info.secagg === undefined ? null : JSON.stringify(info.secagg),
       )
       .run();
   }

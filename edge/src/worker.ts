@@ -5,8 +5,10 @@ import { createCoordinatorApp, createRoundService } from "@fedprofile/coordinato
 import { D1ModelStore, D1RoundIndex, D1TenantStore } from "./d1-stores";
 import type { Env } from "./env";
 import { roundHostHandle } from "./round-do";
+import { shardHandle } from "./shard-do";
 
 export { RoundDO } from "./round-do";
+export { SecAggShardDO } from "./shard-do";
 
 type App = ReturnType<typeof createCoordinatorApp>;
 const apps = new WeakMap<D1Database, App>();
@@ -21,7 +23,8 @@ function appFor(env: Env): App {
       models: new D1ModelStore(env.DB),
       rounds: createRoundService({
         index,
-        hostFor: (tenantId, roundId) => roundHostHandle(env.ROUND, tenantId, roundId),
+        hostFor: (tenantId, roundId) => roundHostHandle(env, tenantId, roundId),
+        shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
       }),
       allowedOrigins: (env.ALLOWED_ORIGINS ?? "*")
         .split(",")

@@ -8,7 +8,7 @@ declare global {
     }
     interface GlobalProps {
       mainModule: typeof import("../src/worker");
-      durableNamespaces: "RoundDO";
+      durableNamespaces: "RoundDO" | "SecAggShardDO";
     }
   }
 }

@@ -264,7 +264,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
               modulusBits,
               consistencyCheck: secagg.consistencyCheck,
               stageTimeoutsMs: Object.fromEntries(STAGES.map((stage) => [stage, timeout])),
-              randomBytes,
+              // Plain data only: these options cross a Durable Object RPC boundary.
+              graphSeed: randomBytes(32),
             },
           );
         }

@@ -226,6 +226,8 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
 
     alarm: () =>
       serialised(async () => {
+        // Storage is the truth: an alarm rereads it rather than trusting what is cached.
+        cache = null;
         const { record, state } = await load();
         if (state.deadline === null) {
           // Ended: a report that failed before (root unreachable) is retried here.

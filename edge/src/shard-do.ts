@@ -1,0 +1,79 @@
+/**
+ * One Durable Object per SecAgg shard (tenant, round, shard). Its storage holds the protocol
+ * state as separate entries (core, running sum, one per device), so a message writes only what
+ * it changed; its alarm is the current stage's deadline. The protocol is the coordinator's
+ * runtime-neutral shard host; this class adapts storage, errors and the call to the root.
+ */
+
+import { DurableObject } from "cloudflare:workers";
+import {
+  createSecAggShardHost,
+  type EntryStore,
+  type SecAggShardHandle,
+  type SecAggShardHost,
+  type ShardMeta,
+} from "@fedprofile/coordinator";
+import type { CreateRoundOptions } from "@fedprofile/coordinator/secagg";
+import type { Env } from "./env";
+import { asResult, roundStub, unwrap } from "./rpc";
+
+function durableEntries(storage: DurableObjectStorage): EntryStore {
+  return {
+    list: () => storage.list(),
+    put: (entries) => storage.put(entries),
+    setAlarm: (at) => storage.setAlarm(at),
+    deleteAlarm: () => storage.deleteAlarm(),
+  };
+}
+
+export class SecAggShardDO extends DurableObject<Env> {
+  private readonly host: SecAggShardHost;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.host = createSecAggShardHost({
+      store: durableEntries(ctx.storage),
+      root: (meta) => ({
+        shardFinished: async (outcome) =>
+          unwrap(await roundStub(env, meta.tenantId, meta.roundId).shardFinished(outcome)),
+      }),
+    });
+  }
+
+  open(meta: ShardMeta, options: CreateRoundOptions) {
+    return asResult(() => this.host.open(meta, options));
+  }
+
+  admit(participantId: string, tokenHash: string) {
+    return asResult(() => this.host.admit(participantId, tokenHash));
+  }
+
+  view(participantId: string, tokenHash: string) {
+    return asResult(() => this.host.view(participantId, tokenHash));
+  }
+
+  message(participantId: string, tokenHash: string, body: unknown) {
+    return asResult(() => this.host.message(participantId, tokenHash, body));
+  }
+
+  status() {
+    return asResult(() => this.host.status());
+  }
+
+  override async alarm(): Promise<void> {
+    await this.host.alarm();
+  }
+}
+
+/** The coordinator's `SecAggShardHandle` for a shard, backed by its Durable Object. */
+export function shardHandle(env: Env, tenantId: string, roundId: string, shard: number): SecAggShardHandle {
+  const stub = env.SHARD.get(env.SHARD.idFromName(`${tenantId}/${roundId}/${shard}`));
+  return {
+    open: async (meta, options) => unwrap(await stub.open(meta, options)),
+    admit: async (participantId, tokenHash) => unwrap(await stub.admit(participantId, tokenHash)),
+    view: async (participantId, tokenHash) => unwrap(await stub.view(participantId, tokenHash)),
+    message: async (participantId, tokenHash, body) =>
+      unwrap(await stub.message(participantId, tokenHash, body)),
+    status: async () => unwrap(await stub.status()),
+  };
+}
