@@ -341,15 +341,19 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
         return outcome;
       }
       try {
-        const [api, { participateInPlainRound }] = await Promise.all([
+        const [api, { participateInRound }, { createOutboxSessionStore }] = await Promise.all([
           coordinator(),
           import("./sync/plain-round"),
+          import("./sync/session-store"),
         ]);
-        const outcome = await participateInPlainRound(
+        const outcome = await participateInRound(
           api,
           modelId,
           (dimension) => profiler.roundVector(modelId, dimension),
-          (roundId) => rounds.has(roundId),
+          {
+            alreadyContributed: (roundId) => rounds.has(roundId),
+            sessions: createOutboxSessionStore(() => manager.store, now),
+          },
         );
         if (outcome.status === "contributed") await manager.run(() => rememberRound(outcome.roundId));
         emit({ type: "sync", modelId, outcome });

@@ -26,6 +26,11 @@ let examples: ExampleServer;
 let browser: Browser;
 let keys: TenantKeys;
 const bodies: string[] = [];
+let devices: Page[] = [];
+
+type DemoWindow = {
+  fedprofileDemo: { sync(): Promise<{ status: string; stage?: string; contributions?: number }> };
+};
 
 beforeAll(async () => {
   persistTo = mkdtempSync(join(tmpdir(), "fedprofile-e2e-"));
@@ -70,7 +75,7 @@ describe("walking skeleton in Chromium against wrangler dev", () => {
     });
     expect(open.status).toBe(201);
 
-    const devices = [await openDevice(), await openDevice(), await openDevice()];
+    devices = [await openDevice(), await openDevice(), await openDevice()];
     // Device i views i+1 products and adds one to the cart; device 2 also checks out.
     const expectedEvents = [2, 3, 5];
     for (const [i, page] of devices.entries()) {
@@ -111,6 +116,54 @@ describe("walking skeleton in Chromium against wrangler dev", () => {
       ).fedprofileDemo.profiler.pullModel(),
     );
     expect(pulled?.version).toBe(1);
+  });
+
+  it("the same three browser devices complete a SecAgg+ round: the coordinator learns only the sum", async () => {
+    const clip = 64;
+    const valueBits = 16;
+    const open = await fetch(`${coordinator.url}/v1/rounds`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        v: 1,
+        modelId: "activity",
+        dimension: 2,
+        minContributions: 3,
+        maxContributions: 3,
+        deadlineSeconds: 120,
+        aggregation: "secagg",
+        secagg: {
+          encoding: { kind: "fixed-point", clip, valueBits },
+          minShardSize: 3,
+          k: 2,
+          t: 2,
+          stageSeconds: 30,
+        },
+      }),
+    });
+    expect(open.status, await open.clone().text()).toBe(201);
+
+    // SecAgg stages need the cohort together: the three pages sync at once.
+    const outcomes = await Promise.all(
+      devices.map((page) => page.evaluate(() => (window as unknown as DemoWindow).fedprofileDemo.sync())),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(["contributed", "contributed", "contributed"]);
+
+    const latest = await fetch(`${coordinator.url}/v1/models/activity/latest`, {
+      headers: { authorization: `Bearer ${keys.secret}` },
+    });
+    const model = (await latest.json()) as {
+      version: number;
+      weights: string;
+      contributions: number;
+      aggregation: string;
+    };
+    expect(model).toMatchObject({ version: 2, contributions: 3, aggregation: "secagg" });
+    // Fixed-point with stochastic rounding: each device is off by less than one step.
+    const step = (2 * clip) / (2 ** valueBits - 1);
+    const [count, events] = Array.from(decodeFloat64Vector(model.weights, 2));
+    expect(Math.abs((count as number) - 3)).toBeLessThan(3 * step);
+    expect(Math.abs((events as number) - 10)).toBeLessThan(3 * step);
   });
 
   it("no request body carries a raw event, product id, order id or price", () => {

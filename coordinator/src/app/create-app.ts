@@ -82,7 +82,7 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
     "/v1/*",
     cors({
       origin: origins.includes("*") ? "*" : origins,
-      allowHeaders: ["Authorization", "Content-Type"],
+      allowHeaders: ["Authorization", "Content-Type", "X-Participant"],
       allowMethods: ["GET", "POST", "OPTIONS"],
       maxAge: 600,
     }),

@@ -1,14 +1,64 @@
 /**
- * The client half of a plain-sum round: check in, join, contribute once. The walking
- * skeleton's protocol; SecAgg+ replaces `contribute` with its masked stages.
+ * The client half of a round: check in, then take part according to the round's aggregation.
+ * `plain-sum` (the walking skeleton) joins and contributes once; `secagg` runs the SecAgg+
+ * stages (`./secagg-round.ts`), loaded only when a SecAgg round is open.
  */
 import { encodeFloat64Vector } from "@fedprofile/coordinator/wire";
 import { type CoordinatorClient, SyncError } from "./coordinator-client";
+import type { SecAggSessionStore } from "./secagg-round";
 
 export type RoundOutcome =
   | { status: "no-round"; latestModelVersion: number | null }
   | { status: "contributed"; roundId: string; contributions: number; stage: string }
-  | { status: "already-contributed"; roundId: string };
+  | { status: "already-contributed"; roundId: string }
+  /** SecAgg: the round (or this device's shard) fell below its threshold; nothing was revealed. */
+  | { status: "aborted"; roundId: string; code: string; reason: string }
+  /** SecAgg: this device missed a stage deadline and was left out (or recovered) by the others. */
+  | { status: "dropped"; roundId: string; reason: string };
+
+export interface ParticipationOptions {
+  /** Lets the caller enforce one contribution per device per round across reloads. */
+  alreadyContributed?: (roundId: string) => Promise<boolean> | boolean;
+  /** Where SecAgg sessions are kept between stages, so a reload resumes the round. */
+  sessions?: SecAggSessionStore;
+  /** SecAgg poll interval in ms. */
+  pollMs?: number;
+}
+
+/** Takes part in the open round of `modelId`, whatever its aggregation. */
+export async function participateInRound(
+  client: CoordinatorClient,
+  modelId: string,
+  vectorFor: (dimension: number) => Promise<Float64Array> | Float64Array,
+  options: ParticipationOptions = {},
+): Promise<RoundOutcome> {
+  const checkin = await client.checkin(modelId);
+  const round = checkin.round;
+  if (!round) return { status: "no-round", latestModelVersion: checkin.latestModelVersion };
+  // A SecAgg session in progress (e.g. before a reload) is resumed even though it contributed.
+  const sessions = options.sessions;
+  const resuming =
+    round.aggregation === "secagg" && sessions ? (await sessions.load(round.roundId)) !== null : false;
+  if (!resuming && (await options.alreadyContributed?.(round.roundId))) {
+    return { status: "already-contributed", roundId: round.roundId };
+  }
+  if (round.aggregation === "secagg") {
+    const { participateInSecAggRound } = await import("./secagg-round");
+    const outcome = await participateInSecAggRound(client, round, vectorFor, {
+      ...(sessions ? { sessions } : {}),
+      ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+    });
+    return outcome.status === "contributed"
+      ? {
+          status: "contributed",
+          roundId: outcome.roundId,
+          contributions: outcome.contributors,
+          stage: "done",
+        }
+      : outcome;
+  }
+  return contributeToPlainRound(client, round.roundId, vectorFor);
+}
 
 /**
  * Takes part in the open round of `modelId`, if any. `alreadyContributed(roundId)` lets the
@@ -25,6 +75,16 @@ export async function participateInPlainRound(
   if (!round) return { status: "no-round", latestModelVersion: checkin.latestModelVersion };
   if (await alreadyContributed(round.roundId))
     return { status: "already-contributed", roundId: round.roundId };
+  return contributeToPlainRound(client, round.roundId, vectorFor);
+}
+
+/** Joins plain-sum round `roundId` and contributes this device's vector once. */
+export async function contributeToPlainRound(
+  client: CoordinatorClient,
+  roundId: string,
+  vectorFor: (dimension: number) => Promise<Float64Array> | Float64Array,
+): Promise<RoundOutcome> {
+  const round = { roundId };
   const joined = await client.join(round.roundId);
   const vector = await vectorFor(joined.dimension);
   if (vector.length !== joined.dimension) {
