@@ -19,6 +19,8 @@ import { startExampleServer } from "./serve";
 import { CATALOGUE } from "./storefront/catalogue";
 
 const CHROMIUM = "/usr/bin/chromium";
+/** Device vectors are [1, events], clipped to ±1024 and encoded with 16 bits per value. */
+const ENCODING = { kind: "fixed-point" as const, clip: 1024, valueBits: 16 };
 
 const step = (text: string) => console.log(`\n▶ ${text}`);
 const info = (text: string) => console.log(`  ${text}`);
@@ -119,37 +121,54 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
 
   try {
-    const devices = Array.from({ length: deviceCount - 1 }, () =>
-      createProfiler({ endpoint: coordinator.url, apiKey: keys.publishable, storage: "memory" }),
+    // Each node device may "lose its connection" (a mobile webview going offline): from then on
+    // its SecAgg messages from masked-input onward never reach the coordinator.
+    const offline = new Set<number>();
+    const deviceFetch =
+      (index: number): typeof fetch =>
+      async (input, init) => {
+        const frame = init?.body instanceof Uint8Array ? init.body : null;
+        // Frame byte 5 is the SecAgg stage (0 advertise … 2 masked-input …).
+        if (offline.has(index) && frame && (frame[5] ?? 0) >= 2)
+          throw new TypeError("network connection lost");
+        return fetch(input, init);
+      };
+    const nodeCount = existsSync(CHROMIUM) ? deviceCount - 1 : deviceCount;
+    const nodeDevices = Array.from({ length: nodeCount }, (_, i) =>
+      createProfiler({
+        endpoint: coordinator.url,
+        apiKey: keys.publishable,
+        storage: "memory",
+        fetch: deviceFetch(i),
+      }),
     );
-    const randoms = devices.map((_, i) => rng(1000 + i));
-    const eventTotals = devices.map(() => 0);
+    const randoms = nodeDevices.map((_, i) => rng(1000 + i));
+    const eventTotals = nodeDevices.map(() => 0);
 
     // One device is a real browser on the storefront, when Chromium is available.
-    const browserDevice = existsSync(CHROMIUM) ? await openBrowserDevice(examples.url) : null;
+    const browserDevice = nodeCount < deviceCount ? await openBrowserDevice(examples.url) : null;
     info(
       browserDevice
         ? "device 1 is headless Chromium on the storefront page"
         : "Chromium not found: all devices run in node",
     );
-    const nodeDevices = browserDevice
-      ? devices
-      : [
-          ...devices,
-          createProfiler({ endpoint: coordinator.url, apiKey: keys.publishable, storage: "memory" }),
-        ];
-    if (!browserDevice) randoms.push(rng(999));
-    if (!browserDevice) eventTotals.push(0);
+    const firstNode = browserDevice ? 2 : 1;
+    const { clip, valueBits } = ENCODING;
+    const quantum = (2 * clip) / (2 ** valueBits - 1);
 
     for (let round = 1; round <= roundCount; round++) {
-      step(`Round ${round}/${roundCount}: devices browse, then the round runs`);
+      step(
+        `Round ${round}/${roundCount}: devices browse, then run SecAgg+ (only the sum reaches the coordinator)`,
+      );
       for (const [i, device] of nodeDevices.entries())
         eventTotals[i] = (eventTotals[i] ?? 0) + (await browse(device, randoms[i]!, `r${round}d${i}`));
       if (browserDevice) await browserDevice.browse(round);
 
-      // Last round closes on its deadline alarm instead of the count, to show both paths.
-      const byDeadline = round === roundCount && roundCount > 1;
-      const deadlineSeconds = byDeadline ? 4 : 120;
+      // In the last of several rounds one device drops out mid-round, to show recovery.
+      const dropout = round === roundCount && roundCount > 1 ? nodeDevices.length - 1 : -1;
+      offline.clear();
+      if (dropout >= 0) offline.add(dropout);
+      const stageSeconds = 5;
       const open = await fetch(`${coordinator.url}/v1/rounds`, {
         method: "POST",
         headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
@@ -158,37 +177,54 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
           modelId: "activity",
           dimension: 2,
           minContributions: 3,
-          maxContributions: byDeadline ? deviceCount + 10 : deviceCount,
-          deadlineSeconds,
+          maxContributions: deviceCount,
+          deadlineSeconds: 120,
+          aggregation: "secagg",
+          secagg: { encoding: ENCODING, minShardSize: 3, k: 4, t: 3, stageSeconds },
         }),
       });
-      const opened = (await open.json()) as { roundId: string };
+      if (open.status !== 201) throw new Error(`could not open a round: ${await open.text()}`);
+      const opened = (await open.json()) as { roundId: string; secagg?: { shards: number } };
       info(
-        `opened ${opened.roundId}: closes on ${byDeadline ? `its ${deadlineSeconds} s deadline (alarm)` : `${deviceCount} contributions`}`,
+        `opened ${opened.roundId}: SecAgg+ over ${deviceCount} devices, k=4 neighbours, threshold t=3, ${stageSeconds} s per stage`,
       );
+      if (dropout >= 0) info(`device ${dropout + firstNode} will lose its connection after sharing its keys`);
 
-      let contributed = 0;
+      let finished = 0;
       const report = (who: string, outcome: { status: string; stage?: string }) => {
-        contributed++;
-        const bar = "█".repeat(contributed).padEnd(deviceCount, "·");
-        info(`[${bar}] ${who}: ${outcome.status}${outcome.stage ? ` (round ${outcome.stage})` : ""}`);
+        finished++;
+        const bar = "█".repeat(finished).padEnd(deviceCount, "·");
+        info(`[${bar}] ${who}: ${outcome.status}`);
       };
-      if (browserDevice) report("device 1 (Chromium)", await browserDevice.sync());
-      for (const [i, device] of nodeDevices.entries())
-        report(`device ${i + (browserDevice ? 2 : 1)} (node)`, await device.sync());
-
-      if (byDeadline) {
-        info("waiting for the deadline alarm…");
-        await waitFor(async () => {
-          const status = (await (
-            await fetch(`${coordinator.url}/v1/rounds/${opened.roundId}`, {
-              headers: { authorization: `Bearer ${keys.secret}` },
+      // SecAgg stages need the cohort together: every device syncs at once.
+      const contributed: number[] = [];
+      await Promise.all([
+        browserDevice
+          ? browserDevice.sync().then((o) => {
+              if (o.status === "contributed") contributed.push(-1);
+              report("device 1 (Chromium)", o);
             })
-          ).json()) as { stage: string };
-          return status.stage !== "collecting";
-        }, 30_000);
-      }
+          : Promise.resolve(),
+        ...nodeDevices.map((device, i) =>
+          device.sync().then(
+            (o) => {
+              if (o.status === "contributed") contributed.push(i);
+              report(`device ${i + firstNode} (node)`, o);
+            },
+            (error: Error) =>
+              report(`device ${i + firstNode} (node)`, { status: `dropped (${error.message})` }),
+          ),
+        ),
+      ]);
 
+      await waitFor(async () => {
+        const status = (await (
+          await fetch(`${coordinator.url}/v1/rounds/${opened.roundId}`, {
+            headers: { authorization: `Bearer ${keys.secret}` },
+          })
+        ).json()) as { stage: string };
+        return status.stage !== "collecting";
+      }, 60_000);
       const latest = await fetch(`${coordinator.url}/v1/models/activity/latest`, {
         headers: { authorization: `Bearer ${keys.secret}` },
       });
@@ -198,15 +234,24 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         contributions: number;
         roundId: string;
       };
-      const [devicesSeen, eventsSeen] = Array.from(decodeFloat64Vector(model.weights, 2));
-      const expectedEvents = eventTotals.reduce((a, b) => a + b, 0) + (browserDevice?.events() ?? 0);
+      if (model.roundId !== opened.roundId) throw new Error(`round ${opened.roundId} published nothing`);
+      const [devicesSeen = 0, eventsSeen = 0] = Array.from(decodeFloat64Vector(model.weights, 2));
+      const expectedDevices = contributed.length;
+      const expectedEvents = contributed.reduce(
+        (sum, i) => sum + (i < 0 ? (browserDevice?.events() ?? 0) : (eventTotals[i] ?? 0)),
+        0,
+      );
+      const tolerance = expectedDevices * quantum;
+      const ok =
+        Math.abs(devicesSeen - expectedDevices) <= tolerance &&
+        Math.abs(eventsSeen - expectedEvents) <= tolerance;
       info(
-        `published model activity v${model.version} from ${model.roundId}: ${devicesSeen} devices, ${eventsSeen} events in total`,
+        `published activity v${model.version}: ≈${devicesSeen.toFixed(3)} devices, ≈${eventsSeen.toFixed(3)} events (sum of ${model.contributions} devices)`,
       );
       info(
-        `devices' own count: ${deviceCount} devices, ${expectedEvents} events → ${devicesSeen === deviceCount && eventsSeen === expectedEvents ? "match ✔" : "MISMATCH ✘"}`,
+        `devices' own count: ${expectedDevices} devices, ${expectedEvents} events → ${ok ? "match ✔" : "MISMATCH ✘"} (fixed-point tolerance ${tolerance.toFixed(4)})`,
       );
-      if (devicesSeen !== deviceCount || eventsSeen !== expectedEvents) exitCode = 1;
+      if (!ok) exitCode = 1;
     }
     await browserDevice?.close();
 
