@@ -7,19 +7,21 @@
 import { poissonGaussianEpsilon } from "../dp/accountant.ts";
 import { calibrateNoiseMultiplier } from "../dp/calibration.ts";
 import { composedGaussianEpsilon } from "../dp/gaussian-exact.ts";
+import { pldPoissonGaussianEpsilon } from "../dp/pld.ts";
 import { numberFlag, parseArgs } from "./args.ts";
 import { type CliIo, CliUsageError } from "./io.ts";
 
 /** Help text of the command. */
 export const ACCOUNTANT_HELP = `Usage:
-  fedprofile accountant --noise-multiplier Z --sampling-rate Q --steps T --delta D [--json]
+  fedprofile accountant --noise-multiplier Z --sampling-rate Q --steps T --delta D [--pld] [--json]
   fedprofile accountant --target-epsilon E --sampling-rate Q --steps T --delta D [--json]
 
 Epsilon of T rounds of the Gaussian mechanism with noise multiplier Z (noise stddev over L2
 sensitivity) under Poisson sampling at rate Q, by Renyi DP (Mironov, Talwar & Zhang 2019) with
 dp_accounting's default orders and its RDP-to-(epsilon, delta) conversion. With
 --target-epsilon, calibrates the smallest Z instead. Use Q = 1 unless the cohort really was a
-uniform sample of a known population.
+uniform sample of a known population. --pld adds the tighter privacy-loss-distribution
+epsilon (connect-the-dots, pessimistic; seconds for small Z or many steps).
 `;
 
 /** The machine-readable result (`--json`). */
@@ -34,6 +36,8 @@ export interface AccountantJson {
   readonly targetEpsilon?: number;
   /** Exact epsilon of the composed Gaussian (only without sampling, Balle & Wang 2018). */
   readonly epsilonExactGaussian?: number;
+  /** PLD epsilon (`--pld`), a tighter second opinion. */
+  readonly epsilonPld?: number;
 }
 
 /** Runs the command; returns the exit code. */
@@ -41,7 +45,7 @@ export async function accountantCommand(argv: readonly string[], io: CliIo): Pro
   const args = parseArgs(
     argv,
     ["noise-multiplier", "sampling-rate", "steps", "delta", "target-epsilon"],
-    ["json", "help"],
+    ["json", "help", "pld"],
   );
   if (args.flags.has("help")) {
     io.stdout(ACCOUNTANT_HELP);
@@ -83,6 +87,13 @@ export async function accountantCommand(argv: readonly string[], io: CliIo): Pro
       optimalOrder: e.optimalOrder,
     };
     if (q === 1) out = { ...out, epsilonExactGaussian: composedGaussianEpsilon(z!, steps, delta) };
+    if (args.flags.has("pld")) {
+      io.stderr("computing the PLD epsilon...\n");
+      out = {
+        ...out,
+        epsilonPld: pldPoissonGaussianEpsilon({ noiseMultiplier: z!, samplingRate: q, steps, delta }),
+      };
+    }
   }
   if (args.flags.has("json")) {
     io.stdout(`${JSON.stringify(out)}\n`);
@@ -105,6 +116,11 @@ export async function accountantCommand(argv: readonly string[], io: CliIo): Pro
   if (out.epsilonExactGaussian !== undefined) {
     lines.push(
       `  exact Gaussian    ${out.epsilonExactGaussian.toFixed(4)}  (mu-GDP, Balle & Wang 2018; tighter than RDP)`,
+    );
+  }
+  if (out.epsilonPld !== undefined) {
+    lines.push(
+      `  PLD               ${out.epsilonPld.toFixed(4)}  (privacy loss distribution, connect-the-dots; tighter than RDP)`,
     );
   }
   io.stdout(`${lines.join("\n")}\n`);

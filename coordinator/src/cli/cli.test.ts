@@ -131,6 +131,27 @@ describe("fedprofile accountant", () => {
     expect(gj.epsilonExactGaussian).toBeLessThan(gj.epsilon);
   });
 
+  it("--pld adds the privacy-loss-distribution epsilon (dp_accounting PLDAccountant row)", async () => {
+    const m = memoryIo();
+    await main(
+      [
+        "accountant",
+        "--noise-multiplier",
+        "1.1",
+        "--sampling-rate",
+        "0.01",
+        "--steps",
+        "10",
+        "--delta",
+        "1e-6",
+        "--pld",
+      ],
+      m.io,
+    );
+    expect(m.out()).toMatch(/PLD\s+0\.4154\b/);
+    expect(m.out()).toMatch(/epsilon\s+\d/);
+  });
+
   it("--target-epsilon calibrates the noise multiplier (dp_accounting calibration row)", async () => {
     const m = memoryIo();
     await main(

@@ -20,6 +20,7 @@ export * from "./gaussian-exact.ts";
 export * from "./hadamard.ts";
 export * from "./mechanism.ts";
 export * from "./planning.ts";
+export * from "./pld.ts";
 export * from "./random.ts";
 export * from "./rdp.ts";
 export * from "./rounding.ts";
