@@ -1,17 +1,15 @@
 /**
  * Errors raised by the privacy layer. Each has a stable `code` an operator or a client can
- * switch on, and keeps the underlying `cause`.
+ * switch on and keeps the underlying `cause`; as `FedprofileError`s they reach HTTP clients as
+ * the `{error: {code, message}}` envelope with the right status.
  */
 
-/** Base class of every privacy-layer error. */
-export class PrivacyError extends Error {
-  /** A stable, machine-readable code. */
-  readonly code: string;
+import { FedprofileError } from "../errors.ts";
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
+/** Base class of every privacy-layer error. */
+export class PrivacyError extends FedprofileError {
+  constructor(code: string, message: string, status: number, options?: { cause?: unknown }) {
+    super(code, message, status, options);
   }
 }
 
@@ -33,8 +31,8 @@ export interface BudgetRefusal {
 
 /**
  * Thrown *before* any device contributes when the next round would push a model's cumulative
- * epsilon past its cap. The message tells the operator what was spent, what the round would
- * cost, and what to change.
+ * epsilon past its cap (HTTP 409). The message tells the operator what was spent, what the
+ * round would cost, and what to change.
  */
 export class PrivacyBudgetExceededError extends PrivacyError {
   /** The figures behind the refusal. */
@@ -43,11 +41,12 @@ export class PrivacyBudgetExceededError extends PrivacyError {
   constructor(refusal: BudgetRefusal, options?: { cause?: unknown }) {
     const r = refusal;
     super(
-      "PRIVACY_BUDGET_EXCEEDED",
+      "privacy_budget_exceeded",
       `privacy budget exhausted for tenant "${r.tenant}", model "${r.model}": ` +
         `epsilon spent ${r.epsilonSpent.toFixed(4)} of cap ${r.epsilonCap} (delta ${r.delta.toExponential(2)}); ` +
         `the next round would raise it to ${r.projectedEpsilon.toFixed(4)}. The round was refused before any device ` +
         `contributed. Raise the cap, add noise, lower the sampling rate, or retire the model.`,
+      409,
       options,
     );
     this.refusal = refusal;
@@ -57,6 +56,6 @@ export class PrivacyBudgetExceededError extends PrivacyError {
 /** A ledger that does not verify (broken chain, bad signature, or a recomputed budget mismatch). */
 export class LedgerVerificationError extends PrivacyError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super("LEDGER_VERIFICATION_FAILED", message, options);
+    super("ledger_verification_failed", message, 500, options);
   }
 }

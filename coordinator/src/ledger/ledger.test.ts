@@ -226,7 +226,8 @@ describe("privacy ledger", () => {
       await tight.assertCanRun([{ event: planned, count: 1000 }]);
     } catch (err) {
       if (!(err instanceof PrivacyBudgetExceededError)) throw err;
-      expect(err.code).toBe("PRIVACY_BUDGET_EXCEEDED");
+      expect(err.code).toBe("privacy_budget_exceeded");
+      expect(err.status).toBe(409);
       expect(err.message).toMatch(/shop-1.*segments.*refused before any device/);
       expect(err.refusal.projectedEpsilon).toBeGreaterThan(err.refusal.epsilonCap);
     }
@@ -234,7 +235,7 @@ describe("privacy ledger", () => {
 
   it("the store is append-only: a stale or duplicate seq is rejected", async () => {
     const { store, entries } = await buildLedger();
-    await expect(store.append(entries[2]!)).rejects.toMatchObject({ code: "LEDGER_CONFLICT" });
+    await expect(store.append(entries[2]!)).rejects.toMatchObject({ code: "ledger_conflict" });
   });
 
   it("flags amplification claimed for a non-uniform cohort", async () => {

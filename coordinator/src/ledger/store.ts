@@ -33,7 +33,7 @@ export interface LedgerStore {
 /** Thrown by a store when an append would not extend the chain head. */
 export class LedgerConflictError extends PrivacyError {
   constructor(message: string) {
-    super("LEDGER_CONFLICT", message);
+    super("ledger_conflict", message, 409);
   }
 }
 
