@@ -23,3 +23,4 @@ export {
   type SimulatedRound,
   seededRandomBytes,
 } from "./driver";
+export { type ProbeOptions, type ProbeResult, probeClient } from "./probe";
