@@ -100,7 +100,7 @@ const MAX_RANDOM_CHUNK = 65536;
 export const systemRandomBytes: RandomBytes = (length) => {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i += MAX_RANDOM_CHUNK) {
-    globalThis.crypto.getRandomValues(out.subarray(i, Math.min(length, i + MAX_RANDOM_CHUNK)));
+    crypto.getRandomValues(out.subarray(i, Math.min(length, i + MAX_RANDOM_CHUNK)));
   }
   return out;
 };
@@ -133,7 +133,10 @@ export function wipe(bytes: Uint8Array): void {
 
 /** UTF-8 encoding of a label or id. */
 export function utf8(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(text);
+  // encodeInto a buffer we own: UTF-8 needs at most 3 bytes per UTF-16 code unit.
+  const out = new Uint8Array(text.length * 3);
+  const { written } = new TextEncoder().encodeInto(text, out);
+  return out.subarray(0, written);
 }
 
 /** 32-bit unsigned integer, little-endian. */

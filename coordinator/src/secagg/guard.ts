@@ -31,7 +31,7 @@ export function parseClientMessage(input: unknown): SecAggClientMessage {
  * a masked input is ~300 KB of JSON, and native hashing keeps acceptance cheap.
  */
 export async function messageDigest(message: SecAggClientMessage): Promise<string> {
-  const digest = await globalThis.crypto.subtle.digest("SHA-256", utf8(JSON.stringify(message)));
+  const digest = await crypto.subtle.digest("SHA-256", utf8(JSON.stringify(message)));
   return bytesToBase64(new Uint8Array(digest));
 }
 

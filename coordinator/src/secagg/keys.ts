@@ -64,16 +64,17 @@ function base64url(bytes: Uint8Array): string {
 export const webCryptoKeyAgreement: KeyAgreement = {
   name: "webcrypto",
   async agreeMany(own, peers) {
-    const subtle = globalThis.crypto.subtle;
+    const subtle = crypto.subtle;
     const jwk = { kty: "OKP", crv: "X25519", d: base64url(own.secretKey), x: base64url(own.publicKey) };
     const secret = await subtle.importKey("jwk", jwk, { name: "X25519" }, false, ["deriveBits"]);
     return Promise.all(
       peers.map(async (peer) => {
         const key = await subtle.importKey("raw", new Uint8Array(peer), { name: "X25519" }, false, []);
+        // Standard EcdhKeyDeriveParams; a variable rather than a literal because
+        // @cloudflare/workers-types spells the member `$public` while workerd reads `public`.
+        const algorithm = { name: "X25519", public: key };
         try {
-          return checkShared(
-            new Uint8Array(await subtle.deriveBits({ name: "X25519", public: key }, secret, 256)),
-          );
+          return checkShared(new Uint8Array(await subtle.deriveBits(algorithm, secret, 256)));
         } catch (cause) {
           // WebCrypto rejects an all-zero result itself; report it like tweetnacl's check does.
           if (cause instanceof ProtocolError) throw cause;

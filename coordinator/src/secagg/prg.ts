@@ -59,7 +59,7 @@ export function aesCtrPrg(keyBits: 128 | 256 = 128, pieceBytes: number = AES_CHU
     name: pieceBytes === AES_CHUNK ? `aes-${keyBits}-ctr` : `aes-${keyBits}-ctr/${pieceBytes >> 10}k`,
     async expand(seed, length) {
       checkSeed(seed);
-      const subtle = globalThis.crypto.subtle;
+      const subtle = crypto.subtle;
       const key = await subtle.importKey("raw", seed.slice(0, keyBits / 8), { name: "AES-CTR" }, false, [
         "encrypt",
       ]);

@@ -4,7 +4,7 @@
  * view the coordinator serves (`SecAggServerView`). Each carries `v: 1`, the round id, the stage
  * and the device's slot in the cohort. Binary values (keys, ciphertexts, masked vectors, slot-set
  * bitmaps) travel as standard base64; lengths are checked by the protocol guard, which knows the
- * round's parameters. `encodeMaskedInputFrame` offers the masked vector as raw bytes
+ * round's parameters. `encodeClientFrame` offers every message as one binary frame
  * (`application/octet-stream`) for hosts that want to avoid base64's 4/3 expansion.
  */
 import * as z from "zod";
