@@ -7,8 +7,8 @@ register();
 
 const COMMANDS = {
   replay: "../sdk/cli/replay.ts",
-  accountant: "../coordinator/src/cli/main.ts",
-  audit: "../coordinator/src/cli/main.ts",
+  accountant: "../coordinator/src/cli/node-entry.ts",
+  audit: "../coordinator/src/cli/node-entry.ts",
   simulate: "../examples/simulate.ts",
 };
 
@@ -19,7 +19,6 @@ if (!target) {
   process.exit(command ? 2 : 0);
 }
 const module = await import(new URL(target, import.meta.url).href);
-// Each command module exports `main(argv)` resolving to an exit code.
-process.exitCode = await module.main(
-  command === "accountant" || command === "audit" ? [command, ...args] : args,
-);
+// The privacy CLI's Node entry runs itself on import (reading process.argv); the other command
+// modules export `main(argv)` resolving to an exit code.
+if (command !== "accountant" && command !== "audit") process.exitCode = await module.main(args);
