@@ -159,7 +159,9 @@ describe("SecAgg+ through the Worker, Durable Objects and D1 (workerd)", () => {
       };
       const others = [1, 2, 3, 4].map(async (i) => {
         const client = device(keys.publishable, {
-          onSend: (stage) => void (sentByOthers[stage] = (sentByOthers[stage] ?? 0) + 1),
+          onSend: (stage) => {
+            sentByOthers[stage] = (sentByOthers[stage] ?? 0) + 1;
+          },
         });
         const { round } = await client.checkin("activity");
         return participateInSecAggRound(client, round!, () => vectorOf(i), { pollMs: 5 });
