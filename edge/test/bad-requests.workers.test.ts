@@ -3,6 +3,7 @@
  * types, a missing key, a malformed key, an unknown tenant and a key of the wrong kind, plus
  * fuzzed bodies; each must answer a 4xx with the `{error:{code,message}}` envelope.
  */
+import { ErrorEnvelope } from "@fedprofile/coordinator/wire";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { call, seedTenant } from "./helpers";
@@ -48,10 +49,10 @@ async function expectEnvelope(response: Response, status: number | "4xx", code?:
   if (status === "4xx") expect(response.status, text).toBeGreaterThanOrEqual(400);
   else expect(response.status, text).toBe(status);
   expect(response.status, text).toBeLessThan(500);
-  const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
-  expect(typeof body.error?.code).toBe("string");
-  expect(typeof body.error?.message).toBe("string");
-  if (code) expect(body.error?.code, text).toBe(code);
+  const parsed = ErrorEnvelope.safeParse(JSON.parse(text));
+  expect(parsed.success, text).toBe(true);
+  const body = parsed.success ? parsed.data : { error: { code: "", message: "" } };
+  if (code) expect(body.error.code, text).toBe(code);
 }
 
 beforeAll(async () => {

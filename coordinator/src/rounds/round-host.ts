@@ -26,6 +26,7 @@ import {
   plainSumRoundIsFull,
   plainSumRoundStatus,
 } from "./plain-sum-round";
+import { createSerialQueue } from "./serial-queue";
 
 export interface PlainSumRoundHostOptions {
   store: RoundStateStore<PlainSumRoundState>;
@@ -45,13 +46,7 @@ export function createPlainSumRoundHost(options: PlainSumRoundHostOptions): Plai
   const { store, models, index } = options;
   const clock = options.clock ?? Date.now;
   const randomBytes = options.randomBytes ?? cryptoRandomBytes;
-  let queue: Promise<unknown> = Promise.resolve();
-
-  function serialised<T>(operation: () => Promise<T>): Promise<T> {
-    const result = queue.then(operation, operation);
-    queue = result.catch(() => undefined);
-    return result;
-  }
+  const serialised = createSerialQueue();
 
   async function mustLoad(): Promise<PlainSumRoundState> {
     const state = await store.load();

@@ -29,6 +29,7 @@ import type {
   SecAggRoundOptions,
 } from "../wire/round";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
+import { createSerialQueue } from "./serial-queue";
 
 /** The root's serialisable state. */
 export interface SecAggRootState {
@@ -122,13 +123,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
   const { store, models, index } = options;
   const clock = options.clock ?? Date.now;
   const randomBytes = options.randomBytes ?? cryptoRandomBytes;
-  let queue: Promise<unknown> = Promise.resolve();
-
-  function serialised<T>(operation: () => Promise<T>): Promise<T> {
-    const result = queue.then(operation, operation);
-    queue = result.catch(() => undefined);
-    return result;
-  }
+  const serialised = createSerialQueue();
 
   async function mustLoad(): Promise<SecAggRootState> {
     const state = await store.load();

@@ -26,6 +26,7 @@ import {
   type UnmaskOptions,
   viewFor,
 } from "../secagg/index";
+import { createSerialQueue } from "./serial-queue";
 
 /** A per-object key-value store with one alarm (Durable Object storage, or memory). */
 export interface EntryStore {
@@ -98,13 +99,7 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
   const { store } = options;
   const clock = options.clock ?? Date.now;
   let cache: { record: ShardRecord; state: ServerRoundState } | null = null;
-  let queue: Promise<unknown> = Promise.resolve();
-
-  function serialised<T>(operation: () => Promise<T>): Promise<T> {
-    const result = queue.then(operation, operation);
-    queue = result.catch(() => undefined);
-    return result;
-  }
+  const serialised = createSerialQueue();
 
   async function load(): Promise<{ record: ShardRecord; state: ServerRoundState }> {
     if (cache) return cache;

@@ -158,7 +158,7 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
       if (state.phase !== stage) break; // the stage closed early (everyone answered)
       const viewText = JSON.stringify(view);
       stats.bytesReceived[slot] = (stats.bytesReceived[slot] as number) + viewText.length;
-      const received = JSON.parse(viewText) as unknown;
+      const received: unknown = JSON.parse(viewText);
       const t0 = performance.now();
       const step = await runClientStage(stage, clients[slot] ?? null, received, round.inputs[slot], options);
       stats.clientMs[slot] = (stats.clientMs[slot] as number) + performance.now() - t0;

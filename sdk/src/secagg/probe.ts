@@ -124,7 +124,7 @@ export async function probeClient(options: ProbeOptions): Promise<ProbeResult> {
   ): Promise<T> => {
     const text = JSON.stringify(view);
     bytesReceived += text.length;
-    const parsed = JSON.parse(text) as unknown;
+    const parsed: unknown = JSON.parse(text);
     const t0 = performance.now();
     const out = await run(parsed);
     stageMs[stage] += performance.now() - t0;
