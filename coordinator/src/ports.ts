@@ -4,6 +4,7 @@
  * for tests and the node simulator. Nothing here knows which runtime it runs on.
  */
 import type { ApiKeyKind } from "./api-keys";
+import type { LedgerStore } from "./ledger/store";
 import type { ModelVersion, ModelVersionPage } from "./wire/model";
 import type {
   ContributionRequest,
@@ -88,3 +89,30 @@ export interface RoundStateStore<State> {
 
 /** A clock, injectable so tests control deadlines. */
 export type Clock = () => number;
+
+/** A model's privacy budget, as the operator set it. */
+export interface PrivacyBudget {
+  epsilonCap: number;
+  delta: number;
+  population: number | null;
+  updatedAt: number;
+}
+
+/** Per-(tenant, model) budget caps. */
+export interface PrivacyBudgetStore {
+  get(tenantId: string, modelId: string): Promise<PrivacyBudget | null>;
+  set(tenantId: string, modelId: string, budget: PrivacyBudget): Promise<void>;
+}
+
+/**
+ * The append-only ledger table. Besides the chain operations the ledger itself uses, auditors
+ * page through a tenant's rows *as stored*: a row that was tampered with must reach the verifier
+ * unparsed, so it can be named.
+ */
+export interface AuditLedgerStore extends LedgerStore {
+  /** Rows in (model, seq) order after `cursor` (`<model>:<seq>`, from the previous page). */
+  rows(
+    tenantId: string,
+    query: { model?: string; cursor: string | null; limit: number },
+  ): Promise<{ rows: unknown[]; nextCursor: string | null }>;
+}

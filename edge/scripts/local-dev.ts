@@ -4,13 +4,15 @@
  * Every process started here is stopped by its own PID (process group), nothing else.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ApiKeyKind, generateTenantKeys } from "@fedprofile/coordinator";
+import { keyIdOf, signerFromSeedHex } from "@fedprofile/coordinator/ledger";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const WRANGLER_BIN = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
@@ -43,6 +45,34 @@ function runWrangler(args: string[], persistTo: string): Promise<string> {
 /** Applies the D1 migrations in `edge/migrations` to the local database under `persistTo`. */
 export async function applyLocalMigrations(persistTo: string): Promise<void> {
   await runWrangler(["d1", "migrations", "apply", "DB"], persistTo);
+}
+
+/** Where `wrangler dev` reads local secrets from (git-ignored). */
+export const DEV_VARS = join(REPO_ROOT, ".dev.vars");
+
+/**
+ * The local ledger-signing key: generated once into `.dev.vars` and kept, so every local run
+ * signs with the same key (deployed, it is the Worker secret LEDGER_SIGNING_KEY). Returns the
+ * public key auditors pin.
+ */
+export function ensureLocalSigningKey(): { publicKey: string; keyId: string } {
+  const read = () => (existsSync(DEV_VARS) ? readFileSync(DEV_VARS, "utf8") : "");
+  let text = read();
+  if (!/^LEDGER_SIGNING_KEY=/m.test(text)) {
+    const line = `LEDGER_SIGNING_KEY=${randomBytes(32).toString("hex")}\n`;
+    const next = text === "" || text.endsWith("\n") ? text + line : `${text}\n${line}`;
+    try {
+      // "wx" for a new file: two runs starting at once must not each write a different key.
+      writeFileSync(DEV_VARS, next, { mode: 0o600, flag: text === "" ? "wx" : "w" });
+    } catch (error) {
+      if (!(error instanceof Error && "code" in error && error.code === "EEXIST")) throw error;
+    }
+    text = read();
+  }
+  const seed = /^LEDGER_SIGNING_KEY=([0-9a-fA-F]{64})\s*$/m.exec(text)?.[1];
+  if (!seed) throw new Error(`${DEV_VARS}: LEDGER_SIGNING_KEY must be 64 hex digits`);
+  const signer = signerFromSeedHex(seed);
+  return { publicKey: Buffer.from(signer.publicKey).toString("hex"), keyId: keyIdOf(signer.publicKey) };
 }
 
 export type TenantKeys = Record<ApiKeyKind, string>;
@@ -104,6 +134,7 @@ export async function startLocalCoordinator(options: {
   port?: number;
   timeoutMs?: number;
 }): Promise<LocalCoordinator> {
+  ensureLocalSigningKey();
   const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const child: ChildProcess = spawn(

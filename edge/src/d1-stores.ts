@@ -169,10 +169,11 @@ interface RoundRow {
   opened_at: number;
   closes_at: number;
   secagg: string | null;
+  dp: string | null;
 }
 
 const ROUND_COLUMNS =
-  "round_id, model_id, aggregation, stage, dimension, min_contributions, max_contributions, opened_at, closes_at, secagg";
+  "round_id, model_id, aggregation, stage, dimension, min_contributions, max_contributions, opened_at, closes_at, secagg, dp";
 
 /** Rows are parsed, not cast: a corrupted row fails loudly here rather than downstream. */
 function roundOf(row: RoundRow): RoundInfo {
@@ -187,6 +188,7 @@ function roundOf(row: RoundRow): RoundInfo {
     openedAt: row.opened_at,
     closesAt: row.closes_at,
     ...(row.secagg === null ? {} : { secagg: JSON.parse(row.secagg) }),
+    ...(row.dp === null ? {} : { dp: JSON.parse(row.dp) }),
   });
 }
 
@@ -195,7 +197,7 @@ export class D1RoundIndex implements RoundIndex {
 
   async insert(tenantId: string, info: RoundInfo): Promise<void> {
     await this.db
-      .prepare(`INSERT INTO rounds (tenant_id, ${ROUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .prepare(`INSERT INTO rounds (tenant_id, ${ROUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .bind(
         tenantId,
         info.roundId,
@@ -208,6 +210,7 @@ export class D1RoundIndex implements RoundIndex {
         info.openedAt,
         info.closesAt,
         info.secagg === undefined ? null : JSON.stringify(info.secagg),
+        info.dp === undefined ? null : JSON.stringify(info.dp),
       )
       .run();
   }

@@ -8,4 +8,10 @@ export interface Env {
   SHARD: DurableObjectNamespace<SecAggShardDO>;
   /** Comma-separated storefront origins allowed to call device routes, or `*`. */
   ALLOWED_ORIGINS?: string;
+  /**
+   * Hex 32-byte Ed25519 seed of the ledger-signing key: a Worker secret when deployed
+   * (`wrangler secret put LEDGER_SIGNING_KEY`), `.dev.vars` in local dev (made once by
+   * `edge/scripts/local-dev.ts`). Without it, DP rounds and the audit routes answer 503.
+   */
+  LEDGER_SIGNING_KEY?: string;
 }

@@ -16,6 +16,7 @@ import {
 import type { ContributionRequest, OpenRoundRequest } from "@fedprofile/coordinator/wire";
 import { D1ModelStore, D1RoundIndex } from "./d1-stores";
 import type { Env } from "./env";
+import { privacyFor } from "./privacy";
 import { asResult, roundStub, unwrap } from "./rpc";
 import { shardHandle } from "./shard-do";
 
@@ -35,7 +36,9 @@ export class RoundDO extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    const privacy = privacyFor(env);
     this.host = createAnyRoundHost({
+      ...(privacy ? { privacy } : {}),
       store: durableStore(ctx.storage),
       models: new D1ModelStore(env.DB),
       index: new D1RoundIndex(env.DB),

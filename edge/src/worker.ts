@@ -4,6 +4,7 @@
 import { createCoordinatorApp, createRoundService } from "@fedprofile/coordinator";
 import { D1ModelStore, D1RoundIndex, D1TenantStore } from "./d1-stores";
 import type { Env } from "./env";
+import { privacyFor } from "./privacy";
 import { roundHostHandle } from "./round-do";
 import { shardHandle } from "./shard-do";
 
@@ -18,7 +19,9 @@ function appFor(env: Env): App {
   let app = apps.get(env.DB);
   if (!app) {
     const index = new D1RoundIndex(env.DB);
+    const privacy = privacyFor(env);
     app = createCoordinatorApp({
+      ...(privacy ? { privacy } : {}),
       tenants: new D1TenantStore(env.DB),
       models: new D1ModelStore(env.DB),
       rounds: createRoundService({

@@ -9,9 +9,17 @@ import { cors } from "hono/cors";
 import * as z from "zod";
 import { FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import type { Clock, ModelStore, TenantStore } from "../ports";
+import type { RoundPrivacy } from "../rounds/round-privacy";
 import type { RoundService } from "../rounds/round-service";
 import { ErrorEnvelope, ModelId, RoundId, WIRE_VERSION } from "../wire/common";
 import { HealthResponse, ModelVersion, ModelVersionPage } from "../wire/model";
+import {
+  LedgerPublicKey,
+  LedgerQuery,
+  LedgerRowsPage,
+  PrivacyBudgetRequest,
+  PrivacyBudgetStatus,
+} from "../wire/privacy";
 import {
   CheckinRequest,
   CheckinResponse,
@@ -30,6 +38,8 @@ export interface CoordinatorAppOptions {
   tenants: TenantStore;
   models: ModelStore;
   rounds: RoundService;
+  /** Budgets and the privacy ledger; without it the privacy routes answer 503. */
+  privacy?: RoundPrivacy;
   /** Origins allowed to call device routes from a browser; `["*"]` for any. */
   allowedOrigins?: string[];
   /** Largest accepted request body in bytes (default 8 MiB). */
@@ -83,7 +93,7 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
     cors({
       origin: origins.includes("*") ? "*" : origins,
       allowHeaders: ["Authorization", "Content-Type", "X-Participant"],
-      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowMethods: ["GET", "POST", "PUT", "OPTIONS"],
       maxAge: 600,
     }),
   );
@@ -100,6 +110,17 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
   const deviceOrOperator = requireKey(tenants, "publishable", "secret");
   const anyKey = requireKey(tenants, "publishable", "secret", "auditor");
   const history = requireKey(tenants, "secret", "auditor");
+  const auditor = requireKey(tenants, "auditor");
+  const privacy = (): RoundPrivacy => {
+    if (!options.privacy) {
+      throw new FedprofileError(
+        "privacy_unavailable",
+        "this coordinator has no privacy ledger configured",
+        503,
+      );
+    }
+    return options.privacy;
+  };
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer" });
   const security = [{ apiKey: [] }];
 
@@ -353,6 +374,73 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       if (!found) throw new NotFoundError(`model ${modelId} has no version ${version}`);
       return c.json(found, 200);
     },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "put",
+      path: "/v1/privacy/budgets/{modelId}",
+      summary: "Set a model's privacy budget: the epsilon cap and delta (secret key)",
+      security,
+      middleware: [operator] as const,
+      request: {
+        params: ModelParams,
+        body: { content: { "application/json": { schema: PrivacyBudgetRequest } }, required: true },
+      },
+      responses: { 200: json(PrivacyBudgetStatus, "The model's budget position"), ...errors },
+    }),
+    async (c) =>
+      c.json(
+        await privacy().setBudget(c.get("auth").tenantId, c.req.valid("param").modelId, c.req.valid("json")),
+        200,
+      ),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/privacy/budgets/{modelId}",
+      summary: "A model's budget: cap, delta, epsilon spent and remaining (secret or auditor key)",
+      security,
+      middleware: [history] as const,
+      request: { params: ModelParams },
+      responses: { 200: json(PrivacyBudgetStatus, "The model's budget position"), ...errors },
+    }),
+    async (c) =>
+      c.json(await privacy().budgetStatus(c.get("auth").tenantId, c.req.valid("param").modelId), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/audit/ledger",
+      summary: "The privacy ledger, signed entries verbatim, in (model, seq) order (auditor key)",
+      security,
+      middleware: [auditor] as const,
+      request: { query: LedgerQuery },
+      responses: { 200: json(LedgerRowsPage, "One page of ledger entries"), ...errors },
+    }),
+    async (c) => {
+      const { model, limit, cursor } = c.req.valid("query");
+      const page = await privacy().rows(c.get("auth").tenantId, {
+        ...(model ? { model } : {}),
+        limit,
+        cursor: cursor ? cursor : null,
+      });
+      return c.json({ v: WIRE_VERSION, entries: page.rows, nextCursor: page.nextCursor }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/audit/public-key",
+      summary: "The coordinator's Ed25519 ledger-signing public key",
+      security,
+      middleware: [anyKey] as const,
+      responses: { 200: json(LedgerPublicKey, "The public key auditors verify entries with"), ...errors },
+    }),
+    (c) => c.json(privacy().publicKey, 200),
   );
 
   app.doc31("/openapi.json", {

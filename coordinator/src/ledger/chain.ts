@@ -32,6 +32,12 @@ export function signerFromSeed(seed: Uint8Array): LedgerSigner {
   return { publicKey: kp.publicKey, secretKey: kp.secretKey };
 }
 
+/** A signer from a seed given as 64 hex digits (how a Worker secret or `.dev.vars` holds it). */
+export function signerFromSeedHex(hex: string): LedgerSigner {
+  if (!/^[0-9a-f]{64}$/i.test(hex)) throw new TypeError("signing seed must be 64 hex digits (32 bytes)");
+  return signerFromSeed(hexToBytes(hex.toLowerCase()));
+}
+
 /** Parses a public key given as 64 hex digits. */
 export function publicKeyFromHex(hex: string): Uint8Array {
   if (!/^[0-9a-f]{64}$/i.test(hex)) throw new TypeError("public key must be 64 hex digits (32 bytes)");

@@ -63,6 +63,7 @@ export interface BudgetStatus {
 /** What a round ran, in ledger terms. */
 export interface RoundRecord {
   readonly round: number;
+  readonly roundId?: string;
   readonly mechanism: LedgerEntryBody["mechanism"];
   readonly trustModel: LedgerEntryBody["trustModel"];
   readonly noise: LedgerNoise;
@@ -76,8 +77,15 @@ export interface RoundRecord {
 /** Context of a finished round. */
 export interface RoundOutcome {
   readonly round: number;
+  readonly roundId?: string;
   readonly cohortSize: number;
   readonly survivors: number;
+  /**
+   * Trusted noise shares in the *least* noised sum the coordinator saw, when that is fewer than
+   * `survivors - colluders` (hierarchical aggregation reveals each shard's sum; a user is protected
+   * by the noise of their own shard). Defaults to `survivors - colluders`.
+   */
+  readonly noiseShares?: number;
   readonly threshold?: number;
   readonly colluders?: number;
   readonly sampling: LedgerSampling;
@@ -96,13 +104,19 @@ export function roundRecordFromConfig(cfg: DpRoundConfig, o: RoundOutcome): Roun
       : { size: o.cohortSize, survivors: o.survivors, threshold: o.threshold, colluders };
   const common = {
     round: o.round,
+    ...(o.roundId === undefined ? {} : { roundId: o.roundId }),
     clipNorm: cfg.clipNorm,
     modulusBits: cfg.modulusBits,
     cohort,
     sampling: o.sampling,
   };
   if (cfg.mechanism === "distributed_discrete_gaussian") {
-    const event = distributedRoundEvent(cfg, { survivors: o.survivors, colluders, sampling: o.sampling });
+    const trustedSurvivors = o.noiseShares === undefined ? o.survivors : o.noiseShares + colluders;
+    const event = distributedRoundEvent(cfg, {
+      survivors: trustedSurvivors,
+      colluders,
+      sampling: o.sampling,
+    });
     const local = localStddev(cfg);
     const trusted = Math.sqrt(event.noiseShares) * local;
     return {
@@ -229,6 +243,7 @@ export class PrivacyLedger {
       model: this.o.scope.model,
       kind,
       round: rec.round,
+      ...(rec.roundId === undefined ? {} : { roundId: rec.roundId }),
       timestamp: (this.o.now?.() ?? new Date()).toISOString(),
       mechanism: rec.mechanism,
       trustModel: rec.trustModel,
@@ -266,6 +281,7 @@ export class PrivacyLedger {
   ): Promise<LedgerEntry> {
     const rec: RoundRecord = {
       round: roundEntry.round,
+      ...(roundEntry.roundId === undefined ? {} : { roundId: roundEntry.roundId }),
       mechanism: roundEntry.mechanism,
       trustModel: roundEntry.trustModel,
       noise: roundEntry.noise,

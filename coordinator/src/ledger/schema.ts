@@ -100,6 +100,8 @@ export const LedgerEntryBody = z
     kind: z.enum(["round", "clip_quantile"]),
     /** The model's round number. */
     round: z.number().int().nonnegative(),
+    /** The coordinator's id of the round (links the entry to the model version it released). */
+    roundId: z.string().min(1).max(64).optional(),
     /** ISO 8601 time the entry was written. */
     timestamp: z.iso.datetime(),
     mechanism: z.enum(["distributed_discrete_gaussian", "skellam", "central_gaussian", "none"]),

@@ -4,18 +4,24 @@
  */
 import type { ApiKeyKind } from "../api-keys";
 import { NotFoundError } from "../errors";
-import type { RandomBytes } from "../ids";
+import { cryptoRandomBytes, type RandomBytes } from "../ids";
+import { type LedgerSigner, signerFromSeed } from "../ledger/chain";
+import { MemoryLedgerStore } from "../ledger/store";
 import type {
   ApiKeyRecord,
+  AuditLedgerStore,
   Clock,
   ModelDraft,
   ModelStore,
+  PrivacyBudget,
+  PrivacyBudgetStore,
   RoundIndex,
   RoundStateStore,
   Tenant,
   TenantStore,
 } from "../ports";
 import { type AnyRoundHost, type AnyRoundState, createAnyRoundHost } from "../rounds/any-round-host";
+import { createRoundPrivacy, type RoundPrivacy } from "../rounds/round-privacy";
 import { createRoundService, type RoundService } from "../rounds/round-service";
 import { createSecAggShardHost, type EntryStore, type SecAggShardHost } from "../rounds/secagg-shard-host";
 import { WIRE_VERSION } from "../wire/common";
@@ -115,6 +121,49 @@ export class MemoryRoundIndex implements RoundIndex {
   }
 }
 
+export class MemoryPrivacyBudgetStore implements PrivacyBudgetStore {
+  private readonly budgets = new Map<string, PrivacyBudget>();
+
+  async get(tenantId: string, modelId: string): Promise<PrivacyBudget | null> {
+    return this.budgets.get(`${tenantId}/${modelId}`) ?? null;
+  }
+  async set(tenantId: string, modelId: string, budget: PrivacyBudget): Promise<void> {
+    this.budgets.set(`${tenantId}/${modelId}`, { ...budget });
+  }
+}
+
+/** The ledger in memory, with the auditor's raw pages in (model, seq) order like D1's. */
+export class MemoryAuditLedgerStore extends MemoryLedgerStore implements AuditLedgerStore {
+  private readonly models = new Map<string, Set<string>>();
+
+  override async append(entry: Parameters<MemoryLedgerStore["append"]>[0]): Promise<void> {
+    await super.append(entry);
+    const models = this.models.get(entry.tenant) ?? new Set();
+    models.add(entry.model);
+    this.models.set(entry.tenant, models);
+  }
+
+  async rows(tenantId: string, query: { model?: string; cursor: string | null; limit: number }) {
+    const [afterModel = "", afterSeq = "-1"] = query.cursor?.split(":") ?? [];
+    const models = [...(this.models.get(tenantId) ?? [])]
+      .filter((m) => (query.model === undefined || m === query.model) && m >= afterModel)
+      .sort();
+    const rows: unknown[] = [];
+    let last: { model: string; seq: number } | null = null;
+    for (const model of models) {
+      const after = model === afterModel ? Number(afterSeq) : -1;
+      const page = await this.list({ tenant: tenantId, model }, { afterSeq: after, limit: query.limit + 1 });
+      for (const entry of page) {
+        if (rows.length === query.limit)
+          return { rows, nextCursor: last ? `${last.model}:${last.seq}` : null };
+        rows.push(structuredClone(entry));
+        last = { model, seq: entry.seq };
+      }
+    }
+    return { rows, nextCursor: null };
+  }
+}
+
 /** A round state store in memory, with alarms a test fires by hand (or by `fireDueAlarms`). */
 export class MemoryRoundStateStore<State> implements RoundStateStore<State> {
   state: State | null = null;
@@ -160,6 +209,9 @@ export interface MemoryCoordinator {
   rounds: RoundService;
   hosts: Map<string, { host: AnyRoundHost; store: MemoryRoundStateStore<AnyRoundState> }>;
   shards: Map<string, { host: SecAggShardHost; store: MemoryEntryStore }>;
+  budgets: MemoryPrivacyBudgetStore;
+  ledger: MemoryAuditLedgerStore;
+  privacy: RoundPrivacy;
   /** Runs the alarm of every round and shard whose deadline has passed at `clock()`. */
   fireDueAlarms(): Promise<void>;
   /** Simulates a restart: every host is dropped and rebuilt from its stored state on next use. */
@@ -168,10 +220,14 @@ export interface MemoryCoordinator {
 
 /** Wires every port in memory: the same core the Worker runs, minus the runtime. */
 export function createMemoryCoordinator(
-  options: { clock?: Clock; randomBytes?: RandomBytes } = {},
+  options: { clock?: Clock; randomBytes?: RandomBytes; signer?: LedgerSigner } = {},
 ): MemoryCoordinator {
   const clock = options.clock ?? Date.now;
   const random = options.randomBytes ? { randomBytes: options.randomBytes } : {};
+  const budgets = new MemoryPrivacyBudgetStore();
+  const ledger = new MemoryAuditLedgerStore();
+  const signer = options.signer ?? signerFromSeed((options.randomBytes ?? cryptoRandomBytes)(32));
+  const privacy = createRoundPrivacy({ budgets, ledger, signer, clock });
   const tenants = new MemoryTenantStore();
   const models = new MemoryModelStore();
   const index = new MemoryRoundIndex();
@@ -223,6 +279,7 @@ export function createMemoryCoordinator(
         index,
         clock,
         shardFor,
+        privacy,
         ...random,
       });
       entry = { host, store };
@@ -238,6 +295,9 @@ export function createMemoryCoordinator(
     rounds,
     hosts,
     shards,
+    budgets,
+    ledger,
+    privacy,
     async fireDueAlarms() {
       for (const { host, store } of [...shards.values()]) {
         if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();

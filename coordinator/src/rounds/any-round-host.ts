@@ -8,6 +8,7 @@ import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } 
 import type { OpenRoundRequest } from "../wire/round";
 import type { PlainSumRoundState } from "./plain-sum-round";
 import { createPlainSumRoundHost } from "./round-host";
+import type { RoundPrivacy } from "./round-privacy";
 import { createSecAggRootHost, type SecAggRootState } from "./secagg-root-host";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
 
@@ -18,6 +19,8 @@ export interface AnyRoundHostOptions {
   models: ModelStore;
   index: RoundIndex;
   shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
+  /** Budget checks and the privacy ledger (DP rounds). */
+  privacy?: RoundPrivacy;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -58,6 +61,7 @@ export function createAnyRoundHost(options: AnyRoundHostOptions): AnyRoundHost {
     ...common,
     store: narrow(options.store, isSecAgg),
     shardFor: options.shardFor,
+    ...(options.privacy ? { privacy: options.privacy } : {}),
   });
   const current = async () => ((await options.store.load())?.kind === "secagg-root" ? secagg : plain);
 

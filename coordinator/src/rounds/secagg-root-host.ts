@@ -5,7 +5,11 @@
  * TFF's hierarchical secure sum). The root, like the coordinator it runs in, never sees a device's
  * vector: only shard sums, each over at least `minShardSize` devices.
  */
-import { ConflictError, InvalidRequestError, NotFoundError } from "../errors";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { paddedDim } from "../dp/config";
+import { addModular, decodeAggregate } from "../dp/mechanism";
+import { bufferedRandom } from "../dp/random";
+import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { cryptoRandomBytes, newParticipantId, newToken, type RandomBytes, sha256Hex } from "../ids";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
 import {
@@ -28,6 +32,7 @@ import type {
   RoundStatus,
   SecAggRoundOptions,
 } from "../wire/round";
+import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";
 
@@ -38,7 +43,10 @@ export interface SecAggRootState {
   roundId: string;
   modelId: string;
   dimension: number;
-  encoding: FixedPointEncoding;
+  /** Fixed-point encoding of a round without DP. */
+  encoding?: FixedPointEncoding;
+  /** The DP plan of a DP round: devices encode with its public configuration. */
+  dp?: RoundDpPlan;
   stageSeconds: number;
   shardSizes: number[];
   minContributions: number;
@@ -61,6 +69,8 @@ export interface SecAggRootHostOptions {
   shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
   models: ModelStore;
   index: RoundIndex;
+  /** Budget checks and the ledger; required for DP rounds. */
+  privacy?: RoundPrivacy;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -98,7 +108,12 @@ export function secaggRootInfo(state: SecAggRootState): RoundInfo {
     maxContributions: state.maxContributions,
     openedAt: state.openedAt,
     closesAt: state.closesAt,
-    secagg: { encoding: state.encoding, shards: state.shardSizes.length, stageSeconds: state.stageSeconds },
+    secagg: {
+      ...(state.encoding ? { encoding: state.encoding } : {}),
+      shards: state.shardSizes.length,
+      stageSeconds: state.stageSeconds,
+    },
+    ...(state.dp ? { dp: state.dp.config } : {}),
   };
 }
 
@@ -136,6 +151,16 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     if (state.stage !== "collecting") return state;
     const now = clock();
     const contributors = contributorsOf(state);
+    const dp = state.dp;
+    if (
+      dp &&
+      contributors < state.minContributions &&
+      dp.config.mechanism === "distributed_discrete_gaussian"
+    ) {
+      // The coordinator has seen the finished shards' noised sums even though nothing is
+      // published: under the distributed trust model that is a release, and it is recorded.
+      await recordRelease(state, dp);
+    }
     if (contributors < state.minContributions) {
       const aborts = Object.values(state.outcomes)
         .filter((o) => o.abort)
@@ -151,17 +176,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       await index.markEnded(state.tenantId, state.roundId, "aborted", null);
       return ended;
     }
-    // Each shard sum is exact below 2^32; their total is exact in doubles (< 2^53).
-    const total = new Float64Array(state.dimension);
-    for (const outcome of Object.values(state.outcomes)) {
-      if (outcome.sum === null) continue;
-      const words = bytesToWords(base64ToBytes(outcome.sum));
-      for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (words[i] as number);
-    }
-    // Invert the affine fixed-point map (secagg/encoding.ts): Σx ≈ S·2c/(2^b − 1) − n·c.
-    const { clip, valueBits } = state.encoding;
-    const step = (2 * clip) / (2 ** valueBits - 1);
-    const weights = Array.from(total, (s) => s * step - contributors * clip);
+    const weights = dp ? await decodeDp(state, dp) : decodeFixedPoint(state);
     const published = await models.publish(
       state.tenantId,
       {
@@ -187,6 +202,56 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     return ended;
   }
 
+  /** Fixed point: Σx ≈ S·2c/(2^b − 1) − n·c (secagg/encoding.ts). */
+  function decodeFixedPoint(state: SecAggRootState): number[] {
+    const encoding = state.encoding;
+    if (!encoding) throw new FedprofileError("internal", "round has neither an encoding nor a DP plan", 500);
+    // Each shard sum is exact below 2^32; their total is exact in doubles (< 2^53).
+    const total = new Float64Array(state.dimension);
+    for (const outcome of Object.values(state.outcomes)) {
+      if (outcome.sum === null) continue;
+      const words = bytesToWords(base64ToBytes(outcome.sum));
+      for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (words[i] as number);
+    }
+    const step = (2 * encoding.clip) / (2 ** encoding.valueBits - 1);
+    const contributors = contributorsOf(state);
+    return Array.from(total, (s) => s * step - contributors * encoding.clip);
+  }
+
+  /**
+   * DP: add the shard sums mod 2^32 (2^m divides it), decode (KLS21 Alg. 2; the central mechanism
+   * adds its noise here), and record the release in the ledger *before* anything is published.
+   */
+  async function decodeDp(state: SecAggRootState, dp: RoundDpPlan): Promise<number[]> {
+    const total = new Uint32Array(paddedDim(dp.config));
+    for (const outcome of Object.values(state.outcomes)) {
+      if (outcome.sum !== null) addModular(total, bytesToWords(base64ToBytes(outcome.sum)));
+    }
+    const decoded = decodeAggregate(dp.config, total, {
+      survivors: contributorsOf(state),
+      rng: bufferedRandom(randomBytes),
+    });
+    await recordRelease(state, dp, decoded.clipCount);
+    return Array.from(decoded.sum);
+  }
+
+  async function recordRelease(state: SecAggRootState, dp: RoundDpPlan, clipCount?: number): Promise<void> {
+    const revealed = Object.values(state.outcomes).filter((o) => o.sum !== null && o.contributors > 0);
+    if (revealed.length === 0) return;
+    if (!options.privacy)
+      throw new FedprofileError("privacy_unavailable", "no privacy ledger configured", 503);
+    await options.privacy.record(state.tenantId, {
+      roundId: state.roundId,
+      modelId: state.modelId,
+      plan: dp,
+      cohortSize: state.maxContributions,
+      survivors: revealed.reduce((sum, o) => sum + o.contributors, 0),
+      fewestInOneSum: Math.min(...revealed.map((o) => o.contributors)),
+      threshold: dp.plannedNoiseShares,
+      ...(clipCount === undefined ? {} : { clipCount }),
+    });
+  }
+
   return {
     open: (tenantId, roundId, request: OpenRoundRequest) =>
       serialised(async () => {
@@ -209,6 +274,26 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             },
           );
         }
+        const graphs = sizes.map((size) => graphParameters(size, secagg));
+        let dp: RoundDpPlan | undefined;
+        if (request.dp) {
+          if (!options.privacy) {
+            throw new FedprofileError(
+              "privacy_unavailable",
+              "this coordinator has no privacy ledger configured",
+              503,
+            );
+          }
+          // Planned and checked against the budget before any shard opens or any device joins.
+          dp = await options.privacy.plan(tenantId, request.modelId, request.dp, {
+            dimension: request.dimension,
+            threshold: Math.min(...graphs.map((g) => g.t)),
+            expectedClients: request.maxContributions,
+            rotationSeed: bytesToHex(randomBytes(32)),
+          });
+        } else if (!secagg.encoding) {
+          throw new InvalidRequestError("secagg.encoding: required for a round without dp");
+        }
         const now = clock();
         const stageCount = STAGES.length - (secagg.consistencyCheck ? 0 : 1);
         const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
@@ -218,7 +303,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           roundId,
           modelId: request.modelId,
           dimension: request.dimension,
-          encoding: secagg.encoding,
+          ...(secagg.encoding && !dp ? { encoding: secagg.encoding } : {}),
+          ...(dp ? { dp } : {}),
           stageSeconds: secagg.stageSeconds,
           shardSizes: sizes,
           minContributions: request.minContributions,
@@ -234,17 +320,26 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           modelVersion: null,
         };
         for (const [shard, size] of sizes.entries()) {
-          const { k, t } = graphParameters(size, secagg);
-          let modulusBits: number;
-          try {
-            modulusBits = modulusBitsFor(secagg.encoding.valueBits, size);
-          } catch (cause) {
-            throw new InvalidRequestError(
-              `secagg: ${cause instanceof Error ? cause.message : "modulus too large"}`,
-              {
-                cause,
-              },
-            );
+          const { k, t } = graphs[shard] as { k: number; t: number };
+          // A DP round's inputs are residues mod 2^m that are meant to wrap (KLS21 Alg. 1).
+          let words: { dimension: number; valueBits: number; modulusBits: number; modularInputs?: boolean };
+          if (dp) {
+            const m = dp.config.modulusBits;
+            words = { dimension: paddedDim(dp.config), valueBits: m, modulusBits: m, modularInputs: true };
+          } else {
+            const valueBits = (secagg.encoding as FixedPointEncoding).valueBits;
+            try {
+              words = {
+                dimension: request.dimension,
+                valueBits,
+                modulusBits: modulusBitsFor(valueBits, size),
+              };
+            } catch (cause) {
+              throw new InvalidRequestError(
+                `secagg: ${cause instanceof Error ? cause.message : "modulus too large"}`,
+                { cause },
+              );
+            }
           }
           const timeout = secagg.stageSeconds * 1000;
           await options.shardFor(tenantId, roundId, shard).open(
@@ -254,9 +349,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
               cohortSize: size,
               k,
               t,
-              dimension: request.dimension,
-              valueBits: secagg.encoding.valueBits,
-              modulusBits,
+              ...words,
               consistencyCheck: secagg.consistencyCheck,
               stageTimeoutsMs: Object.fromEntries(STAGES.map((stage) => [stage, timeout])),
               // Plain data only: these options cross a Durable Object RPC boundary.

@@ -540,6 +540,7 @@ export function viewFor(state: ServerRoundState, slot: number): SecAggServerView
           dimension: config.dimension,
           valueBits: config.valueBits,
           modulusBits: config.modulusBits,
+          ...(config.modularInputs ? { modularInputs: true as const } : {}),
           graphSeed: config.graphSeed,
           consistencyCheck: config.consistencyCheck,
         },

@@ -35,8 +35,13 @@ export interface SecAggRoundConfig {
   dimension: number;
   /** Bits per encoded input value, b. */
   valueBits: number;
-  /** Mask modulus bits, m ≥ b + ⌈log2 n⌉ (see `encoding.ts`). */
+  /** Mask modulus bits, m ≥ b + ⌈log2 n⌉ (see `encoding.ts`), or m = b with `modularInputs`. */
   modulusBits: number;
+  /**
+   * Inputs are already residues mod 2^m whose sum is meant to wrap (the distributed discrete
+   * Gaussian, KLS21 Alg. 1): b = m, and the no-overflow premise does not apply.
+   */
+  modularInputs?: boolean;
   /** Public 32-byte seed of the neighbour graph, base64. */
   graphSeed: string;
   /** Whether to run Bonawitz's consistency-check round (stage 3). */
@@ -110,6 +115,8 @@ export interface CreateRoundOptions {
   dimension: number;
   valueBits: number;
   modulusBits: number;
+  /** See `SecAggRoundConfig.modularInputs`. */
+  modularInputs?: boolean;
   /** Defaults to 32 fresh random bytes. */
   graphSeed?: Uint8Array;
   consistencyCheck?: boolean;
@@ -141,9 +148,17 @@ export function createRoundState(options: CreateRoundOptions, now: number): Serv
   }
   if (!Number.isInteger(dimension) || dimension < 1)
     throw new RangeError(`dimension must be ≥ 1, got ${dimension}`);
-  if (!Number.isInteger(valueBits) || valueBits < 1 || valueBits > 31)
+  const modularInputs = options.modularInputs === true;
+  if (modularInputs) {
+    if (!Number.isInteger(modulusBits) || modulusBits < 2 || modulusBits > MAX_MODULUS_BITS)
+      throw new RangeError(`modulusBits must be in [2, ${MAX_MODULUS_BITS}], got ${modulusBits}`);
+    if (valueBits !== modulusBits)
+      throw new RangeError(
+        `with modularInputs, valueBits (${valueBits}) must equal modulusBits (${modulusBits})`,
+      );
+  } else if (!Number.isInteger(valueBits) || valueBits < 1 || valueBits > 31)
     throw new RangeError(`valueBits must be in [1, 31]`);
-  if (
+  else if (
     !Number.isInteger(modulusBits) ||
     modulusBits > MAX_MODULUS_BITS ||
     modulusBits < valueBits + Math.ceil(Math.log2(n))
@@ -165,6 +180,7 @@ export function createRoundState(options: CreateRoundOptions, now: number): Serv
       dimension,
       valueBits,
       modulusBits,
+      ...(modularInputs ? { modularInputs } : {}),
       graphSeed: bytesToBase64(seed),
       consistencyCheck: options.consistencyCheck ?? true,
       stageTimeoutsMs,
@@ -238,8 +254,9 @@ export const RoundCoreSchema = z
         k: z.number().int().min(2),
         t: z.number().int().min(1),
         dimension: z.number().int().min(1),
-        valueBits: z.number().int().min(1).max(31),
+        valueBits: z.number().int().min(1).max(MAX_MODULUS_BITS),
         modulusBits: z.number().int().min(2).max(MAX_MODULUS_BITS),
+        modularInputs: z.literal(true).optional(),
         graphSeed: z.string(),
         consistencyCheck: z.boolean(),
         stageTimeoutsMs: z.record(stageEnum, z.number().nonnegative()),

@@ -5,5 +5,6 @@
 export * from "./binary";
 export * from "./common";
 export * from "./model";
+export * from "./privacy";
 export * from "./round";
 export * from "./secagg";

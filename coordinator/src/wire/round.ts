@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { DpRoundConfig } from "../dp/config";
 import {
   Base64,
   EpochMillis,
@@ -34,10 +35,68 @@ export const FixedPointEncoding = z
   .strict();
 export type FixedPointEncoding = z.infer<typeof FixedPointEncoding>;
 
+/**
+ * Operator options of a differentially private round (SecAgg rounds only). The coordinator plans
+ * the public {@link DpRoundConfig} from them when the round opens, calibrated for the fewest noise
+ * shares any released sum can carry, and refuses the round if the model's budget cap would be
+ * passed.
+ */
+export const DpRoundRequest = z
+  .object({
+    /**
+     * `distributed_discrete_gaussian` (Kairouz, Liu & Steinke 2021): devices add the noise before
+     * masking, so even the coordinator sees only a noised sum. `central_gaussian`: the
+     * coordinator adds Gaussian noise after unmasking (it must be trusted with the exact sum).
+     */
+    mechanism: z
+      .enum(["distributed_discrete_gaussian", "central_gaussian"])
+      .default("distributed_discrete_gaussian"),
+    /** L2 clip of each device's update. */
+    clipNorm: z.number().positive().max(1e9),
+    /** The epsilon the noise is calibrated to reach over `rounds` such rounds (at the budget's delta). */
+    targetEpsilon: z.number().positive().max(1000).optional(),
+    rounds: z.number().int().min(1).max(100_000).optional(),
+    /** Central mechanism only: the noise multiplier itself, instead of a target. */
+    noiseMultiplier: z.number().positive().max(1000).optional(),
+    /** Bits m of the modular arithmetic (KLS21 §4.4); the upload is m bits per coordinate. */
+    modulusBits: z.number().int().min(8).max(32).default(24),
+    /**
+     * Adaptive clipping (Andrew et al. 2021): `clipNorm` is the first round's clip, and each round
+     * releases a noised count of devices within the clip, in the same vector and budget, from
+     * which the next round's clip follows the target quantile.
+     */
+    adaptiveClipping: z
+      .object({
+        targetQuantile: z.number().gt(0).lt(1),
+        learningRate: z.number().positive().max(10).default(0.2),
+        countStddev: z.number().positive().max(1e9),
+        minClip: z.number().positive().optional(),
+        maxClip: z.number().positive().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((r) => (r.targetEpsilon === undefined) === (r.rounds === undefined), {
+    message: "give targetEpsilon and rounds together",
+    path: ["rounds"],
+  })
+  .refine((r) => r.targetEpsilon !== undefined || r.noiseMultiplier !== undefined, {
+    message: "give targetEpsilon with rounds, or (central_gaussian) noiseMultiplier",
+    path: ["targetEpsilon"],
+  })
+  .refine((r) => r.noiseMultiplier === undefined || r.mechanism === "central_gaussian", {
+    message:
+      "noiseMultiplier applies to central_gaussian only; distributed rounds calibrate from targetEpsilon",
+    path: ["noiseMultiplier"],
+  });
+export type DpRoundRequest = z.infer<typeof DpRoundRequest>;
+
 /** Operator options of a SecAgg round. */
 export const SecAggRoundOptions = z
   .object({
-    encoding: FixedPointEncoding,
+    /** Fixed-point encoding of a round without DP; a DP round's encoding comes from its `dp` plan. */
+    encoding: FixedPointEncoding.optional(),
     /** Largest shard: a larger cohort is split over several shards (hierarchical aggregation). */
     maxShardSize: z.number().int().min(2).max(65_536).default(1000),
     /** Smallest shard the operator accepts: each shard's sum is revealed to the coordinator. */
@@ -74,6 +133,8 @@ export const OpenRoundRequest = z
     aggregation: AggregationKind.default("plain-sum"),
     /** Required when, and only when, `aggregation` is `secagg`. */
     secagg: SecAggRoundOptions.optional(),
+    /** Differential privacy for this round (needs `aggregation: "secagg"`). */
+    dp: DpRoundRequest.optional(),
   })
   .strict()
   .refine((r) => r.maxContributions >= r.minContributions, {
@@ -83,6 +144,14 @@ export const OpenRoundRequest = z
   .refine((r) => (r.aggregation === "secagg") === (r.secagg !== undefined), {
     message: 'secagg options are required for, and only for, aggregation "secagg"',
     path: ["secagg"],
+  })
+  .refine((r) => r.dp === undefined || r.aggregation === "secagg", {
+    message: 'dp needs aggregation "secagg"',
+    path: ["dp"],
+  })
+  .refine((r) => r.secagg === undefined || (r.secagg.encoding === undefined) === (r.dp !== undefined), {
+    message: "a SecAgg round takes secagg.encoding without dp, and no encoding with dp (the DP plan sets it)",
+    path: ["secagg", "encoding"],
   });
 export type OpenRoundRequest = z.infer<typeof OpenRoundRequest>;
 /** The request as a client writes it (defaults may be omitted). */
@@ -90,7 +159,8 @@ export type OpenRoundInput = z.input<typeof OpenRoundRequest>;
 
 /** Public SecAgg parameters of a round, as devices see them at check-in. */
 export const SecAggRoundInfo = z.object({
-  encoding: FixedPointEncoding,
+  /** Absent in a DP round: devices encode with the round's `dp` configuration instead. */
+  encoding: FixedPointEncoding.optional(),
   shards: z.number().int().positive(),
   stageSeconds: z.number().int().positive(),
 });
@@ -108,6 +178,8 @@ export const RoundInfo = z.object({
   openedAt: EpochMillis,
   closesAt: EpochMillis,
   secagg: SecAggRoundInfo.optional(),
+  /** The round's public DP configuration (rotation seed, granularity, noise scale), if any. */
+  dp: DpRoundConfig.optional(),
 });
 export type RoundInfo = z.infer<typeof RoundInfo>;
 

@@ -60,8 +60,10 @@ export const SecAggConfig = z
       .int()
       .min(1)
       .max(1 << 22),
-    valueBits: z.number().int().min(1).max(31),
+    valueBits: z.number().int().min(1).max(32),
     modulusBits: z.number().int().min(2).max(32),
+    /** Inputs are residues mod 2^m whose sum may wrap (distributed DP); then valueBits = modulusBits. */
+    modularInputs: z.literal(true).optional(),
     graphSeed: Base64.describe("32-byte public seed of the neighbour graph"),
     consistencyCheck: z.boolean(),
   })

@@ -13,6 +13,7 @@ import {
   type Stage,
 } from "@fedprofile/coordinator/secagg";
 import type { RoundInfo } from "@fedprofile/coordinator/wire";
+import { prepareDpContribution } from "../dp/client";
 import {
   advertiseKeys,
   type ClientOptions,
@@ -152,8 +153,7 @@ export async function participateInSecAggRound(
         view.stage,
         session.client,
         view,
-        async () =>
-          encodeFixedPoint(await vectorFor(round.dimension), info.encoding, clientOptions.randomBytes),
+        async () => encodeInput(round, await vectorFor(round.dimension), clientOptions.randomBytes),
         clientOptions,
       );
     } catch (error) {
@@ -179,6 +179,20 @@ export async function participateInSecAggRound(
     }
   }
   return { status: "dropped", roundId: round.roundId, reason: "the round did not finish in time" };
+}
+
+/**
+ * The integers this device hands to SecAgg: in a DP round, its clipped, rotated, rounded and
+ * noised update mod 2^m (KLS21 Alg. 1, `prepareDpContribution`); otherwise the fixed-point code.
+ */
+function encodeInput(round: RoundInfo, vector: Float64Array, randomBytes?: RandomBytes): Uint32Array {
+  if (round.dp) {
+    return prepareDpContribution(round.dp, vector, randomBytes ? { randomBytes } : {}).values;
+  }
+  const encoding = round.secagg?.encoding;
+  if (!encoding)
+    throw new SyncError("bad_response", "the round has neither a DP configuration nor an encoding", 200);
+  return encodeFixedPoint(vector, encoding, randomBytes);
 }
 
 async function runStage(

@@ -1,0 +1,281 @@
+/**
+ * Differential privacy for rounds: plans a round's public DP configuration, refuses it before any
+ * device is invited if it would pass the model's budget cap, and writes the signed ledger entry
+ * for what a round actually released.
+ *
+ * Planning calibrates for the *fewest* noise shares any sum the coordinator sees can carry. With
+ * hierarchical aggregation the coordinator sees every shard's sum, and a user is protected by the
+ * noise of their own shard, so that is the smallest shard threshold t (KLS21 §5 calibrates for
+ * the threshold, not the expected cohort).
+ */
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { AdaptiveClippingOptions, updateClip } from "../dp/adaptive-clipping";
+import type { DpRoundConfig } from "../dp/config";
+import { rdpToEpsilon } from "../dp/conversion";
+import type { PrivacyBudgetExceededError } from "../dp/errors";
+import type { DpEvent } from "../dp/events";
+import { centralRoundEvent, distributedRoundEvent } from "../dp/mechanism";
+import { planCentralRound, planDistributedRound } from "../dp/planning";
+import { DEFAULT_RDP_ORDERS } from "../dp/rdp";
+import { ConflictError, FedprofileError, InvalidRequestError } from "../errors";
+import { keyIdOf, type LedgerSigner } from "../ledger/chain";
+import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger";
+import type { LedgerEntry, LedgerSampling } from "../ledger/schema";
+import { LedgerConflictError } from "../ledger/store";
+import type { AuditLedgerStore, Clock, PrivacyBudget, PrivacyBudgetStore } from "../ports";
+import { WIRE_VERSION } from "../wire/common";
+import type { LedgerPublicKey, PrivacyBudgetRequest, PrivacyBudgetStatus } from "../wire/privacy";
+import type { DpRoundRequest } from "../wire/round";
+
+/** What the coordinator's cohort selection allows the accountant to claim. */
+const SELF_SELECTED: LedgerSampling = { uniform: false, rate: 1 };
+
+/** The DP part of a round's state: public, and enough to decode and to account. */
+export interface RoundDpPlan {
+  config: DpRoundConfig;
+  /** Noise shares the calibration assumed (the smallest shard threshold). */
+  plannedNoiseShares: number;
+  sampling: LedgerSampling;
+  /** Adaptive clipping of this round (Andrew et al. 2021), if requested. */
+  adaptive: AdaptiveClippingOptions | null;
+  /** Epsilon and delta the model would stand at after this round, when it was planned. */
+  projectedEpsilon: number;
+  delta: number;
+}
+
+/** What a round hands back for the ledger once the coordinator has seen its sums. */
+export interface RoundRelease {
+  roundId: string;
+  modelId: string;
+  plan: RoundDpPlan;
+  cohortSize: number;
+  /** Devices whose input is in the released sums. */
+  survivors: number;
+  /** Contributors of the least-populated released sum (a shard). */
+  fewestInOneSum: number;
+  threshold: number;
+  /** The decoded noisy count of devices within the update clip (adaptive clipping). */
+  clipCount?: number;
+}
+
+export interface RoundPrivacyOptions {
+  budgets: PrivacyBudgetStore;
+  ledger: AuditLedgerStore;
+  signer: LedgerSigner;
+  clock?: Clock;
+}
+
+export interface RoundPrivacy {
+  readonly publicKey: LedgerPublicKey;
+  setBudget(tenantId: string, modelId: string, request: PrivacyBudgetRequest): Promise<PrivacyBudgetStatus>;
+  budgetStatus(tenantId: string, modelId: string): Promise<PrivacyBudgetStatus>;
+  /**
+   * Plans a round's DP configuration and checks the projected cumulative epsilon against the cap;
+   * throws {@link PrivacyBudgetExceededError} (409) before any device is invited if it would pass.
+   */
+  plan(
+    tenantId: string,
+    modelId: string,
+    request: DpRoundRequest,
+    shape: { dimension: number; threshold: number; expectedClients: number; rotationSeed: string },
+  ): Promise<RoundDpPlan>;
+  /** Appends the round's signed entry (and its clipping-quantile release); idempotent per round. */
+  record(tenantId: string, release: RoundRelease): Promise<LedgerEntry>;
+  /** The auditor's raw pages of the tenant's ledger. */
+  rows: AuditLedgerStore["rows"];
+}
+
+/** Default delta policy: 1/population^1.1 (DESIGN.md). */
+export function defaultDelta(population: number): number {
+  return population ** -1.1;
+}
+
+function plannedEvent(plan: RoundDpPlan): DpEvent {
+  const { config } = plan;
+  return config.mechanism === "distributed_discrete_gaussian"
+    ? distributedRoundEvent(config, { survivors: plan.plannedNoiseShares, sampling: plan.sampling })
+    : centralRoundEvent(config, { sampling: plan.sampling });
+}
+
+/** Creates the round-facing privacy service over the budget and ledger stores. */
+export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
+  const { budgets, ledger: store, signer } = options;
+  const clock = options.clock ?? Date.now;
+
+  async function budgetOf(tenantId: string, modelId: string): Promise<PrivacyBudget> {
+    const budget = await budgets.get(tenantId, modelId);
+    if (!budget) {
+      throw new ConflictError(
+        "privacy_budget_missing",
+        `model ${modelId} has no privacy budget: set one with PUT /v1/privacy/budgets/${modelId} before opening DP rounds`,
+      );
+    }
+    return budget;
+  }
+
+  const ledgerFor = (tenantId: string, modelId: string, budget: PrivacyBudget) =>
+    new PrivacyLedger({
+      store,
+      signer,
+      scope: { tenant: tenantId, model: modelId },
+      policy: { epsilonCap: budget.epsilonCap, delta: budget.delta },
+      now: () => new Date(clock()),
+    });
+
+  async function status(
+    tenantId: string,
+    modelId: string,
+    budget: PrivacyBudget,
+  ): Promise<PrivacyBudgetStatus> {
+    const head = await store.head({ tenant: tenantId, model: modelId });
+    const epsilon = head ? rdpToEpsilon(DEFAULT_RDP_ORDERS, head.accountant.rdp, budget.delta).epsilon : 0;
+    return {
+      v: WIRE_VERSION,
+      modelId,
+      epsilonCap: budget.epsilonCap,
+      delta: budget.delta,
+      population: budget.population,
+      epsilonSpent: epsilon,
+      remaining: budget.epsilonCap - epsilon,
+      entries: head ? head.seq + 1 : 0,
+      headHash: head?.hash ?? null,
+      updatedAt: budget.updatedAt,
+    };
+  }
+
+  return {
+    publicKey: {
+      v: WIRE_VERSION,
+      algorithm: "Ed25519",
+      publicKey: bytesToHex(signer.publicKey),
+      keyId: keyIdOf(signer.publicKey),
+    },
+
+    async setBudget(tenantId, modelId, request) {
+      const budget: PrivacyBudget = {
+        epsilonCap: request.epsilonCap,
+        delta: request.delta ?? defaultDelta(request.population as number),
+        population: request.population ?? null,
+        updatedAt: clock(),
+      };
+      // The delta is part of every cumulative figure in the chain: it may not change under it.
+      const head = await store.head({ tenant: tenantId, model: modelId });
+      if (head && head.cumulative.delta !== budget.delta) {
+        throw new ConflictError(
+          "privacy_delta_fixed",
+          `model ${modelId}'s ledger is stated at delta ${head.cumulative.delta}; a budget cannot change it`,
+        );
+      }
+      await budgets.set(tenantId, modelId, budget);
+      return status(tenantId, modelId, budget);
+    },
+
+    rows: (tenantId, query) => store.rows(tenantId, query),
+
+    async budgetStatus(tenantId, modelId) {
+      return status(tenantId, modelId, await budgetOf(tenantId, modelId));
+    },
+
+    async plan(tenantId, modelId, request, shape) {
+      const budget = await budgetOf(tenantId, modelId);
+      const adaptive = request.adaptiveClipping
+        ? AdaptiveClippingOptions.parse({ ...request.adaptiveClipping, initialClip: request.clipNorm })
+        : null;
+      // Adaptive clipping carries its clip from round to round in the ledger itself.
+      const head = await store.head({ tenant: tenantId, model: modelId });
+      const clipNorm =
+        adaptive && head?.kind === "clip_quantile" && head.clipRelease
+          ? head.clipRelease.nextClip
+          : request.clipNorm;
+      const base = {
+        dim: shape.dimension,
+        clipNorm,
+        expectedClients: shape.expectedClients,
+        modulusBits: request.modulusBits,
+        rotationSeed: shape.rotationSeed,
+        ...(adaptive ? { clipCountStddev: adaptive.countStddev } : {}),
+      };
+      let config: DpRoundConfig;
+      try {
+        config =
+          request.mechanism === "distributed_discrete_gaussian"
+            ? planDistributedRound({
+                ...base,
+                targetEpsilon: request.targetEpsilon as number,
+                rounds: request.rounds as number,
+                delta: budget.delta,
+                samplingRate: SELF_SELECTED.rate,
+                threshold: shape.threshold,
+              })
+            : planCentralRound({
+                ...base,
+                ...(request.noiseMultiplier !== undefined
+                  ? { noiseMultiplier: request.noiseMultiplier }
+                  : {
+                      targetEpsilon: request.targetEpsilon as number,
+                      rounds: request.rounds as number,
+                      delta: budget.delta,
+                      samplingRate: SELF_SELECTED.rate,
+                    }),
+              });
+      } catch (cause) {
+        if (cause instanceof FedprofileError) throw cause;
+        throw new InvalidRequestError(
+          `dp: ${cause instanceof Error ? cause.message : "cannot plan the round"}`,
+          {
+            cause,
+          },
+        );
+      }
+      const draft: RoundDpPlan = {
+        config,
+        plannedNoiseShares: shape.threshold,
+        sampling: SELF_SELECTED,
+        adaptive,
+        projectedEpsilon: 0,
+        delta: budget.delta,
+      };
+      const projected = await ledgerFor(tenantId, modelId, budget).assertCanRun(plannedEvent(draft));
+      return { ...draft, projectedEpsilon: projected.epsilon };
+    },
+
+    async record(tenantId, release) {
+      const { plan, modelId, roundId } = release;
+      const budget = await budgetOf(tenantId, modelId);
+      const scope = { tenant: tenantId, model: modelId };
+      // Two rounds of one model may end at once in different objects: the store's conditional
+      // append refuses the loser, which rereads the head and tries again.
+      for (let attempt = 0; ; attempt++) {
+        const head = await store.head(scope);
+        if (head?.roundId === roundId) return head;
+        const ledger = ledgerFor(tenantId, modelId, budget);
+        try {
+          const entry = await ledger.recordRound(
+            roundRecordFromConfig(plan.config, {
+              round: head ? head.round + 1 : 1,
+              roundId,
+              cohortSize: release.cohortSize,
+              survivors: release.survivors,
+              noiseShares: release.fewestInOneSum,
+              threshold: release.threshold,
+              colluders: 0,
+              sampling: plan.sampling,
+            }),
+          );
+          if (plan.adaptive && plan.config.clipIndicator && release.clipCount !== undefined) {
+            const { release: clip } = updateClip(
+              plan.adaptive,
+              { clipNorm: plan.config.clipIndicator.updateClip, releases: 0 },
+              release.clipCount,
+              release.survivors,
+            );
+            await ledger.recordClipRelease(entry, plan.adaptive, clip);
+          }
+          return entry;
+        } catch (error) {
+          if (!(error instanceof LedgerConflictError) || attempt >= 4) throw error;
+        }
+      }
+    },
+  };
+}

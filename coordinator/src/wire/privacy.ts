@@ -1,0 +1,68 @@
+import * as z from "zod";
+import { EpochMillis, ModelId, WireVersion } from "./common";
+
+/**
+ * Operator request (secret key) setting a model's privacy budget: the epsilon cap and the delta
+ * every figure is stated at. Without `delta` it is 1/population^1.1 (DESIGN.md, privacy model).
+ */
+export const PrivacyBudgetRequest = z
+  .object({
+    v: WireVersion,
+    epsilonCap: z.number().positive().max(1000),
+    delta: z.number().gt(0).lt(1).optional(),
+    /** Users the model may ever see; sets the default delta. */
+    population: z.number().int().min(2).max(1e12).optional(),
+  })
+  .strict()
+  .refine((r) => r.delta !== undefined || r.population !== undefined, {
+    message: "give delta, or population (delta is then 1/population^1.1)",
+    path: ["delta"],
+  });
+export type PrivacyBudgetRequest = z.infer<typeof PrivacyBudgetRequest>;
+
+/** A model's budget position, as the ledger's head states it. */
+export const PrivacyBudgetStatus = z.object({
+  v: WireVersion,
+  modelId: ModelId,
+  epsilonCap: z.number().positive(),
+  delta: z.number().gt(0).lt(1),
+  population: z.number().int().positive().nullable(),
+  /** Cumulative epsilon spent at `delta`, from the accountant state in the ledger head. */
+  epsilonSpent: z.number().nonnegative(),
+  remaining: z.number(),
+  /** Ledger entries of this model's chain. */
+  entries: z.number().int().nonnegative(),
+  headHash: z.string().nullable(),
+  updatedAt: EpochMillis,
+});
+export type PrivacyBudgetStatus = z.infer<typeof PrivacyBudgetStatus>;
+
+/** The coordinator's ledger-signing public key (auditors pin it). */
+export const LedgerPublicKey = z.object({
+  v: WireVersion,
+  algorithm: z.literal("Ed25519"),
+  /** 32 bytes, lower-case hex. */
+  publicKey: z.string().regex(/^[0-9a-f]{64}$/),
+  /** First 16 hex digits of SHA-256(publicKey), as recorded in every entry. */
+  keyId: z.string().regex(/^[0-9a-f]{16}$/),
+});
+export type LedgerPublicKey = z.infer<typeof LedgerPublicKey>;
+
+/** Query of the auditor's ledger pages: every model of the tenant, or one. */
+export const LedgerQuery = z.object({
+  model: ModelId.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z
+    .string()
+    .regex(/^([a-z][a-z0-9-]{1,62}:[0-9]{1,15})?$/, "cursor: as returned by the previous page")
+    .optional(),
+});
+export type LedgerQuery = z.infer<typeof LedgerQuery>;
+
+/** One page of raw ledger rows, in (model, seq) order; `nextCursor` continues it. */
+export const LedgerRowsPage = z.object({
+  v: WireVersion,
+  entries: z.array(z.unknown()).describe("signed ledger entries, verbatim as stored"),
+  nextCursor: z.string().nullable(),
+});
+export type LedgerRowsPage = z.infer<typeof LedgerRowsPage>;

@@ -1,0 +1,18 @@
+/**
+ * The coordinator's privacy service over D1, signed with the key from the Worker's environment.
+ */
+import { createRoundPrivacy, type RoundPrivacy } from "@fedprofile/coordinator";
+import { signerFromSeedHex } from "@fedprofile/coordinator/ledger";
+import { D1LedgerStore, D1PrivacyBudgetStore } from "./d1-privacy";
+import type { Env } from "./env";
+
+/** The privacy service, or undefined when no signing key is configured. */
+export function privacyFor(env: Env): RoundPrivacy | undefined {
+  const seed = env.LEDGER_SIGNING_KEY?.trim();
+  if (!seed) return undefined;
+  return createRoundPrivacy({
+    budgets: new D1PrivacyBudgetStore(env.DB),
+    ledger: new D1LedgerStore(env.DB),
+    signer: signerFromSeedHex(seed),
+  });
+}

@@ -1,0 +1,284 @@
+/**
+ * Differentially private SecAgg+ rounds through the real HTTP app (in-memory ports): the operator
+ * sets a budget, opens DP rounds, devices encode with the SDK's DP client half, the coordinator
+ * decodes and writes a signed ledger entry that independent verification accepts, and a round
+ * that would pass the cap is refused before any device is invited.
+ */
+import { createCoordinatorApp, createMemoryCoordinator, generateTenantKeys } from "@fedprofile/coordinator";
+import { localStddev, RdpAccountant } from "@fedprofile/coordinator/dp";
+import {
+  LedgerEntry,
+  publicKeyFromHex,
+  readAll,
+  signerFromSeedHex,
+  verifyLedger,
+} from "@fedprofile/coordinator/ledger";
+import {
+  decodeFloat64Vector,
+  type OpenRoundInput,
+  PrivacyBudgetStatus,
+  RoundStatus,
+} from "@fedprofile/coordinator/wire";
+import {
+  type CoordinatorClient,
+  createCoordinatorClient,
+  participateInSecAggRound,
+} from "@fedprofile/sdk/sync";
+import { afterEach, describe, expect, it } from "vitest";
+
+const TENANT = "dp-shop";
+const SIGNER = signerFromSeedHex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+
+function setup() {
+  const memory = createMemoryCoordinator({ signer: SIGNER });
+  const keys = generateTenantKeys(TENANT);
+  memory.tenants.addTenant({ id: TENANT, name: "DP shop", createdAt: 0 }, keys);
+  const app = createCoordinatorApp({
+    tenants: memory.tenants,
+    models: memory.models,
+    rounds: memory.rounds,
+    privacy: memory.privacy,
+  });
+  const bodies: Array<string | Uint8Array> = [];
+  const appFetch: typeof fetch = async (input, init) => {
+    if (init?.body instanceof Uint8Array || typeof init?.body === "string") bodies.push(init.body);
+    return app.request(input instanceof Request ? input : String(input), init);
+  };
+  const ticker = setInterval(() => void memory.fireDueAlarms(), 25);
+  const call = async (method: string, path: string, key: string, body?: unknown) => {
+    const response = await app.request(path, {
+      method,
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const json: unknown = await response.json();
+    return { status: response.status, json };
+  };
+  const device = (): CoordinatorClient =>
+    createCoordinatorClient({
+      endpoint: "http://coordinator.test",
+      apiKey: keys.publishable.key,
+      fetch: appFetch,
+    });
+  const openRound = (dp: NonNullable<OpenRoundInput["dp"]>, cohort = 5) =>
+    call("POST", "/v1/rounds", keys.secret.key, {
+      v: 1,
+      modelId: "segments",
+      dimension: 4,
+      minContributions: 3,
+      maxContributions: cohort,
+      deadlineSeconds: 60,
+      aggregation: "secagg",
+      secagg: { minShardSize: 2, stageSeconds: 2, k: 4, t: 3 },
+      dp,
+    } satisfies OpenRoundInput);
+  const runDevices = async (vectors: number[][]) =>
+    Promise.all(
+      vectors.map(async (v) => {
+        const client = device();
+        const { round } = await client.checkin("segments");
+        if (!round) throw new Error("no open round");
+        return participateInSecAggRound(client, round, () => Float64Array.from(v), { pollMs: 10 });
+      }),
+    );
+  return { memory, keys, call, openRound, runDevices, bodies, stop: () => clearInterval(ticker) };
+}
+
+let stop: (() => void) | undefined;
+afterEach(() => stop?.());
+
+const VECTORS = [
+  [0.5, -0.25, 0.125, 0],
+  [0.25, 0.25, -0.5, 0.5],
+  [-0.125, 0.5, 0.25, 0.25],
+  [0.5, 0.5, 0.5, -0.25],
+  [0, -0.5, 0.25, 0.125],
+];
+const SUM = [1.125, 0.5, 0.625, 0.625];
+
+async function ledgerRows(ctx: ReturnType<typeof setup>): Promise<unknown[]> {
+  const page = await ctx.call("GET", "/v1/audit/ledger?limit=100", ctx.keys.auditor.key);
+  expect(page.status).toBe(200);
+  const { entries } = page.json as { entries: unknown[] };
+  return entries;
+}
+
+describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussian)", () => {
+  it("distributed DP: the model is the noisy sum, the ledger entry verifies, epsilon matches the accountant", async () => {
+    const ctx = setup();
+    stop = ctx.stop;
+    const budget = await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
+      v: 1,
+      epsilonCap: 8,
+      population: 10_000,
+    });
+    expect(budget.status).toBe(200);
+    const opened = await ctx.openRound({ clipNorm: 1, targetEpsilon: 2, rounds: 2, modulusBits: 24 });
+    expect(opened.status).toBe(201);
+    const status = RoundStatus.parse(opened.json);
+    expect(status.dp?.mechanism).toBe("distributed_discrete_gaussian");
+    expect(status.secagg?.encoding).toBeUndefined();
+
+    const outcomes = await ctx.runDevices(VECTORS);
+    expect(outcomes.map((o) => o.status)).toEqual(Array(5).fill("contributed"));
+
+    const model = await ctx.memory.models.latest(TENANT, "segments");
+    expect(model).toMatchObject({ version: 1, contributions: 5, aggregation: "secagg" });
+    // Noise: five shares of the local discrete Gaussian, plus rounding (at most gamma per coordinate).
+    const cfg = status.dp;
+    if (cfg?.mechanism !== "distributed_discrete_gaussian") throw new Error("expected a distributed round");
+    const sd = Math.sqrt(5) * localStddev(cfg) + 5 * cfg.gamma;
+    for (const [i, w] of decodeFloat64Vector(model!.weights, 4).entries())
+      expect(Math.abs(w - (SUM[i] as number))).toBeLessThan(6 * sd);
+
+    const rows = await ledgerRows(ctx);
+    expect(rows).toHaveLength(1);
+    const entry = LedgerEntry.parse(rows[0]);
+    expect(entry).toMatchObject({
+      kind: "round",
+      round: 1,
+      roundId: status.roundId,
+      mechanism: "distributed_discrete_gaussian",
+      trustModel: "distributed",
+      cohort: { size: 5, survivors: 5, threshold: 3, colluders: 0 },
+      sampling: { uniform: false, rate: 1 },
+    });
+    // Noise actually present: all five shares; accounted: the five survivors.
+    expect(entry.noise.noiseShares).toBe(5);
+    const key = await ctx.call("GET", "/v1/audit/public-key", ctx.keys.auditor.key);
+    const verdict = verifyLedger(rows, publicKeyFromHex((key.json as { publicKey: string }).publicKey));
+    expect(verdict.ok).toBe(true);
+    // The ledger's epsilon is the accountant's, recomputed from the recorded events.
+    const acc = new RdpAccountant();
+    for (const c of entry.events) acc.compose(c.event, c.count);
+    const eps = acc.getEpsilon(entry.cumulative.delta).epsilon;
+    expect(entry.cumulative.epsilon).toBeCloseTo(eps, 12);
+    expect(entry.cumulative.delta).toBeCloseTo(10_000 ** -1.1, 20);
+    const after = PrivacyBudgetStatus.parse(
+      (await ctx.call("GET", "/v1/privacy/budgets/segments", ctx.keys.auditor.key)).json,
+    );
+    expect(after.epsilonSpent).toBeCloseTo(eps, 12);
+    expect(after.entries).toBe(1);
+
+    // No request body carries a raw value: every device vector's float64 bytes are absent.
+    for (const v of VECTORS) {
+      const raw = Buffer.from(Float64Array.from(v).buffer).toString("base64");
+      for (const body of ctx.bodies) {
+        const text = typeof body === "string" ? body : Buffer.from(body).toString("latin1");
+        expect(text.includes(raw)).toBe(false);
+        expect(text.includes(String(v[0]) + ",")).toBe(false);
+      }
+    }
+  });
+
+  it("refuses a round that would pass the cap before any device is invited", async () => {
+    const ctx = setup();
+    stop = ctx.stop;
+    const missing = await ctx.openRound({ clipNorm: 1, targetEpsilon: 1, rounds: 1 });
+    expect(missing.status).toBe(409);
+    expect(missing.json).toMatchObject({ error: { code: "privacy_budget_missing" } });
+
+    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
+      v: 1,
+      epsilonCap: 1.05,
+      delta: 1e-6,
+    });
+    // Each round is calibrated to spend epsilon 1 at the threshold: two cannot fit under 1.05.
+    expect((await ctx.openRound({ clipNorm: 1, targetEpsilon: 1, rounds: 1 })).status).toBe(201);
+    await ctx.runDevices(VECTORS);
+    expect((await ctx.memory.models.latest(TENANT, "segments"))?.version).toBe(1);
+    const refused = await ctx.openRound({ clipNorm: 1, targetEpsilon: 1, rounds: 1 });
+    expect(refused.status).toBe(409);
+    const { error } = refused.json as { error: { code: string; message: string } };
+    expect(error.code).toBe("privacy_budget_exceeded");
+    expect(error.message).toMatch(/cap 1\.05.*refused before any device/);
+    // Nothing was opened: check-in finds no round, the ledger still has one entry.
+    const client = createCoordinatorClient({
+      endpoint: "http://coordinator.test",
+      apiKey: ctx.keys.publishable.key,
+      fetch: async (input, init) =>
+        createCoordinatorApp({
+          tenants: ctx.memory.tenants,
+          models: ctx.memory.models,
+          rounds: ctx.memory.rounds,
+        }).request(input instanceof Request ? input : String(input), init),
+    });
+    expect((await client.checkin("segments")).round).toBeNull();
+    expect(await ledgerRows(ctx)).toHaveLength(1);
+  });
+
+  it("central Gaussian: the coordinator adds the noise, and the entry says so", async () => {
+    const ctx = setup();
+    stop = ctx.stop;
+    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
+      v: 1,
+      epsilonCap: 20,
+      delta: 1e-6,
+    });
+    const opened = await ctx.openRound({ mechanism: "central_gaussian", clipNorm: 1, noiseMultiplier: 1.2 });
+    expect(opened.status).toBe(201);
+    await ctx.runDevices(VECTORS);
+    const [row] = await ledgerRows(ctx);
+    const entry = LedgerEntry.parse(row);
+    expect(entry).toMatchObject({ mechanism: "central_gaussian", trustModel: "central" });
+    expect(entry.events[0]?.event).toMatchObject({
+      kind: "poisson_gaussian",
+      noiseMultiplier: 1.2,
+      samplingRate: 1,
+    });
+    expect(verifyLedger([row], SIGNER.publicKey).ok).toBe(true);
+  });
+
+  it("adaptive clipping: each round's quantile release is in the ledger and sets the next clip", async () => {
+    const ctx = setup();
+    stop = ctx.stop;
+    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
+      v: 1,
+      epsilonCap: 50,
+      delta: 1e-6,
+    });
+    const dp = {
+      clipNorm: 0.2,
+      targetEpsilon: 4,
+      rounds: 2,
+      adaptiveClipping: { targetQuantile: 0.5, learningRate: 0.2, countStddev: 1 },
+    };
+    expect((await ctx.openRound(dp)).status).toBe(201);
+    await ctx.runDevices(VECTORS);
+    const second = RoundStatus.parse((await ctx.openRound(dp)).json);
+    await ctx.runDevices(VECTORS);
+    const entries = (await readAll(ctx.memory.ledger, { tenant: TENANT, model: "segments" })).map((e) =>
+      LedgerEntry.parse(e),
+    );
+    expect(entries.map((e) => e.kind)).toEqual(["round", "clip_quantile", "round", "clip_quantile"]);
+    expect(entries[1]?.clipRelease?.accountedInSeq).toBe(0);
+    expect(second.dp?.clipIndicator?.updateClip).toBeCloseTo(entries[1]?.clipRelease?.nextClip as number, 12);
+    expect(verifyLedger(entries, SIGNER.publicKey).ok).toBe(true);
+  });
+
+  it("the audit routes take the auditor key only, and page in (model, seq) order", async () => {
+    const ctx = setup();
+    stop = ctx.stop;
+    expect((await ctx.call("GET", "/v1/audit/ledger", ctx.keys.secret.key)).status).toBe(403);
+    expect((await ctx.call("GET", "/v1/audit/ledger", ctx.keys.publishable.key)).status).toBe(403);
+    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
+      v: 1,
+      epsilonCap: 50,
+      delta: 1e-6,
+    });
+    for (let r = 0; r < 3; r++) {
+      await ctx.openRound({ clipNorm: 1, targetEpsilon: 4, rounds: 4 });
+      await ctx.runDevices(VECTORS);
+    }
+    const seqs: number[] = [];
+    let cursor = "";
+    for (let page = 0; page < 5; page++) {
+      const res = await ctx.call("GET", `/v1/audit/ledger?limit=2&cursor=${cursor}`, ctx.keys.auditor.key);
+      const body = res.json as { entries: Array<{ seq: number }>; nextCursor: string | null };
+      seqs.push(...body.entries.map((e) => e.seq));
+      if (!body.nextCursor) break;
+      cursor = body.nextCursor;
+    }
+    expect(seqs).toEqual([0, 1, 2]);
+  });
+});
