@@ -5,22 +5,45 @@
  *   2. starts the coordinator and serves the example storefront,
  *   3. drives a population of simulated devices (SDK instances in node, plus one real
  *      Chromium page when Chromium is installed) through real rounds, printing progress,
- *   4. prints each published model and checks it against the devices' own contributions.
+ *   4. prints each published model and checks it against the devices' own contributions,
+ *   5. with DP (the default), sets the model's privacy budget first, prints the ledger entry of
+ *      every round, shows the round past the budget refused before any device joins, and runs
+ *      `fedprofile audit verify` against the coordinator as an auditor would.
  *
  * Options: --devices N (default 8) --rounds R (default 2) --serve (keep serving afterwards)
  *          --persist-to DIR (default .wrangler/state)
+ *          --dp distributed|central|off (default distributed: the distributed discrete Gaussian)
  */
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { decodeFloat64Vector } from "@fedprofile/coordinator/wire";
+import { localStddev } from "@fedprofile/coordinator/dp";
+import { LedgerEntry } from "@fedprofile/coordinator/ledger";
+import {
+  decodeFloat64Vector,
+  LedgerPublicKey,
+  LedgerRowsPage,
+  PrivacyBudgetStatus,
+  RoundStatus,
+} from "@fedprofile/coordinator/wire";
 import { createProfiler, type Profiler } from "@fedprofile/sdk";
-import { applyLocalMigrations, seedLocalTenant, startLocalCoordinator } from "../edge/scripts/local-dev";
+import {
+  applyLocalMigrations,
+  REPO_ROOT,
+  seedLocalTenant,
+  startLocalCoordinator,
+} from "../edge/scripts/local-dev";
 import { startExampleServer } from "./serve";
 import { CATALOGUE } from "./storefront/catalogue";
 
 const CHROMIUM = "/usr/bin/chromium";
-/** Device vectors are [1, events], clipped to ±1024 and encoded with 16 bits per value. */
+/** Without DP, device vectors [1, events] are clipped to ±1024 and encoded with 16 bits per value. */
 const ENCODING = { kind: "fixed-point" as const, clip: 1024, valueBits: 16 };
+/** With DP: the L2 clip of [1, events], and the epsilon all `rounds` together are calibrated to. */
+const DP_CLIP = 48;
+const DP_TARGET_EPSILON = 4;
+/** Users the model may ever see: the default delta is 1/population^1.1 (DESIGN.md). */
+const POPULATION = 10_000;
 
 const step = (text: string) => console.log(`\n▶ ${text}`);
 const info = (text: string) => console.log(`  ${text}`);
@@ -89,8 +112,20 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       rounds: { type: "string", default: "2" },
       serve: { type: "boolean", default: false },
       "persist-to": { type: "string", default: ".wrangler/state" },
+      dp: { type: "string", default: "distributed" },
     },
   });
+  const mechanisms = {
+    distributed: "distributed_discrete_gaussian",
+    central: "central_gaussian",
+    off: null,
+  } as const;
+  const dpOption = String(values.dp);
+  if (!Object.hasOwn(mechanisms, dpOption)) {
+    console.error(`--dp must be distributed, central or off, not ${dpOption}`);
+    return 2;
+  }
+  const mechanism = mechanisms[dpOption as keyof typeof mechanisms];
   const deviceCount = Math.max(3, Number(values.devices));
   const roundCount = Math.max(1, Number(values.rounds));
   const persistTo = values["persist-to"];
@@ -101,7 +136,11 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
 
   step("Applying D1 migrations and seeding the demo tenant");
   await applyLocalMigrations(persistTo);
-  const keys = await seedLocalTenant(persistTo, "demo", "Demo storefront");
+  // A tenant per run: its models' budgets and ledger chains start empty, so every run can show
+  // a budget being spent and then refusing a round.
+  const tenantId = `demo-${Date.now().toString(36)}`;
+  const keys = await seedLocalTenant(persistTo, tenantId, "Demo storefront");
+  info(`tenant:          ${tenantId}`);
   info(`publishable key: ${keys.publishable}`);
   info(`secret key:      ${keys.secret}`);
   info(`auditor key:     ${keys.auditor}`);
@@ -113,6 +152,40 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     config: { endpoint: coordinator.url, apiKey: keys.publishable },
   });
   info(`storefront:  ${examples.url}/ (bundle ${(examples.bundleBytes / 1024).toFixed(1)} KiB minified)`);
+
+  const operator = (method: string, path: string, body?: unknown) =>
+    fetch(`${coordinator.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  const auditor = async (path: string) =>
+    (
+      await fetch(`${coordinator.url}${path}`, { headers: { authorization: `Bearer ${keys.auditor}` } })
+    ).json();
+  // The SDK's walking-skeleton model: every device contributes [1, events].
+  const modelId = "activity";
+  const roundRequest = (rounds = roundCount) => ({
+    v: 1,
+    modelId,
+    dimension: 2,
+    minContributions: 3,
+    maxContributions: deviceCount,
+    deadlineSeconds: 120,
+    aggregation: "secagg",
+    secagg: { ...(mechanism ? {} : { encoding: ENCODING }), minShardSize: 3, k: 4, t: 3, stageSeconds: 5 },
+    ...(mechanism
+      ? {
+          dp: {
+            mechanism,
+            clipNorm: DP_CLIP,
+            targetEpsilon: DP_TARGET_EPSILON,
+            rounds,
+            modulusBits: 24,
+          },
+        }
+      : {}),
+  });
 
   const stopAll = async () => {
     await examples.close();
@@ -156,6 +229,22 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     const { clip, valueBits } = ENCODING;
     const quantum = (2 * clip) / (2 ** valueBits - 1);
 
+    if (mechanism) {
+      step(`Setting ${modelId}'s privacy budget (operator, secret key)`);
+      const cap = DP_TARGET_EPSILON * 1.05;
+      const set = await operator("PUT", `/v1/privacy/budgets/${modelId}`, {
+        v: 1,
+        epsilonCap: cap,
+        population: POPULATION,
+      });
+      if (set.status !== 200) throw new Error(`could not set the budget: ${await set.text()}`);
+      const budget = PrivacyBudgetStatus.parse(await set.json());
+      info(
+        `epsilon cap ${cap}, delta ${budget.delta.toExponential(2)} (1/population^1.1, population ${POPULATION}); ` +
+          `${roundCount} round(s) calibrated to epsilon ${DP_TARGET_EPSILON} in all, at the SecAgg threshold`,
+      );
+    }
+
     for (let round = 1; round <= roundCount; round++) {
       step(
         `Round ${round}/${roundCount}: devices browse, then run SecAgg+ (only the sum reaches the coordinator)`,
@@ -168,26 +257,24 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       const dropout = round === roundCount && roundCount > 1 ? nodeDevices.length - 1 : -1;
       offline.clear();
       if (dropout >= 0) offline.add(dropout);
-      const stageSeconds = 5;
-      const open = await fetch(`${coordinator.url}/v1/rounds`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
-        body: JSON.stringify({
-          v: 1,
-          modelId: "activity",
-          dimension: 2,
-          minContributions: 3,
-          maxContributions: deviceCount,
-          deadlineSeconds: 120,
-          aggregation: "secagg",
-          secagg: { encoding: ENCODING, minShardSize: 3, k: 4, t: 3, stageSeconds },
-        }),
-      });
+      const open = await operator("POST", "/v1/rounds", roundRequest());
       if (open.status !== 201) throw new Error(`could not open a round: ${await open.text()}`);
-      const opened = (await open.json()) as { roundId: string; secagg?: { shards: number } };
+      const opened = RoundStatus.parse(await open.json());
       info(
-        `opened ${opened.roundId}: SecAgg+ over ${deviceCount} devices, k=4 neighbours, threshold t=3, ${stageSeconds} s per stage`,
+        `opened ${opened.roundId}: SecAgg+ over ${deviceCount} devices, k=4 neighbours, threshold t=3, ${opened.secagg?.stageSeconds} s per stage`,
       );
+      const dp = opened.dp;
+      if (dp) {
+        const local =
+          dp.mechanism === "distributed_discrete_gaussian"
+            ? `each device adds discrete Gaussian noise of stddev ${localStddev(dp).toFixed(2)} before masking`
+            : `the coordinator adds Gaussian noise (multiplier ${dp.noiseMultiplier.toFixed(3)}) after unmasking`;
+        info(`DP: ${dp.mechanism}, clip ${dp.clipNorm}, ${dp.modulusBits}-bit modulus; ${local}`);
+        if (round === 1)
+          info(
+            "(noise is calibrated for the threshold t, so with a handful of devices it swamps the signal: DP needs big cohorts)",
+          );
+      }
       if (dropout >= 0) info(`device ${dropout + firstNode} will lose its connection after sharing its keys`);
 
       let finished = 0;
@@ -225,7 +312,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         ).json()) as { stage: string };
         return status.stage !== "collecting";
       }, 60_000);
-      const latest = await fetch(`${coordinator.url}/v1/models/activity/latest`, {
+      const latest = await fetch(`${coordinator.url}/v1/models/${modelId}/latest`, {
         headers: { authorization: `Bearer ${keys.secret}` },
       });
       const model = (await latest.json()) as {
@@ -241,17 +328,78 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         (sum, i) => sum + (i < 0 ? (browserDevice?.events() ?? 0) : (eventTotals[i] ?? 0)),
         0,
       );
-      const tolerance = expectedDevices * quantum;
+      // DP: the published sum carries the noise; 6 standard deviations (plus rounding) bound it.
+      const noiseSd = !dp
+        ? 0
+        : dp.mechanism === "distributed_discrete_gaussian"
+          ? Math.sqrt(model.contributions) * localStddev(dp)
+          : dp.noiseMultiplier * dp.clipNorm;
+      const tolerance = dp ? 6 * noiseSd + expectedDevices * dp.gamma : expectedDevices * quantum;
       const ok =
         Math.abs(devicesSeen - expectedDevices) <= tolerance &&
         Math.abs(eventsSeen - expectedEvents) <= tolerance;
       info(
-        `published activity v${model.version}: ≈${devicesSeen.toFixed(3)} devices, ≈${eventsSeen.toFixed(3)} events (sum of ${model.contributions} devices)`,
+        `published ${modelId} v${model.version}: ≈${devicesSeen.toFixed(3)} devices, ≈${eventsSeen.toFixed(3)} events (sum of ${model.contributions} devices${dp ? ", noised" : ""})`,
       );
       info(
-        `devices' own count: ${expectedDevices} devices, ${expectedEvents} events → ${ok ? "match ✔" : "MISMATCH ✘"} (fixed-point tolerance ${tolerance.toFixed(4)})`,
+        `devices' own count: ${expectedDevices} devices, ${expectedEvents} events → ${ok ? "match ✔" : "MISMATCH ✘"} (${dp ? `DP noise stddev ${noiseSd.toFixed(2)}, tolerance 6σ = ${tolerance.toFixed(2)}` : `fixed-point tolerance ${tolerance.toFixed(4)}`})`,
       );
       if (!ok) exitCode = 1;
+      if (dp) {
+        const page = LedgerRowsPage.parse(await auditor(`/v1/audit/ledger?model=${modelId}&limit=500`));
+        const entry = LedgerEntry.parse(
+          page.entries.find((e) => LedgerEntry.safeParse(e).data?.roundId === opened.roundId),
+        );
+        info(
+          `ledger #${entry.seq} (${entry.trustModel} trust): ${entry.cohort.survivors} survivors, ${entry.noise.noiseShares ?? "-"} noise shares counted; ` +
+            `cumulative epsilon ${entry.cumulative.epsilon.toFixed(3)} of ${entry.budget.epsilonCap.toFixed(2)} (delta ${entry.cumulative.delta.toExponential(2)}), hash ${entry.hash.slice(0, 12)}…`,
+        );
+      }
+    }
+
+    if (mechanism) {
+      step(`One more round, calibrated to epsilon ${DP_TARGET_EPSILON} on its own: past the cap`);
+      const refused = await operator("POST", "/v1/rounds", roundRequest(1));
+      const text = await refused.text();
+      if (refused.status === 409 && text.includes("privacy_budget_exceeded")) {
+        info(`refused before any device joined (HTTP 409): ${JSON.parse(text).error.message}`);
+      } else {
+        info(`expected a 409 privacy_budget_exceeded, got HTTP ${refused.status}: ${text}`);
+        exitCode = 1;
+      }
+
+      step("Audit: `fedprofile audit verify` against the coordinator, as a compliance team would");
+      const key = LedgerPublicKey.parse(await auditor("/v1/audit/public-key"));
+      const budget = PrivacyBudgetStatus.parse(await auditor(`/v1/privacy/budgets/${modelId}`));
+      info(
+        `coordinator key ${key.keyId} (Ed25519); budget: epsilon ${budget.epsilonSpent.toFixed(3)} spent, ${budget.remaining.toFixed(3)} left`,
+      );
+      try {
+        const out = execFileSync(
+          process.execPath,
+          [
+            "bin/fedprofile.mjs",
+            "audit",
+            "verify",
+            "--url",
+            coordinator.url,
+            "--model",
+            modelId,
+            "--public-key",
+            key.publicKey,
+          ],
+          {
+            env: { ...process.env, FEDPROFILE_AUDITOR_KEY: keys.auditor },
+            cwd: REPO_ROOT,
+            encoding: "utf8",
+            stdio: ["ignore", "pipe", "ignore"],
+          },
+        );
+        for (const line of out.trimEnd().split("\n")) info(`│ ${line}`);
+      } catch (error) {
+        info(`audit verify FAILED: ${error instanceof Error ? error.message : String(error)}`);
+        exitCode = 1;
+      }
     }
     await browserDevice?.close();
 
