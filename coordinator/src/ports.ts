@@ -4,6 +4,7 @@
  * for tests and the node simulator. Nothing here knows which runtime it runs on.
  */
 import type { ApiKeyKind } from "./api-keys";
+import type { DpEvent } from "./dp/events";
 import type { LedgerStore } from "./ledger/store";
 import type { ModelVersion, ModelVersionPage } from "./wire/model";
 import type {
@@ -96,12 +97,39 @@ export interface PrivacyBudget {
   delta: number;
   population: number | null;
   updatedAt: number;
+  /** Bumped by every change and every reservation (optimistic concurrency). */
+  version: number;
 }
 
-/** Per-(tenant, model) budget caps. */
+/** The planned privacy event of a DP round that is open and not yet in the ledger. */
+export interface BudgetReservation {
+  roundId: string;
+  event: DpEvent;
+  /** When the round gives up at the latest; an expired reservation no longer counts. */
+  expiresAt: number;
+}
+
+/**
+ * Per-(tenant, model) budget caps, and the reservations of open DP rounds, so that rounds open at
+ * the same time cannot together pass the cap.
+ */
 export interface PrivacyBudgetStore {
   get(tenantId: string, modelId: string): Promise<PrivacyBudget | null>;
-  set(tenantId: string, modelId: string, budget: PrivacyBudget): Promise<void>;
+  /** Creates or replaces the budget (its `version` is the store's to bump). */
+  set(tenantId: string, modelId: string, budget: Omit<PrivacyBudget, "version">): Promise<void>;
+  /** Reservations that have not expired at `now`. */
+  reservations(tenantId: string, modelId: string, now: number): Promise<BudgetReservation[]>;
+  /**
+   * Stores `reservation` and bumps the version, atomically, if the budget is still at
+   * `expectedVersion`; returns false (and stores nothing) if it moved on.
+   */
+  reserve(
+    tenantId: string,
+    modelId: string,
+    expectedVersion: number,
+    reservation: BudgetReservation,
+  ): Promise<boolean>;
+  release(tenantId: string, modelId: string, roundId: string): Promise<void>;
 }
 
 /**

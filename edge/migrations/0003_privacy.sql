@@ -7,7 +7,21 @@ CREATE TABLE privacy_budgets (
   delta REAL NOT NULL,
   population INTEGER,
   updated_at INTEGER NOT NULL,
+  -- Optimistic concurrency: bumped by every change and reservation; the token names the winner.
+  version INTEGER NOT NULL DEFAULT 1,
+  reserve_token TEXT,
   PRIMARY KEY (tenant_id, model_id)
+);
+
+-- The planned privacy event (JSON) of each open DP round, counted against the cap until the
+-- round ends, so rounds open at the same time cannot together pass it.
+CREATE TABLE privacy_reservations (
+  tenant_id TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  round_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, model_id, round_id)
 );
 
 -- One signed, hash-chained entry per row. Every column feeds the entry an auditor verifies

@@ -1,7 +1,13 @@
 /**
  * D1 implementations of the privacy ports: budget caps and the append-only ledger table.
  */
-import type { AuditLedgerStore, PrivacyBudget, PrivacyBudgetStore } from "@fedprofile/coordinator";
+import type {
+  AuditLedgerStore,
+  BudgetReservation,
+  PrivacyBudget,
+  PrivacyBudgetStore,
+} from "@fedprofile/coordinator";
+import { DpEvent } from "@fedprofile/coordinator/dp";
 import {
   LedgerConflictError,
   type LedgerEntry,
@@ -16,30 +22,97 @@ export class D1PrivacyBudgetStore implements PrivacyBudgetStore {
   async get(tenantId: string, modelId: string): Promise<PrivacyBudget | null> {
     const row = await this.db
       .prepare(
-        "SELECT epsilon_cap, delta, population, updated_at FROM privacy_budgets WHERE tenant_id = ? AND model_id = ?",
+        `SELECT epsilon_cap, delta, population, updated_at, version FROM privacy_budgets
+         WHERE tenant_id = ? AND model_id = ?`,
       )
       .bind(tenantId, modelId)
-      .first<{ epsilon_cap: number; delta: number; population: number | null; updated_at: number }>();
+      .first<{
+        epsilon_cap: number;
+        delta: number;
+        population: number | null;
+        updated_at: number;
+        version: number;
+      }>();
     return row
       ? {
           epsilonCap: row.epsilon_cap,
           delta: row.delta,
           population: row.population,
           updatedAt: row.updated_at,
+          version: row.version,
         }
       : null;
   }
 
-  async set(tenantId: string, modelId: string, budget: PrivacyBudget): Promise<void> {
+  async set(tenantId: string, modelId: string, budget: Omit<PrivacyBudget, "version">): Promise<void> {
     await this.db
       .prepare(
         `INSERT INTO privacy_budgets (tenant_id, model_id, epsilon_cap, delta, population, updated_at)
          VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (tenant_id, model_id) DO UPDATE SET
            epsilon_cap = excluded.epsilon_cap, delta = excluded.delta,
-           population = excluded.population, updated_at = excluded.updated_at`,
+           population = excluded.population, updated_at = excluded.updated_at,
+           version = privacy_budgets.version + 1`,
       )
       .bind(tenantId, modelId, budget.epsilonCap, budget.delta, budget.population, budget.updatedAt)
+      .run();
+  }
+
+  async reservations(tenantId: string, modelId: string, now: number): Promise<BudgetReservation[]> {
+    const { results } = await this.db
+      .prepare(
+        `SELECT round_id, event, expires_at FROM privacy_reservations
+         WHERE tenant_id = ? AND model_id = ? AND expires_at > ?`,
+      )
+      .bind(tenantId, modelId, now)
+      .all<{ round_id: string; event: string; expires_at: number }>();
+    return results.map((row) => ({
+      roundId: row.round_id,
+      event: DpEvent.parse(JSON.parse(row.event)),
+      expiresAt: row.expires_at,
+    }));
+  }
+
+  async reserve(
+    tenantId: string,
+    modelId: string,
+    expectedVersion: number,
+    reservation: BudgetReservation,
+  ): Promise<boolean> {
+    // One transaction: the version bump names this call's token, and the insert happens only
+    // under that token, so of two callers that read the same version exactly one reserves.
+    const token = crypto.randomUUID();
+    const [bump] = await this.db.batch([
+      this.db
+        .prepare(
+          `UPDATE privacy_budgets SET version = version + 1, reserve_token = ?
+           WHERE tenant_id = ? AND model_id = ? AND version = ?`,
+        )
+        .bind(token, tenantId, modelId, expectedVersion),
+      this.db
+        .prepare(
+          `INSERT INTO privacy_reservations (tenant_id, model_id, round_id, event, expires_at)
+           SELECT ?1, ?2, ?3, ?4, ?5
+           WHERE (SELECT reserve_token FROM privacy_budgets WHERE tenant_id = ?1 AND model_id = ?2) = ?6
+           ON CONFLICT (tenant_id, model_id, round_id) DO UPDATE SET
+             event = excluded.event, expires_at = excluded.expires_at`,
+        )
+        .bind(
+          tenantId,
+          modelId,
+          reservation.roundId,
+          JSON.stringify(reservation.event),
+          reservation.expiresAt,
+          token,
+        ),
+    ]);
+    return (bump?.meta.changes ?? 0) === 1;
+  }
+
+  async release(tenantId: string, modelId: string, roundId: string): Promise<void> {
+    await this.db
+      .prepare("DELETE FROM privacy_reservations WHERE tenant_id = ? AND model_id = ? AND round_id = ?")
+      .bind(tenantId, modelId, roundId)
       .run();
   }
 }

@@ -30,7 +30,9 @@ const TENANT = "dp-shop";
 const SIGNER = signerFromSeedHex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
 
 function setup() {
-  const memory = createMemoryCoordinator({ signer: SIGNER });
+  // A clock tests can move forward, to reach a round's deadline without waiting for it.
+  let skew = 0;
+  const memory = createMemoryCoordinator({ signer: SIGNER, clock: () => Date.now() + skew });
   const keys = generateTenantKeys(TENANT);
   memory.tenants.addTenant({ id: TENANT, name: "DP shop", createdAt: 0 }, keys);
   const app = createCoordinatorApp({
@@ -81,7 +83,10 @@ function setup() {
         return participateInSecAggRound(client, round, () => Float64Array.from(v), { pollMs: 10 });
       }),
     );
-  return { memory, keys, call, openRound, runDevices, bodies, stop: () => clearInterval(ticker) };
+  const advance = (ms: number) => {
+    skew += ms;
+  };
+  return { memory, keys, call, openRound, runDevices, bodies, advance, stop: () => clearInterval(ticker) };
 }
 
 let stop: (() => void) | undefined;
@@ -205,6 +210,34 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
     });
     expect((await client.checkin("segments")).round).toBeNull();
     expect(await ledgerRows(ctx)).toHaveLength(1);
+  });
+
+  it("rounds open at the same time reserve their cost: together they cannot pass the cap", async () => {
+    const ctx = setup();
+    stop = ctx.stop;
+    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
+      v: 1,
+      epsilonCap: 1.05,
+      delta: 1e-6,
+    });
+    const dp = { clipNorm: 1, targetEpsilon: 1, rounds: 1 };
+    // Opened at once, before any device has contributed: only one fits.
+    const both = await Promise.all([ctx.openRound(dp), ctx.openRound(dp)]);
+    expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
+    const refused = both.find((r) => r.status === 409)?.json;
+    expect(refused).toMatchObject({ error: { code: "privacy_budget_exceeded" } });
+    expect(await ctx.memory.budgets.reservations(TENANT, "segments", Date.now())).toHaveLength(1);
+    // The open round ends without a release (every device stayed away): its reservation goes, and
+    // the budget, still unspent, admits the next round.
+    const opened = RoundStatus.parse(both.find((r) => r.status === 201)?.json);
+    ctx.advance(10 * 60_000);
+    await ctx.memory.fireDueAlarms();
+    expect((await ctx.call("GET", `/v1/rounds/${opened.roundId}`, ctx.keys.secret.key)).json).toMatchObject({
+      stage: "aborted",
+    });
+    expect(await ctx.memory.budgets.reservations(TENANT, "segments", 0)).toHaveLength(0);
+    expect(await ledgerRows(ctx)).toHaveLength(0);
+    expect((await ctx.openRound(dp)).status).toBe(201);
   });
 
   it("central Gaussian: the coordinator adds the noise, and the entry says so", async () => {

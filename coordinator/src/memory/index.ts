@@ -10,6 +10,7 @@ import { MemoryLedgerStore } from "../ledger/store";
 import type {
   ApiKeyRecord,
   AuditLedgerStore,
+  BudgetReservation,
   Clock,
   ModelDraft,
   ModelStore,
@@ -123,12 +124,32 @@ export class MemoryRoundIndex implements RoundIndex {
 
 export class MemoryPrivacyBudgetStore implements PrivacyBudgetStore {
   private readonly budgets = new Map<string, PrivacyBudget>();
+  private readonly reserved = new Map<string, Map<string, BudgetReservation>>();
 
   async get(tenantId: string, modelId: string): Promise<PrivacyBudget | null> {
-    return this.budgets.get(`${tenantId}/${modelId}`) ?? null;
+    const budget = this.budgets.get(`${tenantId}/${modelId}`);
+    return budget ? { ...budget } : null;
   }
-  async set(tenantId: string, modelId: string, budget: PrivacyBudget): Promise<void> {
-    this.budgets.set(`${tenantId}/${modelId}`, { ...budget });
+  async set(tenantId: string, modelId: string, budget: Omit<PrivacyBudget, "version">): Promise<void> {
+    const version = (this.budgets.get(`${tenantId}/${modelId}`)?.version ?? 0) + 1;
+    this.budgets.set(`${tenantId}/${modelId}`, { ...budget, version });
+  }
+  async reservations(tenantId: string, modelId: string, now: number): Promise<BudgetReservation[]> {
+    const all = this.reserved.get(`${tenantId}/${modelId}`) ?? new Map();
+    return [...all.values()].filter((r) => r.expiresAt > now).map((r) => structuredClone(r));
+  }
+  async reserve(tenantId: string, modelId: string, expectedVersion: number, reservation: BudgetReservation) {
+    const key = `${tenantId}/${modelId}`;
+    const budget = this.budgets.get(key);
+    if (!budget || budget.version !== expectedVersion) return false;
+    this.budgets.set(key, { ...budget, version: budget.version + 1 });
+    const all = this.reserved.get(key) ?? new Map<string, BudgetReservation>();
+    all.set(reservation.roundId, structuredClone(reservation));
+    this.reserved.set(key, all);
+    return true;
+  }
+  async release(tenantId: string, modelId: string, roundId: string): Promise<void> {
+    this.reserved.get(`${tenantId}/${modelId}`)?.delete(roundId);
   }
 }
 

@@ -77,8 +77,18 @@ export interface RoundPrivacy {
     tenantId: string,
     modelId: string,
     request: DpRoundRequest,
-    shape: { dimension: number; threshold: number; expectedClients: number; rotationSeed: string },
+    shape: {
+      roundId: string;
+      dimension: number;
+      threshold: number;
+      expectedClients: number;
+      rotationSeed: string;
+      /** When the round gives up at the latest (its budget reservation lapses then). */
+      expiresAt: number;
+    },
   ): Promise<RoundDpPlan>;
+  /** Drops the round's budget reservation once it has ended (its release, if any, is in the ledger). */
+  release(tenantId: string, modelId: string, roundId: string): Promise<void>;
   /** Appends the round's signed entry (and its clipping-quantile release); idempotent per round. */
   record(tenantId: string, release: RoundRelease): Promise<LedgerEntry>;
   /** The auditor's raw pages of the tenant's ledger. */
@@ -152,7 +162,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
     },
 
     async setBudget(tenantId, modelId, request) {
-      const budget: PrivacyBudget = {
+      const budget: Omit<PrivacyBudget, "version"> = {
         epsilonCap: request.epsilonCap,
         delta: request.delta ?? defaultDelta(request.population as number),
         population: request.population ?? null,
@@ -167,7 +177,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         );
       }
       await budgets.set(tenantId, modelId, budget);
-      return status(tenantId, modelId, budget);
+      return status(tenantId, modelId, await budgetOf(tenantId, modelId));
     },
 
     rows: (tenantId, query) => store.rows(tenantId, query),
@@ -235,9 +245,29 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         projectedEpsilon: 0,
         delta: budget.delta,
       };
-      const projected = await ledgerFor(tenantId, modelId, budget).assertCanRun(plannedEvent(draft));
-      return { ...draft, projectedEpsilon: projected.epsilon };
+      const event = plannedEvent(draft);
+      // Rounds still open count at their planned cost, and the reservation is taken only if no
+      // other open or budget change slipped in since the budget was read (optimistic retry).
+      let current = budget;
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const open = await budgets.reservations(tenantId, modelId, clock());
+        const projected = await ledgerFor(tenantId, modelId, current).assertCanRun([
+          ...open.map((r) => ({ event: r.event, count: 1 })),
+          { event, count: 1 },
+        ]);
+        const reservation = { roundId: shape.roundId, event, expiresAt: shape.expiresAt };
+        if (await budgets.reserve(tenantId, modelId, current.version, reservation)) {
+          return { ...draft, projectedEpsilon: projected.epsilon };
+        }
+        current = await budgetOf(tenantId, modelId);
+      }
+      throw new ConflictError(
+        "privacy_budget_busy",
+        `model ${modelId}'s budget kept changing; retry the request`,
+      );
     },
+
+    release: (tenantId, modelId, roundId) => budgets.release(tenantId, modelId, roundId),
 
     async record(tenantId, release) {
       const { plan, modelId, roundId } = release;

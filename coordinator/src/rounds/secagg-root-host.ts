@@ -174,6 +174,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       await store.save(ended);
       await store.deleteAlarm();
       await index.markEnded(state.tenantId, state.roundId, "aborted", null);
+      if (dp) await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
       return ended;
     }
     const weights = dp ? await decodeDp(state, dp) : decodeFixedPoint(state);
@@ -199,6 +200,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     await store.save(ended);
     await store.deleteAlarm();
     await index.markEnded(state.tenantId, state.roundId, "closed", published.version);
+    if (dp) await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
     return ended;
   }
 
@@ -275,6 +277,10 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           );
         }
         const graphs = sizes.map((size) => graphParameters(size, secagg));
+        const now = clock();
+        const stageCount = STAGES.length - (secagg.consistencyCheck ? 0 : 1);
+        const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
+        const giveUpAt = protocolEnd + ROOT_GRACE_MS;
         let dp: RoundDpPlan | undefined;
         if (request.dp) {
           if (!options.privacy) {
@@ -286,6 +292,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           }
           // Planned and checked against the budget before any shard opens or any device joins.
           dp = await options.privacy.plan(tenantId, request.modelId, request.dp, {
+            roundId,
+            expiresAt: giveUpAt,
             dimension: request.dimension,
             threshold: Math.min(...graphs.map((g) => g.t)),
             expectedClients: request.maxContributions,
@@ -294,9 +302,6 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         } else if (!secagg.encoding) {
           throw new InvalidRequestError("secagg.encoding: required for a round without dp");
         }
-        const now = clock();
-        const stageCount = STAGES.length - (secagg.consistencyCheck ? 0 : 1);
-        const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
         const state: SecAggRootState = {
           kind: "secagg-root",
           tenantId,
@@ -311,7 +316,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           maxContributions: request.maxContributions,
           openedAt: now,
           closesAt: Math.min(now + request.deadlineSeconds * 1000, now + secagg.stageSeconds * 1000),
-          giveUpAt: protocolEnd + ROOT_GRACE_MS,
+          giveUpAt,
           stage: "collecting",
           joined: 0,
           outcomes: {},
@@ -319,43 +324,49 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           outcome: null,
           modelVersion: null,
         };
-        for (const [shard, size] of sizes.entries()) {
-          const { k, t } = graphs[shard] as { k: number; t: number };
-          // A DP round's inputs are residues mod 2^m that are meant to wrap (KLS21 Alg. 1).
-          let words: { dimension: number; valueBits: number; modulusBits: number; modularInputs?: boolean };
-          if (dp) {
-            const m = dp.config.modulusBits;
-            words = { dimension: paddedDim(dp.config), valueBits: m, modulusBits: m, modularInputs: true };
-          } else {
-            const valueBits = (secagg.encoding as FixedPointEncoding).valueBits;
-            try {
-              words = {
-                dimension: request.dimension,
-                valueBits,
-                modulusBits: modulusBitsFor(valueBits, size),
-              };
-            } catch (cause) {
-              throw new InvalidRequestError(
-                `secagg: ${cause instanceof Error ? cause.message : "modulus too large"}`,
-                { cause },
-              );
+        try {
+          for (const [shard, size] of sizes.entries()) {
+            const { k, t } = graphs[shard] as { k: number; t: number };
+            // A DP round's inputs are residues mod 2^m that are meant to wrap (KLS21 Alg. 1).
+            let words: { dimension: number; valueBits: number; modulusBits: number; modularInputs?: boolean };
+            if (dp) {
+              const m = dp.config.modulusBits;
+              words = { dimension: paddedDim(dp.config), valueBits: m, modulusBits: m, modularInputs: true };
+            } else {
+              const valueBits = (secagg.encoding as FixedPointEncoding).valueBits;
+              try {
+                words = {
+                  dimension: request.dimension,
+                  valueBits,
+                  modulusBits: modulusBitsFor(valueBits, size),
+                };
+              } catch (cause) {
+                throw new InvalidRequestError(
+                  `secagg: ${cause instanceof Error ? cause.message : "modulus too large"}`,
+                  { cause },
+                );
+              }
             }
+            const timeout = secagg.stageSeconds * 1000;
+            await options.shardFor(tenantId, roundId, shard).open(
+              { tenantId, roundId, shard },
+              {
+                roundId,
+                cohortSize: size,
+                k,
+                t,
+                ...words,
+                consistencyCheck: secagg.consistencyCheck,
+                stageTimeoutsMs: Object.fromEntries(STAGES.map((stage) => [stage, timeout])),
+                // Plain data only: these options cross a Durable Object RPC boundary.
+                graphSeed: randomBytes(32),
+              },
+            );
           }
-          const timeout = secagg.stageSeconds * 1000;
-          await options.shardFor(tenantId, roundId, shard).open(
-            { tenantId, roundId, shard },
-            {
-              roundId,
-              cohortSize: size,
-              k,
-              t,
-              ...words,
-              consistencyCheck: secagg.consistencyCheck,
-              stageTimeoutsMs: Object.fromEntries(STAGES.map((stage) => [stage, timeout])),
-              // Plain data only: these options cross a Durable Object RPC boundary.
-              graphSeed: randomBytes(32),
-            },
-          );
+        } catch (error) {
+          // The round never opened: its budget reservation goes with it.
+          if (dp) await options.privacy?.release(tenantId, request.modelId, roundId);
+          throw error;
         }
         await store.save(state);
         await store.setAlarm(state.giveUpAt);
