@@ -17,7 +17,8 @@ import { fileLedgerSource, httpLedgerSource, type LedgerSource } from "./ledger-
 
 /** Help text of the command. */
 export const AUDIT_HELP = `Usage:
-  fedprofile audit verify (--url URL [--auditor-key KEY] | --file PATH) [--public-key HEX] [--model M] [--json]
+  fedprofile audit verify (--url URL [--auditor-key KEY] | --file PATH) [--public-key HEX] [--model M]
+                         [--expected-head SEQ:HASH] [--json]
   fedprofile audit export (--url URL [--auditor-key KEY] | --file PATH) --format json|csv [--model M] [--out PATH]
 
 verify checks every (tenant, model) chain: hash links, SHA-256 hashes over canonical JSON,
@@ -25,9 +26,21 @@ Ed25519 signatures, sampling claims, and recomputes every cumulative epsilon fro
 privacy events. It names the first entry that does not hold and exits 1.
 The auditor key may also come from FEDPROFILE_AUDITOR_KEY. Pin the coordinator's public key
 with --public-key; otherwise the key the source advertises is used, with a warning.
+A hash chain cannot show that entries were cut off its end: keep the head a previous verify
+printed and pass it back with --expected-head (with --model) to detect that.
 `;
 
-const VALUE_FLAGS = ["url", "auditor-key", "file", "public-key", "model", "format", "out"];
+const VALUE_FLAGS = ["url", "auditor-key", "file", "public-key", "model", "format", "out", "expected-head"];
+
+function expectedHeadOf(args: ParsedArgs): { seq: number; hash: string } | undefined {
+  const text = stringFlag(args, "expected-head");
+  if (text === undefined) return undefined;
+  const match = /^([0-9]{1,15}):([0-9a-f]{64})$/.exec(text);
+  if (!match) throw new CliUsageError("--expected-head must be SEQ:HASH (a seq and 64 hex digits)");
+  if (stringFlag(args, "model") === undefined)
+    throw new CliUsageError("--expected-head needs --model (one chain)");
+  return { seq: Number(match[1]), hash: match[2] as string };
+}
 
 function sourceFrom(args: ParsedArgs, io: CliIo): LedgerSource {
   const url = stringFlag(args, "url");
@@ -87,7 +100,7 @@ function describe(rep: ChainReport, rows: readonly unknown[], keyId: string): st
   const lines = [
     `${rep.chain}: OK`,
     `  entries       ${r.entries} (${rounds} rounds, ${r.entries - rounds} clipping-quantile releases)`,
-    `  chain         intact from genesis, head ${r.headHash ? `${r.headHash.slice(0, 16)}...` : "(empty)"}`,
+    `  chain         intact from genesis, head ${r.headHash ? `${r.entries - 1}:${r.headHash}` : "(empty)"}`,
     `  signatures    ${r.entries}/${r.entries} valid (Ed25519, key ${keyId})`,
     `  trust models  ${trust || "-"}`,
     `  epsilon       ${r.epsilon.toFixed(4)} at delta ${r.delta ?? "-"}, recomputed from the events of every entry`,
@@ -118,6 +131,7 @@ export async function auditVerify(argv: readonly string[], io: CliIo): Promise<n
     io.stdout(AUDIT_HELP);
     return 0;
   }
+  const expectedHead = expectedHeadOf(args);
   const source = sourceFrom(args, io);
   const publicKey = await resolveKey(args, source, io);
   const rows = await source.rows((n) => io.stderr(`\rfetched ${n} entries`));
@@ -126,7 +140,8 @@ export async function auditVerify(argv: readonly string[], io: CliIo): Promise<n
   const reports: ChainReport[] = [];
   for (const [chain, c] of splitChains(rows)) {
     if (model !== undefined && !chain.endsWith(`/${model}`)) continue;
-    reports.push({ chain, positions: c.positions, result: verifyLedger(c.rows, publicKey) });
+    const opts = expectedHead ? { expectedHead } : {};
+    reports.push({ chain, positions: c.positions, result: verifyLedger(c.rows, publicKey, opts) });
   }
   const ok = reports.every((r) => r.result.ok);
   if (args.flags.has("json")) {

@@ -217,6 +217,28 @@ describe("fedprofile audit", () => {
     }
   });
 
+  it("verify --expected-head catches entries cut off the end of the chain", async () => {
+    const entries = await ledgerEntries();
+    const full = memoryIo({ "l.json": JSON.stringify(entries) });
+    expect(await main(["audit", "verify", "--file", "l.json", "--public-key", PK], full.io)).toBe(0);
+    // The report prints the head to pin, as SEQ:HASH.
+    const head = /head (\d+:[0-9a-f]{64})/.exec(full.out())?.[1];
+    expect(head).toBe(`3:${entries[3]!.hash}`);
+    const pinned = ["--model", "recs", "--expected-head", head as string, "--public-key", PK];
+    const cut = memoryIo({ "l.json": JSON.stringify(entries.slice(0, 3)) });
+    expect(await main(["audit", "verify", "--file", "l.json", ...pinned], cut.io)).toBe(1);
+    expect(cut.out()).toMatch(/head: the chain does not contain the expected head seq 3/);
+    const intact = memoryIo({ "l.json": JSON.stringify(entries) });
+    expect(await main(["audit", "verify", "--file", "l.json", ...pinned], intact.io)).toBe(0);
+    for (const bad of [
+      ["--expected-head", "3:xyz"],
+      ["--expected-head", head as string],
+    ]) {
+      const m = memoryIo({ "l.json": JSON.stringify(entries) });
+      expect(await main(["audit", "verify", "--file", "l.json", "--public-key", PK, ...bad], m.io)).toBe(2);
+    }
+  });
+
   it("verify pages through the auditor API with the bearer key", async () => {
     const entries = await ledgerEntries();
     const seen: string[] = [];
