@@ -153,6 +153,19 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
       expect(Math.abs(w - 10)).toBeLessThanOrEqual(4 * STEP);
   });
 
+  it("an odd degree or a threshold above min(k, n - 1) is a bad request (400), not a crash", async () => {
+    const ctx = setup();
+    stop = ctx.stop;
+    await expect(ctx.open({ maxContributions: 4, secagg: { k: 3, t: 2 } })).rejects.toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/secagg\.k: the graph degree must be even/),
+    });
+    await expect(ctx.open({ maxContributions: 3, secagg: { k: 2, t: 3 } })).rejects.toMatchObject({
+      status: 400,
+      message: expect.stringMatching(/secagg\.t: a threshold of 3 exceeds min\(k, shard size - 1\) = 2/),
+    });
+  });
+
   it("below the threshold the round aborts and publishes nothing", async () => {
     const ctx = setup();
     stop = ctx.stop;

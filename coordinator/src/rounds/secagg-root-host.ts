@@ -85,16 +85,29 @@ const ROOT_GRACE_MS = 30_000;
 
 /** Neighbour-graph degree and threshold for a shard of `size` (explicit values win). */
 function graphParameters(size: number, options: SecAggRoundOptions): { k: number; t: number } {
-  if (options.k !== undefined && options.t !== undefined) return { k: options.k, t: options.t };
-  try {
-    const chosen = chooseParameters({ n: size });
-    return { k: options.k ?? chosen.k, t: options.t ?? chosen.t };
-  } catch (cause) {
+  let chosen: { k: number; t: number };
+  if (options.k !== undefined && options.t !== undefined) chosen = { k: options.k, t: options.t };
+  else {
+    try {
+      const defaults = chooseParameters({ n: size });
+      chosen = { k: options.k ?? defaults.k, t: options.t ?? defaults.t };
+    } catch (cause) {
+      throw new InvalidRequestError(
+        `secagg: no (k, t) for a shard of ${size} meets the default dropout and collusion targets; set secagg.k and secagg.t`,
+        { cause },
+      );
+    }
+  }
+  // The protocol core would refuse these later with a RangeError; say so as a bad request now.
+  if (chosen.k % 2 !== 0)
+    throw new InvalidRequestError(`secagg.k: the graph degree must be even, got ${chosen.k}`);
+  const most = Math.min(chosen.k, size - 1);
+  if (chosen.t > most) {
     throw new InvalidRequestError(
-      `secagg: no (k, t) for a shard of ${size} meets the default dropout and collusion targets; set secagg.k and secagg.t`,
-      { cause },
+      `secagg.t: a threshold of ${chosen.t} exceeds min(k, shard size - 1) = ${most} for a shard of ${size}`,
     );
   }
+  return chosen;
 }
 
 export function secaggRootInfo(state: SecAggRootState): RoundInfo {
