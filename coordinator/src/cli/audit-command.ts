@@ -10,7 +10,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { keyIdOf, publicKeyFromHex } from "../ledger/chain.ts";
 import { exportLedgerCsv, exportLedgerJson } from "../ledger/export.ts";
 import { LedgerEntry } from "../ledger/schema.ts";
-import { type LedgerVerification, verifyLedger } from "../ledger/verify.ts";
+import { type LedgerVerification, verifyLedgerFast } from "../ledger/verify.ts";
 import { type ParsedArgs, parseArgs, stringFlag } from "./args.ts";
 import { type CliIo, CliUsageError } from "./io.ts";
 import { fileLedgerSource, httpLedgerSource, type LedgerSource } from "./ledger-source.ts";
@@ -141,7 +141,7 @@ export async function auditVerify(argv: readonly string[], io: CliIo): Promise<n
   for (const [chain, c] of splitChains(rows)) {
     if (model !== undefined && !chain.endsWith(`/${model}`)) continue;
     const opts = expectedHead ? { expectedHead } : {};
-    reports.push({ chain, positions: c.positions, result: verifyLedger(c.rows, publicKey, opts) });
+    reports.push({ chain, positions: c.positions, result: await verifyLedgerFast(c.rows, publicKey, opts) });
   }
   const ok = reports.every((r) => r.result.ok);
   if (args.flags.has("json")) {

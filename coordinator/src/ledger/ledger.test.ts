@@ -7,7 +7,7 @@ import { CSV_COLUMNS, exportLedgerCsv, exportLedgerJson } from "./export.ts";
 import { PrivacyLedger, roundRecordFromConfig } from "./ledger.ts";
 import type { LedgerEntry } from "./schema.ts";
 import { MemoryLedgerStore, readAll } from "./store.ts";
-import { verifyLedger } from "./verify.ts";
+import { verifyLedger, verifyLedgerFast } from "./verify.ts";
 
 const SEED = "00112233445566778899aabbccddeeff";
 const signer = signerFromSeed(new Uint8Array(32).map((_, i) => i + 1));
@@ -175,6 +175,27 @@ describe("privacy ledger", () => {
     const other = signerFromSeed(new Uint8Array(32).fill(9));
     const v2 = verifyLedger(entries, other.publicKey);
     expect(v2).toMatchObject({ ok: false, failure: { index: 0, reason: "key" } });
+  });
+
+  it("native (WebCrypto) signature checks give the same verdicts as tweetnacl", async () => {
+    const { entries } = await buildLedger();
+    const body = bodyOf(entries[2]!);
+    const cases: unknown[][] = [
+      entries,
+      // A valid hash whose signature is another entry's.
+      [entries[0], entries[1], { ...entries[2], signature: entries[1]!.signature }, ...entries.slice(3)],
+      // A forged hash over changed content, with the old signature.
+      [
+        entries[0],
+        entries[1],
+        { ...body, round: 99, hash: hashEntryBody({ ...body, round: 99 }), signature: entries[2]!.signature },
+      ],
+      // A row that is not an entry at all, before a good one.
+      [entries[0], { seq: 1 }, entries[2]],
+    ];
+    for (const rows of cases)
+      expect(await verifyLedgerFast(rows, signer.publicKey)).toEqual(verifyLedger(rows, signer.publicKey));
+    expect((await verifyLedgerFast(cases[1]!, signer.publicKey)).ok).toBe(false);
   });
 
   it("a correctly signed entry whose epsilon does not follow from its events is caught", async () => {
