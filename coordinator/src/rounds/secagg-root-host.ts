@@ -259,7 +259,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       roundId: state.roundId,
       modelId: state.modelId,
       plan: dp,
-      cohortSize: state.maxContributions,
+      // The cohort is who joined (at most maxContributions); survivors are whose input is in a sum.
+      cohortSize: state.joined,
       survivors: revealed.reduce((sum, o) => sum + o.contributors, 0),
       fewestInOneSum: Math.min(...revealed.map((o) => o.contributors)),
       threshold: dp.plannedNoiseShares,
