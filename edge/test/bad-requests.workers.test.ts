@@ -6,6 +6,7 @@
 import { ErrorEnvelope } from "@fedprofile/coordinator/wire";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
+import * as z from "zod";
 import { call, seedTenant } from "./helpers";
 
 interface Operation {
@@ -13,6 +14,8 @@ interface Operation {
   path: string;
   secured: boolean;
   hasBody: boolean;
+  /** Names of its query parameters. */
+  query: string[];
 }
 
 let keys: Awaited<ReturnType<typeof seedTenant>>;
@@ -37,6 +40,10 @@ const ALLOWED_KINDS: Record<string, string[]> = {
   "GET /v1/models/{modelId}/latest": ["publishable", "secret", "auditor"],
   "GET /v1/models/{modelId}/versions": ["secret", "auditor"],
   "GET /v1/models/{modelId}/versions/{version}": ["publishable", "secret", "auditor"],
+  "PUT /v1/privacy/budgets/{modelId}": ["secret"],
+  "GET /v1/privacy/budgets/{modelId}": ["secret", "auditor"],
+  "GET /v1/audit/ledger": ["auditor"],
+  "GET /v1/audit/public-key": ["publishable", "secret", "auditor"],
 };
 /** A well-formed participant credential (SecAgg routes check its shape before anything else). */
 const PARTICIPANT = { "x-participant": `p_${"A".repeat(22)}.${"B".repeat(32)}` };
@@ -55,11 +62,31 @@ async function expectEnvelope(response: Response, status: number | "4xx", code?:
   if (code) expect(body.error.code, text).toBe(code);
 }
 
+const OpenApiDoc = z.object({
+  paths: z.record(
+    z.string(),
+    z.record(
+      z.string(),
+      z.object({
+        security: z.array(z.unknown()).optional(),
+        requestBody: z.unknown().optional(),
+        parameters: z.array(z.object({ name: z.string(), in: z.string() })).optional(),
+      }),
+    ),
+  ),
+});
+
+/** A key of the first kind the route accepts, so fuzzed input reaches its validation. */
+function allowedKey(op: Operation): string {
+  const kind = ALLOWED_KINDS[`${op.method} ${op.path}`]?.[0];
+  const key = kind === "publishable" || kind === "secret" || kind === "auditor" ? keys[kind] : undefined;
+  if (!key) throw new Error(`key table has no entry for ${op.method} ${op.path}`);
+  return key;
+}
+
 beforeAll(async () => {
   keys = await seedTenant("fuzz-shop");
-  const doc = (await (await call("GET", "/openapi.json")).json()) as {
-    paths: Record<string, Record<string, { security?: unknown[]; requestBody?: unknown }>>;
-  };
+  const doc = OpenApiDoc.parse(await (await call("GET", "/openapi.json")).json());
   for (const [path, methods] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(methods)) {
       operations.push({
@@ -67,6 +94,7 @@ beforeAll(async () => {
         path,
         secured: Boolean(op.security?.length),
         hasBody: Boolean(op.requestBody),
+        query: (op.parameters ?? []).filter((p) => p.in === "query").map((p) => p.name),
       });
     }
   }
@@ -172,12 +200,63 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
           fc.jsonValue().map((v) => JSON.stringify({ v: 1, payload: v })),
         ),
         async (op, body) => {
-          const key = op.path === "/v1/rounds" ? keys.secret : keys.publishable;
-          const response = await send(op.method, fill(op.path), key, body);
+          const response = await send(op.method, fill(op.path), allowedKey(op), body);
           expect(response.status).toBeLessThan(500);
         },
       ),
       { numRuns: 60, seed: 20261123 },
     );
+    const queryOps = operations.filter((op) => op.query.length > 0);
+    expect(queryOps.length).toBeGreaterThanOrEqual(2);
+    // The route's own query parameters and random ones, with random values.
+    const queries = fc
+      .constantFrom(...queryOps)
+      .chain((op) =>
+        fc.tuple(
+          fc.constant(op),
+          fc.array(
+            fc.tuple(
+              fc.oneof(fc.constantFrom(...op.query), fc.string()),
+              fc.oneof(fc.string(), fc.integer().map(String)),
+            ),
+            { maxLength: 4 },
+          ),
+        ),
+      );
+    await fc.assert(
+      fc.asyncProperty(queries, async ([op, pairs]) => {
+        const query = new URLSearchParams(pairs).toString();
+        const response = await send(op.method, `${fill(op.path)}?${query}`, allowedKey(op));
+        expect(response.status).toBeLessThan(500);
+      }),
+      { numRuns: 60, seed: 20261129 },
+    );
+  });
+
+  it("out-of-range query parameters → 400 invalid_request naming the parameter", async () => {
+    const bad: Array<[string, string]> = [
+      ["limit", "0"],
+      ["limit", "100000"],
+      ["limit", "ten"],
+      ["cursor", "not a cursor"],
+      ["model", "Not_A_Model"],
+    ];
+    let checked = 0;
+    for (const op of operations.filter((o) => o.query.length > 0)) {
+      for (const [name, value] of bad) {
+        if (!op.query.includes(name)) continue;
+        checked++;
+        const response = await send(
+          op.method,
+          `${fill(op.path)}?${name}=${encodeURIComponent(value)}`,
+          allowedKey(op),
+        );
+        const text = await response.clone().text();
+        await expectEnvelope(response, 400, "invalid_request");
+        expect(text).toContain(name);
+      }
+    }
+    // Versions pages (limit, cursor) and ledger pages (limit, cursor, model).
+    expect(checked).toBe(9);
   });
 });
