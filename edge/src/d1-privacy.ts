@@ -1,11 +1,12 @@
 /**
  * D1 implementations of the privacy ports: budget caps and the append-only ledger table.
  */
-import type {
-  AuditLedgerStore,
-  BudgetReservation,
-  PrivacyBudget,
-  PrivacyBudgetStore,
+import {
+  type AuditLedgerStore,
+  type BudgetReservation,
+  FedprofileError,
+  type PrivacyBudget,
+  type PrivacyBudgetStore,
 } from "@fedprofile/coordinator";
 import { DpEvent } from "@fedprofile/coordinator/dp";
 import {
@@ -155,8 +156,11 @@ function rawEntryOf(row: LedgerRow): unknown {
 function entryOf(row: LedgerRow): LedgerEntry {
   const parsed = LedgerEntrySchema.safeParse(rawEntryOf(row));
   if (!parsed.success) {
-    throw new Error(
+    // Fails closed: no budget figure or DP round is served from a chain that does not parse.
+    throw new FedprofileError(
+      "privacy_ledger_corrupt",
       `privacy_ledger row ${row.tenant_id}/${row.model_id}#${row.seq} is not a valid entry; run fedprofile audit verify`,
+      500,
       { cause: parsed.error },
     );
   }

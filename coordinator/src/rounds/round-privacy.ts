@@ -17,7 +17,7 @@ import type { DpEvent } from "../dp/events";
 import { centralRoundEvent, distributedRoundEvent } from "../dp/mechanism";
 import { planCentralRound, planDistributedRound } from "../dp/planning";
 import { DEFAULT_RDP_ORDERS } from "../dp/rdp";
-import { ConflictError, FedprofileError, InvalidRequestError } from "../errors";
+import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { keyIdOf, type LedgerSigner } from "../ledger/chain";
 import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger";
 import type { LedgerEntry, LedgerSampling } from "../ledger/schema";
@@ -183,7 +183,9 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
     rows: (tenantId, query) => store.rows(tenantId, query),
 
     async budgetStatus(tenantId, modelId) {
-      return status(tenantId, modelId, await budgetOf(tenantId, modelId));
+      const budget = await budgets.get(tenantId, modelId);
+      if (!budget) throw new NotFoundError(`model ${modelId} has no privacy budget`);
+      return status(tenantId, modelId, budget);
     },
 
     async plan(tenantId, modelId, request, shape) {
