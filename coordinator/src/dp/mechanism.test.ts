@@ -10,7 +10,15 @@ import {
 } from "./discrete-gaussian.ts";
 import { eventRdpCurve } from "./events.ts";
 import { fwht, nextPowerOfTwo, rademacherSigns, rotateForward, rotateInverse } from "./hadamard.ts";
-import { addModular, decodeAggregate, decodedSensitivity, encodeClientUpdate } from "./mechanism.ts";
+import {
+  addModular,
+  centralNoiseScale,
+  centralNoiseStddev,
+  centralSigma,
+  decodeAggregate,
+  decodedSensitivity,
+  encodeClientUpdate,
+} from "./mechanism.ts";
 import { planCentralRound, planDistributedRound } from "./planning.ts";
 import { chacha20Block, seededRandom, uniformBelow } from "./random.ts";
 import { conditionalRandomizedRound, l2Norm, randomizedRound } from "./rounding.ts";
@@ -229,6 +237,61 @@ describe("distributed discrete Gaussian end to end", () => {
       samplingRate: 1,
     });
     expect(eventRdpCurve(ev, [2, 8]).every((x) => x > 0)).toBe(true);
+  });
+
+  it("central decoding adds exact discrete Gaussian noise on the integers: variance within 5%, on the grid", () => {
+    const cfg = planCentralRound({
+      dim: 256,
+      clipNorm: 1,
+      expectedClients: 100,
+      modulusBits: 24,
+      rotationSeed: SEED,
+      noiseMultiplier: 0.8,
+    });
+    const scale = centralNoiseScale(cfg);
+    // Never below the accounted stddev, and at most 2^-14 above it.
+    expect(centralNoiseStddev(cfg)).toBeGreaterThanOrEqual(centralSigma(cfg));
+    expect(centralNoiseStddev(cfg) / centralSigma(cfg) - 1).toBeLessThan(2 ** -14);
+    const rng = seededRandom("central-var");
+    let ss = 0;
+    let count = 0;
+    for (let run = 0; run < 40; run++) {
+      const dec = decodeAggregate(cfg, new Uint32Array(256), { survivors: 10, rng });
+      for (const v of dec.sum) {
+        ss += v * v;
+        count++;
+      }
+      expect(dec.noiseVariance).toBe(centralNoiseStddev(cfg) ** 2);
+    }
+    const exact = discreteGaussianPmf(scale.num / 2 ** scale.exp2, 1).variance * cfg.gamma ** 2;
+    expect(Math.abs(ss / count / exact - 1)).toBeLessThan(0.05);
+    // Before the inverse rotation the noise is an integer on the gamma grid: with no rotation
+    // to undo (dim 1 pads to 1), every output is a whole number of grid steps.
+    const one = planCentralRound({
+      dim: 1,
+      clipNorm: 1,
+      expectedClients: 10,
+      rotationSeed: SEED,
+      noiseMultiplier: 1,
+    });
+    for (let i = 0; i < 20; i++) {
+      const [v = Number.NaN] = decodeAggregate(one, new Uint32Array(1), { survivors: 1, rng }).sum;
+      expect(Math.abs(v / one.gamma - Math.round(v / one.gamma))).toBeLessThan(1e-6);
+    }
+  });
+
+  it("central plans at 32 bits and 65,536 coordinates stay within the exact sampler's range", () => {
+    const cfg = planCentralRound({
+      dim: 65_536,
+      clipNorm: 1,
+      expectedClients: 1000,
+      modulusBits: 32,
+      rotationSeed: SEED,
+      noiseMultiplier: 1.1,
+    });
+    expect(centralNoiseScale(cfg).num).toBeLessThan(2 ** 26);
+    // The grid is still far finer than the noise: rounding adds at most 2^-14 of it.
+    expect(cfg.gamma / centralSigma(cfg)).toBeLessThanOrEqual(2 ** -14);
   });
 
   it("rejects an update of the wrong length and non-finite entries", () => {

@@ -7,8 +7,8 @@
  * mode only), and wrap modulo `2^m`. The output is what SecAgg masks.
  *
  * Server (`decodeAggregate`, KLS21 Algorithm 2): take the unmasked modular sum, map it to
- * signed integers, undo the scaling and the rotation, drop the padding, and, in central mode,
- * add Gaussian noise. A sum whose true value escaped `[-2^(m-1), 2^(m-1))` wraps; the
+ * signed integers, in central mode add exact discrete Gaussian noise to them, undo the scaling
+ * and the rotation, and drop the padding. A sum whose true value escaped `[-2^(m-1), 2^(m-1))` wraps; the
  * rotation makes that improbable (KLS21 Lemma 29) and `planDistributedRound` sizes gamma for it.
  */
 
@@ -20,7 +20,12 @@ import {
   localStddev,
   paddedDim,
 } from "./config.ts";
-import { discreteGaussianSampler } from "./discrete-gaussian.ts";
+import {
+  type DyadicSigma,
+  discreteGaussianSampler,
+  dyadicSigmaAtLeast,
+  dyadicValue,
+} from "./discrete-gaussian.ts";
 import { roundedL2NormBound } from "./distributed-accounting.ts";
 import type { DistributedDiscreteGaussianEvent, PoissonGaussianEvent } from "./events.ts";
 import { rademacherSigns, rotateForward, rotateInverse } from "./hadamard.ts";
@@ -146,8 +151,12 @@ export function decodedSensitivity(cfg: DpRoundConfig): number {
 
 /**
  * The server half: from the unmasked sum modulo 2^32 (or 2^m) to the noisy aggregate. In central
- * mode it adds `N(0, (z * sensitivity)^2)` to every coordinate after decoding (the rotation is
- * orthonormal, so adding it before or after is the same distribution).
+ * mode it adds `N_Z(0, (z * sensitivity / gamma)^2)` to every scaled integer coordinate, drawn
+ * exactly (CKS20), rather than floating-point Gaussian draws after decoding, whose low-order bits
+ * can betray the value they were added to (Mironov, CCS 2012). The integers are where the
+ * sensitivity was bounded, and the discrete Gaussian is Δ²/(2σ²)-zCDP like the continuous one
+ * (CKS20 Theorem 4), so the accounting event is the same. The noise is added to the centred lift,
+ * not modulo 2^m, so it cannot wrap the sum.
  */
 export function decodeAggregate(
   cfg: DpRoundConfig,
@@ -161,26 +170,24 @@ export function decodeAggregate(
   }
   const m = 2 ** cfg.modulusBits;
   const half = m / 2;
+  const central = cfg.mechanism === "central_gaussian" ? centralNoiseScale(cfg) : null;
+  if (central && !opts.rng)
+    throw new TypeError("central_gaussian decoding needs an rng for the server's noise");
+  const noise = central && opts.rng ? discreteGaussianSampler(opts.rng, central) : () => 0;
   const y = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const v = modularSum[i]! % m;
-    y[i] = (v >= half ? v - m : v) * cfg.gamma;
+    y[i] = ((v >= half ? v - m : v) + noise()) * cfg.gamma;
   }
   const withIndicator = rotateInverse(
     y,
     roundSigns(cfg.rotationSeed, n),
     cfg.dim + (cfg.clipIndicator ? 1 : 0),
   );
-  let noiseVariance: number;
-  if (cfg.mechanism === "central_gaussian") {
-    if (!opts.rng) throw new TypeError("central_gaussian decoding needs an rng for the server's noise");
-    const sigma = centralSigma(cfg);
-    for (let i = 0; i < withIndicator.length; i++)
-      withIndicator[i] = withIndicator[i]! + sigma * standardNormal(opts.rng);
-    noiseVariance = sigma * sigma;
-  } else {
-    noiseVariance = opts.survivors * localStddev(cfg) ** 2;
-  }
+  const noiseVariance =
+    cfg.mechanism === "central_gaussian"
+      ? centralNoiseStddev(cfg) ** 2
+      : opts.survivors * localStddev(cfg) ** 2;
   const sum = withIndicator.subarray(0, cfg.dim).slice();
   if (!cfg.clipIndicator) return { sum, noiseVariance };
   // The indicator coordinate holds weight * sum(b - 1/2) + noise.
@@ -191,6 +198,16 @@ export function decodeAggregate(
 /** The central mechanism's noise stddev: noise multiplier times the decoded sensitivity. */
 export function centralSigma(cfg: CentralGaussianConfig): number {
   return cfg.noiseMultiplier * decodedSensitivity(cfg);
+}
+
+/** The server's discrete Gaussian scale in the integer domain: at least `centralSigma / gamma`. */
+export function centralNoiseScale(cfg: CentralGaussianConfig): DyadicSigma {
+  return dyadicSigmaAtLeast(centralSigma(cfg) / cfg.gamma);
+}
+
+/** The central noise stddev actually added, in unscaled units (at most 2^-14 above `centralSigma`). */
+export function centralNoiseStddev(cfg: CentralGaussianConfig): number {
+  return dyadicValue(centralNoiseScale(cfg)) * cfg.gamma;
 }
 
 /** Sampling context of a round, as the ledger records it. */

@@ -194,7 +194,12 @@ export function planCentralRound(p: CentralPlan): CentralGaussianConfig {
     indicator = indicatorFor(p.clipNorm, sigma, sb);
     clip = Math.sqrt(p.clipNorm ** 2 + (indicator?.weight ?? 0) ** 2 / 4);
   }
-  const gamma = 1 / heuristicScaleFactor(0, clip, bits, p.expectedClients, padded, p.kStddevs ?? 4);
+  // As for the distributed plan, a grid finer than sigma / 2^14 buys nothing, and it keeps the
+  // server's exact discrete Gaussian (sigma / gamma, sigma >= z C) within its sampler's range.
+  const gamma = Math.max(
+    1 / heuristicScaleFactor(0, clip, bits, p.expectedClients, padded, p.kStddevs ?? 4),
+    (z * clip) / 2 ** 14,
+  );
   const base = {
     v: 1 as const,
     mechanism: "central_gaussian" as const,

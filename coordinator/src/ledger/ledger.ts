@@ -14,6 +14,7 @@ import { rdpToEpsilon } from "../dp/conversion.ts";
 import { PrivacyBudgetExceededError } from "../dp/errors.ts";
 import { type ComposedEvent, type DpEvent, eventRdpCurve } from "../dp/events.ts";
 import {
+  centralNoiseStddev,
   centralRoundEvent,
   centralSigma,
   decodedSensitivity,
@@ -134,11 +135,12 @@ export function roundRecordFromConfig(cfg: DpRoundConfig, o: RoundOutcome): Roun
     };
   }
   const sigma = centralSigma(cfg);
+  const actual = centralNoiseStddev(cfg);
   return {
     ...common,
     mechanism: "central_gaussian",
     trustModel: "central",
-    noise: { sigma, noiseMultiplier: sigma / decodedSensitivity(cfg), varianceActual: sigma * sigma },
+    noise: { sigma, noiseMultiplier: sigma / decodedSensitivity(cfg), varianceActual: actual * actual },
     events: [{ event: centralRoundEvent(cfg, { sampling: o.sampling }), count: 1 }],
   };
 }
