@@ -162,9 +162,12 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
     },
 
     async setBudget(tenantId, modelId, request) {
+      const delta =
+        request.delta ?? (request.population === undefined ? undefined : defaultDelta(request.population));
+      if (delta === undefined) throw new InvalidRequestError("delta: give delta, or population");
       const budget: Omit<PrivacyBudget, "version"> = {
         epsilonCap: request.epsilonCap,
-        delta: request.delta ?? defaultDelta(request.population as number),
+        delta,
         population: request.population ?? null,
         updatedAt: clock(),
       };
@@ -207,29 +210,28 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         rotationSeed: shape.rotationSeed,
         ...(adaptive ? { clipCountStddev: adaptive.countStddev } : {}),
       };
+      // The request schema guarantees a target, or (central only) a noise multiplier.
+      const target =
+        request.targetEpsilon !== undefined && request.rounds !== undefined
+          ? {
+              targetEpsilon: request.targetEpsilon,
+              rounds: request.rounds,
+              delta: budget.delta,
+              samplingRate: SELF_SELECTED.rate,
+            }
+          : null;
       let config: DpRoundConfig;
       try {
-        config =
-          request.mechanism === "distributed_discrete_gaussian"
-            ? planDistributedRound({
-                ...base,
-                targetEpsilon: request.targetEpsilon as number,
-                rounds: request.rounds as number,
-                delta: budget.delta,
-                samplingRate: SELF_SELECTED.rate,
-                threshold: shape.threshold,
-              })
-            : planCentralRound({
-                ...base,
-                ...(request.noiseMultiplier !== undefined
-                  ? { noiseMultiplier: request.noiseMultiplier }
-                  : {
-                      targetEpsilon: request.targetEpsilon as number,
-                      rounds: request.rounds as number,
-                      delta: budget.delta,
-                      samplingRate: SELF_SELECTED.rate,
-                    }),
-              });
+        if (request.mechanism === "distributed_discrete_gaussian") {
+          if (!target)
+            throw new InvalidRequestError("dp: a distributed round needs targetEpsilon and rounds");
+          config = planDistributedRound({ ...base, ...target, threshold: shape.threshold });
+        } else {
+          const noise =
+            request.noiseMultiplier !== undefined ? { noiseMultiplier: request.noiseMultiplier } : target;
+          if (!noise) throw new InvalidRequestError("dp: give noiseMultiplier, or targetEpsilon and rounds");
+          config = planCentralRound({ ...base, ...noise });
+        }
       } catch (cause) {
         if (cause instanceof FedprofileError) throw cause;
         throw new InvalidRequestError(
