@@ -240,6 +240,40 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
     expect((await ctx.openRound(dp)).status).toBe(201);
   });
 
+  it("minNoiseShares: less noise per device, and a shard below it aborts before unmasking", async () => {
+    const ctx = setup();
+    stop = ctx.stop;
+    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
+      v: 1,
+      epsilonCap: 50,
+      delta: 1e-6,
+    });
+    const dp = { clipNorm: 1, targetEpsilon: 2, rounds: 1 };
+    const atThreshold = RoundStatus.parse((await ctx.openRound(dp)).json);
+    await ctx.runDevices(VECTORS);
+    const atFive = RoundStatus.parse((await ctx.openRound({ ...dp, minNoiseShares: 5 })).json);
+    const sigma = (s: typeof atThreshold) =>
+      s.dp?.mechanism === "distributed_discrete_gaussian" ? localStddev(s.dp) : Number.NaN;
+    // Calibrated for 5 shares instead of t = 3: each device adds about sqrt(3/5) of the noise.
+    expect(sigma(atFive) / sigma(atThreshold)).toBeGreaterThan(0.7);
+    expect(sigma(atFive) / sigma(atThreshold)).toBeLessThan(0.82);
+    // Only four devices turn up: four masked inputs are fewer than five, so nothing is unmasked.
+    const outcomes = await ctx.runDevices(VECTORS.slice(0, 4));
+    expect(outcomes.map((o) => o.status)).toEqual(Array(4).fill("aborted"));
+    expect((await ctx.call("GET", `/v1/rounds/${atFive.roundId}`, ctx.keys.secret.key)).json).toMatchObject({
+      stage: "aborted",
+    });
+    const rows = (await ledgerRows(ctx)).map((r) => LedgerEntry.parse(r));
+    expect(rows.map((e) => e.roundId)).toEqual([atThreshold.roundId]);
+    expect(rows[0]?.cohort.threshold).toBe(3);
+    // A floor above the cohort is a bad request.
+    const tooMany = await ctx.openRound({ ...dp, minNoiseShares: 6 });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.json).toMatchObject({
+      error: { message: expect.stringMatching(/dp\.minNoiseShares: 6/) },
+    });
+  });
+
   it("central Gaussian: the coordinator adds the noise, and the entry says so", async () => {
     const ctx = setup();
     stop = ctx.stop;

@@ -291,6 +291,15 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           );
         }
         const graphs = sizes.map((size) => graphParameters(size, secagg));
+        // The fewest inputs each shard unmasks: its threshold t, or the DP floor when higher.
+        const minNoiseShares = request.dp?.minNoiseShares ?? 0;
+        const floors = graphs.map((g) => Math.max(g.t, minNoiseShares));
+        const smallest = Math.min(...sizes);
+        if (minNoiseShares > smallest) {
+          throw new InvalidRequestError(
+            `dp.minNoiseShares: ${minNoiseShares} exceeds the smallest shard (${smallest} devices)`,
+          );
+        }
         const now = clock();
         const stageCount = STAGES.length - (secagg.consistencyCheck ? 0 : 1);
         const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
@@ -309,7 +318,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             roundId,
             expiresAt: giveUpAt,
             dimension: request.dimension,
-            threshold: Math.min(...graphs.map((g) => g.t)),
+            threshold: Math.min(...floors),
             expectedClients: request.maxContributions,
             rotationSeed: bytesToHex(randomBytes(32)),
           });
@@ -342,10 +351,22 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           for (const [shard, size] of sizes.entries()) {
             const { k, t } = graphs[shard] as { k: number; t: number };
             // A DP round's inputs are residues mod 2^m that are meant to wrap (KLS21 Alg. 1).
-            let words: { dimension: number; valueBits: number; modulusBits: number; modularInputs?: boolean };
+            let words: {
+              dimension: number;
+              valueBits: number;
+              modulusBits: number;
+              modularInputs?: boolean;
+              minInputs?: number;
+            };
             if (dp) {
               const m = dp.config.modulusBits;
-              words = { dimension: paddedDim(dp.config), valueBits: m, modulusBits: m, modularInputs: true };
+              words = {
+                dimension: paddedDim(dp.config),
+                valueBits: m,
+                modulusBits: m,
+                modularInputs: true,
+                ...(floors[shard] !== t ? { minInputs: floors[shard] } : {}),
+              };
             } else {
               const valueBits = (secagg.encoding as FixedPointEncoding).valueBits;
               try {

@@ -475,6 +475,16 @@ export async function closeStage(
           now,
         );
       }
+      // The sum is over exactly these inputs: below the operator's floor it is never revealed.
+      const floor = state.config.minInputs ?? t;
+      if (survivors.length < floor) {
+        return abortRound(
+          state,
+          phase,
+          `${survivors.length} devices sent masked inputs; this round unmasks no fewer than ${floor}`,
+          now,
+        );
+      }
       // Boxes have been delivered; the server has no further use for them.
       const devices: Record<string, DeviceRecord> = {};
       for (const [slot, record] of Object.entries(state.devices)) {

@@ -42,6 +42,11 @@ export interface SecAggRoundConfig {
    * Gaussian, KLS21 Alg. 1): b = m, and the no-overflow premise does not apply.
    */
   modularInputs?: boolean;
+  /**
+   * The fewest masked inputs the round will unmask (≥ t): below it the round aborts before
+   * anything is revealed. Distributed DP sets it to the noise shares its calibration assumed.
+   */
+  minInputs?: number;
   /** Public 32-byte seed of the neighbour graph, base64. */
   graphSeed: string;
   /** Whether to run Bonawitz's consistency-check round (stage 3). */
@@ -117,6 +122,8 @@ export interface CreateRoundOptions {
   modulusBits: number;
   /** See `SecAggRoundConfig.modularInputs`. */
   modularInputs?: boolean;
+  /** See `SecAggRoundConfig.minInputs`. */
+  minInputs?: number;
   /** Defaults to 32 fresh random bytes. */
   graphSeed?: Uint8Array;
   consistencyCheck?: boolean;
@@ -167,6 +174,10 @@ export function createRoundState(options: CreateRoundOptions, now: number): Serv
       `modulusBits ${modulusBits} must be in [b + ⌈log2 n⌉, 32] = [${valueBits + Math.ceil(Math.log2(n))}, 32] so the sum cannot wrap`,
     );
   }
+  const { minInputs } = options;
+  if (minInputs !== undefined && (!Number.isInteger(minInputs) || minInputs < t || minInputs > n)) {
+    throw new RangeError(`minInputs must be an integer in [t, n] = [${t}, ${n}], got ${minInputs}`);
+  }
   const seed = options.graphSeed ?? (options.randomBytes ?? systemRandomBytes)(SIZES.seed);
   if (seed.length !== SIZES.seed) throw new RangeError(`graphSeed must be ${SIZES.seed} bytes`);
   const stageTimeoutsMs = { ...DEFAULT_STAGE_TIMEOUTS, ...options.stageTimeoutsMs };
@@ -181,6 +192,7 @@ export function createRoundState(options: CreateRoundOptions, now: number): Serv
       valueBits,
       modulusBits,
       ...(modularInputs ? { modularInputs } : {}),
+      ...(minInputs !== undefined && minInputs > t ? { minInputs } : {}),
       graphSeed: bytesToBase64(seed),
       consistencyCheck: options.consistencyCheck ?? true,
       stageTimeoutsMs,
@@ -257,6 +269,7 @@ export const RoundCoreSchema = z
         valueBits: z.number().int().min(1).max(MAX_MODULUS_BITS),
         modulusBits: z.number().int().min(2).max(MAX_MODULUS_BITS),
         modularInputs: z.literal(true).optional(),
+        minInputs: z.number().int().min(1).optional(),
         graphSeed: z.string(),
         consistencyCheck: z.boolean(),
         stageTimeoutsMs: z.record(stageEnum, z.number().nonnegative()),

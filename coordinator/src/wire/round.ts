@@ -58,6 +58,13 @@ export const DpRoundRequest = z
     rounds: z.number().int().min(1).max(100_000).optional(),
     /** Central mechanism only: the noise multiplier itself, instead of a target. */
     noiseMultiplier: z.number().positive().max(1000).optional(),
+    /**
+     * The fewest devices whose noise any sum the coordinator unmasks must carry: a shard with fewer
+     * masked inputs aborts before unmasking, and the noise is calibrated for this many shares
+     * instead of the SecAgg threshold t (default t). Raising it towards the expected turnout cuts
+     * the noise; the price is that a round with more dropouts aborts.
+     */
+    minNoiseShares: z.number().int().min(1).max(65_536).optional(),
     /** Bits m of the modular arithmetic (KLS21 §4.4); the upload is m bits per coordinate. */
     modulusBits: z.number().int().min(8).max(32).default(24),
     /**

@@ -61,6 +61,10 @@ export interface SimulatedRound {
   valueBits: number;
   modulusBits: number;
   consistencyCheck?: boolean;
+  /** Inputs are residues mod 2^m that may wrap (distributed DP); then valueBits = modulusBits. */
+  modularInputs?: boolean;
+  /** The fewest masked inputs the server unmasks. */
+  minInputs?: number;
   /** Encoded inputs per slot (each value < 2^valueBits). */
   inputs: readonly Uint32Array[];
   /** Slot → the stage at which it stops sending. */
@@ -126,6 +130,8 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
       valueBits: round.valueBits,
       modulusBits: round.modulusBits,
       consistencyCheck: round.consistencyCheck ?? true,
+      ...(round.modularInputs ? { modularInputs: true } : {}),
+      ...(round.minInputs === undefined ? {} : { minInputs: round.minInputs }),
       randomBytes: random,
     },
     now,

@@ -158,6 +158,63 @@ describe("SecAgg+ rounds (properties)", () => {
     }
   });
 
+  it("minInputs: below it the round aborts at masked-input, before anything is unmasked", async () => {
+    const n = 8;
+    const inputs = Array.from({ length: n }, (_, i) => new Uint32Array([i, 3 * i]));
+    const base = {
+      cohortSize: n,
+      k: 4,
+      t: 2,
+      dimension: 2,
+      valueBits: 8,
+      modulusBits: 12,
+      inputs,
+      minInputs: 6,
+    };
+    // Three drop before masked-input: 5 ≥ t inputs, but fewer than the floor of 6.
+    const three = new Map<number, Stage>([0, 1, 2].map((s) => [s, "masked-input"]));
+    const short = await runSimulatedRound({ ...base, dropouts: three });
+    expect(short.state.phase).toBe("aborted");
+    expect(short.abort).toMatchObject({ stage: "masked-input", code: "secagg_below_threshold" });
+    expect(short.abort?.reason).toMatch(/5 devices sent masked inputs; this round unmasks no fewer than 6/);
+    expect(short.state.maskedSum).toBeNull();
+    // Two drop: exactly the floor, and the exact sum of the six.
+    const two = new Map<number, Stage>([0, 1].map((s) => [s, "masked-input"]));
+    const ok = await runSimulatedRound({ ...base, dropouts: two });
+    expect(ok.abort).toBeNull();
+    expect(ok.contributors).toHaveLength(6);
+    expect(ok.sum).toEqual(plainSum(inputs, ok.contributors, 12));
+  });
+
+  it("modularInputs: 32-bit residues are summed mod 2^32, wrapping as distributed DP needs", async () => {
+    const n = 5;
+    const inputs = Array.from({ length: n }, (_, i) => new Uint32Array([0xffff_fff0 + i, i, 0x8000_0000]));
+    const out = await runSimulatedRound({
+      cohortSize: n,
+      k: 4,
+      t: 2,
+      dimension: 3,
+      valueBits: 32,
+      modulusBits: 32,
+      modularInputs: true,
+      inputs,
+    });
+    expect(out.abort).toBeNull();
+    expect(out.sum).toEqual(plainSum(inputs, out.contributors, 32));
+    await expect(
+      runSimulatedRound({
+        cohortSize: n,
+        k: 4,
+        t: 2,
+        dimension: 3,
+        valueBits: 31,
+        modulusBits: 32,
+        modularInputs: true,
+        inputs,
+      }),
+    ).rejects.toThrow(/valueBits \(31\) must equal modulusBits/);
+  });
+
   it("survives a restart after every message (state through JSON) with the same result", async () => {
     const n = 8;
     const inputs = Array.from({ length: n }, (_, i) => new Uint32Array([i, 100 + i, 255]));
