@@ -83,10 +83,22 @@ function setup() {
         return participateInSecAggRound(client, round, () => Float64Array.from(v), { pollMs: 10 });
       }),
     );
+  const setBudget = (epsilonCap: number, delta = 1e-6) =>
+    call("PUT", "/v1/privacy/budgets/segments", keys.secret.key, { v: 1, epsilonCap, delta });
   const advance = (ms: number) => {
     skew += ms;
   };
-  return { memory, keys, call, openRound, runDevices, bodies, advance, stop: () => clearInterval(ticker) };
+  return {
+    memory,
+    keys,
+    call,
+    setBudget,
+    openRound,
+    runDevices,
+    bodies,
+    advance,
+    stop: () => clearInterval(ticker),
+  };
 }
 
 let stop: (() => void) | undefined;
@@ -183,11 +195,7 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
     expect(missing.status).toBe(409);
     expect(missing.json).toMatchObject({ error: { code: "privacy_budget_missing" } });
 
-    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
-      v: 1,
-      epsilonCap: 1.05,
-      delta: 1e-6,
-    });
+    await ctx.setBudget(1.05);
     // Each round is calibrated to spend epsilon 1 at the threshold: two cannot fit under 1.05.
     expect((await ctx.openRound({ clipNorm: 1, targetEpsilon: 1, rounds: 1 })).status).toBe(201);
     await ctx.runDevices(VECTORS);
@@ -198,28 +206,19 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
     expect(error.code).toBe("privacy_budget_exceeded");
     expect(error.message).toMatch(/cap 1\.05.*refused before any device/);
     // Nothing was opened: check-in finds no round, the ledger still has one entry.
-    const client = createCoordinatorClient({
-      endpoint: "http://coordinator.test",
-      apiKey: ctx.keys.publishable.key,
-      fetch: async (input, init) =>
-        createCoordinatorApp({
-          tenants: ctx.memory.tenants,
-          models: ctx.memory.models,
-          rounds: ctx.memory.rounds,
-        }).request(input instanceof Request ? input : String(input), init),
+    const checkin = await ctx.call("POST", "/v1/checkin", ctx.keys.publishable.key, {
+      v: 1,
+      modelId: "segments",
+      sdkVersion: "0.1.0",
     });
-    expect((await client.checkin("segments")).round).toBeNull();
+    expect(checkin.json).toMatchObject({ round: null });
     expect(await ledgerRows(ctx)).toHaveLength(1);
   });
 
   it("rounds open at the same time reserve their cost: together they cannot pass the cap", async () => {
     const ctx = setup();
     stop = ctx.stop;
-    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
-      v: 1,
-      epsilonCap: 1.05,
-      delta: 1e-6,
-    });
+    await ctx.setBudget(1.05);
     const dp = { clipNorm: 1, targetEpsilon: 1, rounds: 1 };
     // Opened at once, before any device has contributed: only one fits.
     const both = await Promise.all([ctx.openRound(dp), ctx.openRound(dp)]);
@@ -243,11 +242,7 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
   it("minNoiseShares: less noise per device, and a shard below it aborts before unmasking", async () => {
     const ctx = setup();
     stop = ctx.stop;
-    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
-      v: 1,
-      epsilonCap: 50,
-      delta: 1e-6,
-    });
+    await ctx.setBudget(50);
     const dp = { clipNorm: 1, targetEpsilon: 2, rounds: 1 };
     const atThreshold = RoundStatus.parse((await ctx.openRound(dp)).json);
     await ctx.runDevices(VECTORS);
@@ -277,11 +272,7 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
   it("central Gaussian: the coordinator adds the noise, and the entry says so", async () => {
     const ctx = setup();
     stop = ctx.stop;
-    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
-      v: 1,
-      epsilonCap: 20,
-      delta: 1e-6,
-    });
+    await ctx.setBudget(20);
     const opened = await ctx.openRound({ mechanism: "central_gaussian", clipNorm: 1, noiseMultiplier: 1.2 });
     expect(opened.status).toBe(201);
     await ctx.runDevices(VECTORS);
@@ -299,11 +290,7 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
   it("adaptive clipping: each round's quantile release is in the ledger and sets the next clip", async () => {
     const ctx = setup();
     stop = ctx.stop;
-    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
-      v: 1,
-      epsilonCap: 50,
-      delta: 1e-6,
-    });
+    await ctx.setBudget(50);
     const dp = {
       clipNorm: 0.2,
       targetEpsilon: 4,
@@ -328,11 +315,7 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
     stop = ctx.stop;
     expect((await ctx.call("GET", "/v1/audit/ledger", ctx.keys.secret.key)).status).toBe(403);
     expect((await ctx.call("GET", "/v1/audit/ledger", ctx.keys.publishable.key)).status).toBe(403);
-    await ctx.call("PUT", "/v1/privacy/budgets/segments", ctx.keys.secret.key, {
-      v: 1,
-      epsilonCap: 50,
-      delta: 1e-6,
-    });
+    await ctx.setBudget(50);
     for (let r = 0; r < 3; r++) {
       await ctx.openRound({ clipNorm: 1, targetEpsilon: 4, rounds: 4 });
       await ctx.runDevices(VECTORS);
