@@ -207,6 +207,10 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         clipNorm,
         expectedClients: shape.expectedClients,
         modulusBits: request.modulusBits,
+        // Six stddevs of the aggregate must fit in m bits, not KLS21's usual four: at d = 65,536
+        // four would let about four coordinates a round wrap (P(|Z| > 4) = 6.3e-5 each), while six
+        // costs at most ~1e-6 of the noise variance in extra rounding (or nothing, at m = 24).
+        kStddevs: 6,
         rotationSeed: shape.rotationSeed,
         ...(adaptive ? { clipCountStddev: adaptive.countStddev } : {}),
       };
