@@ -1,6 +1,7 @@
 /**
  * Serves the examples on 127.0.0.1: the storefront page, its esbuild bundle of the SDK, and a
- * `config.json` naming the coordinator and the publishable key.
+ * `config.json` naming the coordinator and the publishable key; and the compliance dashboard at
+ * `/compliance/` (its bundle verifies the privacy ledger in the browser).
  */
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
@@ -14,13 +15,24 @@ export interface ExampleServer {
   url: string;
   /** Bytes of the storefront bundle (minified). */
   bundleBytes: number;
+  /** Bytes of the compliance dashboard bundle (minified). */
+  complianceBundleBytes: number;
   close(): Promise<void>;
 }
 
 /** Bundles the storefront for browsers (the same way a storefront would ship the SDK). */
-export async function bundleStorefront(): Promise<string> {
+export function bundleStorefront(): Promise<string> {
+  return bundleExample("storefront/main.ts");
+}
+
+/** Bundles the compliance dashboard for browsers (the ledger verifier, wire schemas and its page code). */
+export function bundleCompliance(): Promise<string> {
+  return bundleExample("compliance/main.ts");
+}
+
+async function bundleExample(entry: string): Promise<string> {
   const result = await build({
-    entryPoints: [join(EXAMPLES, "storefront/main.ts")],
+    entryPoints: [join(EXAMPLES, entry)],
     bundle: true,
     format: "esm",
     platform: "browser",
@@ -38,17 +50,29 @@ export async function startExampleServer(options: {
   config: { endpoint: string; apiKey: string; modelId?: string };
   port?: number;
 }): Promise<ExampleServer> {
-  const app = await bundleStorefront();
-  const html = await readFile(join(EXAMPLES, "storefront/index.html"), "utf8");
+  const [app, html, complianceApp, complianceHtml] = await Promise.all([
+    bundleStorefront(),
+    readFile(join(EXAMPLES, "storefront/index.html"), "utf8"),
+    bundleCompliance(),
+    readFile(join(EXAMPLES, "compliance/index.html"), "utf8"),
+  ]);
   const config = JSON.stringify({ modelId: "activity", ...options.config });
   const routes: Record<string, [string, string]> = {
     "/": ["text/html; charset=utf-8", html],
     "/index.html": ["text/html; charset=utf-8", html],
     "/app.js": ["text/javascript; charset=utf-8", app],
     "/config.json": ["application/json", config],
+    "/compliance/": ["text/html; charset=utf-8", complianceHtml],
+    "/compliance/index.html": ["text/html; charset=utf-8", complianceHtml],
+    "/compliance/app.js": ["text/javascript; charset=utf-8", complianceApp],
   };
   const server: Server = createServer((request, response) => {
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
+    // The dashboard loads `./app.js`: without the slash that would be the storefront's bundle.
+    if (path === "/compliance") {
+      response.writeHead(308, { location: "/compliance/" }).end();
+      return;
+    }
     const route = routes[path];
     if (!route) {
       response.writeHead(404, { "content-type": "text/plain" }).end("not found");
@@ -62,6 +86,7 @@ export async function startExampleServer(options: {
   return {
     url: `http://127.0.0.1:${port}`,
     bundleBytes: Buffer.byteLength(app),
+    complianceBundleBytes: Buffer.byteLength(complianceApp),
     close: () => new Promise((done) => server.close(() => done())),
   };
 }
