@@ -17,6 +17,7 @@ import {
   LedgerEntry,
   type LedgerVerification,
   publicKeyFromHex,
+  splitChains,
   verifyLedgerFast,
 } from "@fedprofile/coordinator/ledger";
 import { LedgerPublicKey, LedgerRowsPage, PrivacyBudgetStatus } from "@fedprofile/coordinator/wire";
@@ -216,34 +217,6 @@ async function fetchLedger(
     cursor = doc.data.nextCursor;
   }
   throw new Error("too many ledger pages");
-}
-
-function field(row: unknown, name: string): string | null {
-  if (row === null || typeof row !== "object") return null;
-  const v: unknown = Reflect.get(row, name);
-  return typeof v === "string" ? v : null;
-}
-
-/**
- * Splits rows into (tenant, model) chains in the order returned (sorting would hide a
- * reordering); a row without a readable tenant and model joins the chain before it. The same rule
- * as the CLI's `splitChains`.
- */
-function splitChains(
-  rows: readonly unknown[],
-): Map<string, { tenant: string; model: string; rows: unknown[]; positions: number[] }> {
-  const chains = new Map<string, { tenant: string; model: string; rows: unknown[]; positions: number[] }>();
-  let last = { key: "?/?", tenant: "?", model: "?" };
-  rows.forEach((row, i) => {
-    const tenant = field(row, "tenant");
-    const model = field(row, "model");
-    if (tenant !== null && model !== null) last = { key: `${tenant}/${model}`, tenant, model };
-    const c = chains.get(last.key) ?? { tenant: last.tenant, model: last.model, rows: [], positions: [] };
-    c.rows.push(row);
-    c.positions.push(i);
-    chains.set(last.key, c);
-  });
-  return chains;
 }
 
 async function budgetOf(

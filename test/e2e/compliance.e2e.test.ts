@@ -351,7 +351,9 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
       const first = positionsOf(model)[0]!;
       expect(chain).toMatchObject({ ok: false, reason: "key", index: 0, row: first, seq: 0, epsilon: null });
       expect(chain.message).toContain("entry #0 (seq 0,");
-      expect(chain.message).toContain(`not the coordinator key ${keyIdOf(Buffer.from(other, "hex"))}`);
+      expect(chain.message).toContain(
+        `not by the key it is verified against (${keyIdOf(Buffer.from(other, "hex"))})`,
+      );
       const box = page.locator(`.chain[data-chain="${TENANT}/${model}"]`);
       expect(await box.locator("h4 .verdict").textContent()).toBe("FAILED");
       const failure = await box.locator(".failure").textContent();

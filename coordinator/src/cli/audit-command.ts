@@ -10,7 +10,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { keyIdOf, publicKeyFromHex } from "../ledger/chain.ts";
 import { exportLedgerCsv, exportLedgerJson } from "../ledger/export.ts";
 import { LedgerEntry } from "../ledger/schema.ts";
-import { type LedgerVerification, verifyLedgerFast } from "../ledger/verify.ts";
+import { type LedgerVerification, splitChains, verifyLedgerFast } from "../ledger/verify.ts";
 import { type ParsedArgs, parseArgs, stringFlag } from "./args.ts";
 import { type CliIo, CliUsageError } from "./io.ts";
 import { fileLedgerSource, httpLedgerSource, type LedgerSource } from "./ledger-source.ts";
@@ -52,29 +52,6 @@ function sourceFrom(args: ParsedArgs, io: CliIo): LedgerSource {
   if (!key) throw new CliUsageError("--auditor-key (or FEDPROFILE_AUDITOR_KEY) is required with --url");
   const model = stringFlag(args, "model");
   return httpLedgerSource({ baseUrl: url!, auditorKey: key, fetch: io.fetch, ...(model ? { model } : {}) });
-}
-
-function field(row: unknown, name: string): string | null {
-  if (row === null || typeof row !== "object") return null;
-  const v: unknown = Reflect.get(row, name);
-  return typeof v === "string" ? v : null;
-}
-
-/** Splits raw rows into chains by (tenant, model), preserving order; unreadable rows join the chain before them. */
-export function splitChains(rows: readonly unknown[]): Map<string, { rows: unknown[]; positions: number[] }> {
-  const chains = new Map<string, { rows: unknown[]; positions: number[] }>();
-  let last = "?/?";
-  rows.forEach((row, i) => {
-    const t = field(row, "tenant");
-    const m = field(row, "model");
-    const key = t !== null && m !== null ? `${t}/${m}` : last;
-    last = key;
-    const c = chains.get(key) ?? { rows: [], positions: [] };
-    c.rows.push(row);
-    c.positions.push(i);
-    chains.set(key, c);
-  });
-  return chains;
 }
 
 /** One chain's verification, as printed and as `--json`. */

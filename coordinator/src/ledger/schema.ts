@@ -141,6 +141,10 @@ export type LedgerEntry = z.infer<typeof LedgerEntry>;
 
 /** The auditor API's page of entries. */
 export const LedgerPage = z
-  .object({ v: z.literal(1), entries: z.array(z.unknown()), nextCursor: z.string().nullable() })
+  .object({
+    v: z.literal(1),
+    entries: z.array(z.unknown()).describe("signed ledger entries, verbatim as stored"),
+    nextCursor: z.string().nullable(),
+  })
   .strict();
 export type LedgerPage = z.infer<typeof LedgerPage>;

@@ -154,7 +154,12 @@ export function verifyLedger(
       );
     }
     if (e.keyId !== keyId) {
-      return fail(i, e, "key", `${name}: signed by key ${e.keyId}, not the coordinator key ${keyId}`);
+      return fail(
+        i,
+        e,
+        "key",
+        `${name}: signed by key ${e.keyId}, not by the key it is verified against (${keyId})`,
+      );
     }
     if (!(opts.signatureValid?.[i] ?? verifySignature(e, publicKey))) {
       return fail(
@@ -326,4 +331,38 @@ export async function verifyLedgerFast(
   let next = 0;
   const signatureValid = parsed.map((e) => (e === undefined ? undefined : results[next++]));
   return verifyLedger(rows, publicKey, { ...opts, signatureValid });
+}
+
+/** One (tenant, model) chain of a ledger listing, with each row's position in the listing. */
+export interface LedgerChainRows {
+  readonly tenant: string;
+  readonly model: string;
+  readonly rows: unknown[];
+  readonly positions: number[];
+}
+
+function stringField(row: unknown, name: string): string | null {
+  if (row === null || typeof row !== "object") return null;
+  const v: unknown = Reflect.get(row, name);
+  return typeof v === "string" ? v : null;
+}
+
+/**
+ * Splits raw rows into (tenant, model) chains keyed `tenant/model`, keeping the order the source
+ * returned (sorting would hide a reordering); a row without a readable tenant and model joins the
+ * chain before it, so the verifier names it there.
+ */
+export function splitChains(rows: readonly unknown[]): Map<string, LedgerChainRows> {
+  const chains = new Map<string, LedgerChainRows>();
+  let last = { key: "?/?", tenant: "?", model: "?" };
+  rows.forEach((row, i) => {
+    const tenant = stringField(row, "tenant");
+    const model = stringField(row, "model");
+    if (tenant !== null && model !== null) last = { key: `${tenant}/${model}`, tenant, model };
+    const chain = chains.get(last.key) ?? { tenant: last.tenant, model: last.model, rows: [], positions: [] };
+    chain.rows.push(row);
+    chain.positions.push(i);
+    chains.set(last.key, chain);
+  });
+  return chains;
 }

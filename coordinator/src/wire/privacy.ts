@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { LedgerPage } from "../ledger/schema";
 import { EpochMillis, ModelId, WireVersion } from "./common";
 
 /**
@@ -59,10 +60,9 @@ export const LedgerQuery = z.object({
 });
 export type LedgerQuery = z.infer<typeof LedgerQuery>;
 
-/** One page of raw ledger rows, in (model, seq) order; `nextCursor` continues it. */
-export const LedgerRowsPage = z.object({
-  v: WireVersion,
-  entries: z.array(z.unknown()).describe("signed ledger entries, verbatim as stored"),
-  nextCursor: z.string().nullable(),
-});
-export type LedgerRowsPage = z.infer<typeof LedgerRowsPage>;
+/**
+ * One page of raw ledger rows, in (model, seq) order; `nextCursor` continues it. The ledger
+ * package's `LedgerPage`, which the CLI and the dashboard parse it with: one schema, not two.
+ */
+export const LedgerRowsPage = LedgerPage;
+export type LedgerRowsPage = LedgerPage;
