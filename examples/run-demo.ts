@@ -152,6 +152,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     config: { endpoint: coordinator.url, apiKey: keys.publishable },
   });
   info(`storefront:  ${examples.url}/ (bundle ${(examples.bundleBytes / 1024).toFixed(1)} KiB minified)`);
+  info(
+    `compliance:  ${examples.url}/compliance/ (verifies the ledger in the browser; paste the auditor key)`,
+  );
 
   const operator = (method: string, path: string, body?: unknown) =>
     fetch(`${coordinator.url}${path}`, {
@@ -409,7 +412,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
 
     step(`Done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     if (values.serve) {
-      info(`still serving: storefront ${examples.url}/ → coordinator ${coordinator.url}. Ctrl-C to stop.`);
+      info(
+        `still serving: storefront ${examples.url}/ and compliance dashboard ${examples.url}/compliance/ → coordinator ${coordinator.url}. Ctrl-C to stop.`,
+      );
       await new Promise(() => {});
     }
   } finally {
