@@ -59,6 +59,8 @@ export interface BudgetStatus {
   readonly remaining: number;
   /** Entries in the chain. */
   readonly entries: number;
+  /** Hash of the chain's head entry (null for an empty chain). */
+  readonly headHash: string | null;
 }
 
 /** What a round ran, in ledger terms. */
@@ -193,6 +195,7 @@ export class PrivacyLedger {
       epsilonCap: this.o.policy.epsilonCap,
       remaining: this.o.policy.epsilonCap - e.epsilon,
       entries: head ? head.seq + 1 : 0,
+      headHash: head?.hash ?? null,
     };
   }
 
@@ -227,6 +230,7 @@ export class PrivacyLedger {
       epsilonCap: this.o.policy.epsilonCap,
       remaining: this.o.policy.epsilonCap - next.epsilon,
       entries: head ? head.seq + 1 : 0,
+      headHash: head?.hash ?? null,
     };
   }
 

@@ -11,12 +11,10 @@
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { AdaptiveClippingOptions, updateClip } from "../dp/adaptive-clipping";
 import type { DpRoundConfig } from "../dp/config";
-import { rdpToEpsilon } from "../dp/conversion";
 import type { PrivacyBudgetExceededError } from "../dp/errors";
 import type { DpEvent } from "../dp/events";
 import { centralRoundEvent, distributedRoundEvent } from "../dp/mechanism";
 import { planCentralRound, planDistributedRound } from "../dp/planning";
-import { DEFAULT_RDP_ORDERS } from "../dp/rdp";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { keyIdOf, type LedgerSigner } from "../ledger/chain";
 import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger";
@@ -137,18 +135,17 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
     modelId: string,
     budget: PrivacyBudget,
   ): Promise<PrivacyBudgetStatus> {
-    const head = await store.head({ tenant: tenantId, model: modelId });
-    const epsilon = head ? rdpToEpsilon(DEFAULT_RDP_ORDERS, head.accountant.rdp, budget.delta).epsilon : 0;
+    const position = await ledgerFor(tenantId, modelId, budget).status();
     return {
       v: WIRE_VERSION,
       modelId,
       epsilonCap: budget.epsilonCap,
       delta: budget.delta,
       population: budget.population,
-      epsilonSpent: epsilon,
-      remaining: budget.epsilonCap - epsilon,
-      entries: head ? head.seq + 1 : 0,
-      headHash: head?.hash ?? null,
+      epsilonSpent: position.epsilon,
+      remaining: position.remaining,
+      entries: position.entries,
+      headHash: position.headHash,
       updatedAt: budget.updatedAt,
     };
   }
