@@ -43,6 +43,7 @@ import {
 import type { ComplianceSummary } from "../../examples/compliance/main";
 import { type ExampleServer, startExampleServer } from "../../examples/serve";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../chromium";
+import { callCoordinator } from "./coordinator-api";
 
 const TENANT = "e2e-compliance";
 /** Rounds per model, in the order the ledger returns their chains ((model, seq) order). */
@@ -94,15 +95,8 @@ afterAll(async () => {
   if (persistTo) rmSync(persistTo, { recursive: true, force: true });
 });
 
-async function api(method: string, path: string, key: string, body?: unknown) {
-  const response = await fetch(`${coordinator.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, text, json: JSON.parse(text) as unknown };
-}
+const api = (method: string, path: string, key: string, body?: unknown) =>
+  callCoordinator(coordinator.url, method, path, key, body);
 
 /** Opens a distributed-DP SecAgg+ round for `model` and runs it with three SDK devices in node. */
 async function runRound(model: string): Promise<string> {

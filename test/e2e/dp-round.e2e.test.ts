@@ -39,6 +39,7 @@ import {
 import { type ExampleServer, startExampleServer } from "../../examples/serve";
 import { CATALOGUE } from "../../examples/storefront/catalogue";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../chromium";
+import { callCoordinator } from "./coordinator-api";
 
 const TENANT = "e2e-dp-shop";
 const MODEL = "activity";
@@ -107,15 +108,8 @@ afterAll(async () => {
   if (persistTo) rmSync(persistTo, { recursive: true, force: true });
 });
 
-async function api(method: string, path: string, key: string, body?: unknown) {
-  const response = await fetch(`${coordinator.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, text, json: JSON.parse(text) as unknown };
-}
+const api = (method: string, path: string, key: string, body?: unknown) =>
+  callCoordinator(coordinator.url, method, path, key, body);
 
 async function openDevice(): Promise<Page> {
   const context = await browser.newContext();
