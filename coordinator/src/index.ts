@@ -4,6 +4,7 @@ export * from "./app/index";
 export * from "./errors";
 export * from "./ids";
 export * from "./memory/index";
+export * from "./models/index";
 export * from "./ports";
 export * from "./rounds/any-round-host";
 export * from "./rounds/plain-sum-round";

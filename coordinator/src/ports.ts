@@ -6,6 +6,7 @@
 import type { ApiKeyKind } from "./api-keys";
 import type { DpEvent } from "./dp/events";
 import type { LedgerStore } from "./ledger/store";
+import type { RoundResult } from "./models/trainer";
 import type { ModelVersion, ModelVersionPage } from "./wire/model";
 import type {
   ContributionRequest,
@@ -16,6 +17,7 @@ import type {
   RoundStage,
   RoundStatus,
 } from "./wire/round";
+import type { KMeansModelParams, ModelDeclaration, RoundTask, TrainingRound } from "./wire/training";
 
 export interface Tenant {
   id: string;
@@ -44,6 +46,9 @@ export interface ModelDraft {
   aggregation: string;
   /** base64 of little-endian float64 weights */
   weights: string;
+  /** A trainer's model: its kind and the kind's published parameters (e.g. k-means segments). */
+  kind?: "kmeans";
+  params?: KMeansModelParams;
 }
 
 /** Versioned models: each closed round publishes the next version. */
@@ -73,10 +78,13 @@ export interface RoundIndex {
  * in-process object in tests). Every method is serialised by the host.
  */
 export interface RoundHostHandle {
-  open(tenantId: string, roundId: string, request: OpenRoundRequest): Promise<RoundStatus>;
+  /** Opens the round; `task` marks a trainer's round, whose result goes to the trainer. */
+  open(tenantId: string, roundId: string, request: OpenRoundRequest, task?: RoundTask): Promise<RoundStatus>;
   join(): Promise<JoinResponse>;
   contribute(request: ContributionRequest): Promise<ContributionResponse>;
   status(): Promise<RoundStatus | null>;
+  /** A trainer's round once it has ended (null before, and for rounds without a task). */
+  result(): Promise<RoundResult | null>;
 }
 
 /** Durable storage for one round's serialisable state, plus its deadline alarm. */
@@ -143,4 +151,16 @@ export interface AuditLedgerStore extends LedgerStore {
     tenantId: string,
     query: { model?: string; cursor: string | null; limit: number },
   ): Promise<{ rows: unknown[]; nextCursor: string | null }>;
+}
+
+/** Declared models and their training history (D1 in production). */
+export interface TrainingStore {
+  putDeclaration(tenantId: string, modelId: string, declaration: ModelDeclaration, at: number): Promise<void>;
+  getDeclaration(tenantId: string, modelId: string): Promise<ModelDeclaration | null>;
+  /** The tenant's declared model ids, in name order. */
+  listModels(tenantId: string): Promise<string[]>;
+  /** Records an ended round; idempotent per round id. */
+  appendRound(tenantId: string, modelId: string, round: TrainingRound): Promise<void>;
+  /** The newest `limit` rounds, newest first. */
+  rounds(tenantId: string, modelId: string, limit: number): Promise<TrainingRound[]>;
 }

@@ -9,8 +9,16 @@ import type {
   RoundIndex,
   Tenant,
   TenantStore,
+  TrainingStore,
 } from "@fedprofile/coordinator";
-import { type ModelVersion, RoundInfo, type RoundStage, WIRE_VERSION } from "@fedprofile/coordinator/wire";
+import {
+  ModelDeclaration,
+  ModelVersion,
+  RoundInfo,
+  type RoundStage,
+  TrainingRound,
+  WIRE_VERSION,
+} from "@fedprofile/coordinator/wire";
 
 const KINDS: readonly ApiKeyKind[] = ["publishable", "secret", "auditor"];
 const isKind = (kind: string): kind is ApiKeyKind => (KINDS as readonly string[]).includes(kind);
@@ -64,6 +72,8 @@ interface ModelRow {
   aggregation: string;
   weights?: string;
   published_at: number;
+  kind?: string | null;
+  params?: string | null;
 }
 
 function summaryOf(row: ModelRow) {
@@ -79,12 +89,18 @@ function summaryOf(row: ModelRow) {
   };
 }
 
+/** Rows are parsed, not cast: the stored params must still be a valid k-means model. */
 function versionOf(row: ModelRow): ModelVersion {
-  return { ...summaryOf(row), weights: row.weights ?? "" };
+  return ModelVersion.parse({
+    ...summaryOf(row),
+    weights: row.weights ?? "",
+    ...(row.kind ? { kind: row.kind } : {}),
+    ...(row.params ? { params: JSON.parse(row.params) } : {}),
+  });
 }
 
 const MODEL_COLUMNS =
-  "model_id, version, round_id, dimension, contributions, aggregation, weights, published_at";
+  "model_id, version, round_id, dimension, contributions, aggregation, weights, published_at, kind, params";
 
 export class D1ModelStore implements ModelStore {
   constructor(private readonly db: D1Database) {}
@@ -95,7 +111,7 @@ export class D1ModelStore implements ModelStore {
     await this.db
       .prepare(
         `INSERT INTO model_versions (tenant_id, ${MODEL_COLUMNS})
-         SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8
+         SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
          FROM model_versions WHERE tenant_id = ?1 AND model_id = ?2
          ON CONFLICT (tenant_id, round_id) DO NOTHING`,
       )
@@ -108,6 +124,8 @@ export class D1ModelStore implements ModelStore {
         draft.aggregation,
         draft.weights,
         publishedAt,
+        draft.kind ?? null,
+        draft.params === undefined ? null : JSON.stringify(draft.params),
       )
       .run();
     const row = await this.db
@@ -170,10 +188,11 @@ interface RoundRow {
   closes_at: number;
   secagg: string | null;
   dp: string | null;
+  task: string | null;
 }
 
 const ROUND_COLUMNS =
-  "round_id, model_id, aggregation, stage, dimension, min_contributions, max_contributions, opened_at, closes_at, secagg, dp";
+  "round_id, model_id, aggregation, stage, dimension, min_contributions, max_contributions, opened_at, closes_at, secagg, dp, task";
 
 /** Rows are parsed, not cast: a corrupted row fails loudly here rather than downstream. */
 function roundOf(row: RoundRow): RoundInfo {
@@ -189,6 +208,7 @@ function roundOf(row: RoundRow): RoundInfo {
     closesAt: row.closes_at,
     ...(row.secagg === null ? {} : { secagg: JSON.parse(row.secagg) }),
     ...(row.dp === null ? {} : { dp: JSON.parse(row.dp) }),
+    ...(row.task === null ? {} : { task: JSON.parse(row.task) }),
   });
 }
 
@@ -197,7 +217,9 @@ export class D1RoundIndex implements RoundIndex {
 
   async insert(tenantId: string, info: RoundInfo): Promise<void> {
     await this.db
-      .prepare(`INSERT INTO rounds (tenant_id, ${ROUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .prepare(
+        `INSERT INTO rounds (tenant_id, ${ROUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
       .bind(
         tenantId,
         info.roundId,
@@ -211,6 +233,7 @@ export class D1RoundIndex implements RoundIndex {
         info.closesAt,
         info.secagg === undefined ? null : JSON.stringify(info.secagg),
         info.dp === undefined ? null : JSON.stringify(info.dp),
+        info.task === undefined ? null : JSON.stringify(info.task),
       )
       .run();
   }
@@ -245,5 +268,93 @@ export class D1RoundIndex implements RoundIndex {
       .prepare("UPDATE rounds SET stage = ?, model_version = ? WHERE tenant_id = ? AND round_id = ?")
       .bind(stage, modelVersion, tenantId, roundId)
       .run();
+  }
+}
+
+interface TrainingRoundRow {
+  round_id: string;
+  phase: string;
+  iteration: number;
+  stage: string;
+  outcome: string;
+  contributors: number;
+  model_version: number | null;
+  metrics: string;
+  ended_at: number;
+}
+
+/** Declared models and their round history in D1. */
+export class D1TrainingStore implements TrainingStore {
+  constructor(private readonly db: D1Database) {}
+
+  async putDeclaration(tenantId: string, modelId: string, declaration: ModelDeclaration, at: number) {
+    await this.db
+      .prepare(
+        `INSERT INTO model_declarations (tenant_id, model_id, kind, declaration, declared_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (tenant_id, model_id) DO UPDATE SET kind = excluded.kind, declaration = excluded.declaration, declared_at = excluded.declared_at`,
+      )
+      .bind(tenantId, modelId, declaration.kind, JSON.stringify(declaration), at)
+      .run();
+  }
+
+  async getDeclaration(tenantId: string, modelId: string): Promise<ModelDeclaration | null> {
+    const row = await this.db
+      .prepare("SELECT declaration FROM model_declarations WHERE tenant_id = ? AND model_id = ?")
+      .bind(tenantId, modelId)
+      .first<{ declaration: string }>();
+    return row ? ModelDeclaration.parse(JSON.parse(row.declaration)) : null;
+  }
+
+  async listModels(tenantId: string): Promise<string[]> {
+    const { results } = await this.db
+      .prepare("SELECT model_id FROM model_declarations WHERE tenant_id = ? ORDER BY model_id")
+      .bind(tenantId)
+      .all<{ model_id: string }>();
+    return results.map((r) => r.model_id);
+  }
+
+  async appendRound(tenantId: string, modelId: string, round: TrainingRound): Promise<void> {
+    await this.db
+      .prepare(
+        `INSERT INTO training_rounds (tenant_id, model_id, round_id, phase, iteration, stage, outcome, contributors, model_version, metrics, ended_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, round_id) DO NOTHING`,
+      )
+      .bind(
+        tenantId,
+        modelId,
+        round.roundId,
+        round.phase,
+        round.iteration,
+        round.stage,
+        round.outcome,
+        round.contributors,
+        round.modelVersion,
+        JSON.stringify(round.metrics),
+        round.endedAt,
+      )
+      .run();
+  }
+
+  async rounds(tenantId: string, modelId: string, limit: number): Promise<TrainingRound[]> {
+    const { results } = await this.db
+      .prepare(
+        `SELECT round_id, phase, iteration, stage, outcome, contributors, model_version, metrics, ended_at
+         FROM training_rounds WHERE tenant_id = ? AND model_id = ? ORDER BY ended_at DESC, round_id LIMIT ?`,
+      )
+      .bind(tenantId, modelId, limit)
+      .all<TrainingRoundRow>();
+    return results.map((row) =>
+      TrainingRound.parse({
+        roundId: row.round_id,
+        phase: row.phase,
+        iteration: row.iteration,
+        stage: row.stage,
+        outcome: row.outcome,
+        contributors: row.contributors,
+        modelVersion: row.model_version,
+        metrics: JSON.parse(row.metrics),
+        endedAt: row.ended_at,
+      }),
+    );
   }
 }

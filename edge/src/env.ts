@@ -1,11 +1,13 @@
 import type { RoundDO } from "./round-do";
 import type { SecAggShardDO } from "./shard-do";
+import type { TrainerDO } from "./trainer-do";
 
 /** Bindings declared in wrangler.toml. */
 export interface Env {
   DB: D1Database;
   ROUND: DurableObjectNamespace<RoundDO>;
   SHARD: DurableObjectNamespace<SecAggShardDO>;
+  TRAINER: DurableObjectNamespace<TrainerDO>;
   /** Comma-separated storefront origins allowed to call device routes, or `*`. */
   ALLOWED_ORIGINS?: string;
   /**

@@ -13,12 +13,13 @@ import {
   type RoundStateStore,
   type ShardOutcome,
 } from "@fedprofile/coordinator";
-import type { ContributionRequest, OpenRoundRequest } from "@fedprofile/coordinator/wire";
+import type { ContributionRequest, OpenRoundRequest, RoundTask } from "@fedprofile/coordinator/wire";
 import { D1ModelStore, D1RoundIndex } from "./d1-stores";
 import type { Env } from "./env";
 import { privacyFor } from "./privacy";
 import { asResult, roundStub, unwrap } from "./rpc";
 import { shardHandle } from "./shard-do";
+import { trainerHandle } from "./trainer-do";
 
 const STATE_KEY = "round";
 
@@ -43,11 +44,16 @@ export class RoundDO extends DurableObject<Env> {
       models: new D1ModelStore(env.DB),
       index: new D1RoundIndex(env.DB),
       shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
+      trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),
     });
   }
 
-  open(tenantId: string, roundId: string, request: OpenRoundRequest) {
-    return asResult(() => this.host.open(tenantId, roundId, request));
+  open(tenantId: string, roundId: string, request: OpenRoundRequest, task?: RoundTask) {
+    return asResult(() => this.host.open(tenantId, roundId, request, task));
+  }
+
+  result() {
+    return asResult(() => this.host.result());
   }
 
   join() {
@@ -75,7 +81,8 @@ export class RoundDO extends DurableObject<Env> {
 export function roundHostHandle(env: Env, tenantId: string, roundId: string): RoundHostHandle {
   const stub = roundStub(env, tenantId, roundId);
   return {
-    open: async (t, r, request) => unwrap(await stub.open(t, r, request)),
+    open: async (t, r, request, task) => unwrap(await stub.open(t, r, request, task)),
+    result: async () => unwrap(await stub.result()),
     join: async () => unwrap(await stub.join()),
     contribute: async (request) => unwrap(await stub.contribute(request)),
     status: async () => unwrap(await stub.status()),

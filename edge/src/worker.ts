@@ -2,14 +2,16 @@
  * The Worker entry: builds the coordinator app over D1 and Durable Object ports.
  */
 import { createCoordinatorApp, createRoundService } from "@fedprofile/coordinator";
-import { D1ModelStore, D1RoundIndex, D1TenantStore } from "./d1-stores";
+import { D1ModelStore, D1RoundIndex, D1TenantStore, D1TrainingStore } from "./d1-stores";
 import type { Env } from "./env";
 import { privacyFor } from "./privacy";
 import { roundHostHandle } from "./round-do";
 import { shardHandle } from "./shard-do";
+import { trainerHandle } from "./trainer-do";
 
 export { RoundDO } from "./round-do";
 export { SecAggShardDO } from "./shard-do";
+export { TrainerDO } from "./trainer-do";
 
 type App = ReturnType<typeof createCoordinatorApp>;
 const apps = new WeakMap<D1Database, App>();
@@ -24,6 +26,8 @@ function appFor(env: Env): App {
       ...(privacy ? { privacy } : {}),
       tenants: new D1TenantStore(env.DB),
       models: new D1ModelStore(env.DB),
+      training: new D1TrainingStore(env.DB),
+      trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),
       rounds: createRoundService({
         index,
         hostFor: (tenantId, roundId) => roundHostHandle(env, tenantId, roundId),

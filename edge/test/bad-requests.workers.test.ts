@@ -44,6 +44,10 @@ const ALLOWED_KINDS: Record<string, string[]> = {
   "GET /v1/privacy/budgets/{modelId}": ["secret", "auditor"],
   "GET /v1/audit/ledger": ["auditor"],
   "GET /v1/audit/public-key": ["publishable", "secret", "auditor"],
+  "PUT /v1/models/{modelId}": ["secret"],
+  "GET /v1/models/{modelId}": ["secret", "auditor"],
+  "GET /v1/models/{modelId}/rounds": ["secret", "auditor"],
+  "GET /v1/tasks": ["publishable"],
 };
 /** A well-formed participant credential (SecAgg routes check its shape before anything else). */
 const PARTICIPANT = { "x-participant": `p_${"A".repeat(22)}.${"B".repeat(32)}` };
@@ -256,7 +260,7 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
         expect(text).toContain(name);
       }
     }
-    // Versions pages (limit, cursor) and ledger pages (limit, cursor, model).
-    expect(checked).toBe(9);
+    // Versions pages (limit, cursor), ledger pages (limit, cursor, model) and training rounds (limit).
+    expect(checked).toBe(12);
   });
 });

@@ -2,7 +2,7 @@
  * `fedprofile replay`: feeds UCI Online Retail through the SDK's own code path (validation,
  * accumulators, store, profile), one simulated device per customer, and writes the features.
  *
- *   npx fedprofile replay --data ../shared/data/online_retail.csv.gz \
+ *   npx fedprofile replay --data examples/data/online_retail.csv.gz \
  *     --as-of 2011-12-10T00:00:00Z --out features.csv [--store memory|fake-indexeddb] [--reference]
  *
  * Mapping rules (issue 3):

@@ -248,7 +248,7 @@ describe("consent", () => {
     expect(await profiler.sync()).toEqual({ status: "no-consent" });
     expect(fetch).not.toHaveBeenCalled();
     await profiler.consent({ sync: true });
-    expect(await profiler.sync()).toEqual({ status: "no-round", latestModelVersion: null });
+    expect(await profiler.sync("activity")).toEqual({ status: "no-round", latestModelVersion: null });
     expect(fetch).toHaveBeenCalledTimes(1);
   });
 

@@ -8,7 +8,7 @@
  * The network code (sync, model pull) is loaded with `import()` on first use, so the tracking
  * core stays small.
  */
-import type { ModelVersion } from "@fedprofile/coordinator/wire";
+import type { ModelVersion, RoundInfo } from "@fedprofile/coordinator/wire";
 import {
   type ConsentChoice,
   type ConsentState,
@@ -33,6 +33,7 @@ import {
 } from "./features/features";
 import { DEFAULT_FEATURE_CONFIG } from "./features/state";
 import { profileVector } from "./features/vector";
+import { assignSegment, contributeKMeans, type SegmentAssignment } from "./models/kmeans";
 import { createStoreManager } from "./store/store-manager";
 import { type CachedModel, DEFAULT_RETENTION } from "./store/types";
 import type { CoordinatorClient } from "./sync/coordinator-client";
@@ -78,6 +79,11 @@ export interface ProfilerOptions {
   maxBatch?: number;
   /** Give up opening IndexedDB after this long (default 3000 ms). */
   openTimeoutMs?: number;
+  /**
+   * The k-means model whose segments `getProfile().segment` reports, and whose published DP
+   * quantiles replace the default tag thresholds (default `segments`).
+   */
+  segmentModel?: string;
 }
 
 /** When an event happened, if not now. */
@@ -95,12 +101,20 @@ export interface Profile {
   summary: string;
   /** Standardised numeric vector for clustering (see `features/vector.ts`). */
   vector: number[];
+  /** This device's segment under the newest k-means model it holds (`segmentModel`), if any. */
+  segment: SegmentAssignment | null;
   /** Where the profile is kept right now. */
   storage: "indexeddb" | "memory";
 }
 
-/** What `sync()` did. `no-consent`: sync consent is missing, nothing was sent. */
-export type SyncOutcome = RoundOutcome | { status: "no-consent" };
+/**
+ * What `sync()` did. `no-consent`: sync consent is missing, nothing was sent. `synced`: what
+ * `sync()` without a model id did for each declared model with an open round.
+ */
+export type SyncOutcome =
+  | RoundOutcome
+  | { status: "no-consent" }
+  | { status: "synced"; outcomes: Array<{ modelId: string; outcome: RoundOutcome }> };
 
 /** Events a profiler emits. */
 export type ProfilerEvent =
@@ -115,6 +129,8 @@ export type ProfilerEvent =
     }
   | { type: "consent"; consent: ConsentState }
   | { type: "flush"; folded: number }
+  /** A newer version of a model arrived (and, for the segment model, the segment may change). */
+  | { type: "model"; modelId: string; version: number }
   | { type: "forget"; origin: "this-tab" | "other-tab" };
 
 /** The profiler. */
@@ -130,9 +146,13 @@ export interface Profiler {
   getProfile(options?: { asOf?: number }): Promise<Profile>;
   /** Writes everything queued to the store. */
   flush(): Promise<void>;
-  /** The vector this device contributes to `modelId`'s round. */
+  /** The walking skeleton's `activity` vector, `[1, eventCount]` (rounds opened by hand, no task). */
   roundVector(modelId: string, dimension: number): Promise<Float64Array>;
-  /** Takes part in the open round of `modelId`, if any, and if sync consent allows. */
+  /**
+   * Takes part in federated training, if sync consent allows: without `modelId`, in the open
+   * round of every declared model (and pulls every newer model version); with it, in that model's
+   * open round only.
+   */
   sync(modelId?: string): Promise<SyncOutcome>;
   /** The latest published version of `modelId` (cached on the device with storage consent). */
   pullModel(modelId?: string): Promise<ModelVersion | null>;
@@ -153,6 +173,9 @@ export interface Profiler {
 
 /** The walking skeleton's model: `[1, eventCount]`, summed over devices. */
 export const ACTIVITY_MODEL = "activity";
+
+/** The default k-means model of `getProfile().segment`. */
+export const SEGMENT_MODEL = "segments";
 
 /** Default read-out parameters. */
 export const DEFAULT_PROFILE_CONFIG: ProfileConfig = {
@@ -209,6 +232,15 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
 
   const rounds = new Set<string>();
   let closed = false;
+  const segmentModel = options.segmentModel ?? SEGMENT_MODEL;
+  /** The newest version of each model this device holds (memory; IndexedDB with storage consent). */
+  const heldModels = new Map<string, ModelVersion>();
+  const segmentOf = (vector: number[]): SegmentAssignment | null => {
+    const model = heldModels.get(segmentModel);
+    return model?.params
+      ? assignSegment({ ...model.params, modelId: model.modelId, version: model.version }, vector)
+      : null;
+  };
   const manager = createStoreManager({
     dbName: options.dbName ?? "fedprofile",
     wantsIndexedDb: (options.storage ?? "indexeddb") === "indexeddb",
@@ -237,9 +269,14 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
   async function loadRemembered() {
     const store = manager.store;
     if (store.kind !== "indexeddb") return;
-    const [remembered, contributed] = await Promise.all([store.getMeta("consent"), store.getMeta("rounds")]);
+    const [remembered, contributed, cachedSegments] = await Promise.all([
+      store.getMeta("consent"),
+      store.getMeta("rounds"),
+      store.getModel(segmentModel),
+    ]);
     if (remembered) explicit = { ...remembered, ...explicit };
     for (const round of contributed ?? []) rounds.add(round);
+    if (cachedSegments) hold(cachedSegments.model);
   }
 
   let stopTcf = () => {};
@@ -284,6 +321,72 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     return client;
   }
 
+  /** Keeps `model` if it is newer than what this device holds; the segment model sets tag thresholds. */
+  function hold(model: ModelVersion): boolean {
+    const held = heldModels.get(model.modelId);
+    if (held && held.version >= model.version) return false;
+    heldModels.set(model.modelId, model);
+    if (model.modelId === segmentModel && model.params) {
+      thresholds = { ...thresholds, ...model.params.tagThresholds };
+    }
+    return true;
+  }
+
+  /** Holds and caches a fetched model version; emits `model` when it is new. */
+  async function received(model: ModelVersion | null): Promise<void> {
+    if (!model || !hold(model)) return;
+    emit({ type: "model", modelId: model.modelId, version: model.version });
+    if (!consentNow().storage) return;
+    const cached: CachedModel = { modelId: model.modelId, storedAt: now(), model };
+    await manager
+      .run(() => manager.store.putModel(cached))
+      .catch((error) => emit({ type: "error", error: toError(error) }));
+  }
+
+  /** The base model a round's task improves on: held, else fetched by version (ETag). */
+  async function baseModel(api: CoordinatorClient, modelId: string, version: number): Promise<ModelVersion> {
+    const held = heldModels.get(modelId);
+    if (held?.version === version) return held;
+    const fetched = await api.model(modelId, version, held ?? null);
+    if (!fetched || fetched.version !== version) {
+      throw new FedprofileError("model_unavailable", `model ${modelId} has no version ${version}`);
+    }
+    await received(fetched);
+    return fetched;
+  }
+
+  /** This device's vector for `round`: its model kind's contribution, or the skeleton's activity vector. */
+  async function contributionFor(api: CoordinatorClient, round: RoundInfo): Promise<Float64Array> {
+    await ready;
+    const task = round.task;
+    if (!task) return profiler.roundVector(round.modelId, round.dimension);
+    const z = profileVector(computeFeatures(manager.view, now(), config));
+    const base = task.baseVersion === null ? null : await baseModel(api, round.modelId, task.baseVersion);
+    if (task.phase === "lloyd" && !base?.params) {
+      throw new FedprofileError("model_unavailable", `round ${round.roundId} names no base model`);
+    }
+    return contributeKMeans(task.spec, task.phase, base?.params ?? null, z);
+  }
+
+  async function participate(api: CoordinatorClient, modelId: string): Promise<RoundOutcome> {
+    const [{ participateInRound }, { createOutboxSessionStore }] = await Promise.all([
+      import("./sync/plain-round"),
+      import("./sync/session-store"),
+    ]);
+    const outcome = await participateInRound(
+      api,
+      modelId,
+      (_dimension, round) => contributionFor(api, round),
+      {
+        alreadyContributed: (roundId) => rounds.has(roundId),
+        sessions: createOutboxSessionStore(() => manager.store, now),
+      },
+    );
+    if (outcome.status === "contributed") await manager.run(() => rememberRound(outcome.roundId));
+    emit({ type: "sync", modelId, outcome });
+    return outcome;
+  }
+
   async function rememberRound(roundId: string) {
     rounds.add(roundId);
     const store = manager.store;
@@ -315,13 +418,15 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       const asOf = profileOptions?.asOf ?? now();
       const features = computeFeatures(manager.view, asOf, config);
       const tags = assignTags(features, thresholds);
+      const vector = profileVector(features);
       return {
         eventCount: features.eventCount,
         asOf,
         features,
         tags,
         summary: summarise(features, tags),
-        vector: profileVector(features),
+        vector,
+        segment: segmentOf(vector),
         storage: manager.store.kind,
       };
     },
@@ -333,46 +438,37 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       await ready;
       return Float64Array.of(1, manager.view.eventCount);
     },
-    async sync(modelId = ACTIVITY_MODEL) {
+    async sync(modelId) {
       await ready;
       if (!consentNow().sync) {
         const outcome: SyncOutcome = { status: "no-consent" };
-        emit({ type: "sync", modelId, outcome });
+        emit({ type: "sync", modelId: modelId ?? "*", outcome });
         return outcome;
       }
       try {
-        const [api, { participateInRound }, { createOutboxSessionStore }] = await Promise.all([
-          coordinator(),
-          import("./sync/plain-round"),
-          import("./sync/session-store"),
-        ]);
-        const outcome = await participateInRound(
-          api,
-          modelId,
-          (dimension) => profiler.roundVector(modelId, dimension),
-          {
-            alreadyContributed: (roundId) => rounds.has(roundId),
-            sessions: createOutboxSessionStore(() => manager.store, now),
-          },
-        );
-        if (outcome.status === "contributed") await manager.run(() => rememberRound(outcome.roundId));
-        emit({ type: "sync", modelId, outcome });
-        return outcome;
+        const api = await coordinator();
+        if (modelId !== undefined) return await participate(api, modelId);
+        const { tasks } = await api.tasks();
+        const outcomes: Array<{ modelId: string; outcome: RoundOutcome }> = [];
+        for (const task of tasks) {
+          if (task.round)
+            outcomes.push({ modelId: task.modelId, outcome: await participate(api, task.modelId) });
+          const held = heldModels.get(task.modelId) ?? null;
+          if (task.latestVersion !== null && (held?.version ?? 0) < task.latestVersion) {
+            await received(await api.model(task.modelId, "latest", held));
+          }
+        }
+        return { status: "synced", outcomes };
       } catch (error) {
         emit({ type: "error", error: toError(error) });
         throw error;
       }
     },
     async pullModel(modelId = ACTIVITY_MODEL) {
-      const model = await (await coordinator()).latestModel(modelId);
-      if (model && consentNow().storage) {
-        const cached: CachedModel = { modelId, storedAt: now(), model };
-        await manager
-          .run(() => manager.store.putModel(cached))
-          .catch((error) => {
-            emit({ type: "error", error: toError(error) });
-          });
-      }
+      await ready;
+      const held = heldModels.get(modelId) ?? null;
+      const model = await (await coordinator()).model(modelId, "latest", held);
+      await received(model);
       return model;
     },
     async cachedModel(modelId) {

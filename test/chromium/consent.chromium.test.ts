@@ -83,7 +83,7 @@ describe("Global Privacy Control", () => {
         const optedIn = await page.evaluate(async () => {
           const p: ReturnType<typeof fedprofile.createProfiler> = Reflect.get(globalThis, "p");
           await p.consent({ sync: true });
-          return p.sync();
+          return p.sync("activity");
         });
         expect(optedIn).toEqual({ status: "no-round", latestModelVersion: null });
         expect(h.coordinatorRequests.slice(before)).toEqual(["/v1/checkin"]);
@@ -107,7 +107,7 @@ describe("Global Privacy Control", () => {
         expect(await page.evaluate(() => "globalPrivacyControl" in navigator)).toBe(false);
         await profilerOn(page, "no-gpc");
         const before = h.coordinatorRequests.length;
-        const outcome = await page.evaluate(() => Reflect.get(globalThis, "p").sync());
+        const outcome = await page.evaluate(() => Reflect.get(globalThis, "p").sync("activity"));
         expect(outcome).toEqual({ status: "no-round", latestModelVersion: null });
         expect(h.coordinatorRequests.slice(before)).toEqual(["/v1/checkin"]);
       },

@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../sdk/cli/replay";
 import { TAXONOMY } from "../../sdk/cli/taxonomy";
 
-const DATA = join(import.meta.dirname, "../../../shared/data/online_retail.csv.gz");
+const DATA = join(import.meta.dirname, "../../examples/data/online_retail.csv.gz");
 const AS_OF = "2011-12-10T00:00:00Z";
 const asOf = Date.parse(AS_OF);
 const DAY = 86_400_000;

@@ -45,7 +45,7 @@ describe("walking skeleton: plain-sum round through the SDK and the coordinator 
         await d.track("Product Viewed", { product_id: `p${e}` });
     }
     const outcomes = [];
-    for (const d of devices) outcomes.push(await d.sync());
+    for (const d of devices) outcomes.push(await d.sync("activity"));
     expect(outcomes.map((o) => o.status)).toEqual(["contributed", "contributed", "contributed"]);
     expect(outcomes.at(-1)).toMatchObject({ stage: "closed", contributions: 3 });
 
@@ -60,14 +60,14 @@ describe("walking skeleton: plain-sum round through the SDK and the coordinator 
     const a = device();
     const b = device();
     await a.track("Product Added");
-    await a.sync();
-    await b.sync();
+    await a.sync("activity");
+    await b.sync("activity");
     advance(61_000);
     await memory.fireDueAlarms();
     expect(await a.pullModel()).toMatchObject({ version: 1, contributions: 2 });
 
     await openRound({ minContributions: 3, maxContributions: 10 });
-    await device().sync();
+    await device().sync("activity");
     advance(61_000);
     await memory.fireDueAlarms();
     const [host] = [...memory.hosts.values()].slice(-1);
@@ -79,7 +79,7 @@ describe("walking skeleton: plain-sum round through the SDK and the coordinator 
     const { device, openRound } = setup();
     await openRound({ minContributions: 1, maxContributions: 5 });
     const d = device();
-    expect((await d.sync()).status).toBe("contributed");
-    expect((await d.sync()).status).toBe("already-contributed");
+    expect((await d.sync("activity")).status).toBe("contributed");
+    expect((await d.sync("activity")).status).toBe("already-contributed");
   });
 });

@@ -4,15 +4,18 @@
  * `app.request()` with no server.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import * as z from "zod";
 import { FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
-import type { Clock, ModelStore, TenantStore } from "../ports";
+import { initialKMeansState } from "../models/kmeans";
+import { nextRoundRequest, type TrainerHandle } from "../models/trainer";
+import type { Clock, ModelStore, TenantStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import type { RoundService } from "../rounds/round-service";
 import { ErrorEnvelope, ModelId, RoundId, WIRE_VERSION } from "../wire/common";
-import { HealthResponse, ModelVersion, ModelVersionPage } from "../wire/model";
+import { HealthResponse, ModelVersion, ModelVersionPage, modelEtag } from "../wire/model";
 import {
   LedgerPublicKey,
   LedgerQuery,
@@ -29,8 +32,10 @@ import {
   JoinResponse,
   OpenRoundRequest,
   RoundStatus,
+  TasksResponse,
 } from "../wire/round";
 import { decodeClientFrame, SecAggAck, SecAggClientMessage, SecAggServerView } from "../wire/secagg";
+import { ModelDeclaration, ModelStatus, TrainingRoundPage } from "../wire/training";
 import { type AppEnv, requireKey } from "./auth";
 import { describeZodError, errorResponse, handleError } from "./errors";
 
@@ -40,6 +45,10 @@ export interface CoordinatorAppOptions {
   rounds: RoundService;
   /** Budgets and the privacy ledger; without it the privacy routes answer 503. */
   privacy?: RoundPrivacy;
+  /** Declared models and their history; with `trainerFor`, enables the training routes. */
+  training?: TrainingStore;
+  /** The trainer of a model (a Durable Object stub in production). */
+  trainerFor?(tenantId: string, modelId: string): TrainerHandle;
   /** Origins allowed to call device routes from a browser; `["*"]` for any. */
   allowedOrigins?: string[];
   /** Largest accepted request body in bytes (default 8 MiB). */
@@ -328,13 +337,17 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       security,
       middleware: [anyKey] as const,
       request: { params: ModelParams },
-      responses: { 200: json(ModelVersion, "The model version with its weights"), ...errors },
+      responses: {
+        200: json(ModelVersion, "The model version with its weights"),
+        304: { description: "The version named by If-None-Match is still the newest" },
+        ...errors,
+      },
     }),
     async (c) => {
       const { modelId } = c.req.valid("param");
       const latest = await models.latest(c.get("auth").tenantId, modelId);
       if (!latest) throw new NotFoundError(`model ${modelId} has no published version`);
-      return c.json(latest, 200);
+      return versionResponse(c, latest, "no-cache");
     },
   );
 
@@ -366,13 +379,17 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       security,
       middleware: [anyKey] as const,
       request: { params: VersionParams },
-      responses: { 200: json(ModelVersion, "The model version with its weights"), ...errors },
+      responses: {
+        200: json(ModelVersion, "The model version with its weights"),
+        304: { description: "The client's copy (If-None-Match) is this version" },
+        ...errors,
+      },
     }),
     async (c) => {
       const { modelId, version } = c.req.valid("param");
       const found = await models.get(c.get("auth").tenantId, modelId, version);
       if (!found) throw new NotFoundError(`model ${modelId} has no version ${version}`);
-      return c.json(found, 200);
+      return versionResponse(c, found, "private, max-age=31536000, immutable");
     },
   );
 
@@ -443,6 +460,114 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
     (c) => c.json(privacy().publicKey, 200),
   );
 
+  const trainingPorts = () => {
+    if (!options.training || !options.trainerFor) {
+      throw new FedprofileError(
+        "training_unavailable",
+        "this coordinator has no training runtime configured",
+        503,
+      );
+    }
+    return { store: options.training, trainerFor: options.trainerFor };
+  };
+
+  app.openapi(
+    createRoute({
+      method: "put",
+      path: "/v1/models/{modelId}",
+      summary:
+        "Declare (or re-declare) a model: its kind, spec, DP, cohort and schedule; its trainer starts by itself (secret key)",
+      security,
+      middleware: [operator] as const,
+      request: {
+        params: ModelParams,
+        body: { content: { "application/json": { schema: ModelDeclaration } }, required: true },
+      },
+      responses: { 200: json(ModelStatus, "The model's training status"), ...errors },
+    }),
+    async (c) => {
+      const { tenantId } = c.get("auth");
+      const { modelId } = c.req.valid("param");
+      const declaration = c.req.valid("json");
+      const ports = trainingPorts();
+      checkDeclaration(modelId, declaration);
+      await privacy().setBudget(tenantId, modelId, {
+        v: WIRE_VERSION,
+        epsilonCap: declaration.dp.epsilonCap ?? declaration.dp.targetEpsilon,
+        population: declaration.dp.population ?? declaration.cohort.maxDevices,
+      });
+      return c.json(await ports.trainerFor(tenantId, modelId).declare(tenantId, modelId, declaration), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/models/{modelId}",
+      summary: "A declared model's training status (secret or auditor key)",
+      security,
+      middleware: [history] as const,
+      request: { params: ModelParams },
+      responses: { 200: json(ModelStatus, "The model's training status"), ...errors },
+    }),
+    async (c) => {
+      const { modelId } = c.req.valid("param");
+      const status = await trainingPorts().trainerFor(c.get("auth").tenantId, modelId).status();
+      if (!status) throw new NotFoundError(`model ${modelId} is not declared`);
+      return c.json(status, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/models/{modelId}/rounds",
+      summary: "A declared model's training rounds, newest first (secret or auditor key)",
+      security,
+      middleware: [history] as const,
+      request: {
+        params: ModelParams,
+        query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+      },
+      responses: { 200: json(TrainingRoundPage, "The model's rounds"), ...errors },
+    }),
+    async (c) => {
+      const { modelId } = c.req.valid("param");
+      const { tenantId } = c.get("auth");
+      const { store } = trainingPorts();
+      if (!(await store.getDeclaration(tenantId, modelId)))
+        throw new NotFoundError(`model ${modelId} is not declared`);
+      const found = await store.rounds(tenantId, modelId, c.req.valid("query").limit);
+      return c.json({ v: WIRE_VERSION, modelId, rounds: found }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/tasks",
+      summary:
+        "Every declared model, its newest version and its open round, if any: what sync() takes part in (publishable key)",
+      security,
+      middleware: [device] as const,
+      responses: { 200: json(TasksResponse, "The tenant's models and open rounds"), ...errors },
+    }),
+    async (c) => {
+      const { tenantId } = c.get("auth");
+      const ids = options.training ? await options.training.listModels(tenantId) : [];
+      const tasks = await Promise.all(
+        ids.map(async (modelId) => {
+          const [round, latest] = await Promise.all([
+            rounds.findOpen(tenantId, modelId),
+            models.latest(tenantId, modelId),
+          ]);
+          return { modelId, kind: "kmeans" as const, latestVersion: latest?.version ?? null, round };
+        }),
+      );
+      return c.json({ v: WIRE_VERSION, tasks }, 200);
+    },
+  );
+
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {
@@ -453,4 +578,48 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
   });
 
   return app;
+}
+
+/** A model version with its ETag, or 304 when the client's `If-None-Match` names it. */
+function versionResponse(c: Context, model: ModelVersion, cacheControl: string) {
+  const etag = modelEtag(model);
+  c.header("ETag", etag);
+  c.header("Cache-Control", cacheControl);
+  const match = c.req.header("if-none-match");
+  if (match?.split(",").some((tag) => tag.trim() === etag)) return c.body(null, 304);
+  return c.json(model, 200);
+}
+
+/**
+ * Refuses a declaration whose rounds the coordinator would refuse, so the mistake is a 400 now
+ * rather than a stopped trainer later.
+ */
+function checkDeclaration(modelId: string, declaration: ModelDeclaration): void {
+  const { request } = nextRoundRequest({
+    kind: "trainer",
+    tenantId: "check",
+    modelId,
+    declaration,
+    declaredAt: 0,
+    model: initialKMeansState(),
+    roundsOpened: 0,
+    failures: 0,
+    current: null,
+    nextRoundAt: null,
+    latestVersion: null,
+    stoppedReason: null,
+  });
+  const parsed = OpenRoundRequest.safeParse(request);
+  if (!parsed.success)
+    throw new InvalidRequestError(`the model's rounds would be refused: ${describeZodError(parsed.error)}`);
+  const { minDevices, maxShardSize, minShardSize } = declaration.cohort;
+  if (minShardSize > minDevices) {
+    throw new InvalidRequestError(
+      `cohort.minShardSize: ${minShardSize} exceeds cohort.minDevices (${minDevices}); no shard could fill`,
+    );
+  }
+  const shares = request.dp?.minNoiseShares ?? 0;
+  if (shares > Math.min(maxShardSize, minDevices)) {
+    throw new InvalidRequestError(`dp.minNoiseShares: ${shares} exceeds the devices a shard can hold`);
+  }
 }

@@ -7,6 +7,7 @@ import { NotFoundError } from "../errors";
 import { cryptoRandomBytes, type RandomBytes } from "../ids";
 import { type LedgerSigner, signerFromSeed } from "../ledger/chain";
 import { MemoryLedgerStore } from "../ledger/store";
+import { createTrainerHost, type TrainerHost, type TrainerState } from "../models/trainer";
 import type {
   ApiKeyRecord,
   AuditLedgerStore,
@@ -20,6 +21,7 @@ import type {
   RoundStateStore,
   Tenant,
   TenantStore,
+  TrainingStore,
 } from "../ports";
 import { type AnyRoundHost, type AnyRoundState, createAnyRoundHost } from "../rounds/any-round-host";
 import { createRoundPrivacy, type RoundPrivacy } from "../rounds/round-privacy";
@@ -28,6 +30,7 @@ import { createSecAggShardHost, type EntryStore, type SecAggShardHost } from "..
 import { WIRE_VERSION } from "../wire/common";
 import type { ModelVersion } from "../wire/model";
 import type { RoundInfo } from "../wire/round";
+import type { ModelDeclaration, TrainingRound } from "../wire/training";
 
 export class MemoryTenantStore implements TenantStore {
   readonly tenants = new Map<string, Tenant>();
@@ -88,7 +91,7 @@ export class MemoryModelStore implements ModelStore {
     const more = last !== undefined && all.some((m) => m.version < last.version);
     return {
       v: WIRE_VERSION,
-      items: items.map(({ weights: _weights, ...summary }) => summary),
+      items: items.map(({ weights: _weights, params: _params, ...summary }) => summary),
       nextCursor: more && last ? String(last.version) : null,
     };
   }
@@ -185,6 +188,34 @@ export class MemoryAuditLedgerStore extends MemoryLedgerStore implements AuditLe
   }
 }
 
+/** Declared models and their training history, in memory. */
+export class MemoryTrainingStore implements TrainingStore {
+  private readonly declarations = new Map<string, ModelDeclaration>();
+  private readonly history = new Map<string, TrainingRound[]>();
+
+  async putDeclaration(tenantId: string, modelId: string, declaration: ModelDeclaration): Promise<void> {
+    this.declarations.set(`${tenantId}/${modelId}`, structuredClone(declaration));
+  }
+  async getDeclaration(tenantId: string, modelId: string): Promise<ModelDeclaration | null> {
+    const found = this.declarations.get(`${tenantId}/${modelId}`);
+    return found ? structuredClone(found) : null;
+  }
+  async listModels(tenantId: string): Promise<string[]> {
+    return [...this.declarations.keys()]
+      .filter((key) => key.startsWith(`${tenantId}/`))
+      .map((key) => key.slice(tenantId.length + 1))
+      .sort();
+  }
+  async appendRound(tenantId: string, modelId: string, round: TrainingRound): Promise<void> {
+    const list = this.history.get(`${tenantId}/${modelId}`) ?? [];
+    if (!list.some((r) => r.roundId === round.roundId)) list.push(structuredClone(round));
+    this.history.set(`${tenantId}/${modelId}`, list);
+  }
+  async rounds(tenantId: string, modelId: string, limit: number): Promise<TrainingRound[]> {
+    return [...(this.history.get(`${tenantId}/${modelId}`) ?? [])].reverse().slice(0, limit);
+  }
+}
+
 /** A round state store in memory, with alarms a test fires by hand (or by `fireDueAlarms`). */
 export class MemoryRoundStateStore<State> implements RoundStateStore<State> {
   state: State | null = null;
@@ -233,6 +264,10 @@ export interface MemoryCoordinator {
   budgets: MemoryPrivacyBudgetStore;
   ledger: MemoryAuditLedgerStore;
   privacy: RoundPrivacy;
+  training: MemoryTrainingStore;
+  trainers: Map<string, { host: TrainerHost; store: MemoryRoundStateStore<TrainerState> }>;
+  /** The trainer of a model (created on first use, like a Durable Object). */
+  trainerFor(tenantId: string, modelId: string): TrainerHost;
   /** Runs the alarm of every round and shard whose deadline has passed at `clock()`. */
   fireDueAlarms(): Promise<void>;
   /** Simulates a restart: every host is dropped and rebuilt from its stored state on next use. */
@@ -301,6 +336,7 @@ export function createMemoryCoordinator(
         clock,
         shardFor,
         privacy,
+        trainerFor: (t, m) => trainerFor(t, m),
         ...random,
       });
       entry = { host, store };
@@ -309,6 +345,28 @@ export function createMemoryCoordinator(
     return entry.host;
   };
   const rounds = createRoundService({ index, hostFor, shardFor, clock, ...random });
+  const training = new MemoryTrainingStore();
+  const trainers: MemoryCoordinator["trainers"] = new Map();
+  const trainerStores = new Map<string, MemoryRoundStateStore<TrainerState>>();
+  function trainerFor(tenantId: string, modelId: string): TrainerHost {
+    const key = `${tenantId}/${modelId}`;
+    let entry = trainers.get(key);
+    if (!entry) {
+      const store = trainerStores.get(key) ?? new MemoryRoundStateStore<TrainerState>();
+      trainerStores.set(key, store);
+      const host = createTrainerHost({
+        store: fence(store, generation),
+        rounds,
+        models,
+        training,
+        privacy,
+        clock,
+      });
+      entry = { host, store };
+      trainers.set(key, entry);
+    }
+    return entry.host;
+  }
   return {
     tenants,
     models,
@@ -319,6 +377,9 @@ export function createMemoryCoordinator(
     budgets,
     ledger,
     privacy,
+    training,
+    trainers,
+    trainerFor,
     async fireDueAlarms() {
       for (const { host, store } of [...shards.values()]) {
         if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
@@ -326,9 +387,13 @@ export function createMemoryCoordinator(
       for (const { host, store } of [...hosts.values()]) {
         if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
       }
+      for (const { host, store } of [...trainers.values()]) {
+        if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
+      }
     },
     restartAll() {
       generation++;
+      trainers.clear();
       hosts.clear();
       shards.clear();
     },

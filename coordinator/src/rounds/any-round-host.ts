@@ -3,9 +3,13 @@
  * in-process host) serves a plain-sum round or the root of a SecAgg round, chosen when the round
  * opens and read back from its stored state afterwards.
  */
+
+import { InvalidRequestError } from "../errors";
 import type { RandomBytes } from "../ids";
+import type { TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
 import type { OpenRoundRequest } from "../wire/round";
+import type { RoundTask } from "../wire/training";
 import type { PlainSumRoundState } from "./plain-sum-round";
 import { createPlainSumRoundHost } from "./round-host";
 import type { RoundPrivacy } from "./round-privacy";
@@ -21,6 +25,8 @@ export interface AnyRoundHostOptions {
   shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
   /** Budget checks and the privacy ledger (DP rounds). */
   privacy?: RoundPrivacy;
+  /** The trainer of a model, which takes the result of the rounds it opened. */
+  trainerFor?(tenantId: string, modelId: string): Pick<TrainerHandle, "roundEnded">;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -62,12 +68,18 @@ export function createAnyRoundHost(options: AnyRoundHostOptions): AnyRoundHost {
     store: narrow(options.store, isSecAgg),
     shardFor: options.shardFor,
     ...(options.privacy ? { privacy: options.privacy } : {}),
+    ...(options.trainerFor ? { trainerFor: options.trainerFor } : {}),
   });
   const current = async () => ((await options.store.load())?.kind === "secagg-root" ? secagg : plain);
 
   return {
-    open: (tenantId: string, roundId: string, request: OpenRoundRequest) =>
-      (request.aggregation === "secagg" ? secagg : plain).open(tenantId, roundId, request),
+    open: (tenantId: string, roundId: string, request: OpenRoundRequest, task?: RoundTask) => {
+      if (task && request.aggregation !== "secagg") {
+        throw new InvalidRequestError("a trainer's round must use secure aggregation");
+      }
+      return (request.aggregation === "secagg" ? secagg : plain).open(tenantId, roundId, request, task);
+    },
+    result: async () => (await current()).result(),
     join: async () => (await current()).join(),
     contribute: async (request) => (await current()).contribute(request),
     status: async () => (await current()).status(),

@@ -134,6 +134,9 @@ export function createPlainSumRoundHost(options: PlainSumRoundHostOptions): Plai
         return state ? plainSumRoundStatus(state) : null;
       }),
 
+    // Plain-sum rounds publish their own aggregate; only a trainer's SecAgg rounds have a result.
+    result: async () => null,
+
     alarm: (): Promise<void> =>
       serialised(async () => {
         const state = await store.load();

@@ -4,6 +4,7 @@
  */
 import { FedprofileError, NotFoundError } from "../errors";
 import { cryptoRandomBytes, newRoundId, type RandomBytes, sha256Hex } from "../ids";
+import type { RoundResult } from "../models/trainer";
 import type { Clock, RoundHostHandle, RoundIndex } from "../ports";
 import type {
   ContributionRequest,
@@ -14,6 +15,7 @@ import type {
   RoundStatus,
 } from "../wire/round";
 import type { SecAggAck, SecAggServerView } from "../wire/secagg";
+import type { RoundTask } from "../wire/training";
 import type { SecAggShardHandle } from "./secagg-shard-host";
 
 export interface RoundServiceOptions {
@@ -33,7 +35,9 @@ export interface ParticipantCredential {
 }
 
 export interface RoundService {
-  open(tenantId: string, request: OpenRoundRequest): Promise<RoundStatus>;
+  open(tenantId: string, request: OpenRoundRequest, task?: RoundTask): Promise<RoundStatus>;
+  /** A trainer's round once it has ended. */
+  result(tenantId: string, roundId: string): Promise<RoundResult | null>;
   findOpen(tenantId: string, modelId: string): Promise<RoundInfo | null>;
   status(tenantId: string, roundId: string): Promise<RoundStatus>;
   join(tenantId: string, roundId: string): Promise<JoinResponse>;
@@ -78,10 +82,11 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
   }
 
   return {
-    open(tenantId, request) {
+    open(tenantId, request, task) {
       const roundId = newRoundId(randomBytes);
-      return hostFor(tenantId, roundId).open(tenantId, roundId, request);
+      return hostFor(tenantId, roundId).open(tenantId, roundId, request, task);
     },
+    result: async (tenantId, roundId) => (await knownHost(tenantId, roundId)).result(),
     findOpen: (tenantId, modelId) => index.findOpen(tenantId, modelId, clock()),
     async status(tenantId, roundId) {
       const status = await (await knownHost(tenantId, roundId)).status();

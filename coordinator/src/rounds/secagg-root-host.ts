@@ -11,6 +11,7 @@ import { addModular, decodeAggregate } from "../dp/mechanism";
 import { bufferedRandom } from "../dp/random";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { cryptoRandomBytes, newParticipantId, newToken, type RandomBytes, sha256Hex } from "../ids";
+import type { RoundResult, TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
 import {
   base64ToBytes,
@@ -32,6 +33,7 @@ import type {
   RoundStatus,
   SecAggRoundOptions,
 } from "../wire/round";
+import type { RoundTask } from "../wire/training";
 import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";
@@ -62,6 +64,10 @@ export interface SecAggRootState {
   closedAt: number | null;
   outcome: string | null;
   modelVersion: number | null;
+  /** A trainer's round: the task devices compute; its result goes to the trainer, not to a version. */
+  task?: RoundTask;
+  /** A trainer's round once ended, kept until the trainer has it (it may ask again after a crash). */
+  result?: RoundResult;
 }
 
 export interface SecAggRootHostOptions {
@@ -71,6 +77,8 @@ export interface SecAggRootHostOptions {
   index: RoundIndex;
   /** Budget checks and the ledger; required for DP rounds. */
   privacy?: RoundPrivacy;
+  /** The trainer of a model, which takes the result of the rounds it opened. */
+  trainerFor?(tenantId: string, modelId: string): Pick<TrainerHandle, "roundEnded">;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -110,6 +118,45 @@ function graphParameters(size: number, options: SecAggRoundOptions): { k: number
   return chosen;
 }
 
+/**
+ * How a SecAgg round's cohort is split: shard sizes, each shard's neighbour graph (k, t), and the
+ * fewest inputs each shard unmasks (its t, or the DP floor `minNoiseShares` when higher). The
+ * evaluation harness plans its shards with this too.
+ */
+export function planRoundShards(
+  request: OpenRoundRequest,
+  seed: Uint8Array,
+): { sizes: number[]; graphs: Array<{ k: number; t: number }>; floors: number[] } {
+  const secagg = request.secagg;
+  if (!secagg) throw new InvalidRequestError("secagg: options are required");
+  let sizes: number[];
+  try {
+    const cohort = Array.from({ length: request.maxContributions }, (_, i) => i);
+    sizes = planShards(cohort, {
+      maxShardSize: secagg.maxShardSize,
+      minShardSize: Math.min(secagg.minShardSize, secagg.maxShardSize),
+      seed,
+    }).map((shard) => shard.length);
+  } catch (cause) {
+    throw new InvalidRequestError(
+      `secagg: ${cause instanceof Error ? cause.message : "cannot shard the cohort"}`,
+      {
+        cause,
+      },
+    );
+  }
+  const graphs = sizes.map((size) => graphParameters(size, secagg));
+  const minNoiseShares = request.dp?.minNoiseShares ?? 0;
+  const floors = graphs.map((g) => Math.max(g.t, minNoiseShares));
+  const smallest = Math.min(...sizes);
+  if (minNoiseShares > smallest) {
+    throw new InvalidRequestError(
+      `dp.minNoiseShares: ${minNoiseShares} exceeds the smallest shard (${smallest} devices)`,
+    );
+  }
+  return { sizes, graphs, floors };
+}
+
 export function secaggRootInfo(state: SecAggRootState): RoundInfo {
   return {
     roundId: state.roundId,
@@ -127,6 +174,7 @@ export function secaggRootInfo(state: SecAggRootState): RoundInfo {
       stageSeconds: state.stageSeconds,
     },
     ...(state.dp ? { dp: state.dp.config } : {}),
+    ...(state.task ? { task: state.task } : {}),
   };
 }
 
@@ -184,13 +232,26 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         closedAt: now,
         outcome: `too-few-contributions: ${contributors} < ${state.minContributions}${aborts.length ? ` (${aborts.join(", ")})` : ""}`,
       };
-      await store.save(ended);
+      const result: RoundResult | undefined = state.task
+        ? {
+            roundId: state.roundId,
+            modelId: state.modelId,
+            stage: "aborted",
+            outcome: ended.outcome ?? "aborted",
+            contributors,
+            weights: null,
+            noiseStddev: 0,
+          }
+        : undefined;
+      await store.save(result ? { ...ended, result } : ended);
       await store.deleteAlarm();
       await index.markEnded(state.tenantId, state.roundId, "aborted", null);
       if (dp) await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
+      if (result) await handToTrainer(state, result);
       return ended;
     }
-    const weights = dp ? await decodeDp(state, dp) : decodeFixedPoint(state);
+    if (state.task) return endForTrainer(state, reason, contributors);
+    const weights = dp ? (await decodeDp(state, dp)).weights : decodeFixedPoint(state);
     const published = await models.publish(
       state.tenantId,
       {
@@ -217,6 +278,45 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     return ended;
   }
 
+  /**
+   * A trainer's round: decode (recording the release first), keep the result, and hand it to the
+   * trainer, which publishes the next model version. A failed hand-over is not fatal: the trainer
+   * asks for the result itself when its alarm fires.
+   */
+  async function endForTrainer(
+    state: SecAggRootState,
+    reason: string,
+    contributors: number,
+  ): Promise<SecAggRootState> {
+    const dp = state.dp;
+    if (!dp) throw new FedprofileError("internal", "a trainer's round needs a DP plan", 500);
+    const decoded = await decodeDp(state, dp);
+    const result: RoundResult = {
+      roundId: state.roundId,
+      modelId: state.modelId,
+      stage: "closed",
+      outcome: reason,
+      contributors,
+      weights: decoded.weights,
+      noiseStddev: decoded.noiseStddev,
+    };
+    const ended: SecAggRootState = { ...state, stage: "closed", closedAt: clock(), outcome: reason, result };
+    await store.save(ended);
+    await store.deleteAlarm();
+    await index.markEnded(state.tenantId, state.roundId, "closed", null);
+    await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
+    await handToTrainer(state, result);
+    return ended;
+  }
+
+  async function handToTrainer(state: SecAggRootState, result: RoundResult): Promise<void> {
+    try {
+      await options.trainerFor?.(state.tenantId, state.modelId).roundEnded(result);
+    } catch {
+      // The trainer polls `result()` at its next alarm.
+    }
+  }
+
   /** Fixed point: Σx ≈ S·2c/(2^b − 1) − n·c (secagg/encoding.ts). */
   function decodeFixedPoint(state: SecAggRootState): number[] {
     const encoding = state.encoding;
@@ -237,7 +337,10 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
    * DP: add the shard sums mod 2^32 (2^m divides it), decode (KLS21 Alg. 2; the central mechanism
    * adds its noise here), and record the release in the ledger *before* anything is published.
    */
-  async function decodeDp(state: SecAggRootState, dp: RoundDpPlan): Promise<number[]> {
+  async function decodeDp(
+    state: SecAggRootState,
+    dp: RoundDpPlan,
+  ): Promise<{ weights: number[]; noiseStddev: number }> {
     const total = new Uint32Array(paddedDim(dp.config));
     for (const outcome of Object.values(state.outcomes)) {
       if (outcome.sum !== null) addModular(total, bytesToWords(base64ToBytes(outcome.sum)));
@@ -247,7 +350,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       rng: bufferedRandom(randomBytes),
     });
     await recordRelease(state, dp, decoded.clipCount);
-    return Array.from(decoded.sum);
+    return { weights: Array.from(decoded.sum), noiseStddev: Math.sqrt(decoded.noiseVariance) };
   }
 
   async function recordRelease(state: SecAggRootState, dp: RoundDpPlan, clipCount?: number): Promise<void> {
@@ -269,37 +372,12 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
   }
 
   return {
-    open: (tenantId, roundId, request: OpenRoundRequest) =>
+    open: (tenantId, roundId, request: OpenRoundRequest, task?: RoundTask) =>
       serialised(async () => {
         if (await store.load()) throw new ConflictError("round_exists", `round ${roundId} already exists`);
         const secagg = request.secagg;
         if (!secagg) throw new InvalidRequestError("secagg: options are required");
-        let sizes: number[];
-        try {
-          const cohort = Array.from({ length: request.maxContributions }, (_, i) => i);
-          sizes = planShards(cohort, {
-            maxShardSize: secagg.maxShardSize,
-            minShardSize: Math.min(secagg.minShardSize, secagg.maxShardSize),
-            seed: randomBytes(32),
-          }).map((shard) => shard.length);
-        } catch (cause) {
-          throw new InvalidRequestError(
-            `secagg: ${cause instanceof Error ? cause.message : "cannot shard the cohort"}`,
-            {
-              cause,
-            },
-          );
-        }
-        const graphs = sizes.map((size) => graphParameters(size, secagg));
-        // The fewest inputs each shard unmasks: its threshold t, or the DP floor when higher.
-        const minNoiseShares = request.dp?.minNoiseShares ?? 0;
-        const floors = graphs.map((g) => Math.max(g.t, minNoiseShares));
-        const smallest = Math.min(...sizes);
-        if (minNoiseShares > smallest) {
-          throw new InvalidRequestError(
-            `dp.minNoiseShares: ${minNoiseShares} exceeds the smallest shard (${smallest} devices)`,
-          );
-        }
+        const { sizes, graphs, floors } = planRoundShards(request, randomBytes(32));
         const now = clock();
         const stageCount = STAGES.length - (secagg.consistencyCheck ? 0 : 1);
         const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
@@ -346,7 +424,9 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           closedAt: null,
           outcome: null,
           modelVersion: null,
+          ...(task ? { task } : {}),
         };
+        if (task && !dp) throw new InvalidRequestError("a trainer's round needs dp");
         try {
           for (const [shard, size] of sizes.entries()) {
             const { k, t } = graphs[shard] as { k: number; t: number };
@@ -457,6 +537,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         const state = await store.load();
         return state ? secaggRootStatus(state) : null;
       }),
+
+    result: () => serialised(async () => (await store.load())?.result ?? null),
 
     shardFinished: (outcome) =>
       serialised(async () => {

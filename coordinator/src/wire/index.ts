@@ -8,3 +8,4 @@ export * from "./model";
 export * from "./privacy";
 export * from "./round";
 export * from "./secagg";
+export * from "./training";

@@ -9,6 +9,7 @@ import {
   RoundId,
   WireVersion,
 } from "./common";
+import { RoundTask } from "./training";
 
 /**
  * How a round combines contributions: `plain-sum` is the walking skeleton's plaintext sum;
@@ -187,6 +188,8 @@ export const RoundInfo = z.object({
   secagg: SecAggRoundInfo.optional(),
   /** The round's public DP configuration (rotation seed, granularity, noise scale), if any. */
   dp: DpRoundConfig.optional(),
+  /** A trainer's round: what devices compute (absent in rounds an operator opened by hand). */
+  task: RoundTask.optional(),
 });
 export type RoundInfo = z.infer<typeof RoundInfo>;
 
@@ -257,3 +260,17 @@ export const ContributionResponse = z.object({
   stage: RoundStage,
 });
 export type ContributionResponse = z.infer<typeof ContributionResponse>;
+
+/** `GET /v1/tasks`: the tenant's declared models, each with its newest version and open round. */
+export const TasksResponse = z.object({
+  v: WireVersion,
+  tasks: z.array(
+    z.object({
+      modelId: ModelId,
+      kind: z.literal("kmeans"),
+      latestVersion: z.number().int().positive().nullable(),
+      round: RoundInfo.nullable(),
+    }),
+  ),
+});
+export type TasksResponse = z.infer<typeof TasksResponse>;

@@ -15,45 +15,24 @@
  * - the clamp at ±4 σ bounds every coordinate, so the vector's L2 norm is at most
  *   4·√(dimension): a known sensitivity bound for clipping.
  */
+import {
+  DEFAULT_VECTOR_REFERENCE,
+  RECENCY_CAP_DAYS,
+  VECTOR_FIELDS,
+  type VectorField,
+  type VectorReference,
+  Z_CLAMP,
+} from "@fedprofile/coordinator/models/profile-vector";
 import type { Features } from "./features";
 
-/** Field names, in vector order. */
-export const VECTOR_FIELDS = [
-  "recency",
-  "frequency",
-  "monetary",
-  "avg_order_value",
-  "tenure",
-  "activity",
-  "avg_unit_price",
-  "refund_share",
-  "view_to_purchase",
-] as const;
-
-/** One field name of the vector. */
-export type VectorField = (typeof VECTOR_FIELDS)[number];
-
-/** Reference mean and standard deviation of each transformed field. */
-export type VectorReference = Record<VectorField, { mean: number; sd: number }>;
-
-/** Recency imputed for visitors without an order, and the cap of recency (days). */
-export const RECENCY_CAP_DAYS = 730;
-
-/** Largest |z| of a coordinate. */
-export const Z_CLAMP = 4;
-
-/** Default reference statistics (see the module comment for their provenance). */
-export const DEFAULT_VECTOR_REFERENCE: VectorReference = {
-  recency: { mean: 3.8284, sd: 1.3444 },
-  frequency: { mean: 1.3456, sd: 0.683 },
-  monetary: { mean: 6.5317, sd: 1.3845 },
-  avg_order_value: { mean: 5.6511, sd: 0.7447 },
-  tenure: { mean: 5.1622, sd: 0.884 },
-  activity: { mean: 0.1628, sd: 0.2795 },
-  avg_unit_price: { mean: 1.4009, sd: 0.4366 },
-  refund_share: { mean: 0.025, sd: 0.0969 },
-  view_to_purchase: { mean: 0.1, sd: 0.15 },
-};
+export {
+  DEFAULT_VECTOR_REFERENCE,
+  RECENCY_CAP_DAYS,
+  VECTOR_FIELDS,
+  type VectorField,
+  type VectorReference,
+  Z_CLAMP,
+} from "@fedprofile/coordinator/models/profile-vector";
 
 const signedLog1p = (x: number) => Math.sign(x) * Math.log1p(Math.abs(x));
 

@@ -8,15 +8,19 @@ import {
   ErrorEnvelope,
   JoinResponse,
   ModelVersion,
+  modelEtag,
   RoundStatus,
   SecAggAck,
   SecAggServerView,
+  TasksResponse,
   WIRE_VERSION,
 } from "@fedprofile/coordinator/wire";
 import type * as z from "zod";
 
 /** SDK version reported at check-in (no device information is sent). */
 export const SDK_VERSION = "0.1.0";
+
+const NOT_MODIFIED: unique symbol = Symbol("not-modified");
 
 /** A request to the coordinator failed; `code` is the coordinator's error code when it sent one. */
 export class SyncError extends Error {
@@ -73,6 +77,17 @@ export interface CoordinatorClient {
   roundStatus(roundId: string): Promise<RoundStatus>;
   /** The latest published version of `modelId`, or `null` when none exists yet. */
   latestModel(modelId: string): Promise<ModelVersion | null>;
+  /**
+   * Version `version` (or the newest) of `modelId`. With `cached`, sends `If-None-Match` and
+   * returns `cached` itself on a 304, so an unchanged model costs no download.
+   */
+  model(
+    modelId: string,
+    version: number | "latest",
+    cached?: ModelVersion | null,
+  ): Promise<ModelVersion | null>;
+  /** The tenant's declared models with their newest version and open round. */
+  tasks(): Promise<TasksResponse>;
   /** This participant's view of the current SecAgg stage of its shard. */
   secaggView(roundId: string, shard: number, participant: string): Promise<SecAggServerView>;
   /** Sends one SecAgg message as a binary frame (no base64: it counts against the upload budget). */
@@ -96,6 +111,18 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<z.infer<T>> {
+    const result = await callOrNotModified(schema, method, path, body, headers);
+    if (result === NOT_MODIFIED) throw new SyncError("bad_response", `unexpected 304 from ${path}`, 304);
+    return result;
+  }
+
+  async function callOrNotModified<T extends z.ZodType>(
+    schema: T,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<z.infer<T> | typeof NOT_MODIFIED> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await callOnce(schema, method, path, body, headers);
@@ -113,7 +140,7 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
     path: string,
     body: unknown,
     headers: Record<string, string>,
-  ): Promise<z.infer<T>> {
+  ): Promise<z.infer<T> | typeof NOT_MODIFIED> {
     const binary = body instanceof Uint8Array;
     let response: Response;
     try {
@@ -131,6 +158,7 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
     } catch (cause) {
       throw new SyncError("network", `could not reach the coordinator at ${base}`, 0, { cause });
     }
+    if (response.status === 304) return NOT_MODIFIED;
     const payload: unknown = await response.json().catch(() => null);
     if (!response.ok) {
       const envelope = ErrorEnvelope.safeParse(payload);
@@ -166,6 +194,18 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
       call(SecAggAck, "POST", `/v1/rounds/${roundId}/shards/${shard}/messages`, frame, {
         "x-participant": participant,
       }),
+    tasks: () => call(TasksResponse, "GET", "/v1/tasks"),
+    async model(modelId, version, cached) {
+      const path = `/v1/models/${modelId}/${version === "latest" ? "latest" : `versions/${version}`}`;
+      const headers: Record<string, string> = cached ? { "if-none-match": modelEtag(cached) } : {};
+      try {
+        const found = await callOrNotModified(ModelVersion, "GET", path, undefined, headers);
+        return found === NOT_MODIFIED ? (cached ?? null) : found;
+      } catch (error) {
+        if (error instanceof SyncError && error.status === 404) return null;
+        throw error;
+      }
+    },
     async latestModel(modelId) {
       try {
         return await call(ModelVersion, "GET", `/v1/models/${modelId}/latest`);

@@ -3,7 +3,7 @@
  * `plain-sum` (the walking skeleton) joins and contributes once; `secagg` runs the SecAgg+
  * stages (`./secagg-round.ts`), loaded only when a SecAgg round is open.
  */
-import { encodeFloat64Vector } from "@fedprofile/coordinator/wire";
+import { encodeFloat64Vector, type RoundInfo } from "@fedprofile/coordinator/wire";
 import { type CoordinatorClient, SyncError } from "./coordinator-client";
 import type { SecAggSessionStore } from "./secagg-round";
 
@@ -26,10 +26,13 @@ export interface ParticipationOptions {
 }
 
 /** Takes part in the open round of `modelId`, whatever its aggregation. */
+/** This device's vector for a round (the round tells the model kind's task, if any). */
+export type VectorFor = (dimension: number, round: RoundInfo) => Promise<Float64Array> | Float64Array;
+
 export async function participateInRound(
   client: CoordinatorClient,
   modelId: string,
-  vectorFor: (dimension: number) => Promise<Float64Array> | Float64Array,
+  vectorFor: VectorFor,
   options: ParticipationOptions = {},
 ): Promise<RoundOutcome> {
   const checkin = await client.checkin(modelId);
@@ -57,7 +60,7 @@ export async function participateInRound(
         }
       : outcome;
   }
-  return contributeToPlainRound(client, round.roundId, vectorFor);
+  return contributeToPlainRound(client, round.roundId, (dimension) => vectorFor(dimension, round));
 }
 
 /**

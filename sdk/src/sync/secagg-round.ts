@@ -83,7 +83,7 @@ const answered = (client: ClientState | null, stage: Stage) =>
 export async function participateInSecAggRound(
   client: CoordinatorClient,
   round: RoundInfo,
-  vectorFor: (dimension: number) => Promise<Float64Array> | Float64Array,
+  vectorFor: (dimension: number, round: RoundInfo) => Promise<Float64Array> | Float64Array,
   options: SecAggParticipationOptions = {},
 ): Promise<SecAggOutcome> {
   const info = round.secagg;
@@ -153,7 +153,7 @@ export async function participateInSecAggRound(
         view.stage,
         session.client,
         view,
-        async () => encodeInput(round, await vectorFor(round.dimension), clientOptions.randomBytes),
+        async () => encodeInput(round, await vectorFor(round.dimension, round), clientOptions.randomBytes),
         clientOptions,
       );
     } catch (error) {

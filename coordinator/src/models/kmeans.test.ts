@@ -1,0 +1,160 @@
+import { describe, expect, it } from "vitest";
+import { KMeansSpec } from "../wire/training";
+import { applyKMeans, initialKMeansState, kmeansTask, labelSegments } from "./kmeans";
+import {
+  BLOCK,
+  gridCell,
+  gridEdges,
+  histogramBin,
+  histogramOffset,
+  kmeansDimension,
+  kmeansSensitivity,
+  probit,
+} from "./kmeans-layout";
+import { kmeansCost, weightedKMeans } from "./lloyd";
+import { realValue, VECTOR_FIELDS } from "./profile-vector";
+
+const spec = KMeansSpec.parse({ k: 2, init: { gridBins: 3, histogramBins: 8 } });
+
+/** The noiseless aggregate a set of devices would produce (the device half's layout, by hand). */
+function aggregateOf(phase: "init" | "lloyd", points: number[][], centroids?: number[][]) {
+  const out = new Float64Array(kmeansDimension(spec, phase));
+  for (const z of points) {
+    const norm = Math.hypot(...z);
+    const x = norm > spec.clip ? z.map((v) => (v * spec.clip) / norm) : z;
+    let block: number;
+    if (phase === "init") {
+      block = gridCell(spec, z);
+      spec.init.histogramFields.forEach((field, h) => {
+        const bin = histogramBin(spec.init.histogramBins, z[VECTOR_FIELDS.indexOf(field)] ?? 0);
+        const at = histogramOffset(spec) + h * spec.init.histogramBins + bin;
+        out[at] = (out[at] as number) + spec.init.histogramWeight;
+      });
+    } else {
+      const d = (centroids ?? []).map((c) => c.reduce((s, v, i) => s + (v - (z[i] ?? 0)) ** 2, 0));
+      block = d.indexOf(Math.min(...d));
+    }
+    out[block * BLOCK] = (out[block * BLOCK] as number) + spec.countWeight;
+    x.forEach((v, i) => {
+      out[block * BLOCK + 1 + i] = (out[block * BLOCK + 1 + i] as number) + v;
+    });
+  }
+  return out;
+}
+
+const at = (values: Partial<Record<(typeof VECTOR_FIELDS)[number], number>>) =>
+  VECTOR_FIELDS.map((f) => values[f] ?? 0);
+
+describe("k-means layout", () => {
+  it("probit matches reference quantiles of N(0, 1)", () => {
+    // Φ⁻¹(0.975) = 1.959963984540054, Φ⁻¹(0.8413447460685429) = 1 (standard tables).
+    expect(probit(0.975)).toBeCloseTo(1.959963984540054, 8);
+    expect(probit(0.8413447460685429)).toBeCloseTo(1, 8);
+    expect(probit(0.001)).toBeCloseTo(-3.090232306167813, 7);
+    expect(gridEdges(2)).toEqual([0]);
+  });
+
+  it("states the L2 sensitivity of each phase from the spec alone", () => {
+    expect(kmeansSensitivity(spec, "lloyd")).toBeCloseTo(Math.sqrt(2 ** 2 + 4 ** 2), 12);
+    expect(kmeansSensitivity(spec, "init")).toBeCloseTo(Math.sqrt(2 ** 2 + 4 ** 2 + 4), 12);
+    expect(kmeansDimension(spec, "lloyd")).toBe(2 * 10);
+    expect(kmeansDimension(spec, "init")).toBe(27 * 10 + 4 * 8);
+    expect(kmeansTask(spec, initialKMeansState())).toMatchObject({ phase: "init", dimension: 302 });
+  });
+});
+
+describe("k-means server update", () => {
+  const groupA = Array.from({ length: 40 }, (_, i) =>
+    at({ recency: -1 + 0.01 * i, frequency: 1.2, monetary: 1.5 }),
+  );
+  const groupB = Array.from({ length: 60 }, (_, i) =>
+    at({ recency: 1.4 - 0.01 * i, frequency: -0.8, monetary: -0.9 }),
+  );
+  const all = [...groupA, ...groupB];
+
+  it("init: the coreset gives one centroid per group and DP quantiles for the tags", () => {
+    const update = applyKMeans(spec, initialKMeansState(), aggregateOf("init", all), {
+      noiseStddev: 0,
+      contributors: 100,
+    });
+    expect(update.state.phase).toBe("lloyd");
+    const centroids = update.state.centroids ?? [];
+    const byRecency = [...centroids].sort((a, b) => (a[0] as number) - (b[0] as number));
+    expect(byRecency[0]?.[0]).toBeCloseTo(-0.805, 2);
+    expect(byRecency[1]?.[0]).toBeCloseTo(1.105, 2);
+    expect(update.params.segments.map((s) => s.size).sort((a, b) => a - b)).toEqual([40, 60]);
+    // 90% of monetary mass lies in group A's bin [1.0, 2.0): the quantile is inside it, in money.
+    const high = update.params.tagThresholds.highValueMinMonetary ?? 0;
+    expect(high).toBeGreaterThan(realValue("monetary", 1.0));
+    expect(high).toBeLessThan(realValue("monetary", 2.0));
+  });
+
+  it("lloyd: centroids move to the cluster means; a still model is converged", () => {
+    const start = {
+      ...initialKMeansState(),
+      phase: "lloyd" as const,
+      centroids: [at({ recency: -0.5 }), at({ recency: 0.5 })],
+    };
+    const step = applyKMeans(spec, start, aggregateOf("lloyd", all, start.centroids), {
+      noiseStddev: 0,
+      contributors: 100,
+    });
+    expect(step.state.iteration).toBe(1);
+    expect(step.state.centroids?.[0]?.[1]).toBeCloseTo(1.2, 12);
+    expect(step.state.centroids?.[1]?.[1]).toBeCloseTo(-0.8, 12);
+    expect(step.converged).toBe(false);
+    const again = applyKMeans(spec, step.state, aggregateOf("lloyd", all, step.state.centroids ?? []), {
+      noiseStddev: 0,
+      contributors: 100,
+    });
+    expect(again.metrics.shift).toBeLessThan(1e-12);
+    expect(again.converged).toBe(true);
+  });
+
+  it("a cluster whose noisy count is within the noise keeps its centroid", () => {
+    const start = {
+      ...initialKMeansState(),
+      phase: "lloyd" as const,
+      centroids: [at({ recency: -1 }), at({ recency: 3 })],
+    };
+    const step = applyKMeans(spec, start, aggregateOf("lloyd", groupA, start.centroids), {
+      noiseStddev: 5,
+      contributors: 40,
+    });
+    expect(step.state.centroids?.[1]).toEqual(start.centroids[1]);
+    expect(step.metrics.clustersKept).toBe(1);
+  });
+
+  it("refuses an aggregate of the wrong length or with a non-finite value", () => {
+    expect(() =>
+      applyKMeans(spec, initialKMeansState(), new Float64Array(3), { noiseStddev: 0, contributors: 1 }),
+    ).toThrow(/expected 302/);
+    const bad = aggregateOf("init", all);
+    bad[5] = Number.POSITIVE_INFINITY;
+    expect(() => applyKMeans(spec, initialKMeansState(), bad, { noiseStddev: 0, contributors: 1 })).toThrow(
+      /not finite/,
+    );
+  });
+
+  it("labels read like a marketer's, and are distinct", () => {
+    const labels = labelSegments([
+      at({ recency: -1, frequency: 1.2, monetary: 1.5 }),
+      at({ recency: 1.5, frequency: -0.8 }),
+      at({ tenure: -1.5, frequency: -0.5 }),
+      at({ recency: -0.5, frequency: 1.2, monetary: 2.5 }),
+    ]);
+    expect(labels.slice(0, 3)).toEqual(["loyal high spenders (small spenders)", "lapsed one-timers", "new"]);
+    expect(new Set(labels).size).toBe(4);
+  });
+});
+
+describe("weighted Lloyd with k-means++", () => {
+  it("finds the optimum of two separated blobs, and weights count as repeated points", () => {
+    const points = [at({ recency: 0 }), at({ recency: 0.2 }), at({ recency: 5 }), at({ recency: 5.2 })];
+    const run = weightedKMeans(points, null, { k: 2, seed: 3 });
+    expect(run.cost).toBeCloseTo(0.04, 12);
+    const weighted = weightedKMeans([points[0], points[2]] as number[][], [3, 1], { k: 1 });
+    expect(weighted.centroids[0]?.[0]).toBeCloseTo(1.25, 12);
+    expect(kmeansCost(points, run.centroids)).toBeCloseTo(run.cost, 12);
+  });
+});

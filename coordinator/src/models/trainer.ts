@@ -1,0 +1,346 @@
+/**
+ * The trainer: one per (tenant, model), it owns the global model and runs its training by itself.
+ * It opens each round (with the task devices compute), applies the round's decoded DP aggregate
+ * with the kind's server update, publishes the next version, and stops on convergence, on its
+ * round limit, after repeated aborts, or when the next round would pass the budget cap (the
+ * privacy planner refuses it before any device is invited). In the spirit of TFF's iterative
+ * process (`initialize`, `next`) and Flower's strategy (`configure_fit`, `aggregate_fit`).
+ *
+ * Runtime-neutral: a Durable Object hosts it in `edge/` (its alarm drives the schedule), an
+ * in-process object in tests and the simulator. Every operation is serialised.
+ */
+import { PrivacyBudgetExceededError } from "../dp/errors";
+import { FedprofileError, NotFoundError } from "../errors";
+import type { Clock, ModelStore, RoundStateStore, TrainingStore } from "../ports";
+import type { RoundPrivacy } from "../rounds/round-privacy";
+import { createSerialQueue } from "../rounds/serial-queue";
+import { encodeFloat64Vector } from "../wire/binary";
+import { WIRE_VERSION } from "../wire/common";
+import type { OpenRoundRequest, RoundStatus } from "../wire/round";
+import type { ModelDeclaration, ModelStatus, RoundTask, TrainingRound } from "../wire/training";
+import { applyKMeans, initialKMeansState, type KMeansState, kmeansTask } from "./kmeans";
+
+/** What a trainer-driven round hands back when it ends. */
+export interface RoundResult {
+  roundId: string;
+  modelId: string;
+  stage: "closed" | "aborted";
+  outcome: string;
+  contributors: number;
+  /** The decoded noisy aggregate (closed rounds). */
+  weights: number[] | null;
+  /** Noise standard deviation per coordinate of `weights`. */
+  noiseStddev: number;
+}
+
+/** The rounds a trainer drives. */
+export interface TrainerRounds {
+  open(tenantId: string, request: OpenRoundRequest, task: RoundTask): Promise<RoundStatus>;
+  /** The result of an ended round, or null while it runs. */
+  result(tenantId: string, roundId: string): Promise<RoundResult | null>;
+}
+
+/** The trainer as a round (or the HTTP layer) sees it. */
+export interface TrainerHandle {
+  declare(tenantId: string, modelId: string, declaration: ModelDeclaration): Promise<ModelStatus>;
+  status(): Promise<ModelStatus | null>;
+  roundEnded(result: RoundResult): Promise<void>;
+}
+
+export interface TrainerHost extends TrainerHandle {
+  alarm(): Promise<void>;
+}
+
+/** The trainer's serialisable state. */
+export interface TrainerState {
+  kind: "trainer";
+  tenantId: string;
+  modelId: string;
+  declaration: ModelDeclaration;
+  declaredAt: number;
+  model: KMeansState;
+  roundsOpened: number;
+  /** Consecutive rounds that aborted. */
+  failures: number;
+  current: { roundId: string; phase: KMeansState["phase"]; iteration: number; pollAt: number } | null;
+  nextRoundAt: number | null;
+  latestVersion: number | null;
+  stoppedReason: string | null;
+}
+
+export interface TrainerHostOptions {
+  store: RoundStateStore<TrainerState>;
+  rounds: TrainerRounds;
+  models: ModelStore;
+  training: TrainingStore;
+  privacy?: RoundPrivacy;
+  clock?: Clock;
+}
+
+/** How long after a round's last stage deadline the trainer asks for its result. */
+const RESULT_GRACE_MS = 40_000;
+/** Re-ask this often while a round's result is not there yet. */
+const POLL_MS = 10_000;
+/** SecAgg+ stages with the consistency check (the trainer always turns it on). */
+const STAGES = 5;
+
+/**
+ * The default `minNoiseShares`: the survivors, at 30% dropout, of each shard's expected fill when
+ * only `minDevices` join. Calibrating for t instead (the SecAgg threshold, about 40% of a shard)
+ * needs several times the noise that full turnout does (issue 9: 6.9x at n = 1,000).
+ */
+export function defaultMinNoiseShares(declaration: ModelDeclaration): number {
+  const { minDevices, maxDevices, maxShardSize } = declaration.cohort;
+  const shards = Math.max(1, Math.ceil(maxDevices / maxShardSize));
+  return Math.max(2, Math.floor(0.7 * Math.floor(minDevices / shards)));
+}
+
+/** The request that opens the next round of `state`'s model. */
+export function nextRoundRequest(state: TrainerState): { request: OpenRoundRequest; task: RoundTask } {
+  const { declaration } = state;
+  const { spec, dp, cohort, schedule } = declaration;
+  const task = kmeansTask(spec, state.model);
+  return {
+    task: {
+      kind: "kmeans",
+      phase: task.phase,
+      iteration: state.model.iteration,
+      spec,
+      baseVersion: task.phase === "init" ? null : state.latestVersion,
+    },
+    request: {
+      v: WIRE_VERSION,
+      modelId: state.modelId,
+      dimension: task.dimension,
+      minContributions: cohort.minDevices,
+      maxContributions: cohort.maxDevices,
+      deadlineSeconds: schedule.stageSeconds,
+      aggregation: "secagg",
+      secagg: {
+        maxShardSize: cohort.maxShardSize,
+        minShardSize: Math.min(cohort.minShardSize, cohort.maxShardSize),
+        consistencyCheck: true,
+        stageSeconds: schedule.stageSeconds,
+      },
+      dp: {
+        mechanism: dp.mechanism,
+        clipNorm: task.sensitivity,
+        // Every round of the run gets the same share: initialisation plus maxRounds iterations.
+        targetEpsilon: dp.targetEpsilon,
+        rounds: 1 + schedule.maxRounds,
+        minNoiseShares: dp.minNoiseShares ?? defaultMinNoiseShares(declaration),
+        modulusBits: dp.modulusBits,
+      },
+    },
+  };
+}
+
+export function trainerStatus(state: TrainerState): ModelStatus {
+  return {
+    v: WIRE_VERSION,
+    modelId: state.modelId,
+    kind: state.declaration.kind,
+    declaration: state.declaration,
+    trainer: state.stoppedReason !== null ? "stopped" : state.current ? "in-round" : "waiting",
+    phase: state.model.phase,
+    iteration: state.model.iteration,
+    roundsOpened: state.roundsOpened,
+    currentRound: state.current?.roundId ?? null,
+    nextRoundAt: state.stoppedReason === null && !state.current ? state.nextRoundAt : null,
+    latestVersion: state.latestVersion,
+    stoppedReason: state.stoppedReason,
+    declaredAt: state.declaredAt,
+  };
+}
+
+/** Creates the trainer host of one model. */
+export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
+  const { store, rounds, models, training } = options;
+  const clock = options.clock ?? Date.now;
+  const serialised = createSerialQueue();
+
+  async function schedule(state: TrainerState): Promise<void> {
+    await store.save(state);
+    const at = state.stoppedReason !== null ? null : (state.current?.pollAt ?? state.nextRoundAt);
+    if (at === null) await store.deleteAlarm();
+    else await store.setAlarm(at);
+  }
+
+  const stop = (state: TrainerState, reason: string): TrainerState => ({
+    ...state,
+    current: null,
+    nextRoundAt: null,
+    stoppedReason: reason,
+  });
+
+  async function openNext(state: TrainerState): Promise<TrainerState> {
+    const now = clock();
+    if (state.model.phase === "lloyd" && state.model.iteration >= state.declaration.schedule.maxRounds) {
+      return stop(state, `max-rounds: ${state.model.iteration} iterations`);
+    }
+    const { request, task } = nextRoundRequest(state);
+    try {
+      const opened = await rounds.open(state.tenantId, request, task);
+      const stageMs = state.declaration.schedule.stageSeconds * 1000;
+      return {
+        ...state,
+        roundsOpened: state.roundsOpened + 1,
+        current: {
+          roundId: opened.roundId,
+          phase: task.phase,
+          iteration: task.iteration,
+          pollAt: opened.openedAt + STAGES * stageMs + RESULT_GRACE_MS,
+        },
+        nextRoundAt: null,
+      };
+    } catch (error) {
+      // The planner refused the round before any device was invited: the run is over.
+      if (error instanceof PrivacyBudgetExceededError) return stop(state, `budget: ${error.message}`);
+      if (error instanceof FedprofileError && error.status < 500 && error.status !== 409) {
+        return stop(state, `refused: ${error.code}: ${error.message}`);
+      }
+      const failures = state.failures + 1;
+      if (failures >= state.declaration.schedule.maxFailures) {
+        return stop(
+          state,
+          `failed to open ${failures} rounds: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+      return {
+        ...state,
+        failures,
+        nextRoundAt: now + Math.max(POLL_MS, state.declaration.schedule.cadenceSeconds * 1000),
+      };
+    }
+  }
+
+  /** Applies a round's result once (results for any other round are ignored). */
+  async function apply(state: TrainerState, result: RoundResult): Promise<TrainerState> {
+    const current = state.current;
+    if (!current || current.roundId !== result.roundId) return state;
+    const now = clock();
+    const cadence = state.declaration.schedule.cadenceSeconds * 1000;
+    const row: TrainingRound = {
+      roundId: result.roundId,
+      phase: current.phase,
+      iteration: current.iteration,
+      stage: result.stage,
+      outcome: result.outcome,
+      contributors: result.contributors,
+      modelVersion: null,
+      metrics: {},
+      endedAt: now,
+    };
+    if (result.stage === "aborted" || !result.weights) {
+      await training.appendRound(state.tenantId, state.modelId, row);
+      const failures = state.failures + 1;
+      const next = { ...state, current: null, failures, nextRoundAt: now + cadence };
+      return failures >= state.declaration.schedule.maxFailures
+        ? stop(next, `aborted ${failures} rounds in a row (last: ${result.outcome})`)
+        : next;
+    }
+    const update = applyKMeans(state.declaration.spec, state.model, result.weights, {
+      noiseStddev: result.noiseStddev,
+      contributors: result.contributors,
+      seed: state.roundsOpened,
+    });
+    const centroids = update.state.centroids ?? [];
+    const published = await models.publish(
+      state.tenantId,
+      {
+        modelId: state.modelId,
+        roundId: result.roundId,
+        dimension: centroids.length * (centroids[0]?.length ?? 0),
+        contributions: Math.max(1, result.contributors),
+        aggregation: "secagg",
+        weights: encodeFloat64Vector(centroids.flat()),
+        kind: "kmeans",
+        params: update.params,
+      },
+      now,
+    );
+    await training.appendRound(state.tenantId, state.modelId, {
+      ...row,
+      modelVersion: published.version,
+      metrics: update.metrics,
+    });
+    const next: TrainerState = {
+      ...state,
+      model: update.state,
+      current: null,
+      failures: 0,
+      latestVersion: published.version,
+      nextRoundAt: now + cadence,
+    };
+    if (update.converged && state.declaration.schedule.untilConverged) {
+      return stop(next, `converged: no centroid moved more than ${state.declaration.spec.tolerance}`);
+    }
+    return next;
+  }
+
+  async function mustLoad(): Promise<TrainerState> {
+    const state = await store.load();
+    if (!state) throw new NotFoundError("model not declared");
+    return state;
+  }
+
+  return {
+    declare: (tenantId, modelId, declaration) =>
+      serialised(async () => {
+        const now = clock();
+        const previous = await store.load();
+        const state: TrainerState = {
+          kind: "trainer",
+          tenantId,
+          modelId,
+          declaration,
+          declaredAt: now,
+          // A re-declaration starts a new run from a DP initialisation; versions keep counting.
+          model: initialKMeansState(),
+          roundsOpened: previous?.roundsOpened ?? 0,
+          failures: 0,
+          current: null,
+          nextRoundAt: now,
+          latestVersion: previous?.latestVersion ?? null,
+          stoppedReason: null,
+        };
+        await training.putDeclaration(tenantId, modelId, declaration, now);
+        await schedule(state);
+        return trainerStatus(state);
+      }),
+
+    status: () =>
+      serialised(async () => {
+        const state = await store.load();
+        return state ? trainerStatus(state) : null;
+      }),
+
+    roundEnded: (result) =>
+      serialised(async () => {
+        const state = await mustLoad();
+        const next = await apply(state, result);
+        if (next !== state) await schedule(next);
+      }),
+
+    alarm: () =>
+      serialised(async () => {
+        let state = await store.load();
+        if (!state || state.stoppedReason !== null) return;
+        const now = clock();
+        if (state.current) {
+          if (now < state.current.pollAt) return schedule(state);
+          // The round's own push may have been lost (a crash between its end and the call): ask.
+          const result = await rounds.result(state.tenantId, state.current.roundId);
+          if (!result) {
+            state = { ...state, current: { ...state.current, pollAt: now + POLL_MS } };
+            return schedule(state);
+          }
+          state = await apply(state, result);
+        }
+        if (state.stoppedReason === null && !state.current && (state.nextRoundAt ?? 0) <= now) {
+          state = await openNext(state);
+        }
+        await schedule(state);
+      }),
+  };
+}

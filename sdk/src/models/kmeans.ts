@@ -1,0 +1,83 @@
+/**
+ * The device half of federated k-means: what this device contributes to a round, and which
+ * segment it is in. Pure: the profile vector comes in, a clipped vector goes out. The layout, and
+ * with it the L2 sensitivity the DP layer calibrates for, is shared with the trainer
+ * (`@fedprofile/coordinator/models/kmeans-layout`).
+ */
+import {
+  BLOCK,
+  clipL2,
+  fieldIndex,
+  gridCell,
+  histogramBin,
+  histogramOffset,
+  type KMeansLayoutPhase,
+  type KMeansLayoutSpec,
+  kmeansDimension,
+  nearestCentroid,
+} from "@fedprofile/coordinator/models/kmeans-layout";
+
+/** The device's segment: the nearest published centroid. */
+export interface SegmentAssignment {
+  modelId: string;
+  version: number;
+  id: number;
+  label: string;
+  /** Euclidean distance to the centroid in the standardised space. */
+  distance: number;
+}
+
+/** What the device needs of a published model to contribute to, or be assigned by, it. */
+export interface KMeansCentroids {
+  segments: ReadonlyArray<{ id: number; label: string; centroid: readonly number[] }>;
+}
+
+/**
+ * This device's vector for a round of `phase`: its standardised profile vector `z`, clipped to
+ * `spec.clip`, in its cell's (init) or nearest centroid's (lloyd) block, with `countWeight` in the
+ * count slot; in the init round, also one `histogramWeight` per histogram field. The payload's
+ * shape depends only on the spec, never on the device's data.
+ */
+export function contributeKMeans(
+  spec: KMeansLayoutSpec,
+  phase: KMeansLayoutPhase,
+  base: KMeansCentroids | null,
+  z: readonly number[],
+): Float64Array {
+  const out = new Float64Array(kmeansDimension(spec, phase));
+  const clipped = clipL2(z, spec.clip);
+  let block: number;
+  if (phase === "init") {
+    block = gridCell(spec, z);
+    const offset = histogramOffset(spec);
+    spec.init.histogramFields.forEach((field, i) => {
+      const bin = histogramBin(spec.init.histogramBins, z[fieldIndex(field)] ?? 0);
+      out[offset + i * spec.init.histogramBins + bin] = spec.init.histogramWeight;
+    });
+  } else {
+    if (!base || base.segments.length !== spec.k) {
+      throw new RangeError(`a lloyd round needs the base model's ${spec.k} centroids`);
+    }
+    block = nearestCentroid(
+      base.segments.map((s) => s.centroid),
+      z,
+    ).index;
+  }
+  out[block * BLOCK] = spec.countWeight;
+  out.set(clipped, block * BLOCK + 1);
+  return out;
+}
+
+/** The segment of standardised vector `z` under a published model. */
+export function assignSegment(
+  model: KMeansCentroids & { modelId: string; version: number },
+  z: readonly number[],
+): SegmentAssignment {
+  const { index, distance } = nearestCentroid(
+    model.segments.map((s) => s.centroid),
+    z,
+  );
+  const segment = model.segments[index];
+  if (!segment) throw new RangeError("the model has no segments");
+  return { modelId: model.modelId, version: model.version, id: segment.id, label: segment.label, distance };
+}
