@@ -9,7 +9,7 @@
  * - 10,000 rounds as one `compose(event, 10000)`.
  * - 10,000 rounds whose survivors vary (a new DDG event per distinct survivor count).
  * - Recomputing a 10,000-entry ledger's epsilons as `audit verify` does (RDP and epsilon per entry).
- * The vector table re-runs every implemented section of ../shared/vectors/dp_accounting.json and
+ * The vector table re-runs every implemented section of test/vectors/dp_accounting.json and
  * reports the max relative error against the column the README names.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -411,7 +411,7 @@ for (const c of cases) {
 console.log(
   `budget 5 ms (central, cold, one compose per round): ${budgetCase.median <= 5 ? "met" : "NOT met"}`,
 );
-console.log("\nKnown-answer vectors (../shared/vectors/dp_accounting.json)");
+console.log("\nKnown-answer vectors (test/vectors/dp_accounting.json)");
 console.log("section".padEnd(52) + "rows".padStart(6) + "max rel err".padStart(14) + "  column");
 for (const s of sections)
   console.log(

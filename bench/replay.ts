@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { replay } from "../sdk/cli/replay";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const DATA = join(ROOT, "../shared/data/online_retail.csv.gz");
+const DATA = join(ROOT, "examples/data/online_retail.csv.gz");
 const asOf = Date.parse("2011-12-10T00:00:00Z");
 
 const stores = process.argv.includes("--fake-indexeddb")

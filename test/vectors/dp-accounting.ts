@@ -1,11 +1,11 @@
 /**
- * Typed access to the reference DP-accounting vectors (`../shared/vectors/dp_accounting.json`,
- * see its README): dp_accounting 0.6.0, TF Privacy a749ce4, Opacus and mpmath-exact RDP.
+ * Typed access to the reference DP-accounting vectors (`dp_accounting.json` beside this file, with
+ * its README): dp_accounting 0.6.0, TF Privacy a749ce4, Opacus and mpmath-exact RDP.
  * Every section is validated with zod; non-finite numbers arrive as the string "Infinity".
  */
 
 import * as z from "zod";
-import raw from "../../../shared/vectors/dp_accounting.json" with { type: "json" };
+import raw from "./dp_accounting.json" with { type: "json" };
 
 const num = z.union([z.number(), z.literal("Infinity"), z.literal("-Infinity")]).transform(Number);
 
