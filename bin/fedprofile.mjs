@@ -10,6 +10,7 @@ const COMMANDS = {
   accountant: "../coordinator/src/cli/node-entry.ts",
   audit: "../coordinator/src/cli/node-entry.ts",
   simulate: "../examples/simulate.ts",
+  eval: "../examples/eval/main.ts",
 };
 
 const [command, ...args] = process.argv.slice(2);

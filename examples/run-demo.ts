@@ -23,6 +23,8 @@ import {
   decodeFloat64Vector,
   LedgerPublicKey,
   LedgerRowsPage,
+  ModelStatus,
+  ModelVersion,
   PrivacyBudgetStatus,
   RoundStatus,
 } from "@fedprofile/coordinator/wire";
@@ -33,10 +35,12 @@ import {
   seedLocalTenant,
   startLocalCoordinator,
 } from "../edge/scripts/local-dev";
+import { loadCustomers, RETAIL_AS_OF } from "./eval/population";
 import { startExampleServer } from "./serve";
 import { CATALOGUE } from "./storefront/catalogue";
 
 const CHROMIUM = "/usr/bin/chromium";
+const DATA = new URL("./data/online_retail.csv.gz", import.meta.url).pathname;
 /** Without DP, device vectors [1, events] are clipped to ±1024 and encoded with 16 bits per value. */
 const ENCODING = { kind: "fixed-point" as const, clip: 1024, valueBits: 16 };
 /** With DP: the L2 clip of [1, events], and the epsilon all `rounds` together are calibrated to. */
@@ -300,7 +304,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
             })
           : Promise.resolve(),
         ...nodeDevices.map((device, i) =>
-          device.sync().then(
+          device.sync("activity").then(
             (o) => {
               if (o.status === "contributed") contributed.push(i);
               report(`device ${i + firstNode} (node)`, o);
@@ -375,6 +379,17 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         exitCode = 1;
       }
 
+      await trainSegments({
+        coordinatorUrl: coordinator.url,
+        operator,
+        devices: nodeDevices,
+        browser: browserDevice,
+        deviceCount,
+      }).catch((error: Error) => {
+        info(`segments FAILED: ${error.message}`);
+        exitCode = 1;
+      });
+
       step("Audit: `fedprofile audit verify` against the coordinator, as a compliance team would");
       const key = LedgerPublicKey.parse(await auditor("/v1/audit/public-key"));
       const budget = PrivacyBudgetStatus.parse(await auditor(`/v1/privacy/budgets/${modelId}`));
@@ -384,17 +399,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       try {
         const out = execFileSync(
           process.execPath,
-          [
-            "bin/fedprofile.mjs",
-            "audit",
-            "verify",
-            "--url",
-            coordinator.url,
-            "--model",
-            modelId,
-            "--public-key",
-            key.publicKey,
-          ],
+          ["bin/fedprofile.mjs", "audit", "verify", "--url", coordinator.url, "--public-key", key.publicKey],
           {
             env: { ...process.env, FEDPROFILE_AUDITOR_KEY: keys.auditor },
             cwd: REPO_ROOT,
@@ -421,6 +426,114 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     if (!values.serve) await stopAll();
   }
   return exitCode;
+}
+
+/** k-means with a handful of devices: ε is large because DP needs big cohorts (the eval shows N = 4,338 to 100,000). */
+const SEGMENTS_EPSILON = 30;
+
+/**
+ * Segments: the operator declares a k-means model once; its trainer (a Durable Object) opens the
+ * DP initialisation and every Lloyd round by itself. The node devices carry real purchase
+ * histories (UCI Online Retail customers, tracked with their own timestamps); the browser device
+ * carries what it clicked on the storefront.
+ */
+async function trainSegments(context: {
+  coordinatorUrl: string;
+  operator: (method: string, path: string, body?: unknown) => Promise<Response>;
+  devices: Profiler[];
+  browser: Awaited<ReturnType<typeof openBrowserDevice>> | null;
+  deviceCount: number;
+}) {
+  const { operator, devices, browser, deviceCount } = context;
+  step("Segments: devices replay real customers' orders (UCI Online Retail) on the device");
+  const customers = await loadCustomers(DATA);
+  const buyers = customers.filter((c) => c.some((invoice) => !invoice.refund));
+  const offset = RETAIL_AS_OF - Date.now();
+  for (const [i, device] of devices.entries()) {
+    const invoices = buyers[(i * 541) % buyers.length] ?? [];
+    for (const invoice of invoices) {
+      const name = invoice.refund ? "Order Refunded" : "Order Completed";
+      const props = invoice.refund
+        ? { order_id: invoice.invoiceNo, total: invoice.total, products: invoice.products }
+        : { order_id: invoice.invoiceNo, currency: "GBP", products: invoice.products };
+      // Shifted so the customer's last day in the data set is today.
+      await device.track(name, props, { timestamp: invoice.t - offset });
+    }
+    const profile = await device.getProfile();
+    const f = profile.features;
+    info(
+      `device ${i + (browser ? 2 : 1)}: ${invoices.length} invoices → ${f.frequency} orders, £${f.monetary.toFixed(0)}, last order ${f.recencyDays?.toFixed(0) ?? "-"} days ago`,
+    );
+  }
+
+  step("Segments: declaring the k-means model (operator, secret key); its trainer takes it from here");
+  const declaration = {
+    v: 1,
+    kind: "kmeans",
+    spec: { k: 3, init: { gridBins: 3, histogramBins: 16 } },
+    dp: { targetEpsilon: SEGMENTS_EPSILON, population: POPULATION },
+    cohort: {
+      minDevices: Math.max(3, deviceCount - 1),
+      maxDevices: deviceCount,
+      maxShardSize: deviceCount,
+      minShardSize: 3,
+    },
+    schedule: { stageSeconds: 5, maxRounds: 2, cadenceSeconds: 0, untilConverged: false },
+  };
+  const put = await operator("PUT", "/v1/models/segments", declaration);
+  if (put.status !== 200) throw new Error(`could not declare the model: ${await put.text()}`);
+  info(
+    `k = 3 over the 9-field profile vector; DP initialisation + 2 Lloyd rounds, ε ${SEGMENTS_EPSILON} for the whole training (distributed discrete Gaussian)`,
+  );
+  const status = async () => ModelStatus.parse(await (await operator("GET", "/v1/models/segments")).json());
+  const deadline = Date.now() + 300_000;
+  let shown = 0;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error("training did not finish in 5 minutes");
+    const now = await status();
+    if ((now.latestVersion ?? 0) > shown) {
+      shown = now.latestVersion ?? 0;
+      const latest = ModelVersion.parse(await (await operator("GET", "/v1/models/segments/latest")).json());
+      info(
+        `published segments v${latest.version} (${latest.params?.phase}, iteration ${latest.params?.iteration}):`,
+      );
+      for (const s of latest.params?.segments ?? []) {
+        info(
+          `  ${s.id}. ${s.label.padEnd(28)} ≈${String(s.size).padStart(3)} devices · ${s.real.recency.toFixed(0)} days since the last order · ${s.real.frequency.toFixed(1)} orders · £${s.real.monetary.toFixed(0)}`,
+        );
+      }
+    }
+    if (now.trainer === "stopped") {
+      info(`trainer stopped: ${now.stoppedReason}`);
+      break;
+    }
+    if (now.trainer !== "in-round") {
+      await new Promise((r) => setTimeout(r, 300));
+      continue;
+    }
+    info(
+      `round ${now.currentRound} (${now.phase}${now.phase === "lloyd" ? ` ${now.iteration + 1}` : ""}) opened by the trainer: devices sync`,
+    );
+    const outcomes = await Promise.all([
+      ...(browser ? [browser.sync("*")] : []),
+      ...devices.map((d) => d.sync().catch((e: Error) => ({ status: `failed: ${e.message}` }))),
+    ]);
+    const statuses = outcomes.map((o) =>
+      "outcomes" in o ? (o.outcomes[0]?.outcome.status ?? "no-round") : o.status,
+    );
+    info(`  ${statuses.filter((s) => s === "contributed").length}/${statuses.length} devices contributed`);
+    await waitFor(async () => (await status()).currentRound !== now.currentRound, 60_000);
+  }
+  // One more sync pulls the newest version; every device reads its own segment.
+  await Promise.all([...devices.map((d) => d.sync()), ...(browser ? [browser.sync("*")] : [])]);
+  const profiles = await Promise.all(devices.map((d) => d.getProfile()));
+  for (const [i, p] of profiles.entries()) {
+    info(
+      `device ${i + (browser ? 2 : 1)} (node): ${p.segment ? `${p.segment.label} (v${p.segment.version})` : "no segment"}; tags ${p.tags.join(", ") || "-"}`,
+    );
+  }
+  if (browser) info(`device 1 (Chromium): ${await browser.segment()}`);
+  if (profiles.some((p) => !p.segment)) throw new Error("a device has no segment");
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number) {
@@ -464,12 +577,26 @@ async function openBrowserDevice(storefront: string) {
       );
       return events - before;
     },
-    sync: () =>
-      page.evaluate(() =>
-        (
-          window as unknown as { fedprofileDemo: { sync(): Promise<{ status: string; stage?: string }> } }
-        ).fedprofileDemo.sync(),
+    sync: (modelId = "activity") =>
+      page.evaluate(
+        (id) =>
+          (
+            window as unknown as {
+              fedprofileDemo: { sync(modelId?: string): Promise<{ status: string; stage?: string }> };
+            }
+          ).fedprofileDemo.sync(id),
+        modelId,
       ),
+    segment: async () => {
+      await page.waitForFunction(
+        () => document.getElementById("segment")?.dataset.segment !== undefined,
+        null,
+        {
+          timeout: 30_000,
+        },
+      );
+      return (await page.textContent("#segment")) ?? "";
+    },
     close: () => browser.close(),
   };
 }

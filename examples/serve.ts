@@ -56,7 +56,7 @@ export async function startExampleServer(options: {
     bundleCompliance(),
     readFile(join(EXAMPLES, "compliance/index.html"), "utf8"),
   ]);
-  const config = JSON.stringify({ modelId: "activity", ...options.config });
+  const config = JSON.stringify({ modelId: "*", ...options.config });
   const routes: Record<string, [string, string]> = {
     "/": ["text/html; charset=utf-8", html],
     "/index.html": ["text/html; charset=utf-8", html],

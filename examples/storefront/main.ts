@@ -2,12 +2,13 @@
  * The demo storefront: embeds the SDK, tracks Segment e-commerce events as the visitor
  * browses, and takes part in rounds. `window.fedprofileDemo` lets tests drive it.
  */
-import { createProfiler, type Profiler } from "@fedprofile/sdk";
+import { createProfiler, type Profiler, type RoundOutcome } from "@fedprofile/sdk";
 import { CATALOGUE, type CatalogueItem } from "./catalogue";
 
 interface DemoConfig {
   endpoint: string;
   apiKey: string;
+  /** The model "Sync now" takes part in; `*` (the default) is every declared model. */
   modelId: string;
 }
 
@@ -19,7 +20,7 @@ async function loadConfig(): Promise<DemoConfig> {
   return {
     endpoint: params.get("endpoint") ?? fromServer.endpoint ?? "http://127.0.0.1:8787",
     apiKey: params.get("key") ?? fromServer.apiKey ?? "",
-    modelId: params.get("model") ?? fromServer.modelId ?? "activity",
+    modelId: params.get("model") ?? fromServer.modelId ?? "*",
   };
 }
 
@@ -34,7 +35,14 @@ function log(text: string) {
 }
 
 async function render(profiler: Profiler) {
-  byId("profile").textContent = JSON.stringify(await profiler.getProfile(), null, 2);
+  const profile = await profiler.getProfile();
+  byId("profile").textContent = JSON.stringify(profile, null, 2);
+  const segment = profile.segment;
+  if (segment) {
+    byId("segment").textContent =
+      `${segment.label} (segment ${segment.id} of ${segment.modelId} v${segment.version}, distance ${segment.distance.toFixed(2)})`;
+    byId("segment").dataset.segment = String(segment.id);
+  }
 }
 
 async function main() {
@@ -47,6 +55,10 @@ async function main() {
   profiler.on((event) => {
     if (event.type === "error") log(`error: ${event.error.message}`);
     if (event.type === "storage") log(`storage: ${event.kind} (${event.reason})`);
+    if (event.type === "model") {
+      log(`model ${event.modelId} v${event.version} arrived`);
+      void render(profiler);
+    }
   });
 
   const view = (item: CatalogueItem) =>
@@ -87,13 +99,18 @@ async function main() {
       products,
     });
   };
-  const sync = async () => {
-    const outcome = await profiler.sync(config.modelId);
-    log(
-      outcome.status === "contributed"
-        ? `contributed to ${outcome.roundId} (${outcome.contributions} so far, ${outcome.stage})`
-        : outcome.status,
-    );
+  const describe = (outcome: RoundOutcome | { status: string }): string =>
+    "roundId" in outcome && outcome.status === "contributed"
+      ? `contributed to ${outcome.roundId} (${outcome.contributions} so far, ${outcome.stage})`
+      : outcome.status;
+  /** Takes part in `modelId`'s open round, or (`*`) in every declared model's. */
+  const sync = async (modelId = config.modelId) => {
+    const outcome = await profiler.sync(modelId === "*" ? undefined : modelId);
+    if (outcome.status === "synced") {
+      for (const { modelId: id, outcome: o } of outcome.outcomes) log(`${id}: ${describe(o)}`);
+      if (outcome.outcomes.length === 0) log("no open round for any model");
+    } else log(describe(outcome));
+    await render(profiler);
     return outcome;
   };
 

@@ -77,7 +77,9 @@ const sent: SentRequest[] = [];
 
 type DemoWindow = {
   fedprofileDemo: {
-    sync(): Promise<{ status: string; roundId?: string; contributions?: number; stage?: string }>;
+    sync(
+      modelId?: string,
+    ): Promise<{ status: string; roundId?: string; contributions?: number; stage?: string }>;
     profiler: {
       roundVector(modelId: string, dimension: number): Promise<Float64Array>;
       getProfile(): Promise<{ features: unknown; vector: ArrayLike<number> }>;
@@ -221,7 +223,9 @@ describe("a distributed-DP SecAgg+ round in Chromium against wrangler dev", () =
 
     // SecAgg stages need the cohort together: the pages sync at once.
     const outcomes = await Promise.all(
-      devices.map((page) => page.evaluate(() => (window as unknown as DemoWindow).fedprofileDemo.sync())),
+      devices.map((page) =>
+        page.evaluate(() => (window as unknown as DemoWindow).fedprofileDemo.sync("activity")),
+      ),
     );
     expect(outcomes, coordinator.log()).toEqual(
       Array(DEVICES).fill({ status: "contributed", roundId, contributions: DEVICES, stage: "done" }),

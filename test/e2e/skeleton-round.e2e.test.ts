@@ -29,7 +29,9 @@ const bodies: string[] = [];
 let devices: Page[] = [];
 
 type DemoWindow = {
-  fedprofileDemo: { sync(): Promise<{ status: string; stage?: string; contributions?: number }> };
+  fedprofileDemo: {
+    sync(modelId?: string): Promise<{ status: string; stage?: string; contributions?: number }>;
+  };
 };
 
 beforeAll(async () => {
@@ -93,8 +95,10 @@ describe("walking skeleton in Chromium against wrangler dev", () => {
       outcomes.push(
         await page.evaluate(() =>
           (
-            window as unknown as { fedprofileDemo: { sync(): Promise<{ status: string; stage?: string }> } }
-          ).fedprofileDemo.sync(),
+            window as unknown as {
+              fedprofileDemo: { sync(modelId?: string): Promise<{ status: string; stage?: string }> };
+            }
+          ).fedprofileDemo.sync("activity"),
         ),
       );
     expect(outcomes.map((o) => o.status)).toEqual(["contributed", "contributed", "contributed"]);
@@ -145,7 +149,9 @@ describe("walking skeleton in Chromium against wrangler dev", () => {
 
     // SecAgg stages need the cohort together: the three pages sync at once.
     const outcomes = await Promise.all(
-      devices.map((page) => page.evaluate(() => (window as unknown as DemoWindow).fedprofileDemo.sync())),
+      devices.map((page) =>
+        page.evaluate(() => (window as unknown as DemoWindow).fedprofileDemo.sync("activity")),
+      ),
     );
     expect(outcomes.map((o) => o.status)).toEqual(["contributed", "contributed", "contributed"]);
 

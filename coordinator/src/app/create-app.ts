@@ -101,7 +101,9 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
     "/v1/*",
     cors({
       origin: origins.includes("*") ? "*" : origins,
-      allowHeaders: ["Authorization", "Content-Type", "X-Participant"],
+      // If-None-Match: devices revalidate model versions (a 304 costs no download); ETag is read back.
+      allowHeaders: ["Authorization", "Content-Type", "X-Participant", "If-None-Match"],
+      exposeHeaders: ["ETag"],
       allowMethods: ["GET", "POST", "PUT", "OPTIONS"],
       maxAge: 600,
     }),
