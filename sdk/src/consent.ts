@@ -108,7 +108,15 @@ export function detectGpc(): boolean {
 export interface FoundCmp {
   api: TcfApi;
   dispose(): void;
+  /**
+   * Ask `getTCData` this often too (ms): a CMP reached through a frame may answer
+   * `addEventListener` only once (see `postMessageApi`).
+   */
+  pollMs?: number;
 }
+
+/** How often a framed page asks its CMP for the current TC data. */
+const FRAMED_POLL_MS = 1000;
 
 const TcfReturn = z.object({
   __tcfapiReturn: z.object({
@@ -134,7 +142,12 @@ function locatorWindow(): Window | null {
   }
 }
 
-/** Talks to a CMP in `target` through postMessage (CMP API v2.2, `__tcfapiCall`/`__tcfapiReturn`). */
+/**
+ * Talks to a CMP in `target` through postMessage (CMP API v2.2, `__tcfapiCall`/`__tcfapiReturn`).
+ * The IAB's own stub (@iabtechlabtcf/stub 1.5.21) forwards only the answers given while it
+ * handles the message, so a later `addEventListener` event never crosses the frame; the watcher
+ * therefore also polls `getTCData`, which a loaded CMP answers at once.
+ */
 function postMessageApi(target: Window): FoundCmp {
   const pending = new Map<string, (tcData: unknown, success: boolean) => void>();
   const onMessage = (event: MessageEvent) => {
@@ -153,9 +166,16 @@ function postMessageApi(target: Window): FoundCmp {
     pending.get(callId)?.(returnValue, success);
   };
   addEventListener("message", onMessage);
+  let lastPoll: string | undefined;
   return {
+    pollMs: FRAMED_POLL_MS,
     api(command, version, callback, parameter) {
       const callId = `fedprofile.${++callCounter}`;
+      // A poll the CMP never answered (it was not loaded yet) is superseded, not kept forever.
+      if (command === "getTCData") {
+        if (lastPoll) pending.delete(lastPoll);
+        lastPoll = callId;
+      }
       // addEventListener answers many times under one callId; the others answer once.
       pending.set(callId, (value, success) => {
         if (command !== "addEventListener") pending.delete(callId);
@@ -194,14 +214,14 @@ export function findCmp(): FoundCmp | null {
 export interface WatchCmpOptions {
   /** Finds the CMP (default `findCmp`). */
   find?: () => FoundCmp | null;
-  /** Look for a CMP this long (every 50 ms) before deciding there is none (`onAbsent`). */
+  /** Look for a CMP every 50 ms this long (the caller decides there is none after it). */
   timeoutMs: number;
   /** Keep looking, every 250 ms, this long in all, for a CMP that loads even later. */
   discoveryMs: number;
-  /** Every signal of the CMP's `addEventListener`. */
+  /** A CMP was found. */
+  onFound?(): void;
+  /** Every signal of the CMP (`addEventListener` events, and polled `getTCData` in frames). */
   onSignal(signal: TcfSignal): void;
-  /** No CMP appeared within the timeout. */
-  onAbsent(): void;
 }
 
 /**
@@ -214,6 +234,7 @@ export function watchCmp(options: WatchCmpOptions): () => void {
   let listenerId: number | undefined;
   let stopped = false;
   let poll: ReturnType<typeof setTimeout> | undefined;
+  let tcPoll: ReturnType<typeof setInterval> | undefined;
 
   const remove = (found: FoundCmp, id: number) => {
     try {
@@ -239,19 +260,23 @@ export function watchCmp(options: WatchCmpOptions): () => void {
     } catch {
       // A broken CMP must not break the page; without a decision nothing is stored.
     }
+    if (found.pollMs !== undefined) {
+      tcPoll = setInterval(() => {
+        found.api("getTCData", 2, (tcData, success) => {
+          const signal = stopped ? null : tcfSignal(tcData, success);
+          if (signal) options.onSignal(signal);
+        });
+      }, found.pollMs);
+    }
+    options.onFound?.();
   };
 
   // Polling, as Segment's consent wrapper waits for its CMP's global (consent-tools, resolveWhen).
   const started = Date.now();
-  let absent = false;
   const look = () => {
     const found = find();
     if (found) return listen(found);
     const elapsed = Date.now() - started;
-    if (!absent && elapsed >= options.timeoutMs) {
-      absent = true;
-      options.onAbsent();
-    }
     if (elapsed < Math.max(options.timeoutMs, options.discoveryMs)) {
       poll = setTimeout(look, elapsed < options.timeoutMs ? 50 : 250);
     }
@@ -261,6 +286,7 @@ export function watchCmp(options: WatchCmpOptions): () => void {
   return () => {
     stopped = true;
     clearTimeout(poll);
+    clearInterval(tcPoll);
     // Without an answer yet, the listener is removed when (if) the CMP answers.
     if (cmp && listenerId !== undefined) remove(cmp, listenerId);
   };

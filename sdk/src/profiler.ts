@@ -288,7 +288,12 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     try {
       if (lookForCmp) {
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, options.tcfTimeoutMs ?? 500);
+          let found = false;
+          const timer = setTimeout(() => {
+            // No CMP in time: the page is taken to have none (a later one is still heard).
+            if (!found) apply(null);
+            resolve();
+          }, options.tcfTimeoutMs ?? 500);
           /** A decision (or the CMP's absence) is known; "pending" never undoes one. */
           let settled = false;
           const apply = (next: TcfSignal | null) => {
@@ -310,8 +315,8 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
             onSignal: (signal) => {
               if (signal.status !== "pending" || !settled) apply(signal);
             },
-            onAbsent: () => {
-              if (!settled) apply(null);
+            onFound: () => {
+              found = true;
             },
           });
         });
