@@ -1,12 +1,16 @@
 /**
- * Consent: what the device may store, sync and publish.
+ * Consent: what the device may store, sync and publish. The README's "Consent" section is the
+ * manual; in short:
  *
- * - Global Privacy Control (`navigator.globalPrivacyControl === true`, https://privacycg.github.io/gpc-spec/)
- *   turns sync and publish off unless the user opts in through `consent()`.
- * - When an IAB TCF v2 CMP is present (`window.__tcfapi`), purpose 1 ("store and/or access
- *   information on a device") gates device storage. Until the CMP reports a decision, and
- *   whenever purpose 1 is refused, the profiler keeps everything in memory only.
- * - An explicit `consent()` choice always wins over both signals.
+ * - Global Privacy Control (`navigator.globalPrivacyControl === true`,
+ *   https://privacycg.github.io/gpc-spec/) turns sync and publish off unless the user opts in
+ *   through `consent()`.
+ * - An IAB TCF v2.2 CMP, found as `window.__tcfapi` or, in a frame, through a
+ *   `__tcfapiLocator` frame and postMessage (CMP API v2.2, "How can vendors that use iframes
+ *   call the CMP API from an iframe?"), gates each use by purposes: storage by purpose 1, sync
+ *   by purpose 1, publish by purposes 1, 3 and 4 (configurable). Until the CMP decides, nothing
+ *   is stored and nothing is sent.
+ * - A refusal from any source wins. An explicit grant lifts GPC but not a CMP's refusal.
  */
 import * as z from "zod/mini";
 
@@ -20,6 +24,9 @@ export interface ConsentState {
   publish: boolean;
 }
 
+/** A use consent is asked for. */
+export type ConsentUse = keyof ConsentState;
+
 /** A choice the user made; unset fields fall back to GPC, TCF and the defaults. */
 export type ConsentChoice = Partial<ConsentState>;
 
@@ -31,16 +38,64 @@ export type TcfApi = (
   parameter?: unknown,
 ) => void;
 
+/** TCF purpose ids each use needs (TCF Policy v2.2, Appendix A). */
+export type TcfPurposes = Record<ConsentUse, readonly number[]>;
+
+/**
+ * Purpose 1 (store and/or access information on a device) for storage and for sync, whose
+ * vector is read from the device profile; publish also needs 3 (create profiles for
+ * personalised advertising) and 4 (use them to select it), because a published profile is
+ * handed to the storefront's backend. Purpose 7 (measure advertising performance) applies
+ * only where a model measures ads: add it to `sync` then.
+ */
+export const DEFAULT_TCF_PURPOSES: TcfPurposes = { storage: [1], sync: [1], publish: [1, 3, 4] };
+
+/** What a CMP has said. */
+export type TcfSignal =
+  /** Loading, a first banner with no decision yet, or no answer. */
+  | { status: "pending" }
+  /** `gdprApplies: false`: TCF does not gate anything. */
+  | { status: "not-applicable" }
+  /** A decision: the purposes consented to, or under legitimate interest. */
+  | { status: "decided"; consents: readonly number[]; legitimateInterests: readonly number[] };
+
 // Only the fields consent needs; a CMP's answer is untrusted input, so it is parsed, not cast.
+const Vector = z.optional(z.record(z.string(), z.boolean()));
 const TcData = z.object({
-  gdprApplies: z.optional(z.boolean()),
+  gdprApplies: z.optional(z.nullable(z.boolean())),
   eventStatus: z.optional(z.string()),
-  listenerId: z.optional(z.number()),
-  purpose: z.optional(z.object({ consents: z.optional(z.record(z.string(), z.boolean())) })),
+  tcString: z.optional(z.nullable(z.string())),
+  listenerId: z.optional(z.nullable(z.number())),
+  purpose: z.optional(z.object({ consents: Vector, legitimateInterests: Vector })),
 });
 
-/** What the CMP has said about purpose 1: allowed, refused, or not yet decided. */
-export type TcfStorageDecision = "allowed" | "refused" | "pending";
+/** Purposes a vendor may not claim under legitimate interest (TCF Policy v2.2, C(j)). */
+const CONSENT_ONLY = new Set([1, 3, 4, 5, 6]);
+
+const granted = (vector: Record<string, boolean> | undefined): number[] =>
+  Object.entries(vector ?? {}).flatMap(([id, on]) => (on ? [Number(id)] : []));
+
+/**
+ * Interprets one TCF `addEventListener` callback; `null` for a failed or malformed one.
+ * `cmpuishown` with a TC string carries the standing decision (the banner was reopened, which
+ * withdraws nothing); without one, it is a first banner: pending.
+ */
+export function tcfSignal(tcData: unknown, success: boolean): TcfSignal | null {
+  const parsed = TcData.safeParse(tcData);
+  if (!success || !parsed.success) return null;
+  const data = parsed.data;
+  if (data.gdprApplies === false) return { status: "not-applicable" };
+  const decided =
+    data.eventStatus === "tcloaded" ||
+    data.eventStatus === "useractioncomplete" ||
+    (data.eventStatus === "cmpuishown" && !!data.tcString);
+  if (!decided) return { status: "pending" };
+  return {
+    status: "decided",
+    consents: granted(data.purpose?.consents),
+    legitimateInterests: granted(data.purpose?.legitimateInterests),
+  };
+}
 
 /** Reads `navigator.globalPrivacyControl`. */
 export function detectGpc(): boolean {
@@ -49,51 +104,205 @@ export function detectGpc(): boolean {
     : false;
 }
 
-/** The page's TCF API, if a CMP has installed one. */
-export function detectTcfApi(): TcfApi | null {
-  const api: unknown = Reflect.get(globalThis, "__tcfapi");
-  if (typeof api !== "function") return null;
-  return (command, version, callback, parameter) => {
-    api(command, version, callback, parameter);
-  };
+/** A CMP found on the page: its API, and a `dispose` that releases what finding it set up. */
+export interface FoundCmp {
+  api: TcfApi;
+  dispose(): void;
+  /**
+   * Ask `getTCData` this often too (ms): a CMP reached through a frame may answer
+   * `addEventListener` only once (see `postMessageApi`).
+   */
+  pollMs?: number;
 }
 
-/** Interprets one TCF `addEventListener` callback. */
-export function tcfDecision(tcData: unknown, success: boolean): TcfStorageDecision {
-  const parsed = TcData.safeParse(tcData);
-  if (!success || !parsed.success) return "pending";
-  const data = parsed.data;
-  if (data.gdprApplies === false) return "allowed";
-  if (data.eventStatus !== "tcloaded" && data.eventStatus !== "useractioncomplete") return "pending";
-  return data.purpose?.consents?.["1"] === true ? "allowed" : "refused";
+/** How often a framed page asks its CMP for the current TC data. */
+const FRAMED_POLL_MS = 1000;
+
+const TcfReturn = z.object({
+  __tcfapiReturn: z.object({
+    returnValue: z.unknown(),
+    success: z.boolean(),
+    callId: z.string(),
+  }),
+});
+let callCounter = 0;
+
+/** The nearest window (this one or an ancestor) holding a `__tcfapiLocator` frame. */
+function locatorWindow(): Window | null {
+  if (typeof window === "undefined") return null;
+  let frame: Window = window;
+  for (;;) {
+    try {
+      if (Reflect.get(frame.frames, "__tcfapiLocator")) return frame;
+    } catch {
+      // a cross-origin ancestor may refuse the lookup; keep climbing
+    }
+    if (frame === window.top || frame.parent === frame) return null;
+    frame = frame.parent;
+  }
 }
 
 /**
- * Listens to the CMP (TCF v2 `addEventListener`) and reports every decision about purpose 1.
- * Returns a function that removes the listener.
+ * Talks to a CMP in `target` through postMessage (CMP API v2.2, `__tcfapiCall`/`__tcfapiReturn`).
+ * The IAB's own stub (@iabtechlabtcf/stub 1.5.21) forwards only the answers given while it
+ * handles the message, so a later `addEventListener` event never crosses the frame; the watcher
+ * therefore also polls `getTCData`, which a loaded CMP answers at once.
  */
-export function watchTcf(api: TcfApi, onDecision: (decision: TcfStorageDecision) => void): () => void {
+function postMessageApi(target: Window): FoundCmp {
+  const pending = new Map<string, (tcData: unknown, success: boolean) => void>();
+  const onMessage = (event: MessageEvent) => {
+    if (event.source !== target) return;
+    let data: unknown = event.data;
+    if (typeof data === "string") {
+      try {
+        data = JSON.parse(data);
+      } catch {
+        return;
+      }
+    }
+    const parsed = TcfReturn.safeParse(data);
+    if (!parsed.success) return;
+    const { returnValue, success, callId } = parsed.data.__tcfapiReturn;
+    pending.get(callId)?.(returnValue, success);
+  };
+  addEventListener("message", onMessage);
+  let lastPoll: string | undefined;
+  return {
+    pollMs: FRAMED_POLL_MS,
+    api(command, version, callback, parameter) {
+      const callId = `fedprofile.${++callCounter}`;
+      // A poll the CMP never answered (it was not loaded yet) is superseded, not kept forever.
+      if (command === "getTCData") {
+        if (lastPoll) pending.delete(lastPoll);
+        lastPoll = callId;
+      }
+      // addEventListener answers many times under one callId; the others answer once.
+      pending.set(callId, (value, success) => {
+        if (command !== "addEventListener") pending.delete(callId);
+        callback(value, success);
+      });
+      target.postMessage({ __tcfapiCall: { command, version, callId, parameter } }, "*");
+    },
+    dispose() {
+      removeEventListener("message", onMessage);
+      pending.clear();
+    },
+  };
+}
+
+/**
+ * Finds the CMP now: `window.__tcfapi` (always the current one, looked up at every call, since a
+ * CMP replaces the stub it loaded), else a `__tcfapiLocator` frame above. `null` if neither.
+ */
+export function findCmp(): FoundCmp | null {
+  if (typeof window === "undefined") return null;
+  const direct = (): unknown => Reflect.get(window, "__tcfapi");
+  if (typeof direct() === "function") {
+    return {
+      api(command, version, callback, parameter) {
+        const api = direct();
+        if (typeof api === "function") api(command, version, callback, parameter);
+      },
+      dispose() {},
+    };
+  }
+  const frame = locatorWindow();
+  return frame ? postMessageApi(frame) : null;
+}
+
+/** Options of `watchCmp`. */
+export interface WatchCmpOptions {
+  /** Finds the CMP (default `findCmp`). */
+  find?: () => FoundCmp | null;
+  /** Look for a CMP every 50 ms this long (the caller decides there is none after it). */
+  timeoutMs: number;
+  /** Keep looking, every 250 ms, this long in all, for a CMP that loads even later. */
+  discoveryMs: number;
+  /** A CMP was found. */
+  onFound?(): void;
+  /** Every signal of the CMP (`addEventListener` events, and polled `getTCData` in frames). */
+  onSignal(signal: TcfSignal): void;
+}
+
+/**
+ * Polls for a CMP until the timeout (a CMP may load after the SDK), then listens to it. Returns a
+ * function that stops polling and removes the listener from the CMP itself.
+ */
+export function watchCmp(options: WatchCmpOptions): () => void {
+  const find = options.find ?? findCmp;
+  let cmp: FoundCmp | null = null;
   let listenerId: number | undefined;
   let stopped = false;
-  try {
-    api("addEventListener", 2, (tcData, success) => {
-      if (stopped) return;
-      const parsed = TcData.safeParse(tcData);
-      if (parsed.success && parsed.data.listenerId !== undefined) listenerId = parsed.data.listenerId;
-      onDecision(tcfDecision(tcData, success));
-    });
-  } catch {
-    // A broken CMP must not break the page; without a decision storage stays in memory.
-  }
-  return () => {
-    stopped = true;
-    if (listenerId === undefined) return;
+  let poll: ReturnType<typeof setTimeout> | undefined;
+  let tcPoll: ReturnType<typeof setInterval> | undefined;
+
+  const remove = (found: FoundCmp, id: number) => {
     try {
-      api("removeEventListener", 2, () => {}, listenerId);
+      found.api("removeEventListener", 2, () => found.dispose(), id);
     } catch {
-      // ignored: the listener is already inert
+      found.dispose(); // a broken CMP cannot hold the listener any longer than the page
     }
   };
+  const listen = (found: FoundCmp) => {
+    cmp = found;
+    try {
+      found.api("addEventListener", 2, (tcData, success) => {
+        const id = TcData.safeParse(tcData).data?.listenerId;
+        if (typeof id === "number") listenerId = id;
+        // A listener that answers after stop() (a stub's queued call) is removed then.
+        if (stopped) {
+          if (typeof id === "number") remove(found, id);
+          return;
+        }
+        const signal = tcfSignal(tcData, success);
+        if (signal) options.onSignal(signal);
+      });
+    } catch {
+      // A broken CMP must not break the page; without a decision nothing is stored.
+    }
+    if (found.pollMs !== undefined) {
+      tcPoll = setInterval(() => {
+        found.api("getTCData", 2, (tcData, success) => {
+          const signal = stopped ? null : tcfSignal(tcData, success);
+          if (signal) options.onSignal(signal);
+        });
+      }, found.pollMs);
+    }
+    options.onFound?.();
+  };
+
+  // Polling, as Segment's consent wrapper waits for its CMP's global (consent-tools, resolveWhen).
+  const started = Date.now();
+  const look = () => {
+    const found = find();
+    if (found) return listen(found);
+    const elapsed = Date.now() - started;
+    if (elapsed < Math.max(options.timeoutMs, options.discoveryMs)) {
+      poll = setTimeout(look, elapsed < options.timeoutMs ? 50 : 250);
+    }
+  };
+  look();
+
+  return () => {
+    stopped = true;
+    clearTimeout(poll);
+    clearInterval(tcPoll);
+    // Without an answer yet, the listener is removed when (if) the CMP answers.
+    if (cmp && listenerId !== undefined) remove(cmp, listenerId);
+  };
+}
+
+/** The purposes per use: the defaults with `overrides`; a RangeError names a bad purpose id. */
+export function tcfPurposes(overrides: Partial<TcfPurposes> = {}): TcfPurposes {
+  const purposes = { ...DEFAULT_TCF_PURPOSES, ...overrides };
+  for (const use of ["storage", "sync", "publish"] as const) {
+    for (const id of purposes[use]) {
+      if (!Number.isInteger(id) || id < 1 || id > 11) {
+        throw new RangeError(`tcfPurposes.${use}: ${id} is not a TCF v2.2 purpose id (1 to 11)`);
+      }
+    }
+  }
+  return purposes;
 }
 
 /** Signals consent is derived from. */
@@ -102,15 +311,39 @@ export interface ConsentSignals {
   explicit: ConsentChoice;
   gpc: boolean;
   /** `null` when no CMP is present. */
-  tcf: TcfStorageDecision | null;
+  tcf: TcfSignal | null;
+  /** Purposes per use (default `DEFAULT_TCF_PURPOSES`). */
+  purposes?: TcfPurposes;
 }
 
-/** Effective consent from the signals (explicit choice > GPC/TCF > default on). */
-export function resolveConsent(signals: ConsentSignals): ConsentState {
+/** One use: allowed, refused, or waiting for the CMP. */
+export type ConsentDecision = "granted" | "refused" | "undecided";
+
+/**
+ * The decision for one use. A refusal from any source wins (TCF, GPC, explicit); an explicit
+ * grant lifts GPC (CCPA regulations § 7025(c)(3) let the user consent despite the signal) but
+ * not a CMP that refused or has not decided: where a CMP asks, its record is the consent.
+ */
+export function decideUse(signals: ConsentSignals, use: ConsentUse): ConsentDecision {
   const { explicit, gpc, tcf } = signals;
+  if (explicit[use] === false) return "refused";
+  if (tcf?.status === "pending") return "undecided";
+  if (tcf?.status === "decided") {
+    const needed = (signals.purposes ?? DEFAULT_TCF_PURPOSES)[use];
+    const ok = needed.every(
+      (id) => tcf.consents.includes(id) || (!CONSENT_ONLY.has(id) && tcf.legitimateInterests.includes(id)),
+    );
+    if (!ok) return "refused";
+  }
+  if (use !== "storage" && gpc && explicit[use] !== true) return "refused";
+  return "granted";
+}
+
+/** Effective consent from the signals (see `decideUse`). */
+export function resolveConsent(signals: ConsentSignals): ConsentState {
   return {
-    storage: explicit.storage ?? (tcf === null ? true : tcf === "allowed"),
-    sync: explicit.sync ?? !gpc,
-    publish: explicit.publish ?? !gpc,
+    storage: decideUse(signals, "storage") === "granted",
+    sync: decideUse(signals, "sync") === "granted",
+    publish: decideUse(signals, "publish") === "granted",
   };
 }

@@ -5,11 +5,16 @@
  */
 export {
   type ConsentChoice,
+  type ConsentDecision,
   type ConsentState,
+  type ConsentUse,
+  DEFAULT_TCF_PURPOSES,
+  decideUse,
   resolveConsent,
   type TcfApi,
-  type TcfStorageDecision,
-  tcfDecision,
+  type TcfPurposes,
+  type TcfSignal,
+  tcfSignal,
 } from "./consent";
 export { FedprofileError, InvalidEventError, StorageError, type StorageErrorCode } from "./errors";
 export {

@@ -11,13 +11,16 @@
 import type { ModelVersion, RoundInfo } from "@fedprofile/coordinator/wire";
 import {
   type ConsentChoice,
+  type ConsentSignals,
   type ConsentState,
+  decideUse,
   detectGpc,
-  detectTcfApi,
   resolveConsent,
   type TcfApi,
-  type TcfStorageDecision,
-  watchTcf,
+  type TcfPurposes,
+  type TcfSignal,
+  tcfPurposes,
+  watchCmp,
 } from "./consent";
 import { FedprofileError, InvalidEventError, type StorageErrorCode, toError } from "./errors";
 import { parseEvent, type StoredEvent } from "./events/schemas";
@@ -58,10 +61,23 @@ export interface ProfilerOptions {
   consent?: ConsentChoice;
   /** Overrides `navigator.globalPrivacyControl`. */
   gpc?: boolean;
-  /** Overrides `window.__tcfapi` detection; `null` means no CMP. */
+  /**
+   * Overrides CMP discovery (`window.__tcfapi`, or a `__tcfapiLocator` frame above); `null`
+   * means the page has no CMP, so storage need not wait for one.
+   */
   tcfApi?: TcfApi | null;
-  /** How long `ready` waits for a CMP's first decision (default 500 ms). */
+  /**
+   * How long storage and `ready` wait for a CMP to appear and decide (default 500 ms); with no
+   * CMP by then, the page is taken to have none.
+   */
   tcfTimeoutMs?: number;
+  /**
+   * How long, in all, to keep looking for a CMP that loads even later (default 10 s); a late
+   * CMP's refusal erases what was stored meanwhile.
+   */
+  tcfDiscoveryMs?: number;
+  /** TCF purposes each use needs (default `DEFAULT_TCF_PURPOSES`; `sync: []` lets sync ignore TCF). */
+  tcfPurposes?: Partial<TcfPurposes>;
   /** Feature parameters (half-lives, weights, top K, price bands). */
   features?: Partial<ProfileConfig>;
   /** Tag thresholds (a global model may replace them later with `setTagThresholds`). */
@@ -160,7 +176,7 @@ export interface Profiler {
   cachedModel(modelId: string): Promise<ModelVersion | null>;
   /** Records explicit consent choices and applies them; resolves to the effective consent. */
   consent(choice: ConsentChoice): Promise<ConsentState>;
-  /** Effective consent now. */
+  /** Effective consent now (false while a CMP has not decided). */
   consentState(): ConsentState;
   /** Replaces tag thresholds (e.g. from a global model). */
   setTagThresholds(thresholds: Partial<TagThresholds>): void;
@@ -168,7 +184,15 @@ export interface Profiler {
   forget(): Promise<void>;
   /** Flushes and releases storage, channels and listeners; `track()` rejects afterwards. */
   close(): Promise<void>;
+  /**
+   * Listens to every event, or to one type. A new listener that takes `consent` events gets the
+   * current consent at once (in a microtask), so one attached after a CMP answered misses nothing.
+   */
   on(listener: (event: ProfilerEvent) => void): () => void;
+  on<T extends ProfilerEvent["type"]>(
+    type: T,
+    listener: (event: Extract<ProfilerEvent, { type: T }>) => void,
+  ): () => void;
 }
 
 /** The walking skeleton's model: `[1, eventCount]`, summed over devices. */
@@ -199,7 +223,10 @@ function eventTime(name: string, value: TrackOptions["timestamp"], now: () => nu
   return t;
 }
 
-/** Creates a profiler. Never throws; storage problems are reported as `storage` events. */
+/**
+ * Creates a profiler. Throws only on invalid options (`tcfPurposes`); storage problems are
+ * reported as `storage` events.
+ */
 export function createProfiler(options: ProfilerOptions = {}): Profiler {
   const now = options.now ?? Date.now;
   const config: ProfileConfig = {
@@ -226,9 +253,23 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
 
   let explicit: ConsentChoice = { ...options.consent };
   const gpc = options.gpc ?? detectGpc();
-  const tcfApi = options.tcfApi === undefined ? detectTcfApi() : options.tcfApi;
-  let tcf: TcfStorageDecision | null = tcfApi ? "pending" : null;
-  const consentNow = () => resolveConsent({ explicit, gpc, tcf });
+  const purposes = tcfPurposes(options.tcfPurposes);
+  // Outside a browser no CMP can exist; `tcfApi: null` says the page has none.
+  const lookForCmp = options.tcfApi === undefined ? typeof window !== "undefined" : options.tcfApi !== null;
+  /** `null`: no CMP. Pending until the CMP decides, or the search times out. */
+  let tcf: TcfSignal | null = lookForCmp ? { status: "pending" } : null;
+  const signals = (): ConsentSignals => ({ explicit, gpc, tcf, purposes });
+  const consentNow = () => resolveConsent(signals());
+  /** The last consent emitted, replayed to new listeners. */
+  let announced: ConsentState | undefined;
+  const announce = () => {
+    const state = consentNow();
+    if (announced && (["storage", "sync", "publish"] as const).every((k) => announced?.[k] === state[k])) {
+      return;
+    }
+    announced = state;
+    emit({ type: "consent", consent: state });
+  };
 
   const rounds = new Set<string>();
   let closed = false;
@@ -244,7 +285,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
   const manager = createStoreManager({
     dbName: options.dbName ?? "fedprofile",
     wantsIndexedDb: (options.storage ?? "indexeddb") === "indexeddb",
-    storageAllowed: () => consentNow().storage,
+    storageConsent: () => decideUse(signals(), "storage"),
     config,
     retention: {
       maxEvents: options.retention?.maxEvents ?? DEFAULT_RETENTION.maxEvents,
@@ -279,28 +320,47 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     if (cachedSegments) hold(cachedSegments.model);
   }
 
-  let stopTcf = () => {};
+  let stopCmp = () => {};
   const ready = (async () => {
     try {
-      if (tcfApi) {
+      if (lookForCmp) {
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, options.tcfTimeoutMs ?? 500);
-          stopTcf = watchTcf(tcfApi, (decision) => {
-            const changed = decision !== tcf;
-            tcf = decision;
-            if (decision !== "pending") {
+          let found = false;
+          const timer = setTimeout(() => {
+            // No CMP in time: the page is taken to have none (a later one is still heard).
+            if (!found) apply(null);
+            resolve();
+          }, options.tcfTimeoutMs ?? 500);
+          /** A decision (or the CMP's absence) is known; "pending" never undoes one. */
+          let settled = false;
+          const apply = (next: TcfSignal | null) => {
+            if (next?.status !== "pending") {
+              settled = true;
               clearTimeout(timer);
               resolve();
             }
-            if (changed) {
-              emit({ type: "consent", consent: consentNow() });
-              void manager.reconcile();
-            }
+            tcf = next;
+            announce();
+            void manager.reconcile();
+          };
+          const injected = options.tcfApi;
+          stopCmp = watchCmp({
+            ...(injected ? { find: () => ({ api: injected, dispose() {} }) } : {}),
+            timeoutMs: options.tcfTimeoutMs ?? 500,
+            discoveryMs: options.tcfDiscoveryMs ?? 10_000,
+            // A banner shown again carries its TC string, so it is a decision, not "pending".
+            onSignal: (signal) => {
+              if (signal.status !== "pending" || !settled) apply(signal);
+            },
+            onFound: () => {
+              found = true;
+            },
           });
         });
       }
       await manager.reconcile();
       await manager.run(loadRemembered);
+      announce();
     } catch (error) {
       emit({ type: "error", error: toError(error) });
     }
@@ -487,7 +547,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       }
       explicit = { ...explicit, ...choice };
       const state = consentNow();
-      emit({ type: "consent", consent: state });
+      announce();
       await ready;
       await manager.reconcile();
       await manager.run(async () => {
@@ -518,13 +578,35 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     },
     async close() {
       closed = true;
-      stopTcf();
+      stopCmp();
       await ready;
       await manager.close();
     },
-    on(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
+    on(
+      typeOrListener: ProfilerEvent["type"] | ((event: ProfilerEvent) => void),
+      typed?: (event: ProfilerEvent) => void,
+    ) {
+      const type = typeof typeOrListener === "string" ? typeOrListener : undefined;
+      const listener = typeof typeOrListener === "function" ? typeOrListener : typed;
+      if (!listener) throw new TypeError("on: listener must be a function");
+      let sawConsent = false;
+      const wrapped = (event: ProfilerEvent) => {
+        if (type !== undefined && event.type !== type) return;
+        if (event.type === "consent") sawConsent = true;
+        listener(event);
+      };
+      listeners.add(wrapped);
+      if (type === undefined || type === "consent") {
+        queueMicrotask(() => {
+          if (!announced || sawConsent || !listeners.has(wrapped)) return;
+          try {
+            wrapped({ type: "consent", consent: announced });
+          } catch {
+            // as in emit: a failing listener breaks nothing
+          }
+        });
+      }
+      return () => listeners.delete(wrapped);
     },
   };
   return profiler;

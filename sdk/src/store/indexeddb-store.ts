@@ -178,6 +178,19 @@ function wrapDatabase(db: IDBPDatabase<ProfileDb>, name: string): ProfileStore {
         return { state, folded: fresh.length };
       })();
     },
+    async adopt(state, events) {
+      const tx = db.transaction(["events", "state"], "readwrite");
+      const stateStore = tx.objectStore("state");
+      if (isFeatureState(await stateStore.get(STATE_KEY))) {
+        await tx.done;
+        return false;
+      }
+      stateStore.put(state, STATE_KEY);
+      const log = tx.objectStore("events");
+      for (const event of events) log.put(event);
+      await tx.done;
+      return true;
+    },
     async events() {
       const tx = db.transaction(["events", "journal"], "readonly");
       const [log, journal] = await Promise.all([

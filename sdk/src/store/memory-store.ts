@@ -50,6 +50,14 @@ export function createMemoryStore(seed?: FeatureState): ProfileStore {
         return { state: cloneFeatureState(state), folded: fresh.length };
       });
     },
+    adopt(seed, events) {
+      return run(() => {
+        if (state !== null) return false;
+        state = cloneFeatureState(seed);
+        for (const event of events) log.set(event.id, event);
+        return true;
+      });
+    },
     events: () => run(() => structuredClone([...log.values(), ...journal.values()])),
     compact() {
       log = new Map();

@@ -85,6 +85,21 @@ export function describeStoreContract(label: string, target: StoreContractTarget
       store.close();
     });
 
+    it("adopts a profile computed elsewhere only while it holds none, log included", async () => {
+      const store = await open("adopt");
+      const elsewhere = [event(), event("Product Added", { category: "bags" })];
+      const state = reduce(null, elsewhere);
+      expect(await store.adopt(state, elsewhere)).toBe(true);
+      // An adopted event is folded: appending it again counts nothing twice.
+      await store.append([elsewhere[0]!, event()]);
+      const result = await store.fold(reduce, limits());
+      expect(result).toMatchObject({ folded: 1, state: { eventCount: 3 } });
+      // Once there are accumulators, adopt changes nothing.
+      expect(await store.adopt(reduce(null, [event()]), [])).toBe(false);
+      expect((await store.fold(reduce, limits())).state.eventCount).toBe(3);
+      store.close();
+    });
+
     it("is idempotent: an event id appended twice, before or after folding, counts once", async () => {
       const store = await open("idempotent");
       const e = event();

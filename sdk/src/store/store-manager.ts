@@ -28,8 +28,14 @@
  * blocked, or its connection is lost (storage cleared, another tab deleting it), the manager
  * falls back to a memory store seeded with `view`, so nothing tracked so far is lost from the
  * profile, and reports it through `onStorage`. Nothing here throws into the page.
+ *
+ * Consent (`reconcile`): a grant opens IndexedDB and moves the memory profile over (`adopt`:
+ * state and log in one transaction when the database holds no profile, else the raw events,
+ * which folding deduplicates); a refusal erases the database, and any left by an earlier visit,
+ * but keeps `view` in memory, so a later grant loses nothing; undecided changes nothing.
  */
 import * as z from "zod/mini";
+import type { ConsentDecision } from "../consent";
 import { isQuotaError, StorageError, type StorageErrorCode, toError } from "../errors";
 import { restoreEvent, type StoredEvent } from "../events/schemas";
 import { applyEvent, emptyFeatureState, type FeatureConfig, type FeatureState } from "../features/state";
@@ -51,7 +57,7 @@ export interface StoreManagerOptions {
   /** False when the page asked for memory storage: IndexedDB is never touched. */
   wantsIndexedDb: boolean;
   /** Current storage consent (read on every reconcile). */
-  storageAllowed: () => boolean;
+  storageConsent: () => ConsentDecision;
   config: FeatureConfig;
   retention: { maxEvents: number; maxAgeDays: number };
   now: () => number;
@@ -81,7 +87,7 @@ export interface StoreManager {
   flush(): Promise<void>;
   /** Runs `op` after every queued store operation. */
   run<T>(op: () => Promise<T>): Promise<T>;
-  /** Re-evaluates storage consent: opens IndexedDB, or erases it and moves to memory. */
+  /** Re-evaluates storage consent: opens IndexedDB, or erases it and moves to memory (never rejects). */
   reconcile(): Promise<void>;
   /** Erases every store and all in-memory state, here and in other tabs. */
   forget(): Promise<void>;
@@ -113,6 +119,9 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
   let indexedDbFailed = false;
   let reopenOnWrite = false;
   let closed = false;
+  /** The database was erased since the last grant (a refusal erases once). */
+  let erased = false;
+  let notifiedUndecided = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -176,10 +185,14 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
           );
         },
       });
-      // Events kept in memory so far (tracked before consent, or before the open) move over,
-      // with batches other page loads left in localStorage on their way out.
+      // The memory profile (tracked before consent, or while it was withdrawn) moves over: whole
+      // if the database has none, else as raw events. Then the batches other page loads left in
+      // localStorage on their way out.
       const spilled = collectSpills();
-      const carried = [...(await previous.events()), ...spilled.events];
+      const kept = await previous.fold(reduce, limits());
+      const keptEvents = await previous.events();
+      const adopted = kept.state.eventCount > 0 && (await store.adopt(kept.state, keptEvents));
+      const carried = [...(adopted ? [] : keptEvents), ...spilled.events];
       if (carried.length > 0) await store.append(carried);
       const clock = ++txClock;
       const result = await store.fold(reduce, limits());
@@ -238,7 +251,9 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     if (closed) return;
     if (reopenOnWrite && pending.length > 0) {
       reopenOnWrite = false;
-      if (options.wantsIndexedDb && options.storageAllowed() && !indexedDbFailed) await openIndexedDb();
+      if (options.wantsIndexedDb && options.storageConsent() === "granted" && !indexedDbFailed) {
+        await openIndexedDb();
+      }
     }
     const store = backend;
     const startEpoch = epoch;
@@ -441,28 +456,43 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     run,
     reconcile() {
       return run(async () => {
-        const wanted = options.wantsIndexedDb && options.storageAllowed();
-        if (wanted && backend.kind === "memory" && !indexedDbFailed && !reopenOnWrite) {
-          await openIndexedDb();
-        } else if (!wanted && backend.kind === "indexeddb") {
+        if (!options.wantsIndexedDb) return;
+        const decision = options.storageConsent();
+        if (decision === "granted") {
+          erased = false;
+          if (backend.kind === "memory" && !indexedDbFailed && !reopenOnWrite) await openIndexedDb();
+        } else if (decision === "refused" && backend.kind === "indexeddb") {
           const old = backend;
+          // `view` holds every event tracked so far; the memory store keeps it (and the events
+          // not yet written) for this page, so a later grant stores it again, whole.
           backend = createMemoryStore(view);
           pending = [];
           bypassed = [];
           removeSpills(collectSpills().keys);
+          erased = true;
           // Other tabs see the deletion as a versionchange and continue in memory.
           await old.destroy();
           options.onStorage({
             kind: "memory",
             reason: "no consent to device storage: stored profile erased",
           });
-        } else if (!wanted && options.wantsIndexedDb) {
+        } else if (decision === "refused" && !erased) {
+          // A profile stored on an earlier visit, before the refusal, goes too.
+          erased = true;
+          removeSpills(collectSpills().keys);
+          await deleteDatabase(options.dbName);
           options.onStorage({
             kind: "memory",
             reason: "no consent to device storage: keeping the profile in memory",
           });
+        } else if (decision === "undecided" && backend.kind === "memory" && !notifiedUndecided) {
+          notifiedUndecided = true;
+          options.onStorage({
+            kind: "memory",
+            reason: "waiting for the consent platform: keeping the profile in memory",
+          });
         }
-      });
+      }).catch((error) => options.onError(toError(error)));
     },
     async forget() {
       post("forget");

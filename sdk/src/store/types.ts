@@ -80,6 +80,12 @@ export interface ProfileStore {
   append(events: readonly StoredEvent[]): Promise<void>;
   /** Atomically folds every journaled event into the accumulators, then prunes the log. */
   fold(reduce: FoldReducer, limits: RetentionLimits): Promise<FoldResult>;
+  /**
+   * Takes over a profile computed elsewhere (memory, while storage consent was withdrawn): if the
+   * store holds no accumulators yet, writes `state` and puts `events` in the log as folded, in one
+   * transaction, and resolves true; otherwise changes nothing and resolves false.
+   */
+  adopt(state: FeatureState, events: readonly StoredEvent[]): Promise<boolean>;
   /** The raw events still kept: the folded log (oldest first) then the unfolded journal. */
   events(): Promise<StoredEvent[]>;
   /** Frees space without losing features: drops the raw log and the model cache. */
