@@ -14,6 +14,7 @@ import { type TrainingRun, trainFederated } from "./harness";
 import { centralisedKMeans, costOf, segmentSizes, silhouette } from "./metrics";
 import { costRatioPlot, segmentPlot } from "./plots";
 import { loadCustomers, type Population, retailPopulation, syntheticPopulation } from "./population";
+import { type WorkerdAgreement, workerdAgreement } from "./workerd";
 
 export const EVAL_HELP = `fedprofile eval: federated k-means under DP vs centralised k-means++ (best of 10)
 
@@ -29,6 +30,8 @@ Options:
   --data PATH             the Online Retail CSV (default examples/data/online_retail.csv.gz)
   --out DIR               output folder (default bench/results/eval)
   --seed N                seed of the sampling, the synthetic population and the baselines
+  --workerd               also run a small configuration (40 devices, k = 3, ε = 20) through a
+                          wrangler dev it starts, and check it agrees with in-process runs
   -h, --help              this help
 `;
 
@@ -42,15 +45,16 @@ interface Options {
   data: string;
   out: string;
   seed: number;
+  workerd: boolean;
 }
 
-const PRESETS: Record<string, Omit<Options, "data" | "out" | "seed">> = {
+const PRESETS: Record<string, Omit<Options, "data" | "out" | "seed" | "workerd">> = {
   ci: { populations: ["sample-2000"], k: [4], epsilon: [null, 1], rounds: 2, shard: 1000, secaggShard: 40 },
   full: {
     populations: ["retail", "synthetic-10000", "synthetic-100000"],
     k: [3, 4, 5, 6],
     epsilon: [null, 0.5, 1, 3],
-    rounds: 5,
+    rounds: 3,
     shard: 1000,
     secaggShard: 100,
   },
@@ -80,6 +84,7 @@ export function parseEvalArgs(argv: readonly string[]): Options | "help" {
       data: { type: "string" },
       out: { type: "string" },
       seed: { type: "string" },
+      workerd: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -121,6 +126,7 @@ export function parseEvalArgs(argv: readonly string[]): Options | "help" {
     data: resolve(values.data ?? join(import.meta.dirname, "../data/online_retail.csv.gz")),
     out: resolve(values.out ?? join(import.meta.dirname, "../../bench/results/eval")),
     seed: values.seed ? positiveInt("seed", values.seed) : 1,
+    workerd: values.workerd ?? false,
   };
 }
 
@@ -243,15 +249,19 @@ export async function runEval(options: Options, log: (line: string) => void = co
       }
     }
   }
+  const workerd = options.workerd
+    ? await workerdAgreement({ data: options.data, devices: 40, k: 3, epsilon: 20, rounds: 2, log })
+    : null;
   mkdirSync(options.out, { recursive: true });
   const report = {
     generatedAt: new Date().toISOString(),
     options: { ...options, data: "online_retail.csv.gz" },
     results,
+    workerd,
     wallMs: performance.now() - started,
   };
   writeFileSync(join(options.out, "eval.json"), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(options.out, "report.md"), markdownReport(results));
+  writeFileSync(join(options.out, "report.md"), markdownReport(results, workerd));
   writeFileSync(join(options.out, "cost-ratio.svg"), costRatioPlot(results));
   writeFileSync(join(options.out, "segments.svg"), segmentPlot(results));
   log(`wrote eval.json, report.md, cost-ratio.svg and segments.svg to ${options.out}`);
@@ -261,7 +271,10 @@ export async function runEval(options: Options, log: (line: string) => void = co
 const fmt = (v: number, digits = 1) =>
   v.toLocaleString("en-GB", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-export function markdownReport(results: readonly EvalResult[]): string {
+export function markdownReport(
+  results: readonly EvalResult[],
+  workerd: WorkerdAgreement | null = null,
+): string {
   const lines = [
     "# fedprofile eval: federated k-means under user-level DP",
     "",
@@ -274,6 +287,14 @@ export function markdownReport(results: readonly EvalResult[]): string {
         `| ${r.population} | ${r.n.toLocaleString("en-GB")} | ${r.k} | ${r.epsilon ?? "none"} | ${r.epsilon === null ? "—" : fmt(r.epsilonSpent, 3)} | ${r.rounds} | ${fmt(r.costRatio, 4)} | ${fmt(r.silhouette, 3)} (${fmt(r.centralisedSilhouette, 3)}) | ${fmt(r.deviceMsPerRound, 3)} | ${fmt(r.serverMsPerRound, 1)} | ${r.secaggShards.length ? `${r.secaggShards.length}× ${r.secaggShards[0]?.devices} devices, all exact` : "— (no DP: exact sums)"} |`,
     ),
     "",
+    ...(workerd
+      ? [
+          "## The same configuration on real workerd",
+          "",
+          `${workerd.devices} SDK devices through \`wrangler dev\` (the TrainerDO opened every round; k = ${workerd.k}, ε = ${workerd.epsilon}, ${workerd.rounds} Lloyd rounds): cost ${fmt(workerd.workerdCost, 2)}; in-process with fresh noise, ${workerd.inProcessCosts.length} runs: ${fmt(workerd.mean, 2)} ± ${fmt(workerd.sd, 2)} → ${workerd.agrees ? "**they agree within the noise**" : "**they disagree**"} (${fmt(workerd.workerdSeconds, 0)} s on workerd).`,
+          "",
+        ]
+      : []),
     "## Segments in real units",
     "",
   ];
