@@ -219,6 +219,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         endpoint: coordinator.url,
         apiKey: keys.publishable,
         storage: "memory",
+        currency: "GBP",
         fetch: deviceFetch(i),
       }),
     );

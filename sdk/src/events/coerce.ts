@@ -121,12 +121,9 @@ export function readCurrency(c: Coercer, value: unknown, field: string): string 
   return undefined;
 }
 
-/** `value` if it is a plain object (a property bag), else `undefined`. */
-export function asRecord(value: unknown): Record<string, unknown> | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const bag: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value)) bag[key] = v;
-  return bag;
+/** True for a plain property bag (an object that is not an array). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** The first of `keys` present (not `undefined`/`null`) in `bag`, with its key. */

@@ -21,11 +21,11 @@ import {
   type UnusedEventName,
 } from "./catalogue";
 import {
-  asRecord,
   type Coercer,
   type DecimalSeparator,
   describe,
   type FieldProblem,
+  isRecord,
   MAX_TEXT,
   pick,
   readAmount,
@@ -141,7 +141,7 @@ function readProducts(c: Coercer, value: unknown, into: EventProperties): number
   if (value === undefined || value === null) return 0;
   // A single product object is a list of one; an object keyed 0, 1, ... (PHP's json_encode of
   // a sparse array, as WooCommerce templates produce) is the list of its values.
-  const record = asRecord(value);
+  const record = isRecord(value) ? value : undefined;
   const indexed = record && Object.keys(record).every((key) => /^\d+$/.test(key));
   const list = Array.isArray(value)
     ? value
@@ -156,8 +156,7 @@ function readProducts(c: Coercer, value: unknown, into: EventProperties): number
   }
   const lines: Product[] = [];
   for (const [i, item] of list.entries()) {
-    const bag = asRecord(item);
-    if (bag) lines.push(readLine(c, bag, `products[${i}].`));
+    if (isRecord(item)) lines.push(readLine(c, item, `products[${i}].`));
     else if (item !== null && item !== undefined) c.problem(`products[${i}]`, "a product object", item);
   }
   if (lines.length > MAX_LINES) {
@@ -193,7 +192,8 @@ export function parseEvent(name: unknown, properties: unknown, options: ParseOpt
   const resolved = resolveEventName(name);
   if (resolved === null) return { status: "unknown" };
   if (!isUsedEvent(resolved)) return { status: "unused", name: resolved };
-  const bag = properties === undefined || properties === null ? {} : asRecord(properties);
+  const bag =
+    properties === undefined || properties === null ? {} : isRecord(properties) ? properties : undefined;
   if (!bag) {
     return {
       status: "invalid",

@@ -9,7 +9,8 @@
  *   ≈ bought long ago) and average order value 0; an unknown price level or conversion rate
  *   takes the reference mean, so it contributes z = 0;
  * - `μ`, `σ` are reference statistics. The defaults were measured on the 4,338 customers of
- *   UCI Online Retail replayed as of 2011-12-10 (`fedprofile replay --reference`), except
+ *   UCI Online Retail replayed as of 2011-12-10 (`fedprofile replay --reference`, re-measured
+ *   for issue 14's per-order refunds and per-unit prices), except
  *   view-to-purchase, which that data set cannot show (a prior: 10% ± 15%). A global model
  *   may ship its own reference (`profileVector(features, reference)`).
  * - the clamp at ±4 σ bounds every coordinate, so the vector's L2 norm is at most
@@ -46,12 +47,12 @@ export const Z_CLAMP = 4;
 export const DEFAULT_VECTOR_REFERENCE: VectorReference = {
   recency: { mean: 3.8284, sd: 1.3444 },
   frequency: { mean: 1.3456, sd: 0.683 },
-  monetary: { mean: 6.5317, sd: 1.3845 },
+  monetary: { mean: 6.5572, sd: 1.2938 },
   avg_order_value: { mean: 5.6511, sd: 0.7447 },
-  tenure: { mean: 5.1622, sd: 0.884 },
-  activity: { mean: 0.1628, sd: 0.2795 },
-  avg_unit_price: { mean: 1.4009, sd: 0.4366 },
-  refund_share: { mean: 0.025, sd: 0.0969 },
+  tenure: { mean: 5.1527, sd: 0.8844 },
+  activity: { mean: 0.1636, sd: 0.2833 },
+  avg_unit_price: { mean: 1.0748, sd: 0.3867 },
+  refund_share: { mean: 0.0186, sd: 0.075 },
   view_to_purchase: { mean: 0.1, sd: 0.15 },
 };
 
