@@ -6,7 +6,7 @@
  * was expected and what came.
  */
 import type { UnusedEventName } from "./events/catalogue";
-import type { DecimalSeparator } from "./events/coerce";
+import type { DecimalSeparator, FieldProblem } from "./events/coerce";
 import { type EventProperties, parseEvent, type StoredEvent } from "./events/schemas";
 import { hasAmounts, type RateTable, refundFingerprint, toShopCurrency } from "./features/money";
 import type { FeatureState } from "./features/state";
@@ -135,58 +135,49 @@ export function intake(
 ): { stored: StoredEvent | null; result: TrackResult; unused?: UnusedEventName } {
   const event = label(name);
   const warnings: TrackWarning[] = [];
+  /** Adds a warning; its message is `<event>: <field>: <text>`, with what was expected and came. */
+  const warn = (code: WarningCode, field: string | undefined, text: string, problem?: FieldProblem) => {
+    const detail = problem ? `expected ${problem.expected}, got ${problem.received}; ` : "";
+    warnings.push({
+      code,
+      event,
+      ...(field === undefined ? {} : { field }),
+      ...(problem ? { expected: problem.expected, received: problem.received } : {}),
+      message: `${event}: ${field === undefined ? "" : `${field}: `}${detail}${text}`,
+    });
+  };
   const drop = (reason: DropReason) => ({ stored: null, result: { kept: false as const, reason, warnings } });
   const outcome = parseEvent(name, properties, { decimal: ctx.decimal });
   if (outcome.status === "unknown") {
-    warnings.push({
-      code: "unknown_event",
-      event,
-      message: `${event}: not an event of Segment's V2 e-commerce spec (nor a V1 alias); dropped`,
-    });
+    warn(
+      "unknown_event",
+      undefined,
+      "not an event of Segment's V2 e-commerce spec (nor a V1 alias); dropped",
+    );
     return drop("unknown_event");
   }
   if (outcome.status === "unused") return { ...drop("unused_event"), unused: outcome.name };
   if (outcome.status === "invalid") {
-    const { field, expected, received } = outcome.problem;
-    warnings.push({
-      code: "invalid_event",
-      event,
-      field,
-      expected,
-      received,
-      message: `${event}: ${field}: expected ${expected}, got ${received}; the event cannot count and was dropped`,
-    });
+    warn("invalid_event", outcome.problem.field, "the event cannot count and was dropped", outcome.problem);
     return drop("invalid_event");
   }
-  for (const { field, expected, received } of outcome.problems) {
-    warnings.push({
-      code: "invalid_field",
-      event,
-      field,
-      expected,
-      received,
-      message: `${event}: ${field}: expected ${expected}, got ${received}; the field was dropped`,
-    });
-  }
+  for (const problem of outcome.problems)
+    warn("invalid_field", problem.field, "the field was dropped", problem);
   if (outcome.truncated > 0) {
-    warnings.push({
-      code: "products_truncated",
-      event,
-      field: "products",
-      message: `${event}: products: ${outcome.truncated} lines beyond the first 1,000 were not kept (their amounts were)`,
-    });
+    warn(
+      "products_truncated",
+      "products",
+      `${outcome.truncated} lines beyond the first 1,000 were not kept (their amounts were)`,
+    );
   }
   let t = eventTime(timestamp, ctx.now);
   if (t === undefined) {
     const received =
       typeof timestamp === "string" ? JSON.stringify(timestamp.slice(0, 40)) : typeof timestamp;
-    warnings.push({
-      code: "invalid_timestamp",
-      event,
+    warn("invalid_timestamp", "timestamp", "now was used", {
       field: "timestamp",
       expected: "a finite epoch-ms number, an ISO date or a Date",
       received,
-      message: `${event}: timestamp: expected a finite epoch-ms number, an ISO date or a Date, got ${received}; now was used`,
     });
     t = ctx.now();
   }
@@ -197,45 +188,32 @@ export function intake(
     ctx.rates,
   );
   if (currency === "unconverted" && hasAmounts(p)) {
-    warnings.push({
-      code: "currency_unconverted",
-      event,
-      field: "currency",
-      message:
-        `${event}: amounts in ${p.currency} are kept out of monetary features: the storefront's currency is ` +
+    warn(
+      "currency_unconverted",
+      "currency",
+      `amounts in ${p.currency} are kept out of monetary features: the storefront's currency is ` +
         `${ctx.currency} and no rate for ${p.currency} was given (createProfiler({ rates }))`,
-    });
+    );
   }
   const id = ctx.nextId();
   let stored: EventProperties = p;
   if (spec === "Order Completed" && p.order_id === undefined) {
     // Never lose an order: count it under an id of its own (a resend cannot be recognised).
     stored = { ...p, order_id: `~${id}` };
-    warnings.push({
-      code: "missing_order_id",
-      event,
-      field: "order_id",
-      message: `${event}: order_id: missing; the order counts, but a resend of it would count again`,
-    });
+    warn("missing_order_id", "order_id", "missing; the order counts, but a resend of it would count again");
   }
   if (spec === "Order Refunded" && p.order_id !== undefined) {
     const order = ctx.view().orders.get(p.order_id);
     if (!order || order.t === null) {
-      warnings.push({
-        code: "unknown_order",
-        event,
-        field: "order_id",
-        message: `${event}: order ${p.order_id} was never completed on this device; the refund is ignored`,
-      });
+      warn(
+        "unknown_order",
+        "order_id",
+        `order ${p.order_id} was never completed on this device; the refund is ignored`,
+      );
       return drop("unknown_order");
     }
     if (order.refunds.includes(refundFingerprint(p))) {
-      warnings.push({
-        code: "duplicate_refund",
-        event,
-        field: "order_id",
-        message: `${event}: this refund of order ${p.order_id} was already counted; ignored`,
-      });
+      warn("duplicate_refund", "order_id", `this refund of order ${p.order_id} was already counted; ignored`);
       return drop("duplicate_refund");
     }
   }

@@ -67,10 +67,7 @@ export function parseNumeric(text: string, decimal: DecimalSeparator): number | 
   return Number(bare.replace(/[. \u00a0\u202f]/g, "").replace(",", "."));
 }
 
-const AMOUNT_RULE = {
-  ".": 'a number ≥ 0 or a numeric string such as "1,234.50" or "$19.99"',
-  ",": 'a number ≥ 0 or a numeric string such as "1.234,50" or "19,99 €"',
-} as const;
+const EXAMPLE = { ".": '"1,234.50" or "$19.99"', ",": '"1.234,50" or "19,99 €"' } as const;
 
 /** A non-negative amount or quantity, or `undefined` (absent or dropped). */
 export function readAmount(c: Coercer, value: unknown, field: string): number | undefined {
@@ -82,36 +79,40 @@ export function readAmount(c: Coercer, value: unknown, field: string): number | 
         ? parseNumeric(value, c.decimal)
         : undefined;
   if (n !== undefined && Number.isFinite(n) && n >= 0) return n;
-  c.problem(field, AMOUNT_RULE[c.decimal], value);
+  c.problem(field, `a number ≥ 0 or a numeric string such as ${EXAMPLE[c.decimal]}`, value);
   return undefined;
 }
 
 /** True for what templates print for an empty field: `null`, `undefined`, `""`. */
 const empty = (value: unknown) => value === undefined || value === null || value === "";
 
-/** An id: a non-empty string (≤ 1,024 characters) or a finite number, as a string. */
-export function readId(c: Coercer, value: unknown, field: string): string | undefined {
-  if (empty(value)) return undefined;
-  if (typeof value === "number" && Number.isFinite(value)) return String(value);
-  if (typeof value === "string") {
-    const id = value.trim();
-    if (id.length > 0 && id.length <= MAX_TEXT) return id;
+/**
+ * An id (`label` false: a non-empty string of at most 1,024 characters, or a finite number made
+ * a string) or a label such as a category (`label` true: a string, or the first usable string
+ * of an array).
+ */
+function readText(c: Coercer, value: unknown, field: string, label: boolean): string | undefined {
+  if (empty(value) || (Array.isArray(value) && value.length === 0)) return undefined;
+  if (!label && typeof value === "number" && Number.isFinite(value)) return String(value);
+  const first =
+    label && Array.isArray(value) ? value.find((v) => typeof v === "string" && v.trim() !== "") : value;
+  if (typeof first === "string") {
+    const text = first.trim();
+    if (text.length > 0 && text.length <= MAX_TEXT) return text;
   }
-  c.problem(field, `a non-empty string of at most ${MAX_TEXT} characters, or a number`, value);
+  c.problem(
+    field,
+    `a non-empty string of at most ${MAX_TEXT} characters${label ? " (or an array of them)" : ", or a number"}`,
+    value,
+  );
   return undefined;
 }
 
+/** An id: a non-empty string (≤ 1,024 characters) or a finite number, as a string. */
+export const readId = (c: Coercer, value: unknown, field: string) => readText(c, value, field, false);
+
 /** A label such as a category: a string, or the first usable string of an array. */
-export function readLabel(c: Coercer, value: unknown, field: string): string | undefined {
-  if (empty(value) || (Array.isArray(value) && value.length === 0)) return undefined;
-  const first = Array.isArray(value) ? value.find((v) => typeof v === "string" && v.trim() !== "") : value;
-  if (typeof first === "string") {
-    const label = first.trim();
-    if (label.length > 0 && label.length <= MAX_TEXT) return label;
-  }
-  c.problem(field, `a non-empty string of at most ${MAX_TEXT} characters (or an array of them)`, value);
-  return undefined;
-}
+export const readLabel = (c: Coercer, value: unknown, field: string) => readText(c, value, field, true);
 
 /** An ISO 4217 code, upper-cased. */
 export function readCurrency(c: Coercer, value: unknown, field: string): string | undefined {

@@ -139,7 +139,7 @@ describe("parseEvent", () => {
 });
 
 describe("restoreEvent", () => {
-  it("accepts what the device stored and rejects anything else", () => {
+  it("accepts what the device stored and rejects anything the reader would have to drop", () => {
     const event = {
       id: "a.1",
       name: "Order Completed",
@@ -148,9 +148,13 @@ describe("restoreEvent", () => {
     };
     expect(restoreEvent(event)).toEqual(event);
     expect(restoreEvent({ ...event, name: "Coupon Applied" })).toBeNull();
+    expect(restoreEvent({ ...event, name: "Completed Order" }), "stored names are V2 names").toBeNull();
     expect(restoreEvent({ ...event, t: Number.NaN })).toBeNull();
-    expect(restoreEvent({ ...event, p: { price: "3" } })).toBeNull();
-    expect(restoreEvent({ ...event, p: { currency: "usd" } })).toBeNull();
+    expect(restoreEvent({ ...event, p: { order_id: "o", revenue: -1 } })).toBeNull();
+    expect(restoreEvent({ ...event, p: { order_id: "o", currency: "dollars" } })).toBeNull();
+    expect(restoreEvent({ ...event, p: "x" })).toBeNull();
     expect(restoreEvent(null)).toBeNull();
+    // Unread fields are left behind, as on the way in.
+    expect(restoreEvent({ ...event, p: { order_id: "o", review_body: "x" } })?.p).toEqual({ order_id: "o" });
   });
 });

@@ -7,12 +7,13 @@
  * is never copied, so it can be of any shape or length without costing the event. Free text is
  * stored only if a feature needs it and says why here; none does today.
  *
- * Two boundaries, one type: `parseEvent` reads page input with the lenient coercion of
- * `coerce.ts` (hand-written, because each dropped field must be reported and the event kept,
- * which a schema's all-or-nothing parse does not do); `restoreEvent` re-validates what the
- * device itself stored with the strict `zod/mini` schema below, from which the types derive.
+ * One reader for both boundaries: `parseEvent` reads page input with the lenient coercion of
+ * `coerce.ts`, and `restoreEvent` reads back what the device stored with it, rejecting anything
+ * it would have to drop. It is hand-written rather than zod: each dropped field must be
+ * reported while the event is kept, which a schema's all-or-nothing parse does not do, and the
+ * tracking core must stay within its 20 KB up-front budget (a zod/mini schema of the stored
+ * shape cost ~1.1 KB gzip there).
  */
-import * as z from "zod/mini";
 import {
   EVENT_NAMES,
   type EventName,
@@ -39,40 +40,27 @@ export { EVENT_NAMES, type EventName, SPEC_EVENT_NAMES, type SpecEventName } fro
 /** Product lines kept per event. Longer lists keep their money (`lines_total`) but not their lines. */
 export const MAX_LINES = 1000;
 
-const text = z.string().check(z.minLength(1), z.maxLength(MAX_TEXT));
-const amount = z.number().check(z.gte(0));
-const opt = z.optional;
-
 /** A stored product line: the fields view-to-purchase, affinities and price level read. */
-export const Product = z.object({
-  product_id: opt(text),
-  sku: opt(text),
-  category: opt(text),
-  price: opt(amount),
-  quantity: opt(amount),
-});
-/** A stored product line. */
-export type Product = z.infer<typeof Product>;
+export interface Product {
+  product_id?: string;
+  sku?: string;
+  category?: string;
+  price?: number;
+  quantity?: number;
+}
 
 /** Stored properties: the union of what any event keeps, all optional. */
-export const EventProperties = z.object({
-  order_id: opt(text),
-  product_id: opt(text),
-  sku: opt(text),
-  category: opt(text),
-  price: opt(amount),
-  quantity: opt(amount),
-  revenue: opt(amount),
-  total: opt(amount),
-  value: opt(amount),
+export interface EventProperties extends Product {
+  order_id?: string;
+  revenue?: number;
+  total?: number;
+  value?: number;
   /** Σ price × quantity of every line, set only when the list was cut to `MAX_LINES`. */
-  lines_total: opt(amount),
+  lines_total?: number;
   /** Kept only when the amounts are in a currency other than the storefront's, unconverted. */
-  currency: opt(z.string().check(z.regex(/^[A-Z]{3}$/))),
-  products: opt(z.array(Product).check(z.maxLength(MAX_LINES))),
-});
-/** Stored properties. */
-export type EventProperties = z.infer<typeof EventProperties>;
+  currency?: string;
+  products?: Product[];
+}
 
 /** A validated event: its V2 name and its minimised properties. */
 export interface TrackedEvent {
@@ -179,6 +167,8 @@ function readProducts(c: Coercer, value: unknown, into: EventProperties): number
 export interface ParseOptions {
   /** Decimal separator of numeric strings (default `.`; see `coerce.ts`). */
   decimal?: DecimalSeparator;
+  /** Reading back what the device stored: `lines_total`, which a page cannot set, is read too. */
+  stored?: boolean;
 }
 
 /**
@@ -230,23 +220,23 @@ export function parseEvent(name: unknown, properties: unknown, options: ParseOpt
     if (resolved !== "Order Cancelled") {
       readMoney(c, bag, p);
       truncated = readProducts(c, bag.products, p);
+      const lines = options.stored ? readAmount(c, bag.lines_total, "lines_total") : undefined;
+      if (lines !== undefined) p.lines_total = lines;
     }
   }
   return { status: "kept", event: { name: resolved, properties: p }, problems, truncated };
 }
 
-const Stored = z.object({
-  id: z.string(),
-  name: z.enum(EVENT_NAMES),
-  t: z.number().check(z.refine(Number.isFinite)),
-  p: EventProperties,
-});
-
 /**
  * Rebuilds a stored event from untrusted data (e.g. JSON read back from localStorage) with the
- * strict stored schema. Returns `null` for anything invalid.
+ * same reader as `track()`: anything that reader would have to drop, or a name that is not
+ * stored as such, makes the whole event invalid. Returns `null` for anything invalid.
  */
 export function restoreEvent(value: unknown): StoredEvent | null {
-  const result = Stored.safeParse(value);
-  return result.success ? result.data : null;
+  if (!isRecord(value)) return null;
+  const { id, name, t, p } = value;
+  if (typeof id !== "string" || typeof t !== "number" || !Number.isFinite(t) || !isRecord(p)) return null;
+  const outcome = parseEvent(name, p, { stored: true });
+  if (outcome.status !== "kept" || outcome.problems.length > 0 || outcome.event.name !== name) return null;
+  return { id, name: outcome.event.name, t, p: outcome.event.properties };
 }
