@@ -14,20 +14,13 @@
  * tracking core must stay within its 20 KB up-front budget (a zod/mini schema of the stored
  * shape cost ~1.1 KB gzip there).
  */
-import {
-  EVENT_NAMES,
-  type EventName,
-  isUsedEvent,
-  resolveEventName,
-  type UnusedEventName,
-} from "./catalogue";
+import { type EventName, isUsedEvent, resolveEventName, type UnusedEventName } from "./catalogue";
 import {
   type Coercer,
   type DecimalSeparator,
   describe,
   type FieldProblem,
   isRecord,
-  MAX_TEXT,
   pick,
   readAmount,
   readCurrency,
