@@ -380,8 +380,10 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     }
     const bad = result.warnings.find((w) => BAD_INPUT.has(w.code));
     if (options.strict && (bad || (!result.kept && result.reason === "closed"))) {
+      // The warning's message starts with "<event>: <field>: ", which the error adds itself.
+      const prefix = bad ? `${bad.event}: ${bad.field === undefined ? "" : `${bad.field}: `}` : "";
       const error = bad
-        ? new InvalidEventError(bad.event, bad.field ?? "event", bad.message)
+        ? new InvalidEventError(bad.event, bad.field ?? "event", bad.message.slice(prefix.length))
         : new FedprofileError("closed", "track: this profiler has been closed");
       return Promise.reject(error);
     }

@@ -96,6 +96,9 @@ describe("track(): strict mode", () => {
     await expect(profiler.track("Product Added", { quantity: -1 })).rejects.toMatchObject({
       code: "invalid_event",
       field: "quantity",
+      message:
+        'Product Added: quantity: expected a number ≥ 0 or a numeric string such as "1,234.50" or "$19.99", ' +
+        "got -1; the field was dropped",
     });
     await expect(profiler.track("Order Cancelled", {})).rejects.toMatchObject({ field: "order_id" });
     // Valid input that the profile does not read, or a refund of an unknown order, is not bad input.
