@@ -27,8 +27,20 @@ export interface ChunkSize {
   entry: boolean;
 }
 
+/** What `measureCoreBundle` found. */
+export interface CoreBundle {
+  core: ChunkSize;
+  lazy: ChunkSize[];
+  coreText: string;
+  /**
+   * What a page really loads up front: the entry chunk plus every chunk it imports statically,
+   * transitively (shared chunks that code splitting moved out of the entry included).
+   */
+  upfront: { files: string[]; gzip: number };
+}
+
 /** Builds `sdk/src/core.ts` and measures every output chunk. */
-export async function measureCoreBundle(): Promise<{ core: ChunkSize; lazy: ChunkSize[]; coreText: string }> {
+export async function measureCoreBundle(): Promise<CoreBundle> {
   const result = await build({
     entryPoints: { core: join(ROOT, "sdk/src/core.ts") },
     bundle: true,
@@ -57,21 +69,82 @@ export async function measureCoreBundle(): Promise<{ core: ChunkSize; lazy: Chun
   const core = sizes.find((chunk) => chunk.entry);
   const coreText = result.outputFiles.find((file) => file.path.endsWith(`/${core?.file}`))?.text;
   if (!core || coreText === undefined) throw new Error("esbuild produced no entry chunk");
-  return { core, lazy: sizes.filter((chunk) => !chunk.entry), coreText };
+  const files = new Set<string>();
+  const visit = (file: string) => {
+    if (files.has(file)) return;
+    files.add(file);
+    for (const edge of result.metafile.outputs[`bench/.bundle/${file}`]?.imports ?? []) {
+      if (edge.kind === "import-statement") visit(edge.path.slice("bench/.bundle/".length));
+    }
+  };
+  visit(core.file);
+  const gzip = sizes.filter((chunk) => files.has(chunk.file)).reduce((sum, chunk) => sum + chunk.gzip, 0);
+  return {
+    core,
+    lazy: sizes.filter((chunk) => !chunk.entry),
+    coreText,
+    upfront: { files: [...files], gzip },
+  };
+}
+
+/**
+ * The tracking core built on its own, with the lazily imported sync modules left external: what
+ * a page would load up front if the lazy chunks shared no code with it. Today they share zod's
+ * core (the coordinator client uses full zod, the tracking core zod/mini), which esbuild moves
+ * into a chunk the entry imports statically; `upfront` counts that, this does not.
+ */
+export async function measureCoreAlone(): Promise<number> {
+  const result = await build({
+    entryPoints: [join(ROOT, "sdk/src/core.ts")],
+    bundle: true,
+    format: "esm",
+    minify: true,
+    platform: "browser",
+    target: "es2022",
+    write: false,
+    logLevel: "silent",
+    plugins: [
+      {
+        name: "lazy-external",
+        setup(b) {
+          b.onResolve({ filter: /\/sync\/[a-z-]+$/ }, (args) =>
+            args.kind === "dynamic-import" ? { path: args.path, external: true } : undefined,
+          );
+        },
+      },
+    ],
+  });
+  const [file] = result.outputFiles;
+  if (!file) throw new Error("esbuild produced no output");
+  return gzipSync(file.contents, { level: 9 }).byteLength;
 }
 
 async function main(): Promise<void> {
-  const { core, lazy } = await measureCoreBundle();
+  const { core, lazy, upfront } = await measureCoreBundle();
+  const alone = await measureCoreAlone();
   const kb = (bytes: number) => (bytes / 1024).toFixed(2);
   const rows = [
     "| chunk | loaded | minified KB | gzip KB |",
     "|---|---|---:|---:|",
     `| ${core.file} (core) | up front | ${kb(core.minified)} | ${kb(core.gzip)} |`,
-    ...lazy.map((c) => `| ${c.file} | on first sync() / pullModel() | ${kb(c.minified)} | ${kb(c.gzip)} |`),
+    ...lazy.map(
+      (c) =>
+        `| ${c.file} | ${upfront.files.includes(c.file) ? "up front (static import)" : "on first sync() / pullModel()"} | ${kb(c.minified)} | ${kb(c.gzip)} |`,
+    ),
   ];
   console.log(rows.join("\n"));
   const verdict = core.gzip <= CORE_BUDGET_BYTES ? "within" : "OVER";
   console.log(`core: ${core.gzip} bytes gzip, ${verdict} the ${CORE_BUDGET_BYTES}-byte budget`);
+  // The gate (test/node/bundle-size.test.ts) still checks the entry chunk alone; the up-front
+  // total is what the design's budget means, reported until the shared zod chunk leaves it.
+  const upfrontVerdict = upfront.gzip <= CORE_BUDGET_BYTES ? "within" : "OVER";
+  console.log(
+    `up front (entry + static imports: ${upfront.files.join(", ")}): ${upfront.gzip} bytes gzip, ${upfrontVerdict} the budget`,
+  );
+  console.log(
+    `tracking core alone (sync chunks external, no shared chunk): ${alone} bytes gzip, ` +
+      `${alone <= CORE_BUDGET_BYTES ? "within" : "OVER"} the budget`,
+  );
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
   const out = {
     bench: "bundle-size",
@@ -79,6 +152,8 @@ async function main(): Promise<void> {
     budgetBytes: CORE_BUDGET_BYTES,
     core,
     lazy,
+    upfront,
+    coreAloneGzip: alone,
   };
   writeFileSync(join(ROOT, "bench/results/bundle-size.json"), `${JSON.stringify(out, null, 2)}\n`);
   console.log("wrote bench/results/bundle-size.json");

@@ -35,6 +35,7 @@ import {
   seedLocalTenant,
   startLocalCoordinator,
 } from "../edge/scripts/local-dev";
+import { customerEvents } from "../sdk/cli/replay";
 import { loadCustomers, RETAIL_AS_OF } from "./eval/population";
 import { startExampleServer } from "./serve";
 import { CATALOGUE } from "./storefront/catalogue";
@@ -223,6 +224,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         endpoint: coordinator.url,
         apiKey: keys.publishable,
         storage: "memory",
+        currency: "GBP",
         fetch: deviceFetch(i),
       }),
     );
@@ -451,13 +453,9 @@ async function trainSegments(context: {
   const offset = RETAIL_AS_OF - Date.now();
   for (const [i, device] of devices.entries()) {
     const invoices = buyers[(i * 541) % buyers.length] ?? [];
-    for (const invoice of invoices) {
-      const name = invoice.refund ? "Order Refunded" : "Order Completed";
-      const props = invoice.refund
-        ? { order_id: invoice.invoiceNo, total: invoice.total, products: invoice.products }
-        : { order_id: invoice.invoiceNo, currency: "GBP", products: invoice.products };
+    for (const event of customerEvents(invoices)) {
       // Shifted so the customer's last day in the data set is today.
-      await device.track(name, props, { timestamp: invoice.t - offset });
+      await device.track(event.name, event.properties, { timestamp: event.t - offset });
     }
     const profile = await device.getProfile();
     const f = profile.features;

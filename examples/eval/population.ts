@@ -4,12 +4,12 @@
  * (event validation, the feature fold, the read-out and the public standardising transform), the
  * same path `track()` and `getProfile()` take on a device, minus the store.
  */
-import { readInvoices } from "../../sdk/cli/replay";
-import { parseEvent } from "../../sdk/src/events/schemas";
+import { customerEvents, readInvoices } from "../../sdk/cli/replay";
 import { computeFeatures } from "../../sdk/src/features/features";
 import { applyEvent, emptyFeatureState } from "../../sdk/src/features/state";
 import { profileVector } from "../../sdk/src/features/vector";
 import { DEFAULT_PROFILE_CONFIG } from "../../sdk/src/profiler";
+import { intake } from "../../sdk/src/track";
 
 /** The day after the data set's last invoice: every profile is read as of then. */
 export const RETAIL_AS_OF = Date.UTC(2011, 11, 10);
@@ -24,24 +24,28 @@ export interface Population {
   vectors: number[][];
 }
 
-/** The standardised vector of one customer's invoice history, through the SDK's fold. */
+/**
+ * The standardised vector of one customer's invoice history: the replay's events (orders, and
+ * refunds matched to them), each through `track()`'s intake and the feature fold.
+ */
 export function vectorOf(invoices: readonly Invoice[], asOf = RETAIL_AS_OF): number[] | null {
   const state = emptyFeatureState();
   let orders = 0;
-  const sorted = [...invoices].sort((a, b) => a.t - b.t || (a.invoiceNo < b.invoiceNo ? -1 : 1));
-  sorted.forEach((invoice, i) => {
-    const name = invoice.refund ? "Order Refunded" : "Order Completed";
-    const properties = invoice.refund
-      ? { order_id: invoice.invoiceNo, total: invoice.total, products: invoice.products }
-      : { order_id: invoice.invoiceNo, products: invoice.products };
-    const event = parseEvent(name, properties);
-    applyEvent(
-      state,
-      { id: `e.${i}`, name: event.name, t: invoice.t, p: event.properties },
-      DEFAULT_PROFILE_CONFIG,
-    );
-    if (!invoice.refund) orders++;
-  });
+  let seq = 0;
+  const ctx = {
+    currency: "GBP",
+    rates: undefined,
+    decimal: "." as const,
+    now: () => asOf,
+    nextId: () => `e.${seq++}`,
+    view: () => state,
+  };
+  for (const event of customerEvents(invoices)) {
+    const { stored } = intake(event.name, event.properties, event.t, ctx);
+    if (!stored) continue;
+    applyEvent(state, stored, DEFAULT_PROFILE_CONFIG);
+    if (event.name === "Order Completed") orders++;
+  }
   if (orders === 0) return null;
   return profileVector(computeFeatures(state, asOf, DEFAULT_PROFILE_CONFIG));
 }
@@ -88,7 +92,6 @@ export function syntheticPopulation(customers: readonly Invoice[][], n: number, 
     const jittered = source.map((invoice) => ({
       ...invoice,
       t: Math.min(RETAIL_AS_OF - 1, invoice.t - shift + (random() * 4 - 2) * DAY),
-      total: invoice.total * scale,
       products: invoice.products.map((p) => ({
         ...p,
         quantity: Math.max(1, Math.round((p.quantity ?? 1) * scale)),

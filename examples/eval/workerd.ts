@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { ModelStatus, ModelVersion } from "@fedprofile/coordinator/wire";
 import { createProfiler } from "@fedprofile/sdk";
 import { applyLocalMigrations, seedLocalTenant, startLocalCoordinator } from "../../edge/scripts/local-dev";
+import { customerEvents } from "../../sdk/cli/replay";
 import { trainFederated } from "./harness";
 import { costOf } from "./metrics";
 import { loadCustomers, RETAIL_AS_OF } from "./population";
@@ -60,16 +61,12 @@ export async function workerdAgreement(options: {
         apiKey: keys.publishable,
         storage: "memory",
         now: () => RETAIL_AS_OF,
+        currency: "GBP",
       }),
     );
     for (const [i, device] of devices.entries()) {
-      for (const invoice of chosen[i] ?? []) {
-        const props = invoice.refund
-          ? { order_id: invoice.invoiceNo, total: invoice.total, products: invoice.products }
-          : { order_id: invoice.invoiceNo, products: invoice.products };
-        await device.track(invoice.refund ? "Order Refunded" : "Order Completed", props, {
-          timestamp: invoice.t,
-        });
+      for (const event of customerEvents(chosen[i] ?? [])) {
+        await device.track(event.name, event.properties, { timestamp: event.t });
       }
     }
     const vectors = await Promise.all(devices.map(async (d) => (await d.getProfile()).vector));

@@ -51,9 +51,11 @@ async function main() {
     endpoint: config.endpoint,
     apiKey: config.apiKey,
     dbName: "fedprofile-demo",
+    currency: "GBP",
   });
   profiler.on((event) => {
     if (event.type === "error") log(`error: ${event.error.message}`);
+    if (event.type === "warning") log(`warning: ${event.warning.message}`);
     if (event.type === "storage") log(`storage: ${event.kind} (${event.reason})`);
     if (event.type === "model") {
       log(`model ${event.modelId} v${event.version} arrived`);

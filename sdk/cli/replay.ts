@@ -11,10 +11,16 @@
  *   (`product_id` = StockCode, `price` = UnitPrice, `quantity` = Quantity, `category` from the
  *   Description by `taxonomy.ts`), at InvoiceDate read as UTC (the earliest of its lines: 31
  *   invoices span two minutes);
- * - a `C` invoice is one Order Refunded with `total` = Σ |Quantity| × UnitPrice (and its lines
- *   as products with |Quantity|).
- * A customer's events are tracked in time order (ties by InvoiceNo). One CSV row is written per
- * customer with at least one Order Completed.
+ * - a `C` invoice's lines are refunds (issue 14: refunds are netted per order). The data set does
+ *   not say which invoice a cancellation line undoes, so each line goes to the customer's latest
+ *   invoice at or before it that has the same StockCode (ties: the later InvoiceNo). The lines of
+ *   one `C` invoice matched to one order make one Order Refunded of that `order_id`, with
+ *   `total` = Σ |Quantity| × UnitPrice and its lines as products with |Quantity|. Lines with no
+ *   such invoice (their purchase predates the data) are tracked with the `C` invoice as
+ *   `order_id`, and the SDK ignores them as refunds of an unknown order (`ignored` below).
+ * A customer's events are tracked in time order (ties by InvoiceNo, then matched order). The
+ * storefront's currency is GBP, the data set's. One CSV row is written per customer with at
+ * least one Order Completed.
  */
 import { createReadStream } from "node:fs";
 import { writeFile } from "node:fs/promises";
@@ -22,7 +28,6 @@ import { parseArgs } from "node:util";
 import { createGunzip } from "node:zlib";
 import {
   createProfiler,
-  type EventName,
   type Product,
   type Profile,
   VECTOR_FIELDS,
@@ -50,7 +55,6 @@ interface Invoice {
   refund: boolean;
   t: number;
   products: Product[];
-  total: number;
 }
 
 /** Counts from reading the file. */
@@ -69,11 +73,61 @@ export interface ReplayOptions {
   onProgress?: (done: number, total: number, events: number) => void;
 }
 
+/** One event to track for a customer. */
+interface ReplayEvent {
+  name: "Order Completed" | "Order Refunded";
+  sortKey: string;
+  t: number;
+  properties: { order_id: string; total?: number; products: Product[] };
+}
+
+/**
+ * A customer's events: one Order Completed per invoice, and the refund lines of each `C`
+ * invoice grouped by the order they are matched to (see the module comment).
+ */
+export function customerEvents(invoices: Iterable<Invoice>): ReplayEvent[] {
+  const byTime = [...invoices].sort((a, b) => a.t - b.t || (a.invoiceNo < b.invoiceNo ? -1 : 1));
+  const orders = byTime.filter((invoice) => !invoice.refund);
+  const events: ReplayEvent[] = orders.map((order) => ({
+    name: "Order Completed",
+    sortKey: order.invoiceNo,
+    t: order.t,
+    properties: { order_id: order.invoiceNo, products: order.products },
+  }));
+  for (const credit of byTime.filter((invoice) => invoice.refund)) {
+    const groups = new Map<string, { products: Product[]; total: number }>();
+    for (const line of credit.products) {
+      let match: Invoice | undefined;
+      for (const order of orders) {
+        if (order.t > credit.t) break;
+        if (order.products.some((p) => p.product_id === line.product_id)) match = order;
+      }
+      const orderId = match?.invoiceNo ?? credit.invoiceNo;
+      const group = groups.get(orderId) ?? { products: [], total: 0 };
+      groups.set(orderId, group);
+      group.products.push(line);
+      group.total += (line.quantity ?? 0) * (line.price ?? 0);
+    }
+    for (const [orderId, group] of groups) {
+      events.push({
+        name: "Order Refunded",
+        sortKey: `${credit.invoiceNo}/${orderId}`,
+        t: credit.t,
+        properties: { order_id: orderId, total: group.total, products: group.products },
+      });
+    }
+  }
+  return events.sort((a, b) => a.t - b.t || (a.sortKey < b.sortKey ? -1 : 1));
+}
+
 /** What `replay` produced. */
 export interface ReplayReport {
   read: ReadStats;
   customers: number;
+  /** Events kept by the SDK. */
   events: number;
+  /** Refunds the SDK ignored, by reason (unknown order, duplicate). */
+  ignored: Record<string, number>;
   /** Devices per storage backend they ended on (a fallback to memory would show here). */
   backends: Record<"indexeddb" | "memory", number>;
   /** One entry per customer with at least one order, by customer id. */
@@ -123,14 +177,12 @@ export async function readInvoices(
     const t = parseUtc(date ?? "");
     const invoices = customers.get(customerId) ?? new Map<string, Invoice>();
     customers.set(customerId, invoices);
-    const invoice = invoices.get(no) ?? { invoiceNo: no, refund, t, products: [], total: 0 };
+    const invoice = invoices.get(no) ?? { invoiceNo: no, refund, t, products: [] };
     invoices.set(no, invoice);
     if (t < invoice.t) invoice.t = t;
     const units = refund ? Math.abs(quantity) : quantity;
-    invoice.total += units * price;
     invoice.products.push({
       product_id: stockCode ?? "",
-      name: description ?? "",
       category: categorise(description ?? ""),
       price,
       quantity: units,
@@ -169,12 +221,10 @@ export async function replay(options: ReplayOptions): Promise<ReplayReport> {
   const ids = [...customers.keys()].sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : 1));
   const profiles: ReplayReport["profiles"] = [];
   let events = 0;
+  const ignored: Record<string, number> = {};
   const backends = { indexeddb: 0, memory: 0 };
   const replayStart = performance.now();
   for (const [index, customerId] of ids.entries()) {
-    const invoices = [...(customers.get(customerId)?.values() ?? [])].sort(
-      (a, b) => a.t - b.t || (a.invoiceNo < b.invoiceNo ? -1 : 1),
-    );
     const device = createProfiler({
       storage: options.store === "memory" ? "memory" : "indexeddb",
       dbName: `replay-${customerId}`,
@@ -184,15 +234,17 @@ export async function replay(options: ReplayOptions): Promise<ReplayReport> {
       features: { topK: CATEGORIES.length },
       flushIntervalMs: 3_600_000,
       maxBatch: 100_000,
+      currency: "GBP",
+      strict: true,
     });
     let orders = 0;
-    for (const invoice of invoices) {
-      const name: EventName = invoice.refund ? "Order Refunded" : "Order Completed";
-      const properties = invoice.refund
-        ? { order_id: invoice.invoiceNo, total: invoice.total, products: invoice.products }
-        : { order_id: invoice.invoiceNo, products: invoice.products };
-      await device.track(name, properties, { timestamp: invoice.t });
-      if (!invoice.refund) orders += 1;
+    for (const event of customerEvents(customers.get(customerId)?.values() ?? [])) {
+      const result = await device.track(event.name, event.properties, { timestamp: event.t });
+      if (!result.kept) {
+        ignored[result.reason] = (ignored[result.reason] ?? 0) + 1;
+        continue;
+      }
+      if (event.name === "Order Completed") orders += 1;
       events += 1;
     }
     await device.flush();
@@ -207,6 +259,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayReport> {
     read: stats,
     customers: ids.length,
     events,
+    ignored,
     backends,
     profiles,
     readMs,
@@ -361,6 +414,8 @@ export async function main(argv: string[]): Promise<number> {
         `replayed ${report.events} events for ${report.customers} customers (${store} store) in ` +
           `${(report.replayMs / 1000).toFixed(2)} s: ${Math.round(eventsPerSecond).toLocaleString("en")} events/s, ` +
           `${Math.round(read.keptLines / (report.replayMs / 1000)).toLocaleString("en")} product lines/s`,
+        `refunds ignored: ${report.ignored.unknown_order ?? 0} of orders before the data starts, ` +
+          `${report.ignored.duplicate_refund ?? 0} duplicates`,
         `devices by storage backend: ${report.backends.indexeddb} IndexedDB, ${report.backends.memory} memory`,
         `wrote ${report.profiles.length} customers with at least one order to ${values.out}`,
       ].join("\n"),

@@ -18,10 +18,22 @@ export {
 } from "./consent";
 export { FedprofileError, InvalidEventError, StorageError, type StorageErrorCode } from "./errors";
 export {
+  isUsedEvent,
+  resolveEventName,
+  SPEC_EVENT_NAMES,
+  type SpecEventName,
+  UNUSED_EVENT_NAMES,
+  type UnusedEventName,
+  V1_ALIASES,
+} from "./events/catalogue";
+export { type DecimalSeparator, type FieldProblem, parseNumeric } from "./events/coerce";
+export {
   EVENT_NAMES,
-  EVENT_SCHEMAS,
   type EventName,
   type EventProperties,
+  MAX_LINES,
+  type ParseOptions,
+  type ParseOutcome,
   type Product,
   parseEvent,
   type StoredEvent,
@@ -40,12 +52,24 @@ export {
   type TagThresholds,
 } from "./features/features";
 export {
+  type CurrencyOutcome,
+  lineTotal,
+  type OrderValue,
+  orderValue,
+  type RateTable,
+  type RefundAmount,
+  refundAmount,
+  toShopCurrency,
+} from "./features/money";
+export {
   applyEvent,
   DEFAULT_FEATURE_CONFIG,
   emptyFeatureState,
   type FeatureConfig,
   type FeatureState,
   foldEvents,
+  type OrderTotals,
+  orderTotals,
 } from "./features/state";
 export {
   DEFAULT_VECTOR_REFERENCE,
@@ -63,8 +87,16 @@ export {
   type ProfilerEvent,
   type ProfilerOptions,
   type SyncOutcome,
-  type TrackOptions,
 } from "./profiler";
 export { deleteDatabase, openIndexedDbStore } from "./store/indexeddb-store";
 export { createMemoryStore } from "./store/memory-store";
 export type { CachedModel, OutboxItem, ProfileStore, RetentionLimits } from "./store/types";
+export type {
+  DroppedCounts,
+  DropReason,
+  TrackCallback,
+  TrackOptions,
+  TrackResult,
+  TrackWarning,
+  WarningCode,
+} from "./track";

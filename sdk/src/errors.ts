@@ -1,7 +1,8 @@
 /**
  * The SDK's error classes. Every error the profiler reports carries a stable `code` that a
  * storefront can switch on, and `cause` when it wraps another error. Nothing here is ever
- * thrown synchronously into the page: `track()` rejects its promise and emits an `error` event.
+ * thrown synchronously into the page; `track()` reports bad input as `warning` events and
+ * rejects only with `strict: true`.
  */
 
 /** Base class of every error the profiling core reports. */
@@ -17,9 +18,10 @@ export class FedprofileError extends Error {
 }
 
 /**
- * `track()` was called with an unknown event name or properties that do not match the
- * Segment e-commerce spec v2. `field` names the offending property path (`products[0].price`),
- * or `event` for the name itself. The event is never stored.
+ * With `strict: true`, `track()` rejects with this for bad input: a name outside Segment's V2
+ * e-commerce spec, or a field or event that could not be read. `field` names the offending
+ * property path (`products[0].price`), or `event` for the name itself; the message says what
+ * was expected and what came.
  */
 export class InvalidEventError extends FedprofileError {
   /** The event name as given. */

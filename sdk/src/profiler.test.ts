@@ -1,7 +1,6 @@
 import "fake-indexeddb/auto";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { TcfApi } from "./consent";
-import { InvalidEventError } from "./errors";
 import { createProfiler, type Profiler, type ProfilerEvent, type ProfilerOptions } from "./profiler";
 import { openIndexedDbStore } from "./store/indexeddb-store";
 
@@ -35,28 +34,48 @@ afterEach(async () => {
 });
 
 describe("track()", () => {
-  it("rejects an invalid event with an error naming the field, emits it, and never stores it", async () => {
+  it("resolves with what was kept, warns naming the field, and stores only kept events", async () => {
     const dbName = freshDb();
     const { profiler, events } = device({ dbName });
     await profiler.ready;
-    await profiler.track("Product Viewed", { product_id: "p1" });
-    const rejected = profiler.track("Order Completed", { revenue: 10 });
-    await expect(rejected).rejects.toBeInstanceOf(InvalidEventError);
-    await expect(rejected).rejects.toMatchObject({ field: "order_id", code: "invalid_event" });
-    await expect(profiler.track("Checkout Begun", {})).rejects.toMatchObject({ field: "event" });
-    await expect(profiler.track("Product Viewed", {}, { timestamp: "not a date" })).rejects.toMatchObject({
-      field: "timestamp",
+    await expect(profiler.track("Product Viewed", { product_id: "p1" })).resolves.toEqual({
+      kept: true,
+      warnings: [],
     });
-    const errors = events.flatMap((e) => (e.type === "error" ? [e.error] : []));
-    expect(errors.map((e) => (e instanceof InvalidEventError ? e.field : e.message))).toEqual([
+    const refund = await profiler.track("Order Refunded", { total: 10 });
+    expect(refund).toMatchObject({ kept: false, reason: "invalid_event" });
+    expect(await profiler.track("Checkout Begun", {})).toMatchObject({
+      kept: false,
+      reason: "unknown_event",
+    });
+    const late = await profiler.track("Product Viewed", { price: "n/a" }, { timestamp: "not a date" });
+    expect(late.kept).toBe(true);
+    expect(late.warnings.map((w) => [w.code, w.field])).toEqual([
+      ["invalid_field", "price"],
+      ["invalid_timestamp", "timestamp"],
+    ]);
+    expect(late.warnings[0]?.message).toBe(
+      'Product Viewed: price: expected a number ≥ 0 or a numeric string such as "1,234.50" or "$19.99", ' +
+        'got "n/a" (3 characters); the field was dropped',
+    );
+    const warnings = events.flatMap((e) => (e.type === "warning" ? [e.warning] : []));
+    expect(warnings.map((w) => w.field ?? w.code)).toEqual([
       "order_id",
-      "event",
+      "unknown_event",
+      "price",
       "timestamp",
     ]);
+    expect(events.some((e) => e.type === "error")).toBe(false);
     await profiler.flush();
-    expect((await profiler.getProfile()).eventCount).toBe(1);
+    const profile = await profiler.getProfile();
+    expect(profile.eventCount).toBe(2);
+    expect(profile.dropped).toEqual({
+      total: 2,
+      byReason: { invalid_event: 1, unknown_event: 1 },
+      unusedEvents: {},
+    });
     const store = await openIndexedDbStore({ name: dbName });
-    expect((await store.events()).map((e) => e.name)).toEqual(["Product Viewed"]);
+    expect((await store.events()).map((e) => e.name)).toEqual(["Product Viewed", "Product Viewed"]);
     store.close();
   });
 
@@ -64,7 +83,7 @@ describe("track()", () => {
     const { profiler } = device({ storage: "memory" });
     const args: unknown[] = [undefined, null, 42, { name: "Product Viewed" }];
     for (const name of args) {
-      let promise: Promise<void> | undefined;
+      let promise: Promise<unknown> | undefined;
       expect(() => {
         promise = Reflect.apply(profiler.track, profiler, [name, "props"]);
       }).not.toThrow();
@@ -72,11 +91,14 @@ describe("track()", () => {
     }
   });
 
-  it("rejects events after close(), with a stable code", async () => {
+  it("keeps nothing after close(): resolves { kept: false, reason: 'closed' }, rejects only when strict", async () => {
     const { profiler } = device({ storage: "memory" });
     await profiler.track("Cart Viewed", {});
     await profiler.close();
-    await expect(profiler.track("Cart Viewed", {})).rejects.toMatchObject({ code: "closed" });
+    await expect(profiler.track("Cart Viewed", {})).resolves.toMatchObject({ kept: false, reason: "closed" });
+    const strict = device({ storage: "memory", strict: true }).profiler;
+    await strict.close();
+    await expect(strict.track("Cart Viewed", {})).rejects.toMatchObject({ code: "closed" });
   });
 
   it("batches writes: events reach IndexedDB in one flush, not one transaction each", async () => {

@@ -23,7 +23,8 @@ import {
   watchCmp,
 } from "./consent";
 import { FedprofileError, InvalidEventError, type StorageErrorCode, toError } from "./errors";
-import { parseEvent, type StoredEvent } from "./events/schemas";
+import type { UnusedEventName } from "./events/catalogue";
+import type { DecimalSeparator } from "./events/coerce";
 import {
   assignTags,
   computeFeatures,
@@ -34,6 +35,7 @@ import {
   type Tag,
   type TagThresholds,
 } from "./features/features";
+import type { RateTable } from "./features/money";
 import { DEFAULT_FEATURE_CONFIG } from "./features/state";
 import { profileVector } from "./features/vector";
 import { assignSegment, contributeKMeans, type SegmentAssignment } from "./models/kmeans";
@@ -41,6 +43,18 @@ import { createStoreManager } from "./store/store-manager";
 import { type CachedModel, DEFAULT_RETENTION } from "./store/types";
 import type { CoordinatorClient } from "./sync/coordinator-client";
 import type { RoundOutcome } from "./sync/plain-round";
+import {
+  BAD_INPUT,
+  type DroppedCounts,
+  intake,
+  type TrackCallback,
+  type TrackOptions,
+  type TrackResult,
+  type TrackWarning,
+  trackArguments,
+} from "./track";
+
+export type { TrackOptions } from "./track";
 
 /** Options of `createProfiler`. Only `endpoint` and `apiKey` are needed, and only for sync. */
 export interface ProfilerOptions {
@@ -100,11 +114,20 @@ export interface ProfilerOptions {
    * quantiles replace the default tag thresholds (default `segments`).
    */
   segmentModel?: string;
-}
-
-/** When an event happened, if not now. */
-export interface TrackOptions {
-  timestamp?: number | string | Date;
+  /**
+   * The storefront's currency, ISO 4217 (default `USD`). Amounts without a `currency` are in
+   * it; amounts in another are converted through `rates`, or kept out of monetary features.
+   */
+  currency?: string;
+  /** Units of `currency` per unit of another currency, e.g. `{ JPY: 0.0061 }` for a euro shop. */
+  rates?: Record<string, number>;
+  /** Decimal separator of numeric strings such as `"1.234,50"` (default `.`). */
+  decimal?: DecimalSeparator;
+  /**
+   * Reject `track()` on bad input (unknown event name, a field or event that cannot be read)
+   * with an `InvalidEventError`, for tests. Default `false`: `track()` always resolves.
+   */
+  strict?: boolean;
 }
 
 /** The profile: features, tags, a readable summary and the standardised vector. */
@@ -121,6 +144,8 @@ export interface Profile {
   segment: SegmentAssignment | null;
   /** Where the profile is kept right now. */
   storage: "indexeddb" | "memory";
+  /** Events `track()` did not keep since this profiler was created, by reason. */
+  dropped: DroppedCounts;
 }
 
 /**
@@ -135,6 +160,7 @@ export type SyncOutcome =
 /** Events a profiler emits. */
 export type ProfilerEvent =
   | { type: "error"; error: Error }
+  | { type: "warning"; warning: TrackWarning }
   | { type: "sync"; modelId: string; outcome: SyncOutcome }
   | {
       type: "storage";
@@ -154,10 +180,18 @@ export interface Profiler {
   /** Resolves once storage is decided and open (never rejects). */
   readonly ready: Promise<void>;
   /**
-   * Records an event. Resolves once it is accepted (validated, in the profile, queued for
-   * storage); rejects with `InvalidEventError` (and emits `error`) if it is invalid.
+   * Records an event, analytics.js style: `track(name, properties?, options?, callback?)`, the
+   * callback in any position after the name. Resolves (and calls back) with what was kept:
+   * `{ kept: true }` once the event is in the profile and queued for storage, or
+   * `{ kept: false, reason }`. Never rejects for bad input unless `strict`; each problem is in
+   * `warnings` and emitted as a `warning` event (an unknown name, once per name).
    */
-  track(name: string, properties?: Record<string, unknown>, options?: TrackOptions): Promise<void>;
+  track(
+    name: string,
+    properties?: Record<string, unknown> | TrackCallback,
+    options?: TrackOptions | TrackCallback,
+    callback?: TrackCallback,
+  ): Promise<TrackResult>;
   /** The profile at `asOf` (default now). */
   getProfile(options?: { asOf?: number }): Promise<Profile>;
   /** Writes everything queued to the store. */
@@ -214,13 +248,25 @@ function defaultRandomBytes(length: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(length));
 }
 
-function eventTime(name: string, value: TrackOptions["timestamp"], now: () => number): number {
-  if (value === undefined) return now();
-  const t = value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : value;
-  if (typeof t !== "number" || !Number.isFinite(t)) {
-    throw new InvalidEventError(name, "timestamp", "must be a finite epoch-ms number, an ISO date or a Date");
+/** The storefront currency and rate table, with the entries that cannot be used set aside. */
+function moneyOptions(options: ProfilerOptions): { currency: string; rates: RateTable; ignored: string[] } {
+  const ignored: string[] = [];
+  const code = /^[A-Z]{3}$/;
+  let currency = options.currency?.trim().toUpperCase() ?? DEFAULT_FEATURE_CONFIG.currency;
+  if (!code.test(currency)) {
+    ignored.push(
+      `currency: expected a three-letter ISO 4217 code, got ${JSON.stringify(options.currency)}; USD is used`,
+    );
+    currency = DEFAULT_FEATURE_CONFIG.currency;
   }
-  return t;
+  const rates: Record<string, number> = {};
+  for (const [key, rate] of Object.entries(options.rates ?? {})) {
+    const from = key.trim().toUpperCase();
+    if (code.test(from) && typeof rate === "number" && Number.isFinite(rate) && rate > 0) rates[from] = rate;
+    else
+      ignored.push(`rates.${key}: expected a positive number for a three-letter code, got ${String(rate)}`);
+  }
+  return { currency, rates, ignored };
 }
 
 /**
@@ -229,10 +275,12 @@ function eventTime(name: string, value: TrackOptions["timestamp"], now: () => nu
  */
 export function createProfiler(options: ProfilerOptions = {}): Profiler {
   const now = options.now ?? Date.now;
+  const money = moneyOptions(options);
   const config: ProfileConfig = {
     ...DEFAULT_PROFILE_CONFIG,
     ...options.features,
     weights: { ...DEFAULT_PROFILE_CONFIG.weights, ...options.features?.weights },
+    currency: money.currency,
   };
   let thresholds: TagThresholds = { ...DEFAULT_TAG_THRESHOLDS, ...options.tagThresholds };
   const tabId = Array.from((options.randomBytes ?? defaultRandomBytes)(6), (b) =>
@@ -453,25 +501,66 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     if (store.kind === "indexeddb") await store.setMeta("rounds", [...rounds].slice(-MAX_REMEMBERED_ROUNDS));
   }
 
+  const dropped: DroppedCounts = { total: 0, byReason: {}, unusedEvents: {} };
+  const reportedUnknown = new Set<string>();
+  const intakeContext = {
+    currency: money.currency,
+    rates: money.rates,
+    decimal: options.decimal ?? ".",
+    now,
+    nextId: () => `${tabId}.${(seq++).toString(36)}`,
+    view: () => manager.view,
+  };
+  // Reported once listeners had a chance to subscribe (right after createProfiler returns).
+  queueMicrotask(() => {
+    for (const message of money.ignored) {
+      emit({ type: "warning", warning: { code: "invalid_option", event: "createProfiler", message } });
+    }
+  });
+
+  /** Emits the warnings (an unknown name once), counts a drop, settles the callback. */
+  function settle(
+    result: TrackResult,
+    callback: TrackCallback | undefined,
+    unused?: UnusedEventName,
+  ): Promise<TrackResult> {
+    for (const warning of result.warnings) {
+      if (warning.code === "unknown_event") {
+        if (reportedUnknown.has(warning.event) || reportedUnknown.size >= 256) continue;
+        reportedUnknown.add(warning.event);
+      }
+      emit({ type: "warning", warning });
+    }
+    if (!result.kept) {
+      dropped.total += 1;
+      dropped.byReason[result.reason] = (dropped.byReason[result.reason] ?? 0) + 1;
+      if (unused) dropped.unusedEvents[unused] = (dropped.unusedEvents[unused] ?? 0) + 1;
+    }
+    try {
+      callback?.(result);
+    } catch (error) {
+      emit({ type: "error", error: toError(error) });
+    }
+    const bad = result.warnings.find((w) => BAD_INPUT.has(w.code));
+    if (options.strict && (bad || (!result.kept && result.reason === "closed"))) {
+      // The warning's message starts with "<event>: <field>: ", which the error adds itself.
+      const prefix = bad ? `${bad.event}: ${bad.field === undefined ? "" : `${bad.field}: `}` : "";
+      const error = bad
+        ? new InvalidEventError(bad.event, bad.field ?? "event", bad.message.slice(prefix.length))
+        : new FedprofileError("closed", "track: this profiler has been closed");
+      return Promise.reject(error);
+    }
+    return Promise.resolve(result);
+  }
+
   const profiler: Profiler = {
     ready,
-    track(name, properties, trackOptions) {
-      try {
-        if (closed) throw new FedprofileError("closed", "track: this profiler has been closed");
-        const event = parseEvent(name, properties);
-        const stored: StoredEvent = {
-          id: `${tabId}.${(seq++).toString(36)}`,
-          name: event.name,
-          t: eventTime(event.name, trackOptions?.timestamp, now),
-          p: event.properties,
-        };
-        manager.add(stored);
-        return Promise.resolve();
-      } catch (thrown) {
-        const error = toError(thrown);
-        emit({ type: "error", error });
-        return Promise.reject(error);
-      }
+    track(name, properties, trackOptions, callback) {
+      const args = trackArguments(properties, trackOptions, callback);
+      if (closed) return settle({ kept: false, reason: "closed", warnings: [] }, args.callback);
+      const { stored, result, unused } = intake(name, args.properties, args.timestamp, intakeContext);
+      if (stored) manager.add(stored);
+      return settle(result, args.callback, unused);
     },
     async getProfile(profileOptions) {
       await ready;
@@ -488,6 +577,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
         vector,
         segment: segmentOf(vector),
         storage: manager.store.kind,
+        dropped: structuredClone(dropped),
       };
     },
     flush: () => manager.flush(),

@@ -236,20 +236,25 @@ describe("degradation", () => {
       const result = await page.evaluate(async () => {
         const p: ReturnType<typeof fedprofile.createProfiler> = Reflect.get(globalThis, "p");
         const log: string[] = Reflect.get(globalThis, "log");
-        const body = "x".repeat(5000);
+        // Events the device stores at about 6 KB each: only fields a feature reads are stored
+        // (a review body would not be), so the bulk is three long product ids and skus per order.
+        const order = (id: string) => ({
+          order_id: id,
+          products: [1, 2, 3].map((k) => ({
+            product_id: `${id}.${k}.${"x".repeat(990)}`,
+            sku: "y".repeat(1000),
+          })),
+        });
         // Phase 1: small batches fill the raw log until a write hits the quota; compaction frees it.
         let phase1 = 0;
         while (!log.includes("indexeddb:storage_quota") && phase1 < 3000) {
-          for (let j = 0; j < 10; j++)
-            await p.track("Product Reviewed", { product_id: `p${phase1++}`, review_body: body });
+          for (let j = 0; j < 10; j++) await p.track("Order Completed", order(`p${phase1++}`));
           await p.flush();
         }
         const afterCompaction = (await p.getProfile()).storage;
         // Phase 2: one batch larger than the whole quota cannot be written even after compaction.
         const accepted = await Promise.allSettled(
-          Array.from({ length: 100 }, (_, i) =>
-            p.track("Product Reviewed", { product_id: `big${i}`, review_body: body }),
-          ),
+          Array.from({ length: 100 }, (_, i) => p.track("Order Completed", order(`big${i}`))),
         );
         await p.flush();
         return {

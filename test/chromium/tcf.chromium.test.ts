@@ -348,7 +348,10 @@ describe("IAB TCF v2.2 CMP (cmpapi + core + stub)", () => {
         sync: true,
         publish: false,
       });
-      expect(await page.evaluate(() => fp.sync("activity"))).toEqual({ status: "no-round", latestModelVersion: null });
+      expect(await page.evaluate(() => fp.sync("activity"))).toEqual({
+        status: "no-round",
+        latestModelVersion: null,
+      });
       expect(h.coordinatorRequests.slice(before)).toEqual(["/v1/checkin"]);
     });
   });
@@ -410,7 +413,10 @@ describe("IAB TCF v2.2 CMP (cmpapi + core + stub)", () => {
         consent: { storage: true, sync: true, publish: true },
       });
       const before = h.coordinatorRequests.length;
-      expect(await page.evaluate(() => fp.sync("activity"))).toEqual({ status: "no-round", latestModelVersion: null });
+      expect(await page.evaluate(() => fp.sync("activity"))).toEqual({
+        status: "no-round",
+        latestModelVersion: null,
+      });
       expect(h.coordinatorRequests.slice(before)).toEqual(["/v1/checkin"]);
     });
   });

@@ -5,6 +5,12 @@
  * matcher (regular expressions over the shared keyword table, which is data, not code), and
  * direct sums instead of incremental accumulators. Every figure of all 4,338 customers must
  * agree within a relative error of 1e-9.
+ *
+ * The rules recomputed (issues 3 and 14): an order's value is Σ Quantity × UnitPrice of its
+ * lines; each cancellation line (`C` invoice) refunds the customer's latest invoice at or before
+ * it with the same StockCode (ties: the later InvoiceNo), or nothing if there is none; the lines
+ * of one `C` invoice refunding one order are one refund, and an identical refund of the same
+ * order counts once; an order's refunds are capped at its value. The price level is per unit.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -47,11 +53,16 @@ const matchers = TAXONOMY.map(
 const categoryOf = (description: string) =>
   matchers.find(([, re]) => re.test(description.toUpperCase()))?.[0] ?? "other";
 
+interface Line {
+  stock: string;
+  category: string;
+  price: number;
+  quantity: number;
+}
+
 interface Expected {
-  orders: Map<string, { t: number; revenue: number; lines: Array<{ category: string; price: number }> }>;
-  refundInvoices: Map<string, number>;
-  refunds: number;
-  first: number;
+  orders: Map<string, { t: number; revenue: number; lines: Line[] }>;
+  credits: Map<string, { t: number; lines: Line[] }>;
 }
 
 function recompute(): Map<string, Expected> {
@@ -61,8 +72,9 @@ function recompute(): Map<string, Expected> {
     if (i < 0) throw new Error(`no column ${name}`);
     return i;
   };
-  const [INV, DESC, QTY, DATE, PRICE, CUST] = [
+  const [INV, STOCK, DESC, QTY, DATE, PRICE, CUST] = [
     "InvoiceNo",
+    "StockCode",
     "Description",
     "Quantity",
     "InvoiceDate",
@@ -77,55 +89,90 @@ function recompute(): Map<string, Expected> {
     const t = new Date(`${(row[DATE!] ?? "").replace(" ", "T")}Z`).getTime();
     const quantity = Number.parseInt(row[QTY!] ?? "", 10);
     const invoice = row[INV!] ?? "";
-    const c = customers.get(customer) ?? {
-      orders: new Map(),
-      refundInvoices: new Map(),
-      refunds: 0,
-      first: t,
-    };
+    const c = customers.get(customer) ?? { orders: new Map(), credits: new Map() };
     customers.set(customer, c);
-    c.first = Math.min(c.first, t);
+    const line = { stock: row[STOCK!] ?? "", category: categoryOf(row[DESC!] ?? ""), price, quantity };
     if (invoice.startsWith("C")) {
-      c.refunds += Math.abs(quantity) * price;
-      c.refundInvoices.set(invoice, Math.min(c.refundInvoices.get(invoice) ?? t, t));
+      const credit = c.credits.get(invoice) ?? { t, lines: [] };
+      credit.t = Math.min(credit.t, t);
+      credit.lines.push({ ...line, quantity: Math.abs(quantity) });
+      c.credits.set(invoice, credit);
     } else {
       const order = c.orders.get(invoice) ?? { t, revenue: 0, lines: [] };
       order.t = Math.min(order.t, t);
       order.revenue += quantity * price;
-      order.lines.push({ category: categoryOf(row[DESC!] ?? ""), price });
+      order.lines.push(line);
       c.orders.set(invoice, order);
     }
   }
   return customers;
 }
 
+/** The refunds each order receives (distinct ones only) and the times of the refunds counted. */
+function matchRefunds(c: Expected): { refunded: Map<string, number>; times: number[] } {
+  const refunded = new Map<string, number>();
+  const seen = new Set<string>();
+  const times: number[] = [];
+  for (const credit of c.credits.values()) {
+    const groups = new Map<string, Line[]>();
+    for (const line of credit.lines) {
+      let best: [string, number] | undefined;
+      for (const [orderNo, order] of c.orders) {
+        if (order.t > credit.t || !order.lines.some((l) => l.stock === line.stock)) continue;
+        if (!best || order.t > best[1] || (order.t === best[1] && orderNo > best[0]))
+          best = [orderNo, order.t];
+      }
+      if (!best) continue; // its purchase predates the data: a refund of an unknown order
+      groups.set(best[0], [...(groups.get(best[0]) ?? []), line]);
+    }
+    for (const [orderNo, lines] of groups) {
+      const total = lines.reduce((s, l) => s + l.quantity * l.price, 0);
+      const key = JSON.stringify([orderNo, total, lines.map((l) => [l.stock, l.price, l.quantity])]);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      refunded.set(orderNo, (refunded.get(orderNo) ?? 0) + total);
+      times.push(credit.t);
+    }
+  }
+  return { refunded, times };
+}
+
 function expectedFigures(c: Expected): Record<string, number> {
   const orders = [...c.orders.values()];
-  const revenue = orders.reduce((s, o) => s + o.revenue, 0);
+  const { refunded, times: refundTimes } = matchRefunds(c);
+  let revenue = 0;
+  let refunds = 0;
+  let monetary = 0;
+  for (const [orderNo, order] of c.orders) {
+    const back = Math.min(order.revenue, refunded.get(orderNo) ?? 0);
+    revenue += order.revenue;
+    refunds += back;
+    monetary += order.revenue - back;
+  }
   const last = Math.max(...orders.map((o) => o.t));
   const affinity = new Map<string, number>();
-  let prices = 0;
-  let lines = 0;
+  let spend = 0;
+  let units = 0;
   for (const o of orders) {
     for (const line of o.lines) {
       const w = PURCHASE_WEIGHT * 2 ** (-(asOf - o.t) / (HALF_LIFE_DAYS * DAY));
       affinity.set(line.category, (affinity.get(line.category) ?? 0) + w);
-      prices += line.price;
-      lines += 1;
+      spend += line.price * line.quantity;
+      units += line.quantity;
     }
   }
   const total = [...affinity.values()].reduce((s, v) => s + v, 0);
-  const times = [...orders.map((o) => o.t), ...c.refundInvoices.values()];
+  const times = [...orders.map((o) => o.t), ...refundTimes];
   const figures: Record<string, number> = {
     recency_days: (asOf - last) / DAY,
     frequency: orders.length,
-    monetary: revenue - c.refunds,
-    tenure_days: (asOf - c.first) / DAY,
+    monetary,
+    tenure_days: (asOf - Math.min(...times)) / DAY,
     avg_order_value: revenue / orders.length,
     revenue,
-    refunds: c.refunds,
+    refunds,
     event_count: times.length,
-    avg_unit_price: prices / lines,
+    avg_unit_price: spend / units,
     activity: times.reduce((s, t) => s + 2 ** (-(asOf - t) / (ACTIVITY_HALF_LIFE_DAYS * DAY)), 0),
   };
   for (const [category] of [...TAXONOMY, ["other"]]) {

@@ -6,7 +6,8 @@
  * Per field i: `z_i = clamp((g_i(x) − μ_i) / σ_i, −4, 4)` with `g = log1p` for counts, days and
  * amounts (signed for monetary, which refunds can make negative) and the identity for shares.
  * `μ`, `σ` were measured on the 4,338 customers of UCI Online Retail replayed as of 2011-12-10
- * (`fedprofile replay --reference`), except view-to-purchase (a prior: 10% ± 15%).
+ * (`fedprofile replay --reference`, re-measured for per-order refunds and per-unit prices),
+ * except view-to-purchase (a prior: 10% ± 15%).
  */
 
 /** Field names, in vector order. */
@@ -38,12 +39,12 @@ export const Z_CLAMP = 4;
 export const DEFAULT_VECTOR_REFERENCE: VectorReference = {
   recency: { mean: 3.8284, sd: 1.3444 },
   frequency: { mean: 1.3456, sd: 0.683 },
-  monetary: { mean: 6.5317, sd: 1.3845 },
+  monetary: { mean: 6.5572, sd: 1.2938 },
   avg_order_value: { mean: 5.6511, sd: 0.7447 },
-  tenure: { mean: 5.1622, sd: 0.884 },
-  activity: { mean: 0.1628, sd: 0.2795 },
-  avg_unit_price: { mean: 1.4009, sd: 0.4366 },
-  refund_share: { mean: 0.025, sd: 0.0969 },
+  tenure: { mean: 5.1527, sd: 0.8844 },
+  activity: { mean: 0.1636, sd: 0.2833 },
+  avg_unit_price: { mean: 1.0748, sd: 0.3867 },
+  refund_share: { mean: 0.0186, sd: 0.075 },
   view_to_purchase: { mean: 0.1, sd: 0.15 },
 };
 

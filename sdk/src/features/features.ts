@@ -1,25 +1,29 @@
 /**
- * Reads features, tags and a readable summary off the accumulators at a time `asOf`. Pure and
- * O(categories) (bounded): `getProfile()` can call it on every render.
+ * Reads features, tags and a readable summary off the accumulators at a time `asOf`. Pure;
+ * O(categories + orders): `getProfile()` can call it on every render.
  *
  * Definitions (all times in days of 86,400,000 ms, as floats):
  * - `recencyDays`: `asOf` minus the last counted Order Completed; `null` without orders.
  * - `frequency`: distinct completed `order_id`s; an Order Cancelled of the same id removes it.
- * - `monetary`: revenue of counted orders (their `revenue`, else Σ price × quantity) less
- *   refunds (an Order Refunded's `total`, else Σ price × quantity of its products, else the
- *   refunded order's revenue). Frequency ignores refunds.
- * - `avgOrderValue`: counted orders' revenue / frequency (gross of refunds; `null` without orders).
+ * - `revenue`: Σ value of counted orders (`money.ts`: `revenue`, else `total`, else
+ *   Σ price × quantity, else `value`), in the storefront's currency.
+ * - `refunds`: Σ over counted orders of what their refunds take back, each capped at its own
+ *   order's value; a refund sent twice counts once, a refund of a cancelled order adds nothing.
+ * - `monetary`: Σ over counted orders of value − refunded, so never below zero.
+ * - `avgOrderValue`: revenue / counted orders with a known value (gross of refunds).
  * - `tenureDays`: `asOf` minus the first event of any kind.
  * - `affinities`: each category's exponentially decayed weighted score (half-life
  *   `halfLifeDays`), normalised to shares of the total, top `topK` kept.
- * - `priceBand`: the mean unit price of products viewed, clicked, added and bought, banded
- *   by `priceBands` (`budget` below the first bound, `premium` from the second).
+ * - `priceBand`: the mean price *per unit* of products viewed, clicked, added and bought
+ *   (Σ price × quantity / Σ quantity), banded by `priceBands`.
  * - `activity`: the decayed count of all events (half-life `activityHalfLifeDays`): about the
  *   number of events in the last ~1.44 half-lives.
- * - `viewToPurchase`: share of distinct viewed products bought afterwards.
+ * - `viewToPurchase`: share of distinct viewed products (by `product_id`, else `sku`) bought afterwards.
+ * - `openCartDays`: days since the cart was left open (`cartOpenSince`): a line added and
+ *   neither removed nor bought since, or a checkout started and not completed.
  */
 import type { EventName } from "../events/schemas";
-import { decay, type FeatureConfig, type FeatureState } from "./state";
+import { cartOpenSince, decay, type FeatureConfig, type FeatureState, orderTotals } from "./state";
 
 const DAY_MS = 86_400_000;
 
@@ -58,7 +62,7 @@ export interface Features {
   priceBand: PriceBand | null;
   activity: number;
   viewToPurchase: number | null;
-  /** Days since the last Product Added or Checkout Started not followed by an order. */
+  /** Days since the cart was left open (a line added, not removed or bought since); `null` if closed. */
   openCartDays: number | null;
 }
 
@@ -80,7 +84,8 @@ export function affinityShares(state: FeatureState, asOf: number, halfLifeDays: 
 
 /** The features at `asOf` (epoch ms). */
 export function computeFeatures(state: FeatureState, asOf: number, config: ProfileConfig): Features {
-  const avgUnitPrice = state.priceCount > 0 ? state.priceSum / state.priceCount : null;
+  const avgUnitPrice = state.priceUnits > 0 ? state.priceSum / state.priceUnits : null;
+  const orders = orderTotals(state);
   const [budgetBelow, premiumFrom] = config.priceBands;
   const priceBand: PriceBand | null =
     avgUnitPrice === null
@@ -90,18 +95,17 @@ export function computeFeatures(state: FeatureState, asOf: number, config: Profi
         : avgUnitPrice < premiumFrom
           ? "mid"
           : "premium";
-  const cartOpen =
-    state.lastCartAt !== null && (state.lastOrderAt === null || state.lastCartAt > state.lastOrderAt);
+  const cartSince = cartOpenSince(state);
   return {
     asOf,
     eventCount: state.eventCount,
     counts: { ...state.counts },
     recencyDays: days(state.lastOrderAt, asOf),
-    frequency: state.frequency,
-    monetary: state.revenue - state.refunds,
-    revenue: state.revenue,
-    refunds: state.refunds,
-    avgOrderValue: state.frequency > 0 ? state.revenue / state.frequency : null,
+    frequency: orders.frequency,
+    monetary: orders.monetary,
+    revenue: orders.revenue,
+    refunds: orders.refunds,
+    avgOrderValue: orders.valued > 0 ? orders.revenue / orders.valued : null,
     tenureDays: days(state.firstAt, asOf),
     lastSeenDays: days(state.lastAt, asOf),
     affinities: affinityShares(state, asOf, config.halfLifeDays).slice(0, config.topK),
@@ -111,7 +115,7 @@ export function computeFeatures(state: FeatureState, asOf: number, config: Profi
       ? decay(state.activity[0], state.activity[1], asOf, config.activityHalfLifeDays)
       : 0,
     viewToPurchase: state.viewedDistinct > 0 ? state.viewedBought / state.viewedDistinct : null,
-    openCartDays: cartOpen ? days(state.lastCartAt, asOf) : null,
+    openCartDays: days(cartSince, asOf),
   };
 }
 
@@ -149,7 +153,9 @@ export interface TagThresholds {
   lapsedMinRecencyDays: number;
   /** `window_shopper`: at least this many product views and no order. */
   windowShopperMinViews: number;
-  /** `cart_abandoner`: cart activity after the last order, within this many days. */
+  /** `cart_abandoner`: a cart left open for at least this many hours (a cart in use is not abandoned) ... */
+  cartAbandonerMinHours: number;
+  /** ... and at most this many days. */
   cartAbandonerMaxDays: number;
   /** `frequent_refunder`: refunds at least this share of revenue. */
   refunderMinShare: number;
@@ -165,6 +171,7 @@ export const DEFAULT_TAG_THRESHOLDS: TagThresholds = {
   atRiskMinFrequency: 2,
   lapsedMinRecencyDays: 180,
   windowShopperMinViews: 10,
+  cartAbandonerMinHours: 1,
   cartAbandonerMaxDays: 7,
   refunderMinShare: 0.2,
 };
@@ -194,7 +201,12 @@ export function assignTags(features: Features, thresholds: TagThresholds): Tag[]
   if (frequency === 0 && (features.counts["Product Viewed"] ?? 0) >= thresholds.windowShopperMinViews) {
     tags.push("window_shopper");
   }
-  if (features.openCartDays !== null && features.openCartDays <= thresholds.cartAbandonerMaxDays) {
+  const open = features.openCartDays;
+  if (
+    open !== null &&
+    open * 24 >= thresholds.cartAbandonerMinHours &&
+    open <= thresholds.cartAbandonerMaxDays
+  ) {
     tags.push("cart_abandoner");
   }
   if (features.revenue > 0 && features.refunds / features.revenue >= thresholds.refunderMinShare) {

@@ -1,11 +1,16 @@
 /**
  * Feature accumulators: the profile's "dynamic update". Every event is folded into a small
- * record in O(1) work (bounded maps, no rescan of history), and the features at any time
- * `asOf` are read off the record (see `features.ts`). The record is structured-cloneable, so
- * IndexedDB stores it as is, and folding is order-insensitive (sums, min/max, decay with
- * per-key anchors), so events folded by several tabs in any order give the same profile.
+ * record in O(1) amortised work (bounded maps, no rescan of history), and the features at any
+ * time `asOf` are read off the record (see `features.ts`). The record is structured-cloneable,
+ * so IndexedDB stores it as is, and folding is order-insensitive (sums, min/max, sets, decay
+ * with per-key anchors), so events folded by several tabs in any order give the same profile.
+ *
+ * Money is kept per order (value, cancellation, refunds), and the totals are summed at read
+ * time (`orderTotals`): that is what lets a refund be netted against its own order, capped at
+ * that order's value, counted once, and cancelled with it.
  */
-import type { EventName, Product, StoredEvent } from "../events/schemas";
+import type { EventName, EventProperties, StoredEvent } from "../events/schemas";
+import { inShopCurrency, orderValue, refundAmount, refundFingerprint } from "./money";
 
 /** Tunable parameters of the fold. */
 export interface FeatureConfig {
@@ -19,6 +24,13 @@ export interface FeatureConfig {
   maxCategories: number;
   /** Viewed product ids remembered for view-to-purchase conversion (default 256). */
   maxViewedProducts: number;
+  /** Cart lines remembered for the open-cart signal (default 100). */
+  maxCartLines: number;
+  /**
+   * The storefront's currency (ISO 4217, default `USD`, the currency of the spec's examples).
+   * Amounts stored in another currency (no rate was given for it) count in no monetary feature.
+   */
+  currency: string;
 }
 
 /** Defaults of `FeatureConfig`: view 1, add 3, purchase 5, as in the issue. */
@@ -30,19 +42,31 @@ export const DEFAULT_FEATURE_CONFIG: FeatureConfig = {
     "Product Viewed": 1,
     "Product Clicked": 1,
     "Product Added": 3,
+    "Wishlist Product Added to Cart": 3,
     "Order Completed": 5,
   },
   maxCategories: 64,
   maxViewedProducts: 256,
+  maxCartLines: 100,
+  currency: "USD",
 };
 
 /** One order id seen by the device. */
 export interface OrderRecord {
-  /** Completion time, or `null` if only a cancellation has been seen so far. */
+  /** Earliest completion time, or `null` while only a cancellation or refund has been seen. */
   t: number | null;
-  /** Revenue recorded at completion. */
-  revenue: number;
+  /** Value at completion (`money.ts`); `null` when unknown or in an unconverted currency. */
+  value: number | null;
+  /** The order's `total` when `value` came from `revenue` (scales refunds of the total). */
+  gross: number | null;
   cancelled: boolean;
+  /** A refund without an amount was seen: the whole order is refunded. */
+  fullRefund: boolean;
+  /** Σ refunded amounts stated as `total`, and Σ of the others (not yet capped). */
+  refundByTotal: number;
+  refundOther: number;
+  /** Fingerprints of the refunds folded (a refund sent twice counts once). */
+  refunds: number[];
 }
 
 /** A score decayed exponentially, stored as its value at `at` (its own anchor time). */
@@ -50,38 +74,37 @@ export type Decayed = [score: number, at: number];
 
 /** The accumulators. Version `v` guards against reading an incompatible stored record. */
 export interface FeatureState {
-  v: 1;
+  v: 2;
   /** Valid events folded (the activity model's round vector is `[1, eventCount]`). */
   eventCount: number;
   /** Events folded per name. */
   counts: Partial<Record<EventName, number>>;
   firstAt: number | null;
   lastAt: number | null;
-  /** Every order id seen; needed to count distinct ids and to undo cancelled ones. */
+  /** Every order id seen, with its money. */
   orders: Map<string, OrderRecord>;
-  /** Distinct completed, not cancelled, order ids. */
-  frequency: number;
-  /** Revenue of those orders. */
-  revenue: number;
-  /** Refunded amount. */
-  refunds: number;
+  /** Latest completion of a counted (not cancelled) order. */
   lastOrderAt: number | null;
+  /** Latest completion of any order, cancelled or not (a placed order empties the cart). */
+  lastCompletionAt: number | null;
   /** Category affinity scores, each decayed to its own anchor. */
   affinity: Map<string, Decayed>;
   /** Decayed count of all events. */
   activity: Decayed | null;
+  /** Σ price × units and Σ units of products viewed, clicked, added and bought. */
   priceSum: number;
-  priceCount: number;
+  priceUnits: number;
   /** Viewed product id -> bought since. Insertion order is age order (oldest evicted first). */
   viewed: Map<string, boolean>;
   viewedDistinct: number;
   viewedBought: number;
-  /** Last Product Added or Checkout Started. */
-  lastCartAt: number | null;
+  /** Cart line (product id, else sku) -> [last added, last removed]. */
+  cart: Map<string, [added: number, removed: number]>;
+  lastCheckoutAt: number | null;
 }
 
 /** Current version of the stored accumulator record. */
-export const FEATURE_STATE_VERSION = 1;
+export const FEATURE_STATE_VERSION = 2;
 
 /** An empty accumulator record. */
 export function emptyFeatureState(): FeatureState {
@@ -92,18 +115,17 @@ export function emptyFeatureState(): FeatureState {
     firstAt: null,
     lastAt: null,
     orders: new Map(),
-    frequency: 0,
-    revenue: 0,
-    refunds: 0,
     lastOrderAt: null,
+    lastCompletionAt: null,
     affinity: new Map(),
     activity: null,
     priceSum: 0,
-    priceCount: 0,
+    priceUnits: 0,
     viewed: new Map(),
     viewedDistinct: 0,
     viewedBought: 0,
-    lastCartAt: null,
+    cart: new Map(),
+    lastCheckoutAt: null,
   };
 }
 
@@ -129,12 +151,8 @@ export function addDecayed(current: Decayed | undefined | null, w: number, t: nu
 const minOf = (a: number | null, b: number) => (a === null || b < a ? b : a);
 const maxOf = (a: number | null, b: number) => (a === null || b > a ? b : a);
 
-/** Σ price × quantity over a product list; a missing quantity counts 1, a missing price 0. */
-export function lineTotal(products: readonly Product[] | undefined): number {
-  let sum = 0;
-  for (const product of products ?? []) sum += (product.price ?? 0) * (product.quantity ?? 1);
-  return sum;
-}
+/** The key a product is known by: its `product_id`, else its `sku` (the spec allows either). */
+export const productKey = (p: { product_id?: string; sku?: string }) => p.product_id ?? p.sku;
 
 function addAffinity(
   state: FeatureState,
@@ -161,10 +179,12 @@ function addAffinity(
   }
 }
 
-function addPrice(state: FeatureState, price: number | undefined) {
+/** Adds a price level observation: per unit, so a line of 10 at 2 weighs 10 units at 2. */
+function addPrice(state: FeatureState, price: number | undefined, quantity: number | undefined) {
   if (price === undefined) return;
-  state.priceSum += price;
-  state.priceCount += 1;
+  const units = quantity ?? 1;
+  state.priceSum += price * units;
+  state.priceUnits += units;
 }
 
 function recomputeLastOrder(state: FeatureState) {
@@ -175,11 +195,30 @@ function recomputeLastOrder(state: FeatureState) {
   state.lastOrderAt = last;
 }
 
+function orderRecord(state: FeatureState, orderId: string): OrderRecord {
+  let record = state.orders.get(orderId);
+  if (!record) {
+    record = {
+      t: null,
+      value: null,
+      gross: null,
+      cancelled: false,
+      fullRefund: false,
+      refundByTotal: 0,
+      refundOther: 0,
+      refunds: [],
+    };
+    state.orders.set(orderId, record);
+  }
+  return record;
+}
+
 function completeOrder(state: FeatureState, event: StoredEvent, config: FeatureConfig) {
-  const { order_id: orderId, products, revenue } = event.p;
+  const { order_id: orderId, products } = event.p;
   if (orderId === undefined) return;
-  const record = state.orders.get(orderId);
-  if (record && record.t !== null) {
+  const record = orderRecord(state, orderId);
+  state.lastCompletionAt = maxOf(state.lastCompletionAt, event.t);
+  if (record.t !== null) {
     // Distinct ids: a repeated completion (a retry) adds nothing, except that the order's time
     // is its earliest completion, whichever order the tabs fold them in.
     if (event.t < record.t) {
@@ -189,56 +228,82 @@ function completeOrder(state: FeatureState, event: StoredEvent, config: FeatureC
     }
     return;
   }
-  const value = revenue ?? lineTotal(products);
+  const money = inShopCurrency(event.p, config.currency);
+  const value = money ? orderValue(event.p) : null;
+  record.t = event.t;
+  record.value = value?.value ?? null;
+  record.gross = value?.gross ?? null;
   // Interest signals count even for an order cancelled later (or, folded out of order, earlier):
   // that keeps the fold independent of the order in which tabs fold events.
   const w = config.weights["Order Completed"] ?? 0;
   for (const product of products ?? []) {
     addAffinity(state, product.category, w, event.t, config);
-    addPrice(state, product.price);
-    const id = product.product_id;
+    if (money) addPrice(state, product.price, product.quantity);
+    const id = productKey(product);
     if (id !== undefined && state.viewed.get(id) === false) {
       state.viewed.set(id, true);
       state.viewedBought += 1;
     }
   }
-  if (record) {
-    // Cancelled before its completion was folded: remember it, never count it.
-    record.t = event.t;
-    record.revenue = value;
-    return;
-  }
-  state.orders.set(orderId, { t: event.t, revenue: value, cancelled: false });
-  state.frequency += 1;
-  state.revenue += value;
-  state.lastOrderAt = maxOf(state.lastOrderAt, event.t);
+  if (!record.cancelled) state.lastOrderAt = maxOf(state.lastOrderAt, event.t);
 }
 
 function cancelOrder(state: FeatureState, orderId: string | undefined) {
   if (orderId === undefined) return;
-  const record = state.orders.get(orderId);
-  if (!record) {
-    state.orders.set(orderId, { t: null, revenue: 0, cancelled: true });
-    return;
-  }
+  const record = orderRecord(state, orderId);
   if (record.cancelled) return;
   record.cancelled = true;
-  if (record.t === null) return;
-  state.frequency -= 1;
-  state.revenue -= record.revenue;
   // Only a cancelled *latest* order moves recency; that rescan is rare and bounded by orders.
-  if (state.lastOrderAt === record.t) recomputeLastOrder(state);
+  if (record.t !== null && state.lastOrderAt === record.t) recomputeLastOrder(state);
 }
 
-function refund(state: FeatureState, event: StoredEvent) {
-  const { total, products, order_id: orderId } = event.p;
-  if (total !== undefined) state.refunds += total;
-  else if (products && products.length > 0) state.refunds += lineTotal(products);
-  else if (orderId !== undefined) {
-    // Segment's full refund carries only the order id: refund what that order brought in.
-    const record = state.orders.get(orderId);
-    if (record && record.t !== null && !record.cancelled) state.refunds += record.revenue;
+function refund(state: FeatureState, p: EventProperties, config: FeatureConfig) {
+  if (p.order_id === undefined || !inShopCurrency(p, config.currency)) return;
+  // A refund folded before its order (another tab's) waits on a record without a completion.
+  const record = orderRecord(state, p.order_id);
+  const fingerprint = refundFingerprint(p);
+  if (record.refunds.includes(fingerprint)) return;
+  record.refunds.push(fingerprint);
+  const amount = refundAmount(p);
+  if (amount.full) record.fullRefund = true;
+  record.refundByTotal += amount.byTotal;
+  record.refundOther += amount.other;
+}
+
+/** What a counted order's refunds take back: capped at its value, never below zero. */
+export function refundedOf(record: OrderRecord): number {
+  const value = record.value ?? 0;
+  if (record.fullRefund) return value;
+  const byTotal = record.gross ? (record.refundByTotal * value) / record.gross : record.refundByTotal;
+  return Math.min(value, record.refundOther + byTotal);
+}
+
+/** Order totals summed over the order records (read time, in the records' insertion order). */
+export interface OrderTotals {
+  /** Distinct completed, not cancelled, order ids. */
+  frequency: number;
+  /** Of those, the orders with a known value in the storefront's currency. */
+  valued: number;
+  /** Their value, their refunds (each capped at its order) and the net of both. */
+  revenue: number;
+  refunds: number;
+  monetary: number;
+}
+
+/** Sums the counted orders. O(orders); each order's net is `value − refunded`, never below 0. */
+export function orderTotals(state: FeatureState): OrderTotals {
+  const totals: OrderTotals = { frequency: 0, valued: 0, revenue: 0, refunds: 0, monetary: 0 };
+  for (const record of state.orders.values()) {
+    if (record.t === null || record.cancelled) continue;
+    totals.frequency += 1;
+    if (record.value === null) continue;
+    const refunded = refundedOf(record);
+    totals.valued += 1;
+    totals.revenue += record.value;
+    totals.refunds += refunded;
+    totals.monetary += record.value - refunded;
   }
+  return totals;
 }
 
 function viewProduct(state: FeatureState, id: string | undefined, config: FeatureConfig) {
@@ -249,6 +314,37 @@ function viewProduct(state: FeatureState, id: string | undefined, config: Featur
     const oldest = state.viewed.keys().next();
     if (!oldest.done) state.viewed.delete(oldest.value);
   }
+}
+
+/** Records a cart line added (`slot` 0) or removed (`slot` 1) at `t`. */
+function touchCart(state: FeatureState, p: EventProperties, slot: 0 | 1, t: number, config: FeatureConfig) {
+  const key = productKey(p) ?? "";
+  const line = state.cart.get(key) ?? [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  line[slot] = Math.max(line[slot], t);
+  state.cart.delete(key); // re-insert: insertion order is recency order, the oldest is evicted
+  state.cart.set(key, line);
+  if (state.cart.size > config.maxCartLines) {
+    const oldest = state.cart.keys().next();
+    if (!oldest.done) state.cart.delete(oldest.value);
+  }
+}
+
+/**
+ * Since when the cart has been open, or `null`: the latest add of a line neither removed nor
+ * bought since (a completed order empties the cart), or a checkout started after the last
+ * order and after every removal.
+ */
+export function cartOpenSince(state: FeatureState): number | null {
+  const after = state.lastCompletionAt ?? Number.NEGATIVE_INFINITY;
+  let since: number | null = null;
+  let lastRemoved = Number.NEGATIVE_INFINITY;
+  for (const [added, removed] of state.cart.values()) {
+    lastRemoved = Math.max(lastRemoved, removed);
+    if (added > removed && added > after) since = maxOf(since, added);
+  }
+  const checkout = state.lastCheckoutAt;
+  if (checkout !== null && checkout > after && checkout >= lastRemoved) since = maxOf(since, checkout);
+  return since;
 }
 
 /**
@@ -263,23 +359,31 @@ export function applyEvent(state: FeatureState, event: StoredEvent, config: Feat
   state.lastAt = maxOf(state.lastAt, t);
   state.activity = addDecayed(state.activity, 1, t, config.activityHalfLifeDays);
   const w = config.weights[name] ?? 0;
+  const money = inShopCurrency(p, config.currency);
   switch (name) {
     case "Product Viewed":
-      viewProduct(state, p.product_id, config);
+      viewProduct(state, productKey(p), config);
       addAffinity(state, p.category, w, t, config);
-      addPrice(state, p.price);
+      if (money) addPrice(state, p.price, p.quantity);
       break;
     case "Product Clicked":
-    case "Product Added":
       addAffinity(state, p.category, w, t, config);
-      addPrice(state, p.price);
-      if (name === "Product Added") state.lastCartAt = maxOf(state.lastCartAt, t);
+      if (money) addPrice(state, p.price, p.quantity);
+      break;
+    case "Product Added":
+    case "Wishlist Product Added to Cart":
+      addAffinity(state, p.category, w, t, config);
+      if (money) addPrice(state, p.price, p.quantity);
+      touchCart(state, p, 0, t, config);
+      break;
+    case "Product Removed":
+      touchCart(state, p, 1, t, config);
       break;
     case "Product List Viewed":
       addAffinity(state, p.category, w, t, config);
       break;
     case "Checkout Started":
-      state.lastCartAt = maxOf(state.lastCartAt, t);
+      state.lastCheckoutAt = maxOf(state.lastCheckoutAt, t);
       break;
     case "Order Completed":
       completeOrder(state, event, config);
@@ -288,7 +392,7 @@ export function applyEvent(state: FeatureState, event: StoredEvent, config: Feat
       cancelOrder(state, p.order_id);
       break;
     case "Order Refunded":
-      refund(state, event);
+      refund(state, p, config);
       break;
     default:
       break;
@@ -321,6 +425,8 @@ export function isFeatureState(value: unknown): value is FeatureState {
     "orders" in value &&
     value.orders instanceof Map &&
     "affinity" in value &&
-    value.affinity instanceof Map
+    value.affinity instanceof Map &&
+    "cart" in value &&
+    value.cart instanceof Map
   );
 }

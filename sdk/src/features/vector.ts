@@ -9,7 +9,8 @@
  *   ≈ bought long ago) and average order value 0; an unknown price level or conversion rate
  *   takes the reference mean, so it contributes z = 0;
  * - `μ`, `σ` are reference statistics. The defaults were measured on the 4,338 customers of
- *   UCI Online Retail replayed as of 2011-12-10 (`fedprofile replay --reference`), except
+ *   UCI Online Retail replayed as of 2011-12-10 (`fedprofile replay --reference`, re-measured
+ *   for issue 14's per-order refunds and per-unit prices), except
  *   view-to-purchase, which that data set cannot show (a prior: 10% ± 15%). A global model
  *   may ship its own reference (`profileVector(features, reference)`).
  * - the clamp at ±4 σ bounds every coordinate, so the vector's L2 norm is at most

@@ -34,7 +34,6 @@
  * which folding deduplicates); a refusal erases the database, and any left by an earlier visit,
  * but keeps `view` in memory, so a later grant loses nothing; undecided changes nothing.
  */
-import * as z from "zod/mini";
 import type { ConsentDecision } from "../consent";
 import { isQuotaError, StorageError, type StorageErrorCode, toError } from "../errors";
 import { restoreEvent, type StoredEvent } from "../events/schemas";
@@ -96,7 +95,19 @@ export interface StoreManager {
 }
 
 const DAY_MS = 86_400_000;
-const ChannelMessage = z.object({ type: z.enum(["changed", "forget"]), from: z.string() });
+/** A BroadcastChannel message from another tab of this origin (checked by hand: see `readChannelMessage`). */
+interface ChannelMessage {
+  type: "changed" | "forget";
+  from: string;
+}
+
+/** Reads a channel message, or `null`. Hand-written: a zod schema here costs the core's budget. */
+function readChannelMessage(data: unknown): ChannelMessage | null {
+  if (typeof data !== "object" || data === null || !("type" in data) || !("from" in data)) return null;
+  const { type, from } = data;
+  if ((type !== "changed" && type !== "forget") || typeof from !== "string") return null;
+  return { type, from };
+}
 
 function unref(timer: unknown) {
   if (typeof timer === "object" && timer !== null && "unref" in timer && typeof timer.unref === "function") {
@@ -404,9 +415,9 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     channel = new BroadcastChannel(`fedprofile:${options.dbName}`);
     unref(channel);
     channel.onmessage = (message: MessageEvent) => {
-      const parsed = ChannelMessage.safeParse(message.data);
-      if (!parsed.success || parsed.data.from === options.tabId || closed) return;
-      if (parsed.data.type === "changed") {
+      const parsed = readChannelMessage(message.data);
+      if (!parsed || parsed.from === options.tabId || closed) return;
+      if (parsed.type === "changed") {
         if (backend.kind === "indexeddb") schedule(0);
       } else {
         resetLocal(true);
