@@ -3,19 +3,21 @@
  * `edge/` implements them on D1 and Durable Objects; `memory/` implements them in-process
  * for tests and the node simulator. Nothing here knows which runtime it runs on.
  */
-import type { ApiKeyKind } from "./api-keys";
-import type { DpEvent } from "./dp/events";
-import type { LedgerStore } from "./ledger/store";
-import type { ModelVersion, ModelVersionPage } from "./wire/model";
+
+import type { DpEvent } from "@fedprofile/protocol/dp";
 import type {
   ContributionRequest,
   ContributionResponse,
   JoinResponse,
+  ModelVersion,
+  ModelVersionPage,
   OpenRoundRequest,
   RoundInfo,
   RoundStage,
   RoundStatus,
-} from "./wire/round";
+} from "@fedprofile/protocol/wire";
+import type { ApiKeyKind } from "./api-keys";
+import type { LedgerStore } from "./ledger/store";
 
 export interface Tenant {
   id: string;

@@ -8,7 +8,7 @@
  * The network code (sync, model pull) is loaded with `import()` on first use, so the tracking
  * core stays small.
  */
-import type { ModelVersion } from "@fedprofile/coordinator/wire";
+import type { ModelVersion } from "@fedprofile/protocol/wire";
 import {
   type ConsentChoice,
   type ConsentState,

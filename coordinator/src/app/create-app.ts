@@ -11,28 +11,34 @@ import { FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import type { Clock, ModelStore, TenantStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import type { RoundService } from "../rounds/round-service";
-import { ErrorEnvelope, ModelId, RoundId, WIRE_VERSION } from "../wire/common";
-import { HealthResponse, ModelVersion, ModelVersionPage } from "../wire/model";
-import {
-  LedgerPublicKey,
-  LedgerQuery,
-  LedgerRowsPage,
-  PrivacyBudgetRequest,
-  PrivacyBudgetStatus,
-} from "../wire/privacy";
+import { type AppEnv, requireKey } from "./auth";
+import { describeZodError, errorResponse, handleError } from "./errors";
 import {
   CheckinRequest,
   CheckinResponse,
   ContributionRequest,
   ContributionResponse,
+  decodeClientFrame,
+  ErrorEnvelope,
+  HealthResponse,
   JoinRequest,
   JoinResponse,
+  LedgerPublicKey,
+  LedgerQuery,
+  LedgerRowsPage,
+  ModelId,
+  ModelVersion,
+  ModelVersionPage,
   OpenRoundRequest,
+  PrivacyBudgetRequest,
+  PrivacyBudgetStatus,
+  RoundId,
   RoundStatus,
-} from "../wire/round";
-import { decodeClientFrame, SecAggAck, SecAggClientMessage, SecAggServerView } from "../wire/secagg";
-import { type AppEnv, requireKey } from "./auth";
-import { describeZodError, errorResponse, handleError } from "./errors";
+  SecAggAck,
+  SecAggClientMessage,
+  SecAggServerView,
+  WIRE_VERSION,
+} from "./openapi-schemas";
 
 export interface CoordinatorAppOptions {
   tenants: TenantStore;

@@ -3,7 +3,7 @@
  * `plain-sum` (the walking skeleton) joins and contributes once; `secagg` runs the SecAgg+
  * stages (`./secagg-round.ts`), loaded only when a SecAgg round is open.
  */
-import { encodeFloat64Vector } from "@fedprofile/coordinator/wire";
+import { encodeFloat64Vector } from "@fedprofile/protocol/wire";
 import { type CoordinatorClient, SyncError } from "./coordinator-client";
 import type { SecAggSessionStore } from "./secagg-round";
 

@@ -15,7 +15,7 @@
  * (plain Bonawitz et al. 2017).
  */
 import { blake3 } from "@noble/hashes/blake3.js";
-import { concatBytes, u32le, utf8 } from "./bytes";
+import { concatBytes, u32le, utf8 } from "../bytes";
 import { LABELS, SIZES } from "./constants";
 
 /** A neighbour graph over a set of slots. */

@@ -7,8 +7,8 @@
  * round's parameters. `encodeClientFrame` offers every message as one binary frame
  * (`application/octet-stream`) for hosts that want to avoid base64's 4/3 expansion.
  */
-import * as z from "zod";
-import { base64ToBytes, bytesToBase64 } from "../secagg/bytes";
+import * as z from "zod/mini";
+import { base64ToBytes, bytesToBase64 } from "../bytes";
 import { Base64, RoundId, WireVersion } from "./common";
 
 /**
@@ -17,8 +17,7 @@ import { Base64, RoundId, WireVersion } from "./common";
  */
 export const BulkBase64 = z
   .string()
-  .max(16 * 1024 * 1024)
-  .refine(isPaddedBase64, "standard padded base64");
+  .check(z.maxLength(16 * 1024 * 1024), z.refine(isPaddedBase64, "standard padded base64"));
 
 const BASE64_CHAR = new Uint8Array(128);
 for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
@@ -40,94 +39,83 @@ function isPaddedBase64(text: string): boolean {
 export const MAX_SECAGG_COHORT = 1 << 16;
 
 /** A device's position in the round's cohort list (0-based). */
-export const Slot = z
-  .number()
-  .int()
-  .min(0)
-  .max(MAX_SECAGG_COHORT - 1);
+export const Slot = z.int().check(z.minimum(0), z.maximum(MAX_SECAGG_COHORT - 1));
 export type Slot = z.infer<typeof Slot>;
 
 /** Public parameters of a SecAgg round: what every device needs to take part. */
-export const SecAggConfig = z
-  .object({
-    v: WireVersion,
-    roundId: RoundId,
-    cohortSize: z.number().int().min(2).max(MAX_SECAGG_COHORT),
-    k: z.number().int().min(2).max(MAX_SECAGG_COHORT),
-    t: z.number().int().min(1).max(MAX_SECAGG_COHORT),
-    dimension: z
-      .number()
-      .int()
-      .min(1)
-      .max(1 << 22),
-    valueBits: z.number().int().min(1).max(32),
-    modulusBits: z.number().int().min(2).max(32),
-    /** Inputs are residues mod 2^m whose sum may wrap (distributed DP); then valueBits = modulusBits. */
-    modularInputs: z.literal(true).optional(),
-    graphSeed: Base64.describe("32-byte public seed of the neighbour graph"),
-    consistencyCheck: z.boolean(),
-  })
-  .strict();
+export const SecAggConfig = z.strictObject({
+  v: WireVersion,
+  roundId: RoundId,
+  cohortSize: z.int().check(z.minimum(2), z.maximum(MAX_SECAGG_COHORT)),
+  k: z.int().check(z.minimum(2), z.maximum(MAX_SECAGG_COHORT)),
+  t: z.int().check(z.minimum(1), z.maximum(MAX_SECAGG_COHORT)),
+  dimension: z.int().check(z.minimum(1), z.maximum(1 << 22)),
+  valueBits: z.int().check(z.minimum(1), z.maximum(32)),
+  modulusBits: z.int().check(z.minimum(2), z.maximum(32)),
+  /** Inputs are residues mod 2^m whose sum may wrap (distributed DP); then valueBits = modulusBits. */
+  modularInputs: z.optional(z.literal(true)),
+  graphSeed: Base64.check(z.describe("32-byte public seed of the neighbour graph")),
+  consistencyCheck: z.boolean(),
+});
 export type SecAggConfig = z.infer<typeof SecAggConfig>;
 
 const header = { v: WireVersion, roundId: RoundId, slot: Slot };
 
 /** Stage 0 (Bonawitz §4 round 0): the device's two X25519 public keys. */
-export const AdvertiseKeysMessage = z
-  .object({ ...header, stage: z.literal("advertise-keys"), cPk: Base64, sPk: Base64 })
-  .strict();
+export const AdvertiseKeysMessage = z.strictObject({
+  ...header,
+  stage: z.literal("advertise-keys"),
+  cPk: Base64,
+  sPk: Base64,
+});
 export type AdvertiseKeysMessage = z.infer<typeof AdvertiseKeysMessage>;
 
 /** One encrypted share payload, addressed to a neighbour. */
-export const OutgoingShare = z.object({ to: Slot, ct: Base64 }).strict();
+export const OutgoingShare = z.strictObject({ to: Slot, ct: Base64 });
 export type OutgoingShare = z.infer<typeof OutgoingShare>;
 
 /** Stage 1 (round 1): one sealed box per neighbour with shares of b_u and s_u^SK. */
-export const ShareKeysMessage = z
-  .object({
-    ...header,
-    stage: z.literal("share-keys"),
-    shares: z.array(OutgoingShare).max(MAX_SECAGG_COHORT),
-  })
-  .strict();
+export const ShareKeysMessage = z.strictObject({
+  ...header,
+  stage: z.literal("share-keys"),
+  shares: z.array(OutgoingShare).check(z.maxLength(MAX_SECAGG_COHORT)),
+});
 export type ShareKeysMessage = z.infer<typeof ShareKeysMessage>;
 
 /** Stage 2 (round 2): the masked, bit-packed input vector y_u. */
-export const MaskedInputMessage = z
-  .object({ ...header, stage: z.literal("masked-input"), masked: BulkBase64 })
-  .strict();
+export const MaskedInputMessage = z.strictObject({
+  ...header,
+  stage: z.literal("masked-input"),
+  masked: BulkBase64,
+});
 export type MaskedInputMessage = z.infer<typeof MaskedInputMessage>;
 
 /** A consistency tag addressed to a neighbour. */
-export const OutgoingTag = z.object({ to: Slot, tag: Base64 }).strict();
+export const OutgoingTag = z.strictObject({ to: Slot, tag: Base64 });
 export type OutgoingTag = z.infer<typeof OutgoingTag>;
 
 /** Stage 3 (round 3, consistency check): a MAC over the survivor set for each surviving neighbour. */
-export const ConsistencyCheckMessage = z
-  .object({
-    ...header,
-    stage: z.literal("consistency-check"),
-    tags: z.array(OutgoingTag).max(MAX_SECAGG_COHORT),
-  })
-  .strict();
+export const ConsistencyCheckMessage = z.strictObject({
+  ...header,
+  stage: z.literal("consistency-check"),
+  tags: z.array(OutgoingTag).check(z.maxLength(MAX_SECAGG_COHORT)),
+});
 export type ConsistencyCheckMessage = z.infer<typeof ConsistencyCheckMessage>;
 
 /** A revealed share of a neighbour's secret. */
-export const RevealedShare = z.object({ of: Slot, share: Base64 }).strict();
+export const RevealedShare = z.strictObject({ of: Slot, share: Base64 });
 export type RevealedShare = z.infer<typeof RevealedShare>;
 
 /**
  * Stage 4 (round 4, unmask): shares of b_u for surviving neighbours and of s_u^SK for dropped
  * ones, never both for the same neighbour.
  */
-export const UnmaskMessage = z
-  .object({
-    ...header,
-    stage: z.literal("unmask"),
-    bShares: z.array(RevealedShare).max(MAX_SECAGG_COHORT),
-    sShares: z.array(RevealedShare).max(MAX_SECAGG_COHORT),
-  })
-  .strict();
+export const UnmaskMessage = z.strictObject({
+  ...header,
+  stage: z.literal("unmask"),
+  bShares: z.array(RevealedShare).check(z.maxLength(MAX_SECAGG_COHORT)),
+  sShares: z.array(RevealedShare).check(z.maxLength(MAX_SECAGG_COHORT)),
+});
 export type UnmaskMessage = z.infer<typeof UnmaskMessage>;
 
 /** Any message a device sends, discriminated by `stage`. */
@@ -141,69 +129,84 @@ export const SecAggClientMessage = z.discriminatedUnion("stage", [
 export type SecAggClientMessage = z.infer<typeof SecAggClientMessage>;
 
 /** The coordinator's answer to an accepted message. */
-export const SecAggAck = z
-  .object({
-    v: WireVersion,
-    roundId: RoundId,
-    slot: Slot,
-    stage: z.enum(["advertise-keys", "share-keys", "masked-input", "consistency-check", "unmask"]),
-    accepted: z.literal(true),
-  })
-  .strict();
+export const SecAggAck = z.strictObject({
+  v: WireVersion,
+  roundId: RoundId,
+  slot: Slot,
+  stage: z.enum(["advertise-keys", "share-keys", "masked-input", "consistency-check", "unmask"]),
+  accepted: z.literal(true),
+});
 export type SecAggAck = z.infer<typeof SecAggAck>;
 
 /** View of stage 0: the round's parameters. */
-export const AdvertiseKeysView = z
-  .object({ ...header, stage: z.literal("advertise-keys"), config: SecAggConfig })
-  .strict();
+export const AdvertiseKeysView = z.strictObject({
+  ...header,
+  stage: z.literal("advertise-keys"),
+  config: SecAggConfig,
+});
 export type AdvertiseKeysView = z.infer<typeof AdvertiseKeysView>;
 
 /** A neighbour's advertised keys. */
-export const NeighbourKeys = z.object({ slot: Slot, cPk: Base64, sPk: Base64 }).strict();
+export const NeighbourKeys = z.strictObject({ slot: Slot, cPk: Base64, sPk: Base64 });
 export type NeighbourKeys = z.infer<typeof NeighbourKeys>;
 
 /** View of stage 1: who advertised (U1, a bitmap) and the keys of this device's neighbours. */
-export const ShareKeysView = z
-  .object({ ...header, stage: z.literal("share-keys"), members: Base64, neighbours: z.array(NeighbourKeys) })
-  .strict();
+export const ShareKeysView = z.strictObject({
+  ...header,
+  stage: z.literal("share-keys"),
+  members: Base64,
+  neighbours: z.array(NeighbourKeys),
+});
 export type ShareKeysView = z.infer<typeof ShareKeysView>;
 
 /** An encrypted share payload, forwarded from a neighbour. */
-export const IncomingShare = z.object({ from: Slot, ct: Base64 }).strict();
+export const IncomingShare = z.strictObject({ from: Slot, ct: Base64 });
 export type IncomingShare = z.infer<typeof IncomingShare>;
 
 /** View of stage 2: the boxes addressed to this device by neighbours that shared (U2). */
-export const MaskedInputView = z
-  .object({ ...header, stage: z.literal("masked-input"), shares: z.array(IncomingShare) })
-  .strict();
+export const MaskedInputView = z.strictObject({
+  ...header,
+  stage: z.literal("masked-input"),
+  shares: z.array(IncomingShare),
+});
 export type MaskedInputView = z.infer<typeof MaskedInputView>;
 
 /** View of stage 3: the survivor set U3 (devices whose masked input arrived), as a bitmap. */
-export const ConsistencyCheckView = z
-  .object({ ...header, stage: z.literal("consistency-check"), survivors: Base64 })
-  .strict();
+export const ConsistencyCheckView = z.strictObject({
+  ...header,
+  stage: z.literal("consistency-check"),
+  survivors: Base64,
+});
 export type ConsistencyCheckView = z.infer<typeof ConsistencyCheckView>;
 
 /** A consistency tag forwarded from a neighbour. */
-export const IncomingTag = z.object({ from: Slot, tag: Base64 }).strict();
+export const IncomingTag = z.strictObject({ from: Slot, tag: Base64 });
 export type IncomingTag = z.infer<typeof IncomingTag>;
 
 /** View of stage 4: U3 again and, with the consistency check, the neighbours' tags. */
-export const UnmaskView = z
-  .object({ ...header, stage: z.literal("unmask"), survivors: Base64, tags: z.array(IncomingTag) })
-  .strict();
+export const UnmaskView = z.strictObject({
+  ...header,
+  stage: z.literal("unmask"),
+  survivors: Base64,
+  tags: z.array(IncomingTag),
+});
 export type UnmaskView = z.infer<typeof UnmaskView>;
 
 /** View of a finished round. */
-export const RoundDoneView = z
-  .object({ ...header, stage: z.literal("done"), contributors: z.number().int().nonnegative() })
-  .strict();
+export const RoundDoneView = z.strictObject({
+  ...header,
+  stage: z.literal("done"),
+  contributors: z.int().check(z.nonnegative()),
+});
 export type RoundDoneView = z.infer<typeof RoundDoneView>;
 
 /** View of an aborted round: nothing was revealed, and the code says why. */
-export const RoundAbortedView = z
-  .object({ ...header, stage: z.literal("aborted"), code: z.string(), reason: z.string() })
-  .strict();
+export const RoundAbortedView = z.strictObject({
+  ...header,
+  stage: z.literal("aborted"),
+  code: z.string(),
+  reason: z.string(),
+});
 export type RoundAbortedView = z.infer<typeof RoundAbortedView>;
 
 /** Any stage view, discriminated by `stage`. */

@@ -35,25 +35,6 @@ export function stageIndex(phase: RoundPhase): number {
   return i === -1 ? STAGES.length : i;
 }
 
-/** Wire keys of the messages, named once (Flower keeps the same discipline in `secaggplus_constants`). */
-export const WIRE = {
-  version: "v",
-  round: "roundId",
-  stage: "stage",
-  slot: "slot",
-  encryptionKey: "cPk",
-  maskKey: "sPk",
-  shares: "shares",
-  recipient: "to",
-  sender: "from",
-  ciphertext: "ct",
-  masked: "masked",
-  survivors: "survivors",
-  tags: "tags",
-  selfMaskShares: "bShares",
-  keyShares: "sShares",
-} as const;
-
 /** Byte lengths fixed by the primitives. */
 export const SIZES = {
   /** X25519 public and secret keys (RFC 7748 §5). */

@@ -46,8 +46,8 @@ describe("slot sets", () => {
 
 describe("bulk base64 schema (linear scan)", () => {
   it("accepts exactly what the shared regex accepts", async () => {
-    const { BulkBase64 } = await import("../wire/secagg");
-    const { Base64 } = await import("../wire/common");
+    const { BulkBase64 } = await import("./wire/secagg");
+    const { Base64 } = await import("./wire/common");
     fc.assert(
       fc.property(fc.string({ unit: fc.constantFrom(..."AZaz09+/=-_ é"), maxLength: 12 }), (text) => {
         expect(BulkBase64.safeParse(text).success).toBe(Base64.safeParse(text).success);

@@ -2,13 +2,14 @@
  * Randomness for the mechanisms: exact uniform integers from a stream of 32-bit words.
  *
  * Every sampler takes a {@link RandomSource}, so tests run on a seeded ChaCha20 stream and
- * production runs on the platform CSPRNG (`crypto.getRandomValues` via @noble/hashes). Noise
+ * production runs on the platform CSPRNG (`systemRandomBytes` of the bytes module). Noise
  * must come from a cryptographic generator: a coordinator that can predict a client's noise
  * share can subtract it.
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import { randomBytes as systemRandomBytes, utf8ToBytes } from "@noble/hashes/utils.js";
+import { utf8ToBytes } from "@noble/hashes/utils.js";
+import { type RandomBytes, systemRandomBytes } from "../bytes.ts";
 
 /** A source of independent uniform 32-bit words. */
 export interface RandomSource {
@@ -16,8 +17,7 @@ export interface RandomSource {
   nextUint32(): number;
 }
 
-/** A function returning `n` uniformly random bytes (the injectable CSPRNG). */
-export type RandomBytes = (n: number) => Uint8Array;
+export type { RandomBytes };
 
 const POOL_BYTES = 65536;
 

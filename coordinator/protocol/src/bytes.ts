@@ -1,8 +1,14 @@
 /**
- * Byte helpers shared by both sides of the protocol: injectable randomness, constant-time
- * comparison, little-endian words and compact slot-set bitmaps. Runtime-neutral: only
- * `Uint8Array` and WebCrypto's `getRandomValues`.
+ * The one bytes module of fedprofile, shared by the device and the coordinator: the single
+ * {@link RandomBytes} type and its CSPRNG default, base64 (RFC 4648 §4), base64url (§5) and hex,
+ * one constant-time comparison, little-endian words and compact slot-set bitmaps.
+ * Runtime-neutral: only `Uint8Array` and WebCrypto's `getRandomValues`.
  */
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+
+/** Lower-case hex, from @noble/hashes (throws on odd length or a non-hex digit). */
+export { bytesToHex, hexToBytes };
+
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const ENCODE = Array.from(ALPHABET, (c) => c.charCodeAt(0));
 const DECODE = new Int16Array(128).fill(-1);
@@ -83,6 +89,11 @@ export function base64ToBytes(text: string): Uint8Array {
   return out;
 }
 
+/** RFC 4648 §5 base64url without padding (ids, tokens, JWK fields). */
+export function bytesToBase64url(bytes: Uint8Array): string {
+  return bytesToBase64(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
 function sextet(text: string, i: number): number {
   const code = text.charCodeAt(i);
   const v = code < 128 ? (DECODE[code] as number) : -1;
@@ -118,8 +129,13 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Compares two byte arrays in time independent of where they differ. */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+/**
+ * Compares two byte arrays, or two strings by their UTF-8 bytes (digests, tokens), in time
+ * independent of where they differ. Only the length may leak.
+ */
+export function constantTimeEqual(a: Uint8Array | string, b: Uint8Array | string): boolean {
+  if (typeof a === "string") a = utf8(a);
+  if (typeof b === "string") b = utf8(b);
   if (a.length !== b.length) return false;
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);

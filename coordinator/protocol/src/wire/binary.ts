@@ -2,30 +2,7 @@
  * Binary vectors on the wire: little-endian IEEE 754 float64, base64 encoded (RFC 4648 §4).
  * JSON arrays of numbers are avoided: they are 2-3x larger and lossy to parse.
  */
-
-const CHUNK = 0x8000;
-
-/** Encodes bytes as standard padded base64 using the runtime's `btoa`. */
-export function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += CHUNK) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
-  }
-  return btoa(binary);
-}
-
-/** Decodes standard padded base64; throws `TypeError` on malformed input. */
-export function base64ToBytes(text: string): Uint8Array {
-  let binary: string;
-  try {
-    binary = atob(text);
-  } catch (cause) {
-    throw new TypeError("invalid base64", { cause });
-  }
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
-}
+import { base64ToBytes, bytesToBase64 } from "../bytes";
 
 /** Encodes a float vector as base64 of little-endian float64s. */
 export function encodeFloat64Vector(values: ArrayLike<number>): string {

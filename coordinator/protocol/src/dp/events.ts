@@ -4,7 +4,7 @@
  * each event carries every parameter its RDP curve depends on and nothing derived.
  */
 
-import * as z from "zod";
+import * as z from "zod/mini";
 import {
   discreteGaussianRdp,
   distributedDiscreteGaussianRdpParams,
@@ -13,59 +13,57 @@ import {
 } from "./distributed-accounting.ts";
 import { assertOrders, gaussianRdp, laplaceRdp, poissonSubsampledGaussianRdp, zcdpRdp } from "./rdp.ts";
 
-const rate = z.number().min(0).max(1);
-const positive = z.number().positive().finite();
-const nonNegative = z.number().nonnegative().finite();
-const count = z.number().int().positive();
+const rate = z.number().check(z.minimum(0), z.maximum(1));
+const positive = z.number().check(z.positive());
+const nonNegative = z.number().check(z.nonnegative());
+const count = z.int().check(z.positive());
 
 /** The Gaussian mechanism with noise multiplier `sigma / sensitivity`, no sampling. */
-export const GaussianEvent = z.object({ kind: z.literal("gaussian"), noiseMultiplier: nonNegative }).strict();
+export const GaussianEvent = z.strictObject({ kind: z.literal("gaussian"), noiseMultiplier: nonNegative });
 export type GaussianEvent = z.infer<typeof GaussianEvent>;
 
 /**
  * The Poisson-subsampled Gaussian (MTZ19). `samplingRate` is the rate actually used for
  * amplification: 1 unless the cohort really was sampled uniformly from a known population.
  */
-export const PoissonGaussianEvent = z
-  .object({ kind: z.literal("poisson_gaussian"), samplingRate: rate, noiseMultiplier: nonNegative })
-  .strict();
+export const PoissonGaussianEvent = z.strictObject({
+  kind: z.literal("poisson_gaussian"),
+  samplingRate: rate,
+  noiseMultiplier: nonNegative,
+});
 export type PoissonGaussianEvent = z.infer<typeof PoissonGaussianEvent>;
 
 /** One round of the distributed discrete Gaussian (KLS21), in the client's units. */
-export const DistributedDiscreteGaussianEvent = z
-  .object({
-    kind: z.literal("distributed_discrete_gaussian"),
-    samplingRate: rate,
-    gamma: positive,
-    localStddev: positive,
-    noiseShares: count,
-    l2Sensitivity: positive,
-    beta: z.number().min(0).lt(1),
-    dim: count,
-  })
-  .strict();
+export const DistributedDiscreteGaussianEvent = z.strictObject({
+  kind: z.literal("distributed_discrete_gaussian"),
+  samplingRate: rate,
+  gamma: positive,
+  localStddev: positive,
+  noiseShares: count,
+  l2Sensitivity: positive,
+  beta: z.number().check(z.minimum(0), z.lt(1)),
+  dim: count,
+});
 export type DistributedDiscreteGaussianEvent = z.infer<typeof DistributedDiscreteGaussianEvent>;
 
 /** One round of the distributed Skellam mechanism (AKL21). */
-export const SkellamEvent = z
-  .object({
-    kind: z.literal("skellam"),
-    samplingRate: rate,
-    scale: positive,
-    centralStddev: positive,
-    l2Sensitivity: positive,
-    beta: z.number().min(0).lt(1),
-    dim: count,
-  })
-  .strict();
+export const SkellamEvent = z.strictObject({
+  kind: z.literal("skellam"),
+  samplingRate: rate,
+  scale: positive,
+  centralStddev: positive,
+  l2Sensitivity: positive,
+  beta: z.number().check(z.minimum(0), z.lt(1)),
+  dim: count,
+});
 export type SkellamEvent = z.infer<typeof SkellamEvent>;
 
 /** The Laplace mechanism with `eps0 = sensitivity / scale` (local-DP profile publishing). */
-export const LaplaceEvent = z.object({ kind: z.literal("laplace"), eps0: nonNegative }).strict();
+export const LaplaceEvent = z.strictObject({ kind: z.literal("laplace"), eps0: nonNegative });
 export type LaplaceEvent = z.infer<typeof LaplaceEvent>;
 
 /** A `rho`-zCDP release (e.g. a single discrete Gaussian, CKS20). */
-export const ZcdpEvent = z.object({ kind: z.literal("zcdp"), rho: nonNegative }).strict();
+export const ZcdpEvent = z.strictObject({ kind: z.literal("zcdp"), rho: nonNegative });
 export type ZcdpEvent = z.infer<typeof ZcdpEvent>;
 
 /** Any leaf privacy event. */
@@ -80,7 +78,7 @@ export const DpEvent = z.discriminatedUnion("kind", [
 export type DpEvent = z.infer<typeof DpEvent>;
 
 /** An event repeated `count` times (dp_accounting `SelfComposedDpEvent`). */
-export const ComposedEvent = z.object({ event: DpEvent, count }).strict();
+export const ComposedEvent = z.strictObject({ event: DpEvent, count });
 export type ComposedEvent = z.infer<typeof ComposedEvent>;
 
 const keyCache = new WeakMap<object, string>();

@@ -13,7 +13,7 @@
  * scaled value at most 2^b - 1, and rounding up only happens below it), and the client stage
  * rejects any input word ≥ 2^b, so the premise holds for every accepted input.
  */
-import { type RandomBytes, systemRandomBytes } from "./bytes";
+import { type RandomBytes, systemRandomBytes } from "../bytes";
 
 /** Largest modulus: masks are expanded as 32-bit words and reduced mod 2^m. */
 export const MAX_MODULUS_BITS = 32;

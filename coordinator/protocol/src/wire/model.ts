@@ -1,28 +1,28 @@
-import * as z from "zod";
+import * as z from "zod/mini";
 import { Base64, ModelId, RoundId, WireVersion } from "./common";
 
 /** A published model version: the aggregate of one round. */
 export const ModelVersion = z.object({
   v: WireVersion,
   modelId: ModelId,
-  version: z.number().int().positive(),
+  version: z.int().check(z.positive()),
   roundId: RoundId,
-  dimension: z.number().int().positive(),
-  contributions: z.number().int().positive(),
+  dimension: z.int().check(z.positive()),
+  contributions: z.int().check(z.positive()),
   aggregation: z.string(),
-  weights: Base64.describe("base64 of `dimension` little-endian float64s"),
-  publishedAt: z.string().datetime(),
+  weights: Base64.check(z.describe("base64 of `dimension` little-endian float64s")),
+  publishedAt: z.iso.datetime(),
 });
 export type ModelVersion = z.infer<typeof ModelVersion>;
 
 /** Summary row of a model version, without its weights. */
-export const ModelVersionSummary = ModelVersion.omit({ weights: true });
+export const ModelVersionSummary = z.omit(ModelVersion, { weights: true });
 export type ModelVersionSummary = z.infer<typeof ModelVersionSummary>;
 
 export const ModelVersionPage = z.object({
   v: WireVersion,
   items: z.array(ModelVersionSummary),
-  nextCursor: z.string().nullable(),
+  nextCursor: z.nullable(z.string()),
 });
 export type ModelVersionPage = z.infer<typeof ModelVersionPage>;
 
@@ -30,6 +30,6 @@ export const HealthResponse = z.object({
   v: WireVersion,
   status: z.literal("ok"),
   service: z.literal("fedprofile-coordinator"),
-  time: z.string().datetime(),
+  time: z.iso.datetime(),
 });
 export type HealthResponse = z.infer<typeof HealthResponse>;

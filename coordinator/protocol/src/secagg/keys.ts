@@ -12,7 +12,15 @@ import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import nacl from "tweetnacl";
-import { bytesToBase64, concatBytes, type RandomBytes, u32le, utf8 } from "./bytes";
+import {
+  bytesToBase64,
+  bytesToBase64url,
+  concatBytes,
+  hexToBytes,
+  type RandomBytes,
+  u32le,
+  utf8,
+} from "../bytes";
 import { ERROR_CODES, LABELS, SIZES } from "./constants";
 import { ProtocolError } from "./errors";
 
@@ -56,16 +64,17 @@ export const tweetnaclKeyAgreement: KeyAgreement = {
   },
 };
 
-function base64url(bytes: Uint8Array): string {
-  return bytesToBase64(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
 /** WebCrypto's native X25519 (Secure Curves in WebCrypto; RFC 7748 outputs). */
 export const webCryptoKeyAgreement: KeyAgreement = {
   name: "webcrypto",
   async agreeMany(own, peers) {
     const subtle = crypto.subtle;
-    const jwk = { kty: "OKP", crv: "X25519", d: base64url(own.secretKey), x: base64url(own.publicKey) };
+    const jwk = {
+      kty: "OKP",
+      crv: "X25519",
+      d: bytesToBase64url(own.secretKey),
+      x: bytesToBase64url(own.publicKey),
+    };
     const secret = await subtle.importKey("jwk", jwk, { name: "X25519" }, false, ["deriveBits"]);
     return Promise.all(
       peers.map(async (peer) => {
@@ -92,13 +101,6 @@ export const RFC7748_VECTOR = {
   bobPublic: "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f",
   shared: "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742",
 } as const;
-
-/** Hex to bytes (test vectors only). */
-export function hexToBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
 
 let probed: Promise<KeyAgreement> | undefined;
 

@@ -35,7 +35,7 @@ import {
   maskedInput,
   shareKeys,
   unmask,
-} from "./client";
+} from "../../sdk/src/secagg/client";
 
 /**
  * A deterministic `randomBytes` for tests and benchmarks: BLAKE3 XOF of a seed and a counter.

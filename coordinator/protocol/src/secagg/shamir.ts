@@ -11,7 +11,7 @@
  * information-theoretically hiding per chunk for any field larger than the number of shares,
  * so fewer than t shares reveal nothing about any chunk, hence nothing about the secret.
  */
-import { type RandomBytes, wipe } from "./bytes";
+import { type RandomBytes, wipe } from "../bytes";
 import { packedLength, packWords, unpackWords } from "./encoding";
 
 /** The field modulus: the largest prime below 2^26. */

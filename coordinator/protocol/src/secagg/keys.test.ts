@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { hexToBytes } from "../bytes";
 import { ProtocolError } from "./errors";
 import {
   consistencyKey,
   consistencyTag,
   generateKeyPair,
-  hexToBytes,
   openShares,
   pairwiseMaskSeed,
   RFC7748_VECTOR,
