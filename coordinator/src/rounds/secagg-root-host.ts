@@ -6,8 +6,9 @@
  * vector: only shard sums, each over at least `minShardSize` devices.
  */
 
-import { type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
+import { base64ToBytes, bytesToWords, type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
 import { addModular, bufferedRandom, decodeAggregate, paddedDim } from "@fedprofile/protocol/dp";
+import { modulusBitsFor, STAGES } from "@fedprofile/protocol/secagg";
 import type {
   ContributionResponse,
   FixedPointEncoding,
@@ -23,14 +24,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { newParticipantId, newToken, sha256Hex } from "../ids";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
-import {
-  base64ToBytes,
-  bytesToWords,
-  chooseParameters,
-  modulusBitsFor,
-  planShards,
-  STAGES,
-} from "../secagg/index";
+import { chooseParameters, planShards } from "../secagg/index";
 import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";

@@ -12,6 +12,7 @@
  */
 
 import { constantTimeEqual } from "@fedprofile/protocol/bytes";
+import type { SecAggAck, SecAggServerView } from "@fedprofile/protocol/wire";
 import { ConflictError, FedprofileError, NotFoundError } from "../errors";
 import type { Clock } from "../ports";
 import {
@@ -20,8 +21,6 @@ import {
   fromStorageEntries,
   handleMessage,
   onDeadline,
-  type SecAggAck,
-  type SecAggServerView,
   type ServerRoundState,
   toStorageEntries,
   type UnmaskOptions,
