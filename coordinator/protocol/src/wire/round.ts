@@ -181,7 +181,8 @@ export const RoundInfo = z.object({
 export type RoundInfo = z.infer<typeof RoundInfo>;
 
 /** Full round status, including the outcome once the round has ended. */
-export const RoundStatus = z.extend(RoundInfo, {
+export const RoundStatus = z.object({
+  ...RoundInfo.shape,
   v: WireVersion,
   participants: z.int().check(z.nonnegative()),
   contributions: z.int().check(z.nonnegative()),
