@@ -27,7 +27,7 @@ export default defineConfig({
         test: {
           name: "node",
           environment: "node",
-          include: ["{sdk,coordinator,test,examples}/**/*.test.ts"],
+          include: ["{sdk,coordinator,cli,test,examples}/**/*.test.ts"],
           exclude: ["**/node_modules/**", "**/*.browser.test.ts", "**/*.e2e.test.ts", "**/*.workers.test.ts"],
         },
       },

@@ -33,8 +33,8 @@ import { createCoordinatorClient, participateInSecAggRound } from "@fedprofile/s
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as z from "zod";
 // The CLI is runtime-neutral (all I/O goes through `CliIo`), so it runs here against the Worker.
-import { auditVerify } from "../../coordinator/src/cli/audit-command.ts";
-import type { CliIo } from "../../coordinator/src/cli/io.ts";
+import { auditVerify } from "../../cli/src/audit-command.ts";
+import type { CliIo } from "../../cli/src/io.ts";
 import { BASE, call, seedTenant } from "./helpers";
 
 /** The seed `edge/vitest.config.ts` binds as LEDGER_SIGNING_KEY (RFC 8032 §7.1 TEST 1). */

@@ -1,11 +1,15 @@
+import { planDistributedRound } from "@fedprofile/coordinator/dp";
+import type { LedgerEntry } from "@fedprofile/coordinator/ledger";
+import {
+  exportLedgerJson,
+  MemoryLedgerStore,
+  PrivacyLedger,
+  readAll,
+  roundRecordFromConfig,
+  signerFromSeed,
+} from "@fedprofile/coordinator/ledger";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { describe, expect, it } from "vitest";
-import { planDistributedRound } from "../dp/planning.ts";
-import { signerFromSeed } from "../ledger/chain.ts";
-import { exportLedgerJson } from "../ledger/export.ts";
-import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger.ts";
-import type { LedgerEntry } from "../ledger/schema.ts";
-import { MemoryLedgerStore, readAll } from "../ledger/store.ts";
 import type { AccountantJson } from "./accountant-command.ts";
 import type { CliIo, FetchLike } from "./io.ts";
 import { main } from "./main.ts";
@@ -283,5 +287,73 @@ describe("fedprofile audit", () => {
     expect(doc.publicKey).toBe(PK);
     expect(doc.entries).toHaveLength(4);
     expect(await main(["audit", "export", "--file", "l.json", "--format", "xml"], memoryIo().io)).toBe(2);
+  });
+});
+
+describe("fedprofile: help, arguments and errors", () => {
+  const stub = async () => async (argv: string[]) => (argv.includes("-h") || argv.includes("--help") ? 0 : 3);
+  const commands = { replay: stub, simulate: stub, eval: stub };
+
+  it("--help and -h list every command and exit 0", async () => {
+    for (const flag of ["--help", "-h"]) {
+      const m = memoryIo();
+      expect(await main([flag], m.io, commands)).toBe(0);
+      for (const command of ["replay", "simulate", "eval", "accountant", "audit verify", "audit export"])
+        expect(m.out()).toContain(command);
+    }
+  });
+
+  it("every command answers --help and -h with exit 0", async () => {
+    for (const argv of [
+      ["accountant"],
+      ["audit"],
+      ["audit", "verify"],
+      ["audit", "export"],
+      ["replay"],
+      ["simulate"],
+      ["eval"],
+    ]) {
+      for (const flag of ["--help", "-h"]) {
+        const m = memoryIo();
+        expect(await main([...argv, flag], m.io, commands), `${argv.join(" ")} ${flag}`).toBe(0);
+      }
+    }
+  });
+
+  it("names a value that is not a number, and an unknown option", async () => {
+    let m = memoryIo();
+    expect(
+      await main(["accountant", "--noise-multiplier", "abc", "--steps", "1", "--delta", "1e-5"], m.io),
+    ).toBe(2);
+    expect(m.err()).toContain("--noise-multiplier: abc is not a number");
+    m = memoryIo();
+    expect(await main(["audit", "verify", "--fle", "x"], m.io)).toBe(2);
+    expect(m.err()).toContain("Unknown option '--fle'");
+    expect(m.err()).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it("a URL without a scheme says so; an unreachable one names it and suggests --url", async () => {
+    let m = memoryIo({}, undefined, { FEDPROFILE_AUDITOR_KEY: "fp_aud_t1.x" });
+    expect(await main(["audit", "verify", "--url", "127.0.0.1:8787"], m.io)).toBe(2);
+    expect(m.err()).toContain("give the scheme too, e.g. http://127.0.0.1:8787");
+    const refused: FetchLike = async () => {
+      throw new TypeError("fetch failed", { cause: new Error("connect ECONNREFUSED 127.0.0.1:9") });
+    };
+    m = memoryIo({}, refused, { FEDPROFILE_AUDITOR_KEY: "fp_aud_t1.x" });
+    expect(await main(["audit", "verify", "--url", "http://127.0.0.1:9", "--public-key", PK], m.io)).toBe(1);
+    expect(m.err()).toContain("cannot reach http://127.0.0.1:9 (connect ECONNREFUSED 127.0.0.1:9)");
+    expect(m.err()).toContain("--url");
+  });
+
+  it("audit verify --model with no entries for it exits 1 and names the models that exist", async () => {
+    const entries = await ledgerEntries();
+    const m = memoryIo({ "ledger.json": exportLedgerJson(entries, signer.publicKey) });
+    const code = await main(
+      ["audit", "verify", "--file", "ledger.json", "--public-key", PK, "--model", "rec"],
+      m.io,
+    );
+    expect(code).toBe(1);
+    expect(m.err()).toContain('no entries for model "rec"; models with entries: recs');
+    expect(m.out()).not.toContain("the ledger verifies");
   });
 });

@@ -4,8 +4,8 @@
  * plain array of entries). Rows are returned raw, so the verifier can name a malformed one.
  */
 
+import { LedgerPage } from "@fedprofile/coordinator/ledger";
 import * as z from "zod";
-import { LedgerPage } from "../ledger/schema.ts";
 import { CliUsageError, type FetchLike } from "./io.ts";
 
 /** A source of raw ledger rows. */
@@ -24,7 +24,16 @@ const ExportDoc = z
   .loose();
 
 async function getJson(fetch: FetchLike, url: string, headers: Record<string, string>): Promise<unknown> {
-  const res = await fetch(url, { headers });
+  let res: Awaited<ReturnType<FetchLike>>;
+  try {
+    res = await fetch(url, { headers });
+  } catch (err) {
+    // fetch only says "fetch failed"; the cause says why (ECONNREFUSED, ENOTFOUND, ...).
+    const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : "";
+    throw new Error(
+      `cannot reach ${new URL(url).origin}${cause}; is the coordinator running there? Pass its address with --url`,
+    );
+  }
   const text = await res.text();
   if (!res.ok) {
     throw new Error(`GET ${url} failed with HTTP ${res.status}: ${text.slice(0, 200)}`);

@@ -6,14 +6,20 @@
  * hashes, signatures, and every cumulative epsilon recomputed from the recorded events.
  */
 
+import {
+  exportLedgerCsv,
+  exportLedgerJson,
+  keyIdOf,
+  LedgerEntry,
+  type LedgerVerification,
+  publicKeyFromHex,
+  splitChains,
+  verifyLedgerFast,
+} from "@fedprofile/coordinator/ledger";
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { keyIdOf, publicKeyFromHex } from "../ledger/chain.ts";
-import { exportLedgerCsv, exportLedgerJson } from "../ledger/export.ts";
-import { LedgerEntry } from "../ledger/schema.ts";
-import { type LedgerVerification, splitChains, verifyLedgerFast } from "../ledger/verify.ts";
-import { type ParsedArgs, parseArgs, stringFlag } from "./args.ts";
 import { type CliIo, CliUsageError } from "./io.ts";
 import { fileLedgerSource, httpLedgerSource, type LedgerSource } from "./ledger-source.ts";
+import { type ParsedArgs, parseArgs, stringFlag, urlFlag, wantsHelp } from "./options.ts";
 
 /** Help text of the command. */
 export const AUDIT_HELP = `Usage:
@@ -42,15 +48,15 @@ function expectedHeadOf(args: ParsedArgs): { seq: number; hash: string } | undef
   return { seq: Number(match[1]), hash: match[2] as string };
 }
 
-function sourceFrom(args: ParsedArgs, io: CliIo): LedgerSource {
-  const url = stringFlag(args, "url");
+function sourceFrom(args: ParsedArgs, io: CliIo, filterModel = true): LedgerSource {
+  const url = urlFlag(args);
   const file = stringFlag(args, "file");
   if ((url === undefined) === (file === undefined))
     throw new CliUsageError("give exactly one of --url and --file");
   if (file !== undefined) return fileLedgerSource(file, (p) => io.readFile(p));
   const key = stringFlag(args, "auditor-key") ?? io.env["FEDPROFILE_AUDITOR_KEY"];
   if (!key) throw new CliUsageError("--auditor-key (or FEDPROFILE_AUDITOR_KEY) is required with --url");
-  const model = stringFlag(args, "model");
+  const model = filterModel ? stringFlag(args, "model") : undefined;
   return httpLedgerSource({ baseUrl: url!, auditorKey: key, fetch: io.fetch, ...(model ? { model } : {}) });
 }
 
@@ -104,7 +110,7 @@ async function resolveKey(args: ParsedArgs, source: LedgerSource, io: CliIo): Pr
 /** `audit verify`: exit 0 when every chain verifies, 1 otherwise. */
 export async function auditVerify(argv: readonly string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, VALUE_FLAGS, ["json", "help"]);
-  if (args.flags.has("help")) {
+  if (wantsHelp(args)) {
     io.stdout(AUDIT_HELP);
     return 0;
   }
@@ -125,6 +131,15 @@ export async function auditVerify(argv: readonly string[], io: CliIo): Promise<n
     const result = await verifyLedgerFast([], publicKey, { expectedHead });
     reports.push({ chain: `?/${model}`, positions: [], result });
   }
+  // A mistyped --model must not read as "the ledger verifies": no chain of that model is a failure.
+  if (model !== undefined && reports.length === 0) {
+    const all = stringFlag(args, "url") !== undefined ? await sourceFrom(args, io, false).rows() : rows;
+    const models = [...new Set([...splitChains(all).values()].map((chain) => chain.model))];
+    io.stderr(
+      `error: the ledger has no entries for model "${model}"; ${models.length ? `models with entries: ${models.sort().join(", ")}` : "it has no entries at all"}\n`,
+    );
+    return 1;
+  }
   const ok = reports.every((r) => r.result.ok);
   if (args.flags.has("json")) {
     io.stdout(
@@ -144,7 +159,7 @@ export async function auditVerify(argv: readonly string[], io: CliIo): Promise<n
 /** `audit export --format json|csv`: writes to `--out` or stdout. Rows that do not parse abort the export. */
 export async function auditExport(argv: readonly string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, VALUE_FLAGS, ["help"]);
-  if (args.flags.has("help")) {
+  if (wantsHelp(args)) {
     io.stdout(AUDIT_HELP);
     return 0;
   }

@@ -4,12 +4,14 @@
  * smallest noise multiplier that stays within it.
  */
 
-import { poissonGaussianEpsilon } from "../dp/accountant.ts";
-import { calibrateNoiseMultiplier } from "../dp/calibration.ts";
-import { composedGaussianEpsilon } from "../dp/gaussian-exact.ts";
-import { pldPoissonGaussianEpsilon } from "../dp/pld.ts";
-import { numberFlag, parseArgs } from "./args.ts";
+import {
+  calibrateNoiseMultiplier,
+  composedGaussianEpsilon,
+  pldPoissonGaussianEpsilon,
+  poissonGaussianEpsilon,
+} from "@fedprofile/coordinator/dp";
 import { type CliIo, CliUsageError } from "./io.ts";
+import { numberFlag, parseArgs, wantsHelp } from "./options.ts";
 
 /** Help text of the command. */
 export const ACCOUNTANT_HELP = `Usage:
@@ -47,7 +49,7 @@ export async function accountantCommand(argv: readonly string[], io: CliIo): Pro
     ["noise-multiplier", "sampling-rate", "steps", "delta", "target-epsilon"],
     ["json", "help", "pld"],
   );
-  if (args.flags.has("help")) {
+  if (wantsHelp(args)) {
     io.stdout(ACCOUNTANT_HELP);
     return 0;
   }
