@@ -114,6 +114,14 @@ export async function auditVerify(argv: readonly string[], io: CliIo): Promise<n
     io.stdout(AUDIT_HELP);
     return 0;
   }
+  return auditVerifyParsed(args, io);
+}
+
+/**
+ * `audit verify` on already-parsed options: everything but `util.parseArgs`, so it also runs in
+ * workerd (the workers tests verify a Worker's ledger through it).
+ */
+export async function auditVerifyParsed(args: ParsedArgs, io: CliIo): Promise<number> {
   const expectedHead = expectedHeadOf(args);
   const source = sourceFrom(args, io);
   const publicKey = await resolveKey(args, source, io);
