@@ -1,6 +1,16 @@
 import { playwright } from "@vitest/browser-playwright";
+import { defaultClientConditions, defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./test/chromium.ts";
+
+/**
+ * Tests run the workspace packages from `src/`: the `source` export condition (also set for tsc in
+ * `tsconfig.base.json`) points there, while published consumers get `dist/`.
+ */
+export const SOURCE_CONDITIONS = {
+  resolve: { conditions: ["source", ...defaultClientConditions] },
+  ssr: { resolve: { conditions: ["source", ...defaultServerConditions] } },
+};
 
 /**
  * Four test layers, one runner:
@@ -13,15 +23,17 @@ export default defineConfig({
   test: {
     projects: [
       {
+        ...SOURCE_CONDITIONS,
         test: {
           name: "node",
           environment: "node",
-          include: ["{sdk,coordinator,test,examples}/**/*.test.ts"],
+          include: ["{sdk,coordinator,cli,test,examples}/**/*.test.ts"],
           exclude: ["**/node_modules/**", "**/*.browser.test.ts", "**/*.e2e.test.ts", "**/*.workers.test.ts"],
         },
       },
       "./edge/vitest.config.ts",
       {
+        ...SOURCE_CONDITIONS,
         test: {
           name: "browser",
           include: ["{sdk,test}/**/*.browser.test.ts"],
@@ -37,6 +49,7 @@ export default defineConfig({
         },
       },
       {
+        ...SOURCE_CONDITIONS,
         test: {
           name: "e2e",
           environment: "node",

@@ -16,9 +16,9 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { measurePrgThroughput, type PrgThroughput } from "@fedprofile/protocol/secagg";
 import { build } from "esbuild";
 import { chromium } from "playwright-core";
-import { measurePrgThroughput, type PrgThroughput } from "../coordinator/src/secagg/prg";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   console.log(`PRG throughput: ${runs} runs of ${bytesPerRun / 1e6} MB in 256 KiB masks, median`);
   const node = await measurePrgThroughput(runs, bytesPerRun);
   const browser = await runInChromium<PrgThroughput[]>(
-    `import { measurePrgThroughput } from "../coordinator/src/secagg/prg";
+    `import { measurePrgThroughput } from "@fedprofile/protocol/secagg";
      (window as unknown as { __bench: () => Promise<unknown> }).__bench = () => measurePrgThroughput(${runs}, ${bytesPerRun});`,
   );
   console.log(table(node, browser));

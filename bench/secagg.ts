@@ -49,8 +49,8 @@ import {
   unpackWords,
   wordsToBytes,
 } from "../coordinator/src/secagg/index";
-import { plainSum, runSimulatedRound, seededRandomBytes } from "../sdk/src/secagg/driver";
 import { type ProbeResult, probeClient } from "../sdk/src/secagg/probe";
+import { plainSum, runSimulatedRound, seededRandomBytes } from "../test/secagg/driver";
 import { runInChromium } from "./prg";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -436,7 +436,7 @@ async function main(): Promise<void> {
   const runs = clientOnly ? 11 : quick ? 3 : 5;
   const chromium = await runInChromium<Array<{ backend: string; totalMs: number[]; stageMs: unknown }>>(`
     import { probeClient } from "../sdk/src/secagg/probe";
-    import { tweetnaclKeyAgreement } from "../coordinator/src/secagg/keys";
+    import { tweetnaclKeyAgreement } from "@fedprofile/protocol/secagg";
     (window as unknown as { __bench: () => Promise<unknown> }).__bench = async () => {
       const out = [];
       for (const backend of ["default", "tweetnacl"]) {

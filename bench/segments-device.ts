@@ -18,9 +18,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { chromium } from "playwright-core";
+import { kmeansDimension, kmeansSensitivity } from "../coordinator/protocol/src/models/kmeans-layout";
+import { KMeansSpec } from "../coordinator/protocol/src/wire/training";
 import { planDistributedRound } from "../coordinator/src/dp/index";
-import { kmeansDimension, kmeansSensitivity } from "../coordinator/src/models/kmeans-layout";
-import { KMeansSpec } from "../coordinator/src/wire/training";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../test/chromium";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");

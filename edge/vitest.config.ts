@@ -4,6 +4,11 @@ import { defineConfig } from "vitest/config";
 
 /** Workers tests run inside real workerd, with the D1 migrations applied per test file. */
 export default defineConfig({
+  // The workspace packages from `src/` (their `source` export condition), as in the root config.
+  resolve: { conditions: ["source", "workerd", "worker", "browser", "module", "development|production"] },
+  ssr: {
+    resolve: { conditions: ["source", "workerd", "worker", "browser", "module", "development|production"] },
+  },
   plugins: [
     cloudflareTest(async () => ({
       wrangler: { configPath: fileURLToPath(new URL("../wrangler.toml", import.meta.url)) },

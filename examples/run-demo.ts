@@ -16,6 +16,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { localStddev } from "@fedprofile/coordinator/dp";
 import { LedgerEntry } from "@fedprofile/coordinator/ledger";
@@ -41,7 +42,7 @@ import { startExampleServer } from "./serve";
 import { CATALOGUE } from "./storefront/catalogue";
 
 const CHROMIUM = "/usr/bin/chromium";
-const DATA = new URL("./data/online_retail.csv.gz", import.meta.url).pathname;
+
 /** Without DP, device vectors [1, events] are clipped to ±1024 and encoded with 16 bits per value. */
 const ENCODING = { kind: "fixed-point" as const, clip: 1024, valueBits: 16 };
 /** With DP: the L2 clip of [1, events], and the epsilon all `rounds` together are calibrated to. */
@@ -108,18 +109,65 @@ async function browse(profiler: Profiler, random: () => number, orderPrefix: str
   return tracked;
 }
 
-/** Runs the demo; `argv` takes the options listed above. Resolves to the exit code. */
-export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+/** `npm start -- --help` and `fedprofile simulate --help`. */
+export const DEMO_HELP = `Usage: npm start -- [options]    (or: fedprofile simulate [options])
+
+Runs the demo on local wrangler dev: seeds a tenant, starts the coordinator and the storefront,
+and drives simulated devices through real SecAgg+ rounds with distributed DP, then audits the
+privacy ledger.
+
+Options:
+  --devices N          devices per round, at least 3 (default 8)
+  --rounds R           rounds, at least 1 (default 2)
+  --dp MODE            distributed | central | off (default distributed)
+  --serve              keep the coordinator and storefront running afterwards
+  --persist-to DIR     wrangler state directory (default .wrangler/state)
+  -h, --help           this help
+`;
+
+/** A whole number of at least `min`; the error names the option and the value. */
+function countOption(name: string, raw: string, min: number): number {
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n)) throw new Error(`--${name}: ${raw} is not a number`);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new Error(`--${name} must be a whole number of at least ${min}, got ${raw}`);
+  return n;
+}
+
+/** Parses the demo's options strictly (node's util.parseArgs): an unknown option is an error. */
+function parseDemoArgs(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
+    strict: true,
     options: {
       devices: { type: "string", default: "8" },
       rounds: { type: "string", default: "2" },
       serve: { type: "boolean", default: false },
       "persist-to": { type: "string", default: ".wrangler/state" },
       dp: { type: "string", default: "distributed" },
+      help: { type: "boolean", short: "h", default: false },
     },
   });
+  return {
+    ...values,
+    devices: countOption("devices", values.devices, 3),
+    rounds: countOption("rounds", values.rounds, 1),
+  };
+}
+
+/** Runs the demo; `argv` takes the options listed above. Resolves to the exit code. */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  let values: ReturnType<typeof parseDemoArgs>;
+  try {
+    values = parseDemoArgs(argv);
+  } catch (error) {
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}\n\n${DEMO_HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(DEMO_HELP);
+    return 0;
+  }
   const mechanisms = {
     distributed: "distributed_discrete_gaussian",
     central: "central_gaussian",
@@ -127,12 +175,12 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   } as const;
   const dpOption = String(values.dp);
   if (!Object.hasOwn(mechanisms, dpOption)) {
-    console.error(`--dp must be distributed, central or off, not ${dpOption}`);
+    console.error(`error: --dp must be distributed, central or off, not ${dpOption}\n\n${DEMO_HELP}`);
     return 2;
   }
   const mechanism = mechanisms[dpOption as keyof typeof mechanisms];
-  const deviceCount = Math.max(3, Number(values.devices));
-  const roundCount = Math.max(1, Number(values.rounds));
+  const deviceCount = values.devices;
+  const roundCount = values.rounds;
   const persistTo = values["persist-to"];
   let exitCode = 0;
 
@@ -398,6 +446,10 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       info(
         `coordinator key ${key.keyId} (Ed25519); budget: epsilon ${budget.epsilonSpent.toFixed(3)} spent, ${budget.remaining.toFixed(3)} left`,
       );
+      info(`ledger public key (pin it with --public-key): ${key.publicKey}`);
+      info(
+        `verify it yourself: npx fedprofile audit verify --url ${coordinator.url} --auditor-key ${keys.auditor} --public-key ${key.publicKey}`,
+      );
       try {
         const out = execFileSync(
           process.execPath,
@@ -448,7 +500,7 @@ async function trainSegments(context: {
 }) {
   const { operator, devices, browser, deviceCount } = context;
   step("Segments: devices replay real customers' orders (UCI Online Retail) on the device");
-  const customers = await loadCustomers(DATA);
+  const customers = await loadCustomers(join(REPO_ROOT, "examples/data/online_retail.csv.gz"));
   const buyers = customers.filter((c) => c.some((invoice) => !invoice.refund));
   const offset = RETAIL_AS_OF - Date.now();
   for (const [i, device] of devices.entries()) {

@@ -5,11 +5,13 @@
  */
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { build } from "esbuild";
+import { REPO_ROOT } from "../edge/scripts/local-dev";
 
-const EXAMPLES = dirname(fileURLToPath(import.meta.url));
+// From the repository root, not this module's URL: the built CLI (`fedprofile simulate`) runs a
+// bundled copy of this file from cli/dist/.
+const EXAMPLES = join(REPO_ROOT, "examples");
 
 export interface ExampleServer {
   url: string;
@@ -33,6 +35,8 @@ export function bundleCompliance(): Promise<string> {
 async function bundleExample(entry: string): Promise<string> {
   const result = await build({
     entryPoints: [join(EXAMPLES, entry)],
+    // The storefront bundles the workspace packages from src/ (their `source` export condition).
+    conditions: ["source"],
     bundle: true,
     format: "esm",
     platform: "browser",

@@ -51,6 +51,8 @@ function ensureChromium(): boolean {
 
 const gates: Array<[string, boolean]> = [
   ["chromium", ensureChromium()],
+  // The packed-package and size tests use the built `dist/`: build it from the current sources.
+  ["build", run("build", "npm", ["run", "--silent", "build"])],
   ["typecheck", run("typecheck", "npm", ["run", "--silent", "typecheck"])],
   ["lint", run("lint", "npx", ["biome", "ci", "--colors=off", "."])],
 ];

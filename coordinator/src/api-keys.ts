@@ -1,5 +1,6 @@
-import { base64url, cryptoRandomBytes, type RandomBytes, sha256Hex } from "./ids";
-import { TenantId } from "./wire/common";
+import { bytesToBase64url, type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
+import { TenantId } from "@fedprofile/protocol/wire";
+import { sha256Hex } from "./ids";
 
 /**
  * Three kinds of tenant API key:
@@ -36,17 +37,17 @@ export function parseApiKey(key: string): ParsedApiKey | null {
 export function generateApiKey(
   tenantId: string,
   kind: ApiKeyKind,
-  randomBytes: RandomBytes = cryptoRandomBytes,
+  randomBytes: RandomBytes = systemRandomBytes,
 ): { key: string; keyHash: string } {
   TenantId.parse(tenantId);
-  const key = `fp_${PREFIX[kind]}_${tenantId}.${base64url(randomBytes(24))}`;
+  const key = `fp_${PREFIX[kind]}_${tenantId}.${bytesToBase64url(randomBytes(24))}`;
   return { key, keyHash: sha256Hex(key) };
 }
 
 /** One key of each kind for a new tenant. */
 export function generateTenantKeys(
   tenantId: string,
-  randomBytes: RandomBytes = cryptoRandomBytes,
+  randomBytes: RandomBytes = systemRandomBytes,
 ): Record<ApiKeyKind, { key: string; keyHash: string }> {
   return {
     publishable: generateApiKey(tenantId, "publishable", randomBytes),

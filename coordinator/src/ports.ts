@@ -3,21 +3,26 @@
  * `edge/` implements them on D1 and Durable Objects; `memory/` implements them in-process
  * for tests and the node simulator. Nothing here knows which runtime it runs on.
  */
-import type { ApiKeyKind } from "./api-keys";
-import type { DpEvent } from "./dp/events";
-import type { LedgerStore } from "./ledger/store";
-import type { RoundResult } from "./models/trainer";
-import type { ModelVersion, ModelVersionPage } from "./wire/model";
+
+import type { DpEvent } from "@fedprofile/protocol/dp";
 import type {
   ContributionRequest,
   ContributionResponse,
   JoinResponse,
+  KMeansModelParams,
+  ModelDeclaration,
+  ModelVersion,
+  ModelVersionPage,
   OpenRoundRequest,
   RoundInfo,
   RoundStage,
   RoundStatus,
-} from "./wire/round";
-import type { KMeansModelParams, ModelDeclaration, RoundTask, TrainingRound } from "./wire/training";
+  RoundTask,
+  TrainingRound,
+} from "@fedprofile/protocol/wire";
+import type { ApiKeyKind } from "./api-keys";
+import type { LedgerStore } from "./ledger/store";
+import type { RoundResult } from "./models/trainer";
 
 export interface Tenant {
   id: string;

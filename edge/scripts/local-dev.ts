@@ -23,6 +23,9 @@ export const OFFLINE_ENV = {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
   WRANGLER_LOG: "warn",
   NO_COLOR: "1",
+  // Bundle the workspace packages from `src/` (their `source` export condition), before wrangler's
+  // own defaults (workerd, worker, browser): the Worker runs the code the tests run.
+  WRANGLER_BUILD_CONDITIONS: "source,workerd,worker,browser",
 };
 
 function runWrangler(args: string[], persistTo: string): Promise<string> {

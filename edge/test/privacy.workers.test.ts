@@ -33,8 +33,8 @@ import { createCoordinatorClient, participateInSecAggRound } from "@fedprofile/s
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as z from "zod";
 // The CLI is runtime-neutral (all I/O goes through `CliIo`), so it runs here against the Worker.
-import { auditVerify } from "../../coordinator/src/cli/audit-command.ts";
-import type { CliIo } from "../../coordinator/src/cli/io.ts";
+import { auditVerifyParsed } from "../../cli/src/audit-command.ts";
+import type { CliIo } from "../../cli/src/io.ts";
 import { BASE, call, seedTenant } from "./helpers";
 
 /** The seed `edge/vitest.config.ts` binds as LEDGER_SIGNING_KEY (RFC 8032 §7.1 TEST 1). */
@@ -490,7 +490,15 @@ async function runAuditCli(extra: string[]) {
     fetch: (url, init) => exports.default.fetch(new Request(url, init)),
     env: {},
   };
-  const code = await auditVerify(["--url", BASE, "--auditor-key", keys.auditor, "--json", ...extra], io);
+  // The CLI's own argv parsing is node's util.parseArgs, which workerd lacks: pass the options parsed.
+  const flags = new Map<string, string | true>([
+    ["url", BASE],
+    ["auditor-key", keys.auditor],
+    ["json", true],
+  ]);
+  for (let i = 0; i < extra.length; i += 2)
+    flags.set((extra[i] as string).replace(/^--/, ""), extra[i + 1] as string);
+  const code = await auditVerifyParsed({ positionals: [], flags }, io);
   const stdout = out.join("");
   return { code, stdout, stderr: err.join(""), report: CliReport.parse(JSON.parse(stdout)) };
 }

@@ -13,8 +13,7 @@ import {
   TasksResponse,
   TrainingRoundPage,
 } from "@fedprofile/coordinator/wire";
-import { contributeKMeans } from "@fedprofile/sdk/models";
-import { createCoordinatorClient, participateInSecAggRound } from "@fedprofile/sdk/sync";
+import { contributeKMeans, createCoordinatorClient, participateInSecAggRound } from "@fedprofile/sdk/sync";
 import { describe, expect, it } from "vitest";
 import { BASE, call, seedTenant } from "./helpers";
 

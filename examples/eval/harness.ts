@@ -29,7 +29,7 @@ import { chooseParameters } from "@fedprofile/coordinator/secagg";
 import { type KMeansModelParams, ModelDeclaration } from "@fedprofile/coordinator/wire";
 import { prepareDpContribution } from "../../sdk/src/dp/client";
 import { contributeKMeans } from "../../sdk/src/models/kmeans";
-import { runSimulatedRound } from "../../sdk/src/secagg/driver";
+import { runSimulatedRound } from "../../test/secagg/driver";
 
 export interface TrainingConfig {
   k: number;

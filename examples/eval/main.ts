@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { realUnits } from "@fedprofile/coordinator/models";
+import { REPO_ROOT } from "../../edge/scripts/local-dev";
 import { type TrainingRun, trainFederated } from "./harness";
 import { centralisedKMeans, costOf, segmentSizes, silhouette } from "./metrics";
 import { costRatioPlot, segmentPlot } from "./plots";
@@ -123,8 +124,8 @@ export function parseEvalArgs(argv: readonly string[]): Options | "help" {
     secaggShard: values["secagg-shard"]
       ? positiveInt("secagg-shard", values["secagg-shard"])
       : preset.secaggShard,
-    data: resolve(values.data ?? join(import.meta.dirname, "../data/online_retail.csv.gz")),
-    out: resolve(values.out ?? join(import.meta.dirname, "../../bench/results/eval")),
+    data: resolve(values.data ?? join(REPO_ROOT, "examples/data/online_retail.csv.gz")),
+    out: resolve(values.out ?? join(REPO_ROOT, "bench/results/eval")),
     seed: values.seed ? positiveInt("seed", values.seed) : 1,
     workerd: values.workerd ?? false,
   };

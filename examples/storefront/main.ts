@@ -2,7 +2,8 @@
  * The demo storefront: embeds the SDK, tracks Segment e-commerce events as the visitor
  * browses, and takes part in rounds. `window.fedprofileDemo` lets tests drive it.
  */
-import { createProfiler, type Profiler, type RoundOutcome } from "@fedprofile/sdk";
+import { createProfiler, type Profiler } from "@fedprofile/sdk";
+import type { RoundOutcome } from "@fedprofile/sdk/sync";
 import { CATALOGUE, type CatalogueItem } from "./catalogue";
 
 interface DemoConfig {

@@ -8,7 +8,7 @@
  * The network code (sync, model pull) is loaded with `import()` on first use, so the tracking
  * core stays small.
  */
-import type { ModelVersion, RoundInfo } from "@fedprofile/coordinator/wire";
+import type { ModelVersion, RoundInfo } from "@fedprofile/protocol/wire";
 import {
   type ConsentChoice,
   type ConsentSignals,
@@ -38,7 +38,7 @@ import {
 import type { RateTable } from "./features/money";
 import { DEFAULT_FEATURE_CONFIG } from "./features/state";
 import { profileVector } from "./features/vector";
-import { assignSegment, contributeKMeans, type SegmentAssignment } from "./models/kmeans";
+import { assignSegment, type SegmentAssignment } from "./models/segment";
 import { createStoreManager } from "./store/store-manager";
 import { type CachedModel, DEFAULT_RETENTION } from "./store/types";
 import type { CoordinatorClient } from "./sync/coordinator-client";
@@ -473,6 +473,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     if (task.phase === "lloyd" && !base?.params) {
       throw new FedprofileError("model_unavailable", `round ${round.roundId} names no base model`);
     }
+    const { contributeKMeans } = await import("./sync/model-tasks");
     return contributeKMeans(task.spec, task.phase, base?.params ?? null, z);
   }
 

@@ -3,6 +3,8 @@
  * in `edge/` passes D1/Durable Object ports, tests pass in-memory ones and call
  * `app.request()` with no server.
  */
+
+import type * as protocolWire from "@fedprofile/protocol/wire";
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -14,30 +16,39 @@ import { nextRoundRequest, type TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, TenantStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import type { RoundService } from "../rounds/round-service";
-import { ErrorEnvelope, ModelId, RoundId, WIRE_VERSION } from "../wire/common";
-import { HealthResponse, ModelVersion, ModelVersionPage, modelEtag } from "../wire/model";
-import {
-  LedgerPublicKey,
-  LedgerQuery,
-  LedgerRowsPage,
-  PrivacyBudgetRequest,
-  PrivacyBudgetStatus,
-} from "../wire/privacy";
+import { type AppEnv, requireKey } from "./auth";
+import { describeZodError, errorResponse, handleError } from "./errors";
 import {
   CheckinRequest,
   CheckinResponse,
   ContributionRequest,
   ContributionResponse,
+  decodeClientFrame,
+  ErrorEnvelope,
+  HealthResponse,
   JoinRequest,
   JoinResponse,
+  LedgerPublicKey,
+  LedgerQuery,
+  LedgerRowsPage,
+  ModelDeclaration,
+  ModelId,
+  ModelStatus,
+  ModelVersion,
+  ModelVersionPage,
+  modelEtag,
   OpenRoundRequest,
+  PrivacyBudgetRequest,
+  PrivacyBudgetStatus,
+  RoundId,
   RoundStatus,
+  SecAggAck,
+  SecAggClientMessage,
+  SecAggServerView,
   TasksResponse,
-} from "../wire/round";
-import { decodeClientFrame, SecAggAck, SecAggClientMessage, SecAggServerView } from "../wire/secagg";
-import { ModelDeclaration, ModelStatus, TrainingRoundPage } from "../wire/training";
-import { type AppEnv, requireKey } from "./auth";
-import { describeZodError, errorResponse, handleError } from "./errors";
+  TrainingRoundPage,
+  WIRE_VERSION,
+} from "./openapi-schemas";
 
 export interface CoordinatorAppOptions {
   tenants: TenantStore;
@@ -583,7 +594,7 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
 }
 
 /** A model version with its ETag, or 304 when the client's `If-None-Match` names it. */
-function versionResponse(c: Context, model: ModelVersion, cacheControl: string) {
+function versionResponse(c: Context, model: protocolWire.ModelVersion, cacheControl: string) {
   const etag = modelEtag(model);
   c.header("ETag", etag);
   c.header("Cache-Control", cacheControl);
@@ -596,7 +607,7 @@ function versionResponse(c: Context, model: ModelVersion, cacheControl: string) 
  * Refuses a declaration whose rounds the coordinator would refuse, so the mistake is a 400 now
  * rather than a stopped trainer later.
  */
-function checkDeclaration(modelId: string, declaration: ModelDeclaration): void {
+function checkDeclaration(modelId: string, declaration: protocolWire.ModelDeclaration): void {
   const { request } = nextRoundRequest({
     kind: "trainer",
     tenantId: "check",

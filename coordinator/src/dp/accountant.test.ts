@@ -1,13 +1,13 @@
+import {
+  DEFAULT_RDP_ORDERS,
+  poissonSubsampledGaussianRdp,
+  poissonSubsampledGaussianRdpCurve,
+} from "@fedprofile/protocol/dp";
 import { describe, expect, it } from "vitest";
 import { relErr, dpVectors as v } from "../../../test/vectors/dp-accounting.ts";
 import { defaultDelta, poissonGaussianEpsilon, RdpAccountant } from "./accountant.ts";
 import { calibrateNoiseMultiplier } from "./calibration.ts";
 import { rdpToDelta, rdpToEpsilon } from "./conversion.ts";
-import {
-  DEFAULT_RDP_ORDERS,
-  poissonSubsampledGaussianRdp,
-  poissonSubsampledGaussianRdpCurve,
-} from "./rdp.ts";
 
 /** Relative slack for "never below exact / never above dp_accounting": double rounding only. */
 const ROUNDING = 1e-9;

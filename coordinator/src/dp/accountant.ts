@@ -7,10 +7,16 @@
  * (see {@link eventRdpCurve}); composing a round is then one vector addition.
  */
 
+import {
+  assertInteger,
+  assertOrders,
+  type ComposedEvent,
+  DEFAULT_RDP_ORDERS,
+  type DpEvent,
+  eventKey,
+  eventRdpCurve,
+} from "@fedprofile/protocol/dp";
 import { type DeltaResult, type EpsilonResult, rdpToDelta, rdpToEpsilon } from "./conversion.ts";
-import { type ComposedEvent, type DpEvent, eventKey, eventRdpCurve } from "./events.ts";
-import { assertInteger } from "./numeric.ts";
-import { assertOrders, DEFAULT_RDP_ORDERS } from "./rdp.ts";
 
 /** Same fields, same primitive values (events are flat records). */
 function shallowEqual(a: DpEvent, b: DpEvent): boolean {

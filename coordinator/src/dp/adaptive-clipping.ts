@@ -11,8 +11,8 @@
  * `z = (z_delta^-2 + (2 sigma_b)^-2)^(-1/2)` (Section 3.1).
  */
 
+import { assertInRange } from "@fedprofile/protocol/dp";
 import * as z from "zod";
-import { assertInRange } from "./numeric.ts";
 
 /** Parameters of the adaptive clipping rule. */
 export const AdaptiveClippingOptions = z

@@ -10,19 +10,24 @@
  * `encodeClientUpdate` on each device, SecAgg in the middle, `decodeAggregate` on the server.
  */
 
-import type { DistributedDiscreteGaussianConfig, DpRoundConfig } from "./config.ts";
-import type { ComposedEvent } from "./events.ts";
+import type {
+  ComposedEvent,
+  DistributedDiscreteGaussianConfig,
+  DpRoundConfig,
+} from "@fedprofile/protocol/dp";
 import {
   addModular,
   centralRoundEvent,
+  clipL2InPlace,
   decodeAggregate,
   distributedRoundEvent,
   encodeClientUpdate,
+  l2Norm,
+  type RandomSource,
   type RoundSampling,
+  seededRandom,
   standardNormal,
-} from "./mechanism.ts";
-import { type RandomSource, seededRandom } from "./random.ts";
-import { clipL2InPlace, l2Norm } from "./rounding.ts";
+} from "@fedprofile/protocol/dp";
 
 /** Nested measurements, one record per decorator layer. */
 export type Measurements = { readonly [key: string]: number | boolean | string | Measurements };

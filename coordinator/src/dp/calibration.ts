@@ -7,19 +7,18 @@
  * dp_accounting's `calibrate_dp_mechanism` guarantees.
  */
 
-import { rdpToEpsilon } from "./conversion.ts";
 import {
+  assertInRange,
+  assertInteger,
+  assertOrders,
+  DEFAULT_RDP_ORDERS,
   type DistributedDiscreteGaussianParams,
   discreteGaussianRdp,
   distributedDiscreteGaussianRdpParams,
-} from "./distributed-accounting.ts";
-import { assertInRange, assertInteger } from "./numeric.ts";
-import {
-  assertOrders,
-  DEFAULT_RDP_ORDERS,
   FEDERATED_RDP_ORDERS,
   poissonSubsampledGaussianRdp,
-} from "./rdp.ts";
+} from "@fedprofile/protocol/dp";
+import { rdpToEpsilon } from "./conversion.ts";
 
 /** Options shared by the calibrators. */
 export interface CalibrationOptions {

@@ -11,7 +11,7 @@
  * Orders at or below 1.01 are not used (the bound is numerically unstable as alpha -> 1).
  */
 
-import { assertFinite, assertInRange } from "./numeric.ts";
+import { assertFinite, assertInRange } from "@fedprofile/protocol/dp";
 
 /** An epsilon (or delta) and the order that attained it. */
 export interface EpsilonResult {

@@ -1,15 +1,17 @@
-import { describe, expect, it } from "vitest";
-import { relErr, dpVectors as v } from "../../../test/vectors/dp-accounting.ts";
-import { calibrateDistributedDiscreteGaussian, distributedDiscreteGaussianEpsilon } from "./calibration.ts";
-import { rdpToEpsilon } from "./conversion.ts";
 import {
   discreteGaussianRdp,
+  FEDERATED_RDP_ORDERS,
+  gaussianRdp,
+  poissonSubsampledGaussianRdp,
   roundedL2NormBound,
   skellamRdp,
   skellamRdpSingle,
   subsampledRdpUpperBound,
-} from "./distributed-accounting.ts";
-import { FEDERATED_RDP_ORDERS, gaussianRdp, poissonSubsampledGaussianRdp } from "./rdp.ts";
+} from "@fedprofile/protocol/dp";
+import { describe, expect, it } from "vitest";
+import { relErr, dpVectors as v } from "../../../test/vectors/dp-accounting.ts";
+import { calibrateDistributedDiscreteGaussian, distributedDiscreteGaussianEpsilon } from "./calibration.ts";
+import { rdpToEpsilon } from "./conversion.ts";
 
 const F = FEDERATED_RDP_ORDERS;
 

@@ -1,8 +1,8 @@
+import { DEFAULT_RDP_ORDERS, laplaceRdp } from "@fedprofile/protocol/dp";
 import { describe, expect, it } from "vitest";
 import { relErr, dpVectors as v } from "../../../test/vectors/dp-accounting.ts";
 import { rdpToDelta, rdpToEpsilon } from "./conversion.ts";
 import { analyticGaussianSigma, composedGaussianEpsilon, gaussianDeltaForEpsilon } from "./gaussian-exact.ts";
-import { DEFAULT_RDP_ORDERS, laplaceRdp } from "./rdp.ts";
 
 const O = DEFAULT_RDP_ORDERS;
 

@@ -8,7 +8,7 @@
  * Theorem 8). RDP conversion is never tighter than this.
  */
 
-import { assertFinite, assertInRange, logNormalCdf, logSub } from "./numeric.ts";
+import { assertFinite, assertInRange, logNormalCdf, logSub } from "@fedprofile/protocol/dp";
 
 /** The exact delta of a mu-GDP mechanism at `epsilon` (Balle & Wang 2018, Theorem 8). */
 export function gaussianDeltaForEpsilon(mu: number, epsilon: number): number {

@@ -1,27 +1,35 @@
-import { describe, expect, it } from "vitest";
-import { initClipState, updateClip } from "./adaptive-clipping.ts";
-import { centralSecAggFactory, clipFactory, distributedDpFactory, sumFactory } from "./aggregators.ts";
-import { type DistributedDiscreteGaussianConfig, DpRoundConfig, paddedDim } from "./config.ts";
-import {
-  discreteGaussianPmf,
-  dyadicSigmaAtLeast,
-  dyadicValue,
-  sampleDiscreteGaussian,
-} from "./discrete-gaussian.ts";
-import { eventRdpCurve } from "./events.ts";
-import { fwht, nextPowerOfTwo, rademacherSigns, rotateForward, rotateInverse } from "./hadamard.ts";
 import {
   addModular,
   centralNoiseScale,
   centralNoiseStddev,
   centralSigma,
+  chacha20Block,
+  conditionalRandomizedRound,
+  type DistributedDiscreteGaussianConfig,
+  DpRoundConfig,
   decodeAggregate,
   decodedSensitivity,
+  discreteGaussianPmf,
+  dyadicSigmaAtLeast,
+  dyadicValue,
   encodeClientUpdate,
-} from "./mechanism.ts";
+  eventRdpCurve,
+  fwht,
+  l2Norm,
+  nextPowerOfTwo,
+  paddedDim,
+  rademacherSigns,
+  randomizedRound,
+  rotateForward,
+  rotateInverse,
+  sampleDiscreteGaussian,
+  seededRandom,
+  uniformBelow,
+} from "@fedprofile/protocol/dp";
+import { describe, expect, it } from "vitest";
+import { initClipState, updateClip } from "./adaptive-clipping.ts";
+import { centralSecAggFactory, clipFactory, distributedDpFactory, sumFactory } from "./aggregators.ts";
 import { planCentralRound, planDistributedRound } from "./planning.ts";
-import { chacha20Block, seededRandom, uniformBelow } from "./random.ts";
-import { conditionalRandomizedRound, l2Norm, randomizedRound } from "./rounding.ts";
 
 const SEED = "00112233445566778899aabbccddeeff";
 

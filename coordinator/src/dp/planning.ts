@@ -9,11 +9,13 @@
  * other (rounding inflation), so the two are iterated to a fixed point.
  */
 
+import type {
+  CentralGaussianConfig,
+  ClipIndicator,
+  DistributedDiscreteGaussianConfig,
+} from "@fedprofile/protocol/dp";
+import { assertInRange, assertInteger, dyadicSigmaAtLeast, nextPowerOfTwo } from "@fedprofile/protocol/dp";
 import { calibrateDistributedDiscreteGaussian, calibrateNoiseMultiplier } from "./calibration.ts";
-import type { CentralGaussianConfig, ClipIndicator, DistributedDiscreteGaussianConfig } from "./config.ts";
-import { dyadicSigmaAtLeast } from "./discrete-gaussian.ts";
-import { nextPowerOfTwo } from "./hadamard.ts";
-import { assertInRange, assertInteger } from "./numeric.ts";
 
 /**
  * KLS21 Section 4.4: the scale `1/gamma` such that `2^b = 2k sqrt(rho/d (c n)^2 + (gamma^2/4 +

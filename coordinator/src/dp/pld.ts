@@ -14,8 +14,8 @@
  * "remove" pair `((1-q) N(0,s^2) + q N(1,s^2), N(0,s^2))` and the "add" pair with the roles swapped.
  */
 
+import { assertInRange, assertInteger, normalCdf } from "@fedprofile/protocol/dp";
 import { composedGaussianEpsilon } from "./gaussian-exact.ts";
-import { assertInRange, assertInteger, normalCdf } from "./numeric.ts";
 
 /** Options of the PLD accountant. */
 export interface PldOptions {

@@ -6,21 +6,23 @@
  * contribution, and {@link PrivacyLedger.recordRound} after unmasking with what actually ran.
  */
 
-import { RdpAccountant } from "../dp/accountant.ts";
-import type { AdaptiveClippingOptions, ClipRelease } from "../dp/adaptive-clipping.ts";
-import type { DpRoundConfig } from "../dp/config.ts";
-import { localStddev } from "../dp/config.ts";
-import { rdpToEpsilon } from "../dp/conversion.ts";
-import { PrivacyBudgetExceededError } from "../dp/errors.ts";
-import { type ComposedEvent, type DpEvent, eventRdpCurve } from "../dp/events.ts";
+import type { DpRoundConfig } from "@fedprofile/protocol/dp";
 import {
+  type ComposedEvent,
   centralNoiseStddev,
   centralRoundEvent,
   centralSigma,
+  DEFAULT_RDP_ORDERS,
+  type DpEvent,
   decodedSensitivity,
   distributedRoundEvent,
-} from "../dp/mechanism.ts";
-import { DEFAULT_RDP_ORDERS } from "../dp/rdp.ts";
+  eventRdpCurve,
+  localStddev,
+} from "@fedprofile/protocol/dp";
+import { RdpAccountant } from "../dp/accountant.ts";
+import type { AdaptiveClippingOptions, ClipRelease } from "../dp/adaptive-clipping.ts";
+import { rdpToEpsilon } from "../dp/conversion.ts";
+import { PrivacyBudgetExceededError } from "../dp/errors.ts";
 import { keyIdOf, type LedgerSigner, sealEntry } from "./chain.ts";
 import {
   GENESIS_HASH,

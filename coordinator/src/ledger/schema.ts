@@ -8,8 +8,12 @@
  * coordinator.
  */
 
+import * as dp from "@fedprofile/protocol/dp";
 import * as z from "zod";
-import { ComposedEvent } from "../dp/events.ts";
+import { toClassic } from "../wire/classic.ts";
+
+/** The protocol's (`zod/mini`) event schema, seen as classic zod for `/openapi.json`. */
+const ComposedEvent = toClassic(dp.ComposedEvent);
 
 const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`));
 

@@ -9,9 +9,8 @@
  * entry claims. It stops at, and names, the first entry that does not hold.
  */
 
+import { DEFAULT_RDP_ORDERS, eventRdpCurve } from "@fedprofile/protocol/dp";
 import { rdpToEpsilon } from "../dp/conversion.ts";
-import { eventRdpCurve } from "../dp/events.ts";
-import { DEFAULT_RDP_ORDERS } from "../dp/rdp.ts";
 import { bodyOf, hashEntryBody, keyIdOf, verifySignature, verifySignaturesNative } from "./chain.ts";
 import { GENESIS_HASH, LedgerEntry } from "./schema.ts";
 

@@ -2,9 +2,12 @@
  * In-process implementations of the storage ports, for node tests and the node simulator.
  * They follow the same contracts as the D1 / Durable Object implementations in `edge/`.
  */
+
+import { type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
+import type { ModelDeclaration, ModelVersion, RoundInfo, TrainingRound } from "@fedprofile/protocol/wire";
+import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import type { ApiKeyKind } from "../api-keys";
 import { NotFoundError } from "../errors";
-import { cryptoRandomBytes, type RandomBytes } from "../ids";
 import { type LedgerSigner, signerFromSeed } from "../ledger/chain";
 import { MemoryLedgerStore } from "../ledger/store";
 import { createTrainerHost, type TrainerHost, type TrainerState } from "../models/trainer";
@@ -27,10 +30,6 @@ import { type AnyRoundHost, type AnyRoundState, createAnyRoundHost } from "../ro
 import { createRoundPrivacy, type RoundPrivacy } from "../rounds/round-privacy";
 import { createRoundService, type RoundService } from "../rounds/round-service";
 import { createSecAggShardHost, type EntryStore, type SecAggShardHost } from "../rounds/secagg-shard-host";
-import { WIRE_VERSION } from "../wire/common";
-import type { ModelVersion } from "../wire/model";
-import type { RoundInfo } from "../wire/round";
-import type { ModelDeclaration, TrainingRound } from "../wire/training";
 
 export class MemoryTenantStore implements TenantStore {
   readonly tenants = new Map<string, Tenant>();
@@ -282,7 +281,7 @@ export function createMemoryCoordinator(
   const random = options.randomBytes ? { randomBytes: options.randomBytes } : {};
   const budgets = new MemoryPrivacyBudgetStore();
   const ledger = new MemoryAuditLedgerStore();
-  const signer = options.signer ?? signerFromSeed((options.randomBytes ?? cryptoRandomBytes)(32));
+  const signer = options.signer ?? signerFromSeed((options.randomBytes ?? systemRandomBytes)(32));
   const privacy = createRoundPrivacy({ budgets, ledger, signer, clock });
   const tenants = new MemoryTenantStore();
   const models = new MemoryModelStore();

@@ -1,6 +1,5 @@
-/** Global models: the kinds' server halves and the trainer that runs them. */
+/** Global models: the kinds' server halves and the trainer that runs them (plus the shared layout). */
+export * from "@fedprofile/protocol/models";
 export * from "./kmeans";
-export * from "./kmeans-layout";
 export * from "./lloyd";
-export * from "./profile-vector";
 export * from "./trainer";

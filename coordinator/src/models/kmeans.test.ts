@@ -1,6 +1,3 @@
-import { describe, expect, it } from "vitest";
-import { KMeansSpec } from "../wire/training";
-import { applyKMeans, initialKMeansState, kmeansTask, labelSegments } from "./kmeans";
 import {
   BLOCK,
   gridCell,
@@ -10,9 +7,13 @@ import {
   kmeansDimension,
   kmeansSensitivity,
   probit,
-} from "./kmeans-layout";
+  realValue,
+  VECTOR_FIELDS,
+} from "@fedprofile/protocol/models";
+import { KMeansSpec } from "@fedprofile/protocol/wire";
+import { describe, expect, it } from "vitest";
+import { applyKMeans, initialKMeansState, kmeansTask, labelSegments } from "./kmeans";
 import { kmeansCost, weightedKMeans } from "./lloyd";
-import { realValue, VECTOR_FIELDS } from "./profile-vector";
 
 const spec = KMeansSpec.parse({ k: 2, init: { gridBins: 3, histogramBins: 8 } });
 

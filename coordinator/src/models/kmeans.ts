@@ -12,10 +12,11 @@
  * - `lloyd`: one DP Lloyd step (Blum et al. 2005, "SuLQ" k-means): centroid = noisy sum / noisy
  *   count; a cluster whose count is within the noise keeps its centroid.
  */
-import type { KMeansModelParams, KMeansPhase, KMeansSpec, PublishedTagThresholds } from "../wire/training";
+
 import {
   BLOCK,
   binCentres,
+  DEFAULT_VECTOR_REFERENCE,
   fieldIndex,
   gridCells,
   histogramEdge,
@@ -23,17 +24,20 @@ import {
   kmeansDimension,
   kmeansSensitivity,
   PROFILE_DIMENSION,
-  squaredDistance,
-} from "./kmeans-layout";
-import { weightedKMeans } from "./lloyd";
-import {
-  DEFAULT_VECTOR_REFERENCE,
   realUnits,
   realValue,
+  squaredDistance,
   VECTOR_FIELDS,
   type VectorField,
   Z_CLAMP,
-} from "./profile-vector";
+} from "@fedprofile/protocol/models";
+import type {
+  KMeansModelParams,
+  KMeansPhase,
+  KMeansSpec,
+  PublishedTagThresholds,
+} from "@fedprofile/protocol/wire";
+import { weightedKMeans } from "./lloyd";
 
 /** The trainer's k-means state between rounds (serialisable). */
 export interface KMeansState {

@@ -4,7 +4,7 @@
  * of a DP release, so it costs no budget); the evaluation harness runs it on raw data as the
  * centralised baseline.
  */
-import { PROFILE_DIMENSION, squaredDistance } from "./kmeans-layout";
+import { PROFILE_DIMENSION, squaredDistance } from "@fedprofile/protocol/models";
 
 /** A seeded uniform [0, 1) generator (mulberry32): reproducible, not cryptographic. */
 export function seededUniform(seed: number): () => number {

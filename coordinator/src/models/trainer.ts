@@ -9,15 +9,19 @@
  * Runtime-neutral: a Durable Object hosts it in `edge/` (its alarm drives the schedule), an
  * in-process object in tests and the simulator. Every operation is serialised.
  */
+
+import type { ModelDeclaration, ModelStatus, RoundTask, TrainingRound } from "@fedprofile/protocol/wire";
+import {
+  encodeFloat64Vector,
+  type OpenRoundRequest,
+  type RoundStatus,
+  WIRE_VERSION,
+} from "@fedprofile/protocol/wire";
 import { PrivacyBudgetExceededError } from "../dp/errors";
 import { FedprofileError, NotFoundError } from "../errors";
 import type { Clock, ModelStore, RoundStateStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import { createSerialQueue } from "../rounds/serial-queue";
-import { encodeFloat64Vector } from "../wire/binary";
-import { WIRE_VERSION } from "../wire/common";
-import type { OpenRoundRequest, RoundStatus } from "../wire/round";
-import type { ModelDeclaration, ModelStatus, RoundTask, TrainingRound } from "../wire/training";
 import { applyKMeans, initialKMeansState, type KMeansState, kmeansTask } from "./kmeans";
 
 /** What a trainer-driven round hands back when it ends. */

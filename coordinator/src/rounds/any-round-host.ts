@@ -3,13 +3,11 @@
  * in-process host) serves a plain-sum round or the root of a SecAgg round, chosen when the round
  * opens and read back from its stored state afterwards.
  */
-
+import type { RandomBytes } from "@fedprofile/protocol/bytes";
+import type { OpenRoundRequest, RoundTask } from "@fedprofile/protocol/wire";
 import { InvalidRequestError } from "../errors";
-import type { RandomBytes } from "../ids";
 import type { TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
-import type { OpenRoundRequest } from "../wire/round";
-import type { RoundTask } from "../wire/training";
 import type { PlainSumRoundState } from "./plain-sum-round";
 import { createPlainSumRoundHost } from "./round-host";
 import type { RoundPrivacy } from "./round-privacy";

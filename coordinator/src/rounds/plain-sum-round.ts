@@ -4,10 +4,11 @@
  * resume after a restart. Secure aggregation (SecAgg+) replaces the sum in a later stage;
  * the lifecycle (collect until a count or a deadline, then publish or abort) stays.
  */
+
+import { constantTimeEqual } from "@fedprofile/protocol/bytes";
+import type { OpenRoundRequest, RoundInfo, RoundStage, RoundStatus } from "@fedprofile/protocol/wire";
+import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { ConflictError, FedprofileError, InvalidRequestError } from "../errors";
-import { timingSafeEqual } from "../ids";
-import { WIRE_VERSION } from "../wire/common";
-import type { OpenRoundRequest, RoundInfo, RoundStage, RoundStatus } from "../wire/round";
 
 export interface PlainSumParticipant {
   tokenHash: string;
@@ -109,7 +110,7 @@ export function contributePlainSum(
 ): PlainSumRoundState {
   assertCollecting(state, now);
   const participant = state.participants[participantId];
-  if (!participant || !timingSafeEqual(participant.tokenHash, tokenHash)) {
+  if (!participant || !constantTimeEqual(participant.tokenHash, tokenHash)) {
     throw new FedprofileError(
       "unknown_participant",
       `no participant ${participantId} with that token in this round`,

@@ -4,18 +4,19 @@
  * serialised, so a host is safe to drive from concurrent requests (a Durable Object's input
  * gates open while it awaits D1).
  */
-import { ConflictError, InvalidRequestError, NotFoundError } from "../errors";
-import { cryptoRandomBytes, newParticipantId, newToken, type RandomBytes, sha256Hex } from "../ids";
-import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
-import { decodeFloat64Vector, encodeFloat64Vector } from "../wire/binary";
-import { WIRE_VERSION } from "../wire/common";
+
+import { type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
 import type {
   ContributionRequest,
   ContributionResponse,
   JoinResponse,
   OpenRoundRequest,
   RoundStatus,
-} from "../wire/round";
+} from "@fedprofile/protocol/wire";
+import { decodeFloat64Vector, encodeFloat64Vector, WIRE_VERSION } from "@fedprofile/protocol/wire";
+import { ConflictError, InvalidRequestError, NotFoundError } from "../errors";
+import { newParticipantId, newToken, sha256Hex } from "../ids";
+import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
 import {
   contributePlainSum,
   endPlainSumRound,
@@ -45,7 +46,7 @@ export interface PlainSumRoundHost extends RoundHostHandle {
 export function createPlainSumRoundHost(options: PlainSumRoundHostOptions): PlainSumRoundHost {
   const { store, models, index } = options;
   const clock = options.clock ?? Date.now;
-  const randomBytes = options.randomBytes ?? cryptoRandomBytes;
+  const randomBytes = options.randomBytes ?? systemRandomBytes;
   const serialised = createSerialQueue();
 
   async function mustLoad(): Promise<PlainSumRoundState> {

@@ -8,12 +8,14 @@
  * noise of their own shard, so that is the smallest shard threshold t (KLS21 §5 calibrates for
  * the threshold, not the expected cohort).
  */
+
+import type { DpEvent, DpRoundConfig } from "@fedprofile/protocol/dp";
+import { centralRoundEvent, distributedRoundEvent } from "@fedprofile/protocol/dp";
+import type { DpRoundRequest } from "@fedprofile/protocol/wire";
+import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { AdaptiveClippingOptions, updateClip } from "../dp/adaptive-clipping";
-import type { DpRoundConfig } from "../dp/config";
 import type { PrivacyBudgetExceededError } from "../dp/errors";
-import type { DpEvent } from "../dp/events";
-import { centralRoundEvent, distributedRoundEvent } from "../dp/mechanism";
 import { planCentralRound, planDistributedRound } from "../dp/planning";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { keyIdOf, type LedgerSigner } from "../ledger/chain";
@@ -21,9 +23,7 @@ import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger";
 import type { LedgerEntry, LedgerSampling } from "../ledger/schema";
 import { LedgerConflictError } from "../ledger/store";
 import type { AuditLedgerStore, Clock, PrivacyBudget, PrivacyBudgetStore } from "../ports";
-import { WIRE_VERSION } from "../wire/common";
 import type { LedgerPublicKey, PrivacyBudgetRequest, PrivacyBudgetStatus } from "../wire/privacy";
-import type { DpRoundRequest } from "../wire/round";
 
 /** What the coordinator's cohort selection allows the accountant to claim. */
 const SELF_SELECTED: LedgerSampling = { uniform: false, rate: 1 };

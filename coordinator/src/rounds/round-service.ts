@@ -2,10 +2,8 @@
  * The rounds the HTTP layer sees: find the open round for a model, open new ones, and route
  * joins and contributions to the round's host, wherever it lives.
  */
-import { FedprofileError, NotFoundError } from "../errors";
-import { cryptoRandomBytes, newRoundId, type RandomBytes, sha256Hex } from "../ids";
-import type { RoundResult } from "../models/trainer";
-import type { Clock, RoundHostHandle, RoundIndex } from "../ports";
+
+import { type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
 import type {
   ContributionRequest,
   ContributionResponse,
@@ -13,9 +11,14 @@ import type {
   OpenRoundRequest,
   RoundInfo,
   RoundStatus,
-} from "../wire/round";
-import type { SecAggAck, SecAggServerView } from "../wire/secagg";
-import type { RoundTask } from "../wire/training";
+  RoundTask,
+  SecAggAck,
+  SecAggServerView,
+} from "@fedprofile/protocol/wire";
+import { FedprofileError, NotFoundError } from "../errors";
+import { newRoundId, sha256Hex } from "../ids";
+import type { RoundResult } from "../models/trainer";
+import type { Clock, RoundHostHandle, RoundIndex } from "../ports";
 import type { SecAggShardHandle } from "./secagg-shard-host";
 
 export interface RoundServiceOptions {
@@ -62,7 +65,7 @@ export interface RoundService {
 export function createRoundService(options: RoundServiceOptions): RoundService {
   const { index, hostFor } = options;
   const clock = options.clock ?? Date.now;
-  const randomBytes = options.randomBytes ?? cryptoRandomBytes;
+  const randomBytes = options.randomBytes ?? systemRandomBytes;
 
   /** Only rounds the index knows for this tenant are routed: ids cannot cross tenants. */
   async function knownHost(tenantId: string, roundId: string): Promise<RoundHostHandle> {

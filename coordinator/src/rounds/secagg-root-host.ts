@@ -5,24 +5,10 @@
  * TFF's hierarchical secure sum). The root, like the coordinator it runs in, never sees a device's
  * vector: only shard sums, each over at least `minShardSize` devices.
  */
-import { bytesToHex } from "@noble/hashes/utils.js";
-import { paddedDim } from "../dp/config";
-import { addModular, decodeAggregate } from "../dp/mechanism";
-import { bufferedRandom } from "../dp/random";
-import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
-import { cryptoRandomBytes, newParticipantId, newToken, type RandomBytes, sha256Hex } from "../ids";
-import type { RoundResult, TrainerHandle } from "../models/trainer";
-import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
-import {
-  base64ToBytes,
-  bytesToWords,
-  chooseParameters,
-  modulusBitsFor,
-  planShards,
-  STAGES,
-} from "../secagg/index";
-import { encodeFloat64Vector } from "../wire/binary";
-import { WIRE_VERSION } from "../wire/common";
+
+import { base64ToBytes, bytesToWords, type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
+import { addModular, bufferedRandom, decodeAggregate, paddedDim } from "@fedprofile/protocol/dp";
+import { modulusBitsFor, STAGES } from "@fedprofile/protocol/secagg";
 import type {
   ContributionResponse,
   FixedPointEncoding,
@@ -31,9 +17,16 @@ import type {
   RoundInfo,
   RoundStage,
   RoundStatus,
+  RoundTask,
   SecAggRoundOptions,
-} from "../wire/round";
-import type { RoundTask } from "../wire/training";
+} from "@fedprofile/protocol/wire";
+import { encodeFloat64Vector, WIRE_VERSION } from "@fedprofile/protocol/wire";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
+import { newParticipantId, newToken, sha256Hex } from "../ids";
+import type { RoundResult, TrainerHandle } from "../models/trainer";
+import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
+import { chooseParameters, planShards } from "../secagg/index";
 import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";
@@ -198,7 +191,7 @@ export function secaggRootStatus(state: SecAggRootState): RoundStatus {
 export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRootHost {
   const { store, models, index } = options;
   const clock = options.clock ?? Date.now;
-  const randomBytes = options.randomBytes ?? cryptoRandomBytes;
+  const randomBytes = options.randomBytes ?? systemRandomBytes;
   const serialised = createSerialQueue();
 
   async function mustLoad(): Promise<SecAggRootState> {

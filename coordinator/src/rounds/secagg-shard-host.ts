@@ -10,8 +10,10 @@
  * time: the protocol handlers await WebCrypto, and a Durable Object's input gate does not hold
  * other requests during such awaits.
  */
+
+import { constantTimeEqual } from "@fedprofile/protocol/bytes";
+import type { SecAggAck, SecAggServerView } from "@fedprofile/protocol/wire";
 import { ConflictError, FedprofileError, NotFoundError } from "../errors";
-import { timingSafeEqual } from "../ids";
 import type { Clock } from "../ports";
 import {
   type CreateRoundOptions,
@@ -19,8 +21,6 @@ import {
   fromStorageEntries,
   handleMessage,
   onDeadline,
-  type SecAggAck,
-  type SecAggServerView,
   type ServerRoundState,
   toStorageEntries,
   type UnmaskOptions,
@@ -142,7 +142,7 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
 
   function slotOf(record: ShardRecord, participantId: string, tokenHash: string): number {
     const participant = record.participants[participantId];
-    if (!participant || !timingSafeEqual(participant.tokenHash, tokenHash)) {
+    if (!participant || !constantTimeEqual(participant.tokenHash, tokenHash)) {
       throw new FedprofileError(
         "unknown_participant",
         `no participant ${participantId} with that token in this shard`,

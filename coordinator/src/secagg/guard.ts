@@ -7,10 +7,10 @@
  * a different second message (`conflict`). Flower's SecAgg+ guard is the model: one precise error
  * per violation, tested over the whole stage-transition matrix.
  */
-import { SecAggClientMessage } from "../wire/secagg";
-import { bytesToBase64, utf8 } from "./bytes";
-import { ERROR_CODES, type Stage, stageIndex } from "./constants";
-import { ProtocolError } from "./errors";
+
+import { bytesToBase64, utf8 } from "@fedprofile/protocol/bytes";
+import { ERROR_CODES, ProtocolError, type Stage, stageIndex } from "@fedprofile/protocol/secagg";
+import { SecAggClientMessage } from "@fedprofile/protocol/wire";
 import type { ServerRoundState } from "./state";
 
 /** Parses any client message or throws `malformed` with the first schema issue. */

@@ -1,20 +1,15 @@
 /**
  * Secure aggregation: Bonawitz et al. (CCS 2017) with the SecAgg+ neighbour graph of Bell et al.
- * (CCS 2020). The shared math (field, Shamir, graph, PRG, KDF, encoding, masks), the wire
- * schemas and the runtime-neutral server side. The client side lives in `@fedprofile/sdk`.
+ * (CCS 2020). The runtime-neutral server side (state, guard, stage handlers, unmasking, shards)
+ * plus, re-exported, the shared math and wire schemas of `@fedprofile/protocol`. The client side
+ * lives in `@fedprofile/sdk`.
  */
 
-export * from "../wire/secagg";
-export * from "./bytes";
-export * from "./constants";
-export * from "./encoding";
-export * from "./errors";
-export * from "./graph";
+export * from "@fedprofile/protocol/bytes";
+export * from "@fedprofile/protocol/secagg";
+export * from "@fedprofile/protocol/wire";
 export { admit, eligible, messageDigest, parseClientMessage } from "./guard";
-export * from "./keys";
-export * from "./masking";
 export * from "./params";
-export * from "./prg";
 export {
   closeStage,
   handleAdvertiseKeys,
@@ -28,7 +23,6 @@ export {
   type Transition,
   viewFor,
 } from "./server";
-export * from "./shamir";
 export * from "./shards";
 export * from "./state";
 export { finalizeUnmask, type UnmaskOptions } from "./unmask";

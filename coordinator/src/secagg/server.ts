@@ -22,7 +22,24 @@
  * such awaits, so a host must run them one at a time (a promise chain, or
  * `blockConcurrencyWhile`), persisting each result before starting the next.
  */
-import nacl from "tweetnacl";
+
+import { base64ToBytes, bytesToBase64, encodeSlotSet, wordsToBytes } from "@fedprofile/protocol/bytes";
+import {
+  addMaskInPlace,
+  B_SHARE_BYTES,
+  BOX_BYTES,
+  buildNeighbourGraph,
+  ERROR_CODES,
+  expectLength,
+  type NeighbourGraph,
+  ProtocolError,
+  packedLength,
+  S_SHARE_BYTES,
+  SECAGG_VERSION,
+  SIZES,
+  type Stage,
+  unpackWords,
+} from "@fedprofile/protocol/secagg";
 import type {
   AdvertiseKeysMessage,
   ConsistencyCheckMessage,
@@ -31,14 +48,9 @@ import type {
   SecAggServerView,
   ShareKeysMessage,
   UnmaskMessage,
-} from "../wire/secagg";
-import { base64ToBytes, bytesToBase64, encodeSlotSet, wordsToBytes } from "./bytes";
-import { ERROR_CODES, SECAGG_VERSION, SIZES, type Stage } from "./constants";
-import { packedLength, unpackWords } from "./encoding";
-import { expectLength, ProtocolError } from "./errors";
-import { buildNeighbourGraph, type NeighbourGraph } from "./graph";
+} from "@fedprofile/protocol/wire";
+import nacl from "tweetnacl";
 import { admit, parseClientMessage } from "./guard";
-import { addMaskInPlace, B_SHARE_BYTES, BOX_BYTES, S_SHARE_BYTES } from "./masking";
 import {
   type Advance,
   abortRound,

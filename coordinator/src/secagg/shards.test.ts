@@ -1,5 +1,5 @@
+import { bytesToBase64, wordsToBytes } from "@fedprofile/protocol/bytes";
 import { describe, expect, it } from "vitest";
-import { bytesToBase64, wordsToBytes } from "./bytes";
 import { planShards, sumShardResults } from "./shards";
 
 const seed = new Uint8Array(32).fill(4);

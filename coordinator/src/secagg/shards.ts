@@ -7,9 +7,10 @@
  * as safe to reveal as the round's. `minShardSize` is that floor; distributed-DP noise is
  * calibrated per shard for the same reason.
  */
+
+import { base64ToBytes, bytesToWords, utf8 } from "@fedprofile/protocol/bytes";
+import { SIZES } from "@fedprofile/protocol/secagg";
 import { blake3 } from "@noble/hashes/blake3.js";
-import { base64ToBytes, bytesToWords, utf8 } from "./bytes";
-import { SIZES } from "./constants";
 import type { RoundResult } from "./state";
 
 /** How to split a cohort. */

@@ -12,12 +12,25 @@
  * masked or not (Bonawitz et al. §4: the server needs only Σ y_u).
  */
 
+import {
+  base64ToBytes,
+  bytesToBase64,
+  bytesToWords,
+  type RandomBytes,
+  systemRandomBytes,
+} from "@fedprofile/protocol/bytes";
+import {
+  checkDegree,
+  ERROR_CODES,
+  MAX_MODULUS_BITS,
+  type RoundPhase,
+  SECAGG_VERSION,
+  SIZES,
+  STAGES,
+  type Stage,
+} from "@fedprofile/protocol/secagg";
+import { RoundId } from "@fedprofile/protocol/wire";
 import * as z from "zod";
-import { RoundId } from "../wire/common";
-import { base64ToBytes, bytesToBase64, bytesToWords, type RandomBytes, systemRandomBytes } from "./bytes";
-import { ERROR_CODES, type RoundPhase, SECAGG_VERSION, SIZES, STAGES, type Stage } from "./constants";
-import { MAX_MODULUS_BITS } from "./encoding";
-import { checkDegree } from "./graph";
 
 /** Per-stage time limits in milliseconds; a device that misses one is treated as dropped. */
 export type StageTimeouts = Record<Stage, number>;

@@ -8,13 +8,32 @@
  * (dropped, surviving-neighbour) pair, and one PRG expansion of d words per survivor and per such
  * pair. The PRG dominates, which is why it was chosen by measurement (`prg.ts`).
  */
-import { base64ToBytes, bytesToBase64, constantTimeEqual, wipe, wordsToBytes } from "./bytes";
-import { ERROR_CODES, SIZES } from "./constants";
-import type { NeighbourGraph } from "./graph";
-import { defaultKeyAgreement, type KeyAgreement, pairwiseMaskSeed, publicKeyOf, selfMaskSeed } from "./keys";
-import { applyMasks, type MaskJob, pairwiseSign, sharePoint } from "./masking";
-import { type Prg, SERVER_MASK_PRG } from "./prg";
-import { combineShares, decodeShareValues, type Share } from "./shamir";
+import {
+  base64ToBytes,
+  bytesToBase64,
+  constantTimeEqual,
+  wipe,
+  wordsToBytes,
+} from "@fedprofile/protocol/bytes";
+import type { NeighbourGraph } from "@fedprofile/protocol/secagg";
+import {
+  applyMasks,
+  combineShares,
+  decodeShareValues,
+  defaultKeyAgreement,
+  ERROR_CODES,
+  type KeyAgreement,
+  type MaskJob,
+  type Prg,
+  pairwiseMaskSeed,
+  pairwiseSign,
+  publicKeyOf,
+  SERVER_MASK_PRG,
+  type Share,
+  SIZES,
+  selfMaskSeed,
+  sharePoint,
+} from "@fedprofile/protocol/secagg";
 import {
   type Advance,
   abortRound,

@@ -1,11 +1,7 @@
 /**
- * Wire schemas shared by the SDK and the coordinator: the single source of truth for every
- * message. Types are derived with `z.infer`; parsed JSON is never cast.
+ * Wire schemas: the device protocol's, from `@fedprofile/protocol/wire` (zod/mini, the single
+ * source of truth), and the operator and auditor routes' privacy schemas. Types are derived
+ * with `z.infer`; parsed JSON is never cast.
  */
-export * from "./binary";
-export * from "./common";
-export * from "./model";
+export * from "@fedprofile/protocol/wire";
 export * from "./privacy";
-export * from "./round";
-export * from "./secagg";
-export * from "./training";

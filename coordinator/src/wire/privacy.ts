@@ -1,6 +1,12 @@
+import * as wire from "@fedprofile/protocol/wire";
 import * as z from "zod";
 import { LedgerPage } from "../ledger/schema";
-import { EpochMillis, ModelId, WireVersion } from "./common";
+import { toClassic } from "./classic";
+
+// The protocol's schemas, seen as classic zod so these classic objects stay documentable.
+const WireVersion = toClassic(wire.WireVersion);
+const ModelId = toClassic(wire.ModelId);
+const EpochMillis = toClassic(wire.EpochMillis);
 
 /**
  * Operator request (secret key) setting a model's privacy budget: the epsilon cap and the delta

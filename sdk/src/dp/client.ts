@@ -12,14 +12,14 @@
  * diagnostics only (the pre-clip norm is a function of the user's data).
  */
 
+import type { RandomBytes } from "@fedprofile/protocol/bytes";
 import {
   bufferedRandom,
   DpRoundConfig,
   encodeClientUpdate,
   paddedDim,
-  type RandomBytes,
   type RandomSource,
-} from "@fedprofile/coordinator/dp";
+} from "@fedprofile/protocol/dp";
 
 /** Options of {@link prepareDpContribution}. */
 export interface DpClientOptions {

@@ -23,7 +23,7 @@ import {
   type VectorField,
   type VectorReference,
   Z_CLAMP,
-} from "@fedprofile/coordinator/models/profile-vector";
+} from "@fedprofile/protocol/models";
 import type { Features } from "./features";
 
 export {
@@ -33,7 +33,7 @@ export {
   type VectorField,
   type VectorReference,
   Z_CLAMP,
-} from "@fedprofile/coordinator/models/profile-vector";
+} from "@fedprofile/protocol/models";
 
 const signedLog1p = (x: number) => Math.sign(x) * Math.log1p(Math.abs(x));
 

@@ -1,8 +1,9 @@
-import { kmeansDimension, kmeansSensitivity } from "@fedprofile/coordinator/models/kmeans-layout";
-import { KMeansSpec } from "@fedprofile/coordinator/wire";
+import { kmeansDimension, kmeansSensitivity } from "@fedprofile/protocol/models";
+import { KMeansSpec } from "@fedprofile/protocol/wire";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { assignSegment, contributeKMeans } from "./kmeans";
+import { contributeKMeans } from "./kmeans";
+import { assignSegment } from "./segment";
 
 const spec = KMeansSpec.parse({ k: 3 });
 const centroids = {

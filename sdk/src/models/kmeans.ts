@@ -2,7 +2,7 @@
  * The device half of federated k-means: what this device contributes to a round, and which
  * segment it is in. Pure: the profile vector comes in, a clipped vector goes out. The layout, and
  * with it the L2 sensitivity the DP layer calibrates for, is shared with the trainer
- * (`@fedprofile/coordinator/models/kmeans-layout`).
+ * (`@fedprofile/protocol/models`).
  */
 import {
   BLOCK,
@@ -15,22 +15,8 @@ import {
   type KMeansLayoutSpec,
   kmeansDimension,
   nearestCentroid,
-} from "@fedprofile/coordinator/models/kmeans-layout";
-
-/** The device's segment: the nearest published centroid. */
-export interface SegmentAssignment {
-  modelId: string;
-  version: number;
-  id: number;
-  label: string;
-  /** Euclidean distance to the centroid in the standardised space. */
-  distance: number;
-}
-
-/** What the device needs of a published model to contribute to, or be assigned by, it. */
-export interface KMeansCentroids {
-  segments: ReadonlyArray<{ id: number; label: string; centroid: readonly number[] }>;
-}
+} from "@fedprofile/protocol/models";
+import type { KMeansCentroids } from "./segment";
 
 /**
  * This device's vector for a round of `phase`: its standardised profile vector `z`, clipped to
@@ -66,18 +52,4 @@ export function contributeKMeans(
   out[block * BLOCK] = spec.countWeight;
   out.set(clipped, block * BLOCK + 1);
   return out;
-}
-
-/** The segment of standardised vector `z` under a published model. */
-export function assignSegment(
-  model: KMeansCentroids & { modelId: string; version: number },
-  z: readonly number[],
-): SegmentAssignment {
-  const { index, distance } = nearestCentroid(
-    model.segments.map((s) => s.centroid),
-    z,
-  );
-  const segment = model.segments[index];
-  if (!segment) throw new RangeError("the model has no segments");
-  return { modelId: model.modelId, version: model.version, id: segment.id, label: segment.label, distance };
 }

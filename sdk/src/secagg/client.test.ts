@@ -14,8 +14,8 @@ import {
   wordsToBytes,
 } from "@fedprofile/coordinator/secagg";
 import { describe, expect, it } from "vitest";
+import { runSimulatedRound, seededRandomBytes } from "../../../test/secagg/driver";
 import { advertiseKeys, type ClientState, consistencyCheck, maskedInput, shareKeys, unmask } from "./client";
-import { runSimulatedRound, seededRandomBytes } from "./driver";
 
 const ROUND = "r_clientclientclientclie";
 

@@ -8,28 +8,27 @@
  * must never send two different masked inputs for one round, since their difference would reveal
  * the difference of its inputs (the masks are the same).
  */
+
 import {
-  type AdvertiseKeysMessage,
-  AdvertiseKeysView,
-  applyMasks,
   base64ToBytes,
-  buildNeighbourGraph,
   bytesToBase64,
-  type ConsistencyCheckMessage,
-  ConsistencyCheckView,
+  constantTimeEqual,
+  decodeSlotSet,
+  type RandomBytes,
+  systemRandomBytes,
+} from "@fedprofile/protocol/bytes";
+import {
+  applyMasks,
+  buildNeighbourGraph,
   consistencyKey,
   consistencyTag,
-  constantTimeEqual,
   decodeBoxPlaintext,
-  decodeSlotSet,
   defaultKeyAgreement,
   ERROR_CODES,
   encodeBoxPlaintext,
   encodeShareValues,
   generateKeyPair,
   type KeyAgreement,
-  type MaskedInputMessage,
-  MaskedInputView,
   type MaskJob,
   openShares,
   type Prg,
@@ -38,11 +37,6 @@ import {
   packWords,
   pairwiseMaskSeed,
   pairwiseSign,
-  type RandomBytes,
-  type SecAggClientMessage,
-  type SecAggConfig,
-  type ShareKeysMessage,
-  ShareKeysView,
   SIZES,
   type Stage,
   sealShares,
@@ -50,11 +44,22 @@ import {
   shareBoxKey,
   sharePoint,
   splitSecret,
-  systemRandomBytes,
+} from "@fedprofile/protocol/secagg";
+import {
+  type AdvertiseKeysMessage,
+  AdvertiseKeysView,
+  type ConsistencyCheckMessage,
+  ConsistencyCheckView,
+  type MaskedInputMessage,
+  MaskedInputView,
+  type SecAggClientMessage,
+  type SecAggConfig,
+  type ShareKeysMessage,
+  ShareKeysView,
   type UnmaskMessage,
   UnmaskView,
-} from "@fedprofile/coordinator/secagg";
-import type * as z from "zod";
+} from "@fedprofile/protocol/wire";
+import type * as z from "zod/mini";
 
 /** Injectable primitives; defaults are the platform CSPRNG, native X25519 if present, AES-CTR. */
 export interface ClientOptions {
@@ -107,7 +112,7 @@ const STEP_OF: Record<Stage, ClientStep> = {
 };
 const STEP_ORDER: ClientStep[] = ["advertised", "shared", "masked", "checked", "unmasked"];
 
-function parseView<T extends z.ZodType>(schema: T, view: unknown, stage: Stage): z.infer<T> {
+function parseView<T extends z.ZodMiniType>(schema: T, view: unknown, stage: Stage): z.infer<T> {
   const parsed = schema.safeParse(view);
   if (!parsed.success) {
     throw new ProtocolError(

@@ -1,7 +1,7 @@
 /**
  * The SDK's side of secure aggregation (Bonawitz et al. CCS 2017 with the SecAgg+ graph of Bell
- * et al. CCS 2020): one function per stage over a serialisable client state, and an in-memory
- * driver that runs whole rounds for tests and benchmarks.
+ * et al. CCS 2020): one function per stage over a serialisable client state (the in-memory driver that runs whole
+ * rounds for tests and benchmarks is `test/secagg/driver.ts`).
  */
 export {
   advertiseKeys,
@@ -15,12 +15,4 @@ export {
   shareKeys,
   unmask,
 } from "./client";
-export {
-  plainSum,
-  type RoundStats,
-  runSimulatedRound,
-  type SimulatedOutcome,
-  type SimulatedRound,
-  seededRandomBytes,
-} from "./driver";
 export { type ProbeOptions, type ProbeResult, probeClient } from "./probe";

@@ -6,30 +6,31 @@
  * therefore what it would compute in a real round. Runs in node and in browsers (the benchmark
  * bundles it for Chromium).
  */
+
+import {
+  bytesToBase64,
+  encodeSlotSet,
+  type RandomBytes,
+  systemRandomBytes,
+} from "@fedprofile/protocol/bytes";
 import {
   buildNeighbourGraph,
-  bytesToBase64,
   consistencyKey,
   consistencyTag,
   encodeBoxPlaintext,
-  encodeClientFrame,
-  encodeSlotSet,
   generateKeyPair,
   type KeyAgreement,
   type KeyPair,
   type Prg,
-  type RandomBytes,
-  type SecAggClientMessage,
-  type SecAggConfig,
   SIZES,
   type Stage,
   sealShares,
   shareBoxKey,
   sharePoint,
   splitSecret,
-  systemRandomBytes,
   tweetnaclKeyAgreement,
-} from "@fedprofile/coordinator/secagg";
+} from "@fedprofile/protocol/secagg";
+import { encodeClientFrame, type SecAggClientMessage, type SecAggConfig } from "@fedprofile/protocol/wire";
 import {
   advertiseKeys,
   type ClientOptions,

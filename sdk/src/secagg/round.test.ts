@@ -11,7 +11,7 @@ import {
 } from "@fedprofile/coordinator/secagg";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { plainSum, runSimulatedRound, seededRandomBytes } from "./driver";
+import { plainSum, runSimulatedRound, seededRandomBytes } from "../../../test/secagg/driver";
 
 /**
  * An independent oracle of whether a dropout schedule leaves every needed secret recoverable;

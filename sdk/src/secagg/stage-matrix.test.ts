@@ -16,8 +16,8 @@ import {
   viewFor,
 } from "@fedprofile/coordinator/secagg";
 import { beforeAll, describe, expect, it } from "vitest";
+import { seededRandomBytes } from "../../../test/secagg/driver";
 import { advertiseKeys, type ClientState, consistencyCheck, maskedInput, shareKeys, unmask } from "./client";
-import { seededRandomBytes } from "./driver";
 
 const N = 5;
 const D = 4;

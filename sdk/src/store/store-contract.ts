@@ -4,7 +4,7 @@
  * (Chromium: memory + real IndexedDB). Test-only; nothing in the SDK imports it.
  */
 
-import type { ModelVersion } from "@fedprofile/coordinator/wire";
+import type { ModelVersion } from "@fedprofile/protocol/wire";
 import { describe, expect, it } from "vitest";
 import type { EventName, EventProperties, StoredEvent } from "../events/schemas";
 import { applyEvent, DEFAULT_FEATURE_CONFIG, emptyFeatureState } from "../features/state";

@@ -20,7 +20,7 @@
  * their relative order is the order of the calls (the profiler relies on this to know which
  * appends a fold has seen).
  */
-import type { ModelVersion } from "@fedprofile/coordinator/wire";
+import type { ModelVersion } from "@fedprofile/protocol/wire";
 import type { StoredEvent } from "../events/schemas";
 import type { FeatureState } from "../features/state";
 

@@ -14,8 +14,8 @@ import {
   SecAggServerView,
   TasksResponse,
   WIRE_VERSION,
-} from "@fedprofile/coordinator/wire";
-import type * as z from "zod";
+} from "@fedprofile/protocol/wire";
+import type * as z from "zod/mini";
 
 /** SDK version reported at check-in (no device information is sent). */
 export const SDK_VERSION = "0.1.0";
@@ -104,7 +104,7 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
   const sleep = options.retry?.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   const random = options.retry?.random ?? Math.random;
 
-  async function call<T extends z.ZodType>(
+  async function call<T extends z.ZodMiniType>(
     schema: T,
     method: string,
     path: string,
@@ -116,7 +116,7 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
     return result;
   }
 
-  async function callOrNotModified<T extends z.ZodType>(
+  async function callOrNotModified<T extends z.ZodMiniType>(
     schema: T,
     method: string,
     path: string,
@@ -134,7 +134,7 @@ export function createCoordinatorClient(options: CoordinatorClientOptions): Coor
     }
   }
 
-  async function callOnce<T extends z.ZodType>(
+  async function callOnce<T extends z.ZodMiniType>(
     schema: T,
     method: string,
     path: string,

@@ -10,6 +10,7 @@ export {
   SDK_VERSION,
   SyncError,
 } from "./coordinator-client";
+export { contributeKMeans } from "./model-tasks";
 export { participateInPlainRound, type RoundOutcome } from "./plain-round";
 export {
   createMemorySessionStore,

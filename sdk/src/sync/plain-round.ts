@@ -3,7 +3,9 @@
  * `plain-sum` (the walking skeleton) joins and contributes once; `secagg` runs the SecAgg+
  * stages (`./secagg-round.ts`), loaded only when a SecAgg round is open.
  */
-import { encodeFloat64Vector, type RoundInfo } from "@fedprofile/coordinator/wire";
+
+import type { RoundInfo } from "@fedprofile/protocol/wire";
+import { encodeFloat64Vector } from "@fedprofile/protocol/wire";
 import { type CoordinatorClient, SyncError } from "./coordinator-client";
 import type { SecAggSessionStore } from "./secagg-round";
 

@@ -5,14 +5,11 @@
  * message is sent, so a reload resumes where it stopped and a retried message is byte-identical
  * (the server accepts it as an idempotent duplicate).
  */
-import {
-  encodeClientFrame,
-  encodeFixedPoint,
-  ProtocolError,
-  type RandomBytes,
-  type Stage,
-} from "@fedprofile/coordinator/secagg";
-import type { RoundInfo } from "@fedprofile/coordinator/wire";
+
+import type { RandomBytes } from "@fedprofile/protocol/bytes";
+import { encodeFixedPoint, ProtocolError, type Stage } from "@fedprofile/protocol/secagg";
+import type { RoundInfo } from "@fedprofile/protocol/wire";
+import { encodeClientFrame } from "@fedprofile/protocol/wire";
 import { prepareDpContribution } from "../dp/client";
 import {
   advertiseKeys,

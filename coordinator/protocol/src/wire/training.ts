@@ -1,0 +1,234 @@
+/**
+ * Wire schemas of the training runtime: how an operator declares a model, what a device is asked
+ * to compute in a round (its task), and what a published model version carries. One schema per
+ * message; types are derived with `z.infer`.
+ */
+import * as z from "zod/mini";
+import { VECTOR_FIELDS } from "../models/profile-vector";
+import { EpochMillis, ModelId, RoundId, WireVersion } from "./common";
+
+/** A field of the standardised profile vector (`models/profile-vector.ts`). */
+export const VectorFieldName = z.enum(VECTOR_FIELDS);
+
+const positiveUpTo = (max: number) => z.number().check(z.positive(), z.maximum(max));
+const intIn = (min: number, max: number) => z.int().check(z.minimum(min), z.maximum(max));
+
+/** The data-independent initialisation of k-means: a DP coreset over a public grid (see `coordinator/src/models/kmeans.ts`). */
+export const KMeansInitSpec = z.strictObject({
+  /** Fields that index the grid's cells; each is cut at the `gridBins`-quantiles of N(0, 1). */
+  gridFields: z._default(z.array(VectorFieldName).check(z.minLength(1), z.maxLength(4)), [
+    "recency",
+    "frequency",
+    "monetary",
+  ]),
+  gridBins: z._default(intIn(2, 12), 6),
+  /** Fields whose DP histograms give the published quantiles (tag thresholds). */
+  histogramFields: z._default(z.array(VectorFieldName).check(z.maxLength(VECTOR_FIELDS.length)), [
+    "recency",
+    "frequency",
+    "monetary",
+    "tenure",
+  ]),
+  histogramBins: z._default(intIn(4, 128), 32),
+  /** Value a device puts in its histogram bin (trades histogram noise against sensitivity). */
+  histogramWeight: z._default(positiveUpTo(64), 1),
+});
+export type KMeansInitSpec = z.infer<typeof KMeansInitSpec>;
+
+/** Hyper-parameters of federated k-means over the standardised profile vector. */
+export const KMeansSpec = z
+  .strictObject({
+    k: intIn(2, 16),
+    /** L2 clip of a device's standardised vector (its norm is at most 12 before clipping). */
+    clip: z._default(positiveUpTo(64), 4),
+    /** Value a device puts in its cluster's count slot: the count's share of the sensitivity. */
+    countWeight: z._default(positiveUpTo(64), 2),
+    /** Converged when no centroid moves more than this (standardised units) in a round. */
+    tolerance: z._default(positiveUpTo(10), 0.02),
+    init: z._default(KMeansInitSpec, {
+      gridFields: ["recency", "frequency", "monetary"],
+      gridBins: 6,
+      histogramFields: ["recency", "frequency", "monetary", "tenure"],
+      histogramBins: 32,
+      histogramWeight: 1,
+    }),
+  })
+  .check(
+    z.refine((s) => new Set(s.init.gridFields).size === s.init.gridFields.length, {
+      message: "init.gridFields: each field at most once",
+      path: ["init", "gridFields"],
+    }),
+    z.refine((s) => s.init.gridBins ** s.init.gridFields.length <= 4096, {
+      message: "init: gridBins^gridFields.length must be at most 4096 cells",
+      path: ["init", "gridBins"],
+    }),
+  );
+export type KMeansSpec = z.infer<typeof KMeansSpec>;
+export type KMeansSpecInput = z.input<typeof KMeansSpec>;
+
+/** The DP of a whole training run: the noise of every round is calibrated so that the run reaches `targetEpsilon`. */
+export const TrainingDp = z.strictObject({
+  mechanism: z._default(
+    z.enum(["distributed_discrete_gaussian", "central_gaussian"]),
+    "distributed_discrete_gaussian",
+  ),
+  /** Epsilon of the whole training (initialisation and every iteration), at the budget's delta. */
+  targetEpsilon: positiveUpTo(1000),
+  /** The model's budget cap (default `targetEpsilon`): a round that would pass it is never opened. */
+  epsilonCap: z.optional(positiveUpTo(1000)),
+  /** The population behind delta = 1/population^1.1 (default: the cohort's maximum). */
+  population: z.optional(intIn(2, 1e10)),
+  /**
+   * The fewest noise shares any released sum carries (see `coordinator/src/models/trainer.ts` for
+   * the default: the survivors of each shard's expected fill at 30% dropout, never below t).
+   */
+  minNoiseShares: z.optional(intIn(1, 65_536)),
+  modulusBits: z._default(intIn(8, 32), 24),
+});
+export type TrainingDp = z.infer<typeof TrainingDp>;
+
+/** Who takes part in each round. */
+export const TrainingCohort = z
+  .strictObject({
+    minDevices: intIn(2, 100_000),
+    maxDevices: intIn(2, 100_000),
+    maxShardSize: z._default(intIn(2, 65_536), 1000),
+    minShardSize: z._default(intIn(2, 65_536), 100),
+  })
+  .check(
+    z.refine((c) => c.maxDevices >= c.minDevices, {
+      message: "maxDevices must be at least minDevices",
+      path: ["maxDevices"],
+    }),
+  );
+export type TrainingCohort = z.infer<typeof TrainingCohort>;
+
+/** When rounds run and when training stops. */
+export const TrainingSchedule = z.strictObject({
+  /** Pause between the end of one round and the opening of the next. */
+  cadenceSeconds: z._default(intIn(0, 30 * 24 * 3600), 0),
+  /** Time limit of each SecAgg stage; the join window is one stage. */
+  stageSeconds: z._default(intIn(1, 3600), 60),
+  /** Iterations after the initialisation round at the most. */
+  maxRounds: z._default(intIn(1, 1000), 10),
+  /** Stop once the centroids stop moving (`spec.tolerance`). */
+  untilConverged: z._default(z.boolean(), true),
+  /** Consecutive aborted rounds after which training stops. */
+  maxFailures: z._default(intIn(1, 100), 5),
+});
+export type TrainingSchedule = z.infer<typeof TrainingSchedule>;
+
+/** `PUT /v1/models/{modelId}` (secret key): declare, or re-declare, a model. */
+export const ModelDeclaration = z.strictObject({
+  v: WireVersion,
+  kind: z.literal("kmeans"),
+  spec: KMeansSpec,
+  dp: TrainingDp,
+  cohort: TrainingCohort,
+  schedule: z._default(TrainingSchedule, {
+    cadenceSeconds: 0,
+    stageSeconds: 60,
+    maxRounds: 10,
+    untilConverged: true,
+    maxFailures: 5,
+  }),
+});
+export type ModelDeclaration = z.infer<typeof ModelDeclaration>;
+export type ModelDeclarationInput = z.input<typeof ModelDeclaration>;
+
+/** Phases of a k-means training run. */
+export const KMeansPhase = z.enum(["init", "lloyd"]);
+export type KMeansPhase = z.infer<typeof KMeansPhase>;
+
+/**
+ * What a device computes in a trainer's round, handed out at check-in: the kind, the phase, the
+ * spec, and the model version the round improves on (devices pull it by version, with an ETag).
+ */
+export const RoundTask = z.strictObject({
+  kind: z.literal("kmeans"),
+  phase: KMeansPhase,
+  iteration: z.int().check(z.nonnegative()),
+  spec: KMeansSpec,
+  baseVersion: z.nullable(z.int().check(z.positive())),
+});
+export type RoundTask = z.infer<typeof RoundTask>;
+
+/** Thresholds of the SDK's tag rules, from the trainer's DP quantiles (real units). */
+export const PublishedTagThresholds = z.strictObject({
+  newMaxTenureDays: z.optional(z.number().check(z.nonnegative())),
+  highValueMinMonetary: z.optional(z.number()),
+  loyalMinFrequency: z.optional(z.number().check(z.positive())),
+  lapsedMinRecencyDays: z.optional(z.number().check(z.nonnegative())),
+  atRiskMinRecencyDays: z.optional(z.number().check(z.nonnegative())),
+});
+export type PublishedTagThresholds = z.infer<typeof PublishedTagThresholds>;
+
+/** One segment of a published k-means model. */
+export const Segment = z.object({
+  id: z.int().check(z.nonnegative()),
+  label: z.string(),
+  /** The centroid in the standardised space (vector order). */
+  centroid: z.array(z.number()),
+  /** The centroid in real units: days, orders, money, shares. */
+  real: z.record(VectorFieldName, z.number()),
+  /** Devices in the segment, as the last round's noisy count estimated (rounded, never negative). */
+  size: z.number().check(z.nonnegative()),
+});
+export type Segment = z.infer<typeof Segment>;
+
+/** What a k-means model version carries besides its weights (the flattened centroids). */
+export const KMeansModelParams = z.object({
+  kind: z.literal("kmeans"),
+  phase: KMeansPhase,
+  iteration: z.int().check(z.nonnegative()),
+  fields: z.array(VectorFieldName),
+  reference: z.record(VectorFieldName, z.object({ mean: z.number(), sd: z.number().check(z.positive()) })),
+  segments: z.array(Segment).check(z.minLength(1)),
+  tagThresholds: PublishedTagThresholds,
+  /** Largest centroid move in this round (standardised units); null for the initialisation. */
+  shift: z.nullable(z.number().check(z.nonnegative())),
+  converged: z.boolean(),
+});
+export type KMeansModelParams = z.infer<typeof KMeansModelParams>;
+
+/** One round of a model's training history. */
+export const TrainingRound = z.object({
+  roundId: RoundId,
+  phase: KMeansPhase,
+  iteration: z.int().check(z.nonnegative()),
+  stage: z.enum(["closed", "aborted"]),
+  outcome: z.string(),
+  contributors: z.int().check(z.nonnegative()),
+  modelVersion: z.nullable(z.int().check(z.positive())),
+  metrics: z.record(z.string(), z.number()),
+  endedAt: EpochMillis,
+});
+export type TrainingRound = z.infer<typeof TrainingRound>;
+
+/** Where a model's training stands. */
+export const TrainerPhase = z.enum(["waiting", "in-round", "stopped"]);
+
+/** `GET /v1/models/{modelId}` and the answer to a declaration. */
+export const ModelStatus = z.object({
+  v: WireVersion,
+  modelId: ModelId,
+  kind: z.literal("kmeans"),
+  declaration: ModelDeclaration,
+  trainer: TrainerPhase,
+  phase: KMeansPhase,
+  iteration: z.int().check(z.nonnegative()),
+  roundsOpened: z.int().check(z.nonnegative()),
+  currentRound: z.nullable(RoundId),
+  nextRoundAt: z.nullable(EpochMillis),
+  latestVersion: z.nullable(z.int().check(z.positive())),
+  stoppedReason: z.nullable(z.string()),
+  declaredAt: EpochMillis,
+});
+export type ModelStatus = z.infer<typeof ModelStatus>;
+
+export const TrainingRoundPage = z.object({
+  v: WireVersion,
+  modelId: ModelId,
+  rounds: z.array(TrainingRound),
+});
+export type TrainingRoundPage = z.infer<typeof TrainingRoundPage>;
