@@ -77,7 +77,9 @@ describe("training runtime on Durable Objects and D1", () => {
     const declared = await call("PUT", "/v1/models/segments", keys.secret, DECLARATION);
     expect(declared.status, await declared.clone().text()).toBe(200);
 
+    // The alarm may already be running on its own: wait for the round it opens.
     await trainerAlarm("train-shop");
+    await statusWhen(keys.secret, (s) => s.trainer === "in-round");
     const init = await runOpenRound(keys.publishable);
     expect(init.task.phase).toBe("init");
     expect(init.outcomes.map((o) => o.status)).toEqual(Array(6).fill("contributed"));
@@ -87,6 +89,7 @@ describe("training runtime on Durable Objects and D1", () => {
 
     // Its alarm (due at once, cadence 0) opens the first Lloyd round; run it now if it has not fired.
     await trainerAlarm("train-shop");
+    await statusWhen(keys.secret, (s) => s.trainer === "in-round");
     const lloyd = await runOpenRound(keys.publishable);
     expect(lloyd.task).toMatchObject({ phase: "lloyd", baseVersion: 1 });
     expect(lloyd.outcomes.map((o) => o.status)).toEqual(Array(6).fill("contributed"));

@@ -12,7 +12,6 @@
  *   is stored and nothing is sent.
  * - A refusal from any source wins. An explicit grant lifts GPC but not a CMP's refusal.
  */
-import * as z from "zod/mini";
 
 /** Effective consent. */
 export interface ConsentState {
@@ -59,15 +58,59 @@ export type TcfSignal =
   /** A decision: the purposes consented to, or under legitimate interest. */
   | { status: "decided"; consents: readonly number[]; legitimateInterests: readonly number[] };
 
-// Only the fields consent needs; a CMP's answer is untrusted input, so it is parsed, not cast.
-const Vector = z.optional(z.record(z.string(), z.boolean()));
-const TcData = z.object({
-  gdprApplies: z.optional(z.nullable(z.boolean())),
-  eventStatus: z.optional(z.string()),
-  tcString: z.optional(z.nullable(z.string())),
-  listenerId: z.optional(z.nullable(z.number())),
-  purpose: z.optional(z.object({ consents: Vector, legitimateInterests: Vector })),
-});
+/** The fields consent needs of a CMP's TC data. */
+interface TcData {
+  gdprApplies?: boolean | null;
+  eventStatus?: string;
+  tcString?: string | null;
+  listenerId?: number | null;
+  purpose?: { consents?: Record<string, boolean>; legitimateInterests?: Record<string, boolean> };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+/** `undefined` when `v` is absent or of `type`, else `false` (malformed). */
+const optionalOf = (v: unknown, type: "boolean" | "string" | "number", nullable = false) =>
+  v === undefined || (nullable && v === null) || typeof v === type;
+function booleanVector(v: unknown): Record<string, boolean> | undefined | false {
+  if (v === undefined) return undefined;
+  if (!isRecord(v)) return false;
+  return Object.values(v).every((on) => typeof on === "boolean") ? (v as Record<string, boolean>) : false;
+}
+
+/**
+ * A CMP's answer is untrusted input, so it is read field by field, not cast. Hand-written rather
+ * than a zod/mini schema: this is the tracking core's only parse of foreign data, and a schema
+ * library here would cost the core more than the rest of consent.
+ */
+function readTcData(value: unknown): TcData | null {
+  if (!isRecord(value)) return null;
+  const { gdprApplies, eventStatus, tcString, listenerId, purpose } = value;
+  if (
+    !optionalOf(gdprApplies, "boolean", true) ||
+    !optionalOf(eventStatus, "string") ||
+    !optionalOf(tcString, "string", true) ||
+    !optionalOf(listenerId, "number", true)
+  ) {
+    return null;
+  }
+  const data: TcData = {};
+  if (gdprApplies !== undefined) data.gdprApplies = gdprApplies as boolean | null;
+  if (eventStatus !== undefined) data.eventStatus = eventStatus as string;
+  if (tcString !== undefined) data.tcString = tcString as string | null;
+  if (listenerId !== undefined) data.listenerId = listenerId as number | null;
+  if (purpose !== undefined) {
+    if (!isRecord(purpose)) return null;
+    const consents = booleanVector(purpose.consents);
+    const legitimateInterests = booleanVector(purpose.legitimateInterests);
+    if (consents === false || legitimateInterests === false) return null;
+    data.purpose = {
+      ...(consents ? { consents } : {}),
+      ...(legitimateInterests ? { legitimateInterests } : {}),
+    };
+  }
+  return data;
+}
 
 /** Purposes a vendor may not claim under legitimate interest (TCF Policy v2.2, C(j)). */
 const CONSENT_ONLY = new Set([1, 3, 4, 5, 6]);
@@ -81,9 +124,8 @@ const granted = (vector: Record<string, boolean> | undefined): number[] =>
  * withdraws nothing); without one, it is a first banner: pending.
  */
 export function tcfSignal(tcData: unknown, success: boolean): TcfSignal | null {
-  const parsed = TcData.safeParse(tcData);
-  if (!success || !parsed.success) return null;
-  const data = parsed.data;
+  const data = readTcData(tcData);
+  if (!success || !data) return null;
   if (data.gdprApplies === false) return { status: "not-applicable" };
   const decided =
     data.eventStatus === "tcloaded" ||
@@ -118,13 +160,6 @@ export interface FoundCmp {
 /** How often a framed page asks its CMP for the current TC data. */
 const FRAMED_POLL_MS = 1000;
 
-const TcfReturn = z.object({
-  __tcfapiReturn: z.object({
-    returnValue: z.unknown(),
-    success: z.boolean(),
-    callId: z.string(),
-  }),
-});
 let callCounter = 0;
 
 /** The nearest window (this one or an ancestor) holding a `__tcfapiLocator` frame. */
@@ -160,10 +195,10 @@ function postMessageApi(target: Window): FoundCmp {
         return;
       }
     }
-    const parsed = TcfReturn.safeParse(data);
-    if (!parsed.success) return;
-    const { returnValue, success, callId } = parsed.data.__tcfapiReturn;
-    pending.get(callId)?.(returnValue, success);
+    // The locator's reply (TCF v2.2 §"How can vendors that use iframes call the CMP API?").
+    const reply = isRecord(data) ? data.__tcfapiReturn : undefined;
+    if (!isRecord(reply) || typeof reply.success !== "boolean" || typeof reply.callId !== "string") return;
+    pending.get(reply.callId)?.(reply.returnValue, reply.success);
   };
   addEventListener("message", onMessage);
   let lastPoll: string | undefined;
@@ -247,7 +282,7 @@ export function watchCmp(options: WatchCmpOptions): () => void {
     cmp = found;
     try {
       found.api("addEventListener", 2, (tcData, success) => {
-        const id = TcData.safeParse(tcData).data?.listenerId;
+        const id = readTcData(tcData)?.listenerId;
         if (typeof id === "number") listenerId = id;
         // A listener that answers after stop() (a stub's queued call) is removed then.
         if (stopped) {
