@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { localStddev } from "@fedprofile/coordinator/dp";
 import { LedgerEntry } from "@fedprofile/coordinator/ledger";
+import { seededUniform } from "@fedprofile/coordinator/models";
 import {
   decodeFloat64Vector,
   LedgerPublicKey,
@@ -37,11 +38,12 @@ import {
   startLocalCoordinator,
 } from "../edge/scripts/local-dev";
 import { customerEvents } from "../sdk/cli/replay";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../test/chromium";
 import { loadCustomers, RETAIL_AS_OF } from "./eval/population";
 import { startExampleServer } from "./serve";
 import { CATALOGUE } from "./storefront/catalogue";
 
-const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM = CHROMIUM_PATH;
 
 /** Without DP, device vectors [1, events] are clipped to ±1024 and encoded with 16 bits per value. */
 const ENCODING = { kind: "fixed-point" as const, clip: 1024, valueBits: 16 };
@@ -53,18 +55,6 @@ const POPULATION = 10_000;
 
 const step = (text: string) => console.log(`\n▶ ${text}`);
 const info = (text: string) => console.log(`  ${text}`);
-
-/** Deterministic per-device browsing (mulberry32), so reruns tell the same story. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function browse(profiler: Profiler, random: () => number, orderPrefix: string): Promise<number> {
   let tracked = 0;
@@ -276,7 +266,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         fetch: deviceFetch(i),
       }),
     );
-    const randoms = nodeDevices.map((_, i) => rng(1000 + i));
+    const randoms = nodeDevices.map((_, i) => seededUniform(1000 + i));
     const eventTotals = nodeDevices.map(() => 0);
 
     // One device is a real browser on the storefront, when Chromium is available.
@@ -600,14 +590,7 @@ async function openBrowserDevice(storefront: string) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
+    args: CHROMIUM_ARGS,
   });
   const page = await browser.newPage();
   await page.goto(storefront);

@@ -4,6 +4,7 @@
  * (event validation, the feature fold, the read-out and the public standardising transform), the
  * same path `track()` and `getProfile()` take on a device, minus the store.
  */
+import { seededUniform } from "@fedprofile/coordinator/models";
 import { customerEvents, readInvoices } from "../../sdk/cli/replay";
 import { computeFeatures } from "../../sdk/src/features/features";
 import { applyEvent, emptyFeatureState } from "../../sdk/src/features/state";
@@ -63,17 +64,6 @@ export function retailPopulation(customers: readonly Invoice[][]): Population {
   return { name: `retail-${vectors.length}`, vectors };
 }
 
-/** A seeded uniform generator (mulberry32). */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A synthetic population of `n` devices calibrated on the real one: each device resamples a real
  * customer's invoice history, shifted back in time by up to 60 days as a whole (so recency and
@@ -81,7 +71,7 @@ function uniform(seed: number): () => number {
  * log-normal factor per device (σ = 0.25, so spend varies while the basket mix stays).
  */
 export function syntheticPopulation(customers: readonly Invoice[][], n: number, seed = 1): Population {
-  const random = uniform(seed);
+  const random = seededUniform(seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
   const buyers = customers.filter((c) => c.some((invoice) => !invoice.refund));
   const vectors: number[][] = [];
