@@ -23,7 +23,6 @@ import {
   type KMeansState,
   kmeansTask,
   nextRoundRequest,
-  type TrainerState,
 } from "@fedprofile/coordinator/models";
 import { chooseParameters } from "@fedprofile/coordinator/secagg";
 import { type KMeansModelParams, ModelDeclaration } from "@fedprofile/coordinator/wire";
@@ -74,10 +73,9 @@ export interface TrainingRun {
 
 const TENANT = "eval";
 const MODEL = "segments";
-const median = (values: number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length === 0 ? 0 : (s[Math.floor((s.length - 1) / 2)] as number);
-};
+/** The lower median (0 for no values). */
+export const median = (values: readonly number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)] ?? 0;
 
 /** Trains federated k-means on `vectors` (one per device) and reports every round. */
 export async function trainFederated(
@@ -113,21 +111,7 @@ export async function trainFederated(
   let noiseStddev = 0;
 
   for (let index = 0; index <= config.maxRounds && !converged; index++) {
-    const trainer: TrainerState = {
-      kind: "trainer",
-      tenantId: TENANT,
-      modelId: MODEL,
-      declaration,
-      declaredAt: 0,
-      model,
-      roundsOpened: index,
-      failures: 0,
-      current: null,
-      nextRoundAt: null,
-      latestVersion: index,
-      stoppedReason: null,
-    };
-    const { request } = nextRoundRequest(trainer);
+    const { request } = nextRoundRequest({ modelId: MODEL, declaration, model, latestVersion: index });
     const task = kmeansTask(spec, model);
     const { sizes, graphs, floors } = planRoundShards(request, randomBytes(32));
     const base = params;

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { realUnits } from "@fedprofile/coordinator/models";
 import { REPO_ROOT } from "../../edge/scripts/local-dev";
-import { type TrainingRun, trainFederated } from "./harness";
+import { median, type TrainingRun, trainFederated } from "./harness";
 import { centralisedKMeans, costOf, segmentSizes, silhouette } from "./metrics";
 import { costRatioPlot, segmentPlot } from "./plots";
 import { loadCustomers, type Population, retailPopulation, syntheticPopulation } from "./population";
@@ -169,9 +169,6 @@ function sample(vectors: number[][], n: number, seed: number): number[][] {
   }
   return copy.slice(0, n);
 }
-
-const median = (values: number[]) =>
-  [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)] ?? 0;
 
 export async function runEval(options: Options, log: (line: string) => void = console.log) {
   const started = performance.now();

@@ -24,8 +24,10 @@ export const costOf = (vectors: readonly number[][], centroids: readonly number[
 /** Devices per segment under `centroids`. */
 export function segmentSizes(vectors: readonly number[][], centroids: readonly number[][]): number[] {
   const sizes = centroids.map(() => 0);
-  for (const v of vectors)
-    sizes[nearestCentroid(centroids, v).index] = (sizes[nearestCentroid(centroids, v).index] ?? 0) + 1;
+  for (const v of vectors) {
+    const { index } = nearestCentroid(centroids, v);
+    sizes[index] = (sizes[index] ?? 0) + 1;
+  }
   return sizes;
 }
 

@@ -477,7 +477,11 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     return contributeKMeans(task.spec, task.phase, base?.params ?? null, z);
   }
 
-  async function participate(api: CoordinatorClient, modelId: string): Promise<RoundOutcome> {
+  async function participate(
+    api: CoordinatorClient,
+    modelId: string,
+    open?: RoundInfo,
+  ): Promise<RoundOutcome> {
     const [{ participateInRound }, { createOutboxSessionStore }] = await Promise.all([
       import("./sync/plain-round"),
       import("./sync/session-store"),
@@ -489,6 +493,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       {
         alreadyContributed: (roundId) => rounds.has(roundId),
         sessions: createOutboxSessionStore(() => manager.store, now),
+        ...(open ? { round: open } : {}),
       },
     );
     if (outcome.status === "contributed") await manager.run(() => rememberRound(outcome.roundId));
@@ -603,7 +608,10 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
         const outcomes: Array<{ modelId: string; outcome: RoundOutcome }> = [];
         for (const task of tasks) {
           if (task.round)
-            outcomes.push({ modelId: task.modelId, outcome: await participate(api, task.modelId) });
+            outcomes.push({
+              modelId: task.modelId,
+              outcome: await participate(api, task.modelId, task.round),
+            });
           const held = heldModels.get(task.modelId) ?? null;
           if (task.latestVersion !== null && (held?.version ?? 0) < task.latestVersion) {
             await received(await api.model(task.modelId, "latest", held));

@@ -609,18 +609,10 @@ function versionResponse(c: Context, model: protocolWire.ModelVersion, cacheCont
  */
 function checkDeclaration(modelId: string, declaration: protocolWire.ModelDeclaration): void {
   const { request } = nextRoundRequest({
-    kind: "trainer",
-    tenantId: "check",
     modelId,
     declaration,
-    declaredAt: 0,
     model: initialKMeansState(),
-    roundsOpened: 0,
-    failures: 0,
-    current: null,
-    nextRoundAt: null,
     latestVersion: null,
-    stoppedReason: null,
   });
   const parsed = OpenRoundRequest.safeParse(request);
   if (!parsed.success)

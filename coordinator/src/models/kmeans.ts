@@ -23,6 +23,7 @@ import {
   histogramOffset,
   kmeansDimension,
   kmeansSensitivity,
+  nearestCentroid,
   PROFILE_DIMENSION,
   realUnits,
   realValue,
@@ -153,11 +154,8 @@ function applyInit(
   const centroids = clustered.centroids.map((c) => Array.from(c, clampZ));
   const sizes = centroids.map(() => 0);
   points.forEach((p, i) => {
-    let best = 0;
-    centroids.forEach((c, j) => {
-      if (squaredDistance(p, c) < squaredDistance(p, centroids[best] as number[])) best = j;
-    });
-    sizes[best] = (sizes[best] as number) + (weights[i] as number);
+    const { index } = nearestCentroid(centroids, p);
+    sizes[index] = (sizes[index] as number) + (weights[i] as number);
   });
   const tagThresholds = thresholdsFromHistograms(spec, aggregate);
   const state: KMeansState = { phase: "lloyd", iteration: 0, centroids, sizes, tagThresholds };

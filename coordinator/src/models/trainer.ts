@@ -99,8 +99,11 @@ export function defaultMinNoiseShares(declaration: ModelDeclaration): number {
   return Math.max(2, Math.floor(0.7 * Math.floor(minDevices / shards)));
 }
 
-/** The request that opens the next round of `state`'s model. */
-export function nextRoundRequest(state: TrainerState): { request: OpenRoundRequest; task: RoundTask } {
+/** What a round request depends on: the model, its declaration, its state and its newest version. */
+export type RoundBasis = Pick<TrainerState, "modelId" | "declaration" | "model" | "latestVersion">;
+
+/** The request that opens the next round of a model in `state` (any `RoundBasis`). */
+export function nextRoundRequest(state: RoundBasis): { request: OpenRoundRequest; task: RoundTask } {
   const { declaration } = state;
   const { spec, dp, cohort, schedule } = declaration;
   const task = kmeansTask(spec, state.model);

@@ -25,21 +25,26 @@ export interface ParticipationOptions {
   sessions?: SecAggSessionStore;
   /** SecAgg poll interval in ms. */
   pollMs?: number;
+  /** The open round, when the caller already has it (from `/v1/tasks`): no second check-in. */
+  round?: RoundInfo;
 }
 
-/** Takes part in the open round of `modelId`, whatever its aggregation. */
 /** This device's vector for a round (the round tells the model kind's task, if any). */
 export type VectorFor = (dimension: number, round: RoundInfo) => Promise<Float64Array> | Float64Array;
 
+/** Takes part in the open round of `modelId`, whatever its aggregation. */
 export async function participateInRound(
   client: CoordinatorClient,
   modelId: string,
   vectorFor: VectorFor,
   options: ParticipationOptions = {},
 ): Promise<RoundOutcome> {
-  const checkin = await client.checkin(modelId);
-  const round = checkin.round;
-  if (!round) return { status: "no-round", latestModelVersion: checkin.latestModelVersion };
+  let round = options.round ?? null;
+  if (!round) {
+    const checkin = await client.checkin(modelId);
+    if (!checkin.round) return { status: "no-round", latestModelVersion: checkin.latestModelVersion };
+    round = checkin.round;
+  }
   // A SecAgg session in progress (e.g. before a reload) is resumed even though it contributed.
   const sessions = options.sessions;
   const resuming =
