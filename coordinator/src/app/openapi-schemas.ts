@@ -7,13 +7,7 @@ import * as wire from "@fedprofile/protocol/wire";
 import { toClassic } from "../wire/classic";
 
 export { decodeClientFrame, modelEtag, WIRE_VERSION } from "@fedprofile/protocol/wire";
-export {
-  LedgerPublicKey,
-  LedgerQuery,
-  LedgerRowsPage,
-  PrivacyBudgetRequest,
-  PrivacyBudgetStatus,
-} from "../wire/privacy";
+export { LedgerQuery, PrivacyBudgetRequest } from "../wire/privacy";
 
 export const ErrorEnvelope = toClassic(wire.ErrorEnvelope);
 export const ModelId = toClassic(wire.ModelId);
@@ -36,3 +30,6 @@ export const TasksResponse = toClassic(wire.TasksResponse);
 export const ModelDeclaration = toClassic(wire.ModelDeclaration);
 export const ModelStatus = toClassic(wire.ModelStatus);
 export const TrainingRoundPage = toClassic(wire.TrainingRoundPage);
+export const PrivacyBudgetStatus = toClassic(wire.PrivacyBudgetStatus);
+export const LedgerPublicKey = toClassic(wire.LedgerPublicKey);
+export const LedgerRowsPage = toClassic(wire.LedgerPage);

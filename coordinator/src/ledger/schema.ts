@@ -143,12 +143,5 @@ export const LedgerEntry = LedgerEntryBody.extend({
 }).strict();
 export type LedgerEntry = z.infer<typeof LedgerEntry>;
 
-/** The auditor API's page of entries. */
-export const LedgerPage = z
-  .object({
-    v: z.literal(1),
-    entries: z.array(z.unknown()).describe("signed ledger entries, verbatim as stored"),
-    nextCursor: z.string().nullable(),
-  })
-  .strict();
-export type LedgerPage = z.infer<typeof LedgerPage>;
+/** The auditor API's page of entries: the protocol's wire schema (one definition). */
+export { LedgerPage } from "@fedprofile/protocol/wire";

@@ -11,7 +11,7 @@
 
 import type { DpEvent, DpRoundConfig } from "@fedprofile/protocol/dp";
 import { centralRoundEvent, distributedRoundEvent } from "@fedprofile/protocol/dp";
-import type { DpRoundRequest } from "@fedprofile/protocol/wire";
+import type { DpRoundRequest, LedgerPublicKey, PrivacyBudgetStatus } from "@fedprofile/protocol/wire";
 import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { AdaptiveClippingOptions, updateClip } from "../dp/adaptive-clipping";
@@ -23,7 +23,7 @@ import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger";
 import type { LedgerEntry, LedgerSampling } from "../ledger/schema";
 import { LedgerConflictError } from "../ledger/store";
 import type { AuditLedgerStore, Clock, PrivacyBudget, PrivacyBudgetStore } from "../ports";
-import type { LedgerPublicKey, PrivacyBudgetRequest, PrivacyBudgetStatus } from "../wire/privacy";
+import type { PrivacyBudgetRequest } from "../wire/privacy";
 
 /** What the coordinator's cohort selection allows the accountant to claim. */
 const SELF_SELECTED: LedgerSampling = { uniform: false, rate: 1 };

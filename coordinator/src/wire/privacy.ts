@@ -1,12 +1,10 @@
 import * as wire from "@fedprofile/protocol/wire";
 import * as z from "zod";
-import { LedgerPage } from "../ledger/schema";
 import { toClassic } from "./classic";
 
 // The protocol's schemas, seen as classic zod so these classic objects stay documentable.
 const WireVersion = toClassic(wire.WireVersion);
 const ModelId = toClassic(wire.ModelId);
-const EpochMillis = toClassic(wire.EpochMillis);
 
 /**
  * Operator request (secret key) setting a model's privacy budget: the epsilon cap and the delta
@@ -27,34 +25,6 @@ export const PrivacyBudgetRequest = z
   });
 export type PrivacyBudgetRequest = z.infer<typeof PrivacyBudgetRequest>;
 
-/** A model's budget position, as the ledger's head states it. */
-export const PrivacyBudgetStatus = z.object({
-  v: WireVersion,
-  modelId: ModelId,
-  epsilonCap: z.number().positive(),
-  delta: z.number().gt(0).lt(1),
-  population: z.number().int().positive().nullable(),
-  /** Cumulative epsilon spent at `delta`, from the accountant state in the ledger head. */
-  epsilonSpent: z.number().nonnegative(),
-  remaining: z.number(),
-  /** Ledger entries of this model's chain. */
-  entries: z.number().int().nonnegative(),
-  headHash: z.string().nullable(),
-  updatedAt: EpochMillis,
-});
-export type PrivacyBudgetStatus = z.infer<typeof PrivacyBudgetStatus>;
-
-/** The coordinator's ledger-signing public key (auditors pin it). */
-export const LedgerPublicKey = z.object({
-  v: WireVersion,
-  algorithm: z.literal("Ed25519"),
-  /** 32 bytes, lower-case hex. */
-  publicKey: z.string().regex(/^[0-9a-f]{64}$/),
-  /** First 16 hex digits of SHA-256(publicKey), as recorded in every entry. */
-  keyId: z.string().regex(/^[0-9a-f]{16}$/),
-});
-export type LedgerPublicKey = z.infer<typeof LedgerPublicKey>;
-
 /** Query of the auditor's ledger pages: every model of the tenant, or one. */
 export const LedgerQuery = z.object({
   model: ModelId.optional(),
@@ -67,8 +37,8 @@ export const LedgerQuery = z.object({
 export type LedgerQuery = z.infer<typeof LedgerQuery>;
 
 /**
- * One page of raw ledger rows, in (model, seq) order; `nextCursor` continues it. The ledger
- * package's `LedgerPage`, which the CLI and the dashboard parse it with: one schema, not two.
+ * One page of raw ledger rows (the protocol's `LedgerPage`, under the name the routes use). The
+ * budget and public-key answers are the protocol's `PrivacyBudgetStatus` and `LedgerPublicKey`.
  */
-export const LedgerRowsPage = LedgerPage;
-export type LedgerRowsPage = LedgerPage;
+export const LedgerRowsPage = wire.LedgerPage;
+export type LedgerRowsPage = wire.LedgerPage;
