@@ -113,7 +113,7 @@ async function runRound(keys: Keys, modelId: string, dp: DpRoundRequest) {
         endpoint: BASE,
         apiKey: keys.publishable,
         fetch: workerFetch,
-        retry: { attempts: 3, baseDelayMs: 20 },
+        retry: { windowMs: 2_000, baseDelayMs: 20 },
       });
       const { round } = await client.checkin(modelId);
       if (round?.roundId !== status.roundId)

@@ -27,7 +27,7 @@ function device(key: string, hooks: { onSend?: (stage: string) => void } = {}): 
     endpoint: BASE,
     apiKey: key,
     fetch: workerFetch,
-    retry: { attempts: 3, baseDelayMs: 20 },
+    retry: { windowMs: 2_000, baseDelayMs: 20 },
   });
   return {
     ...client,
@@ -142,7 +142,7 @@ describe("SecAgg+ through the Worker, Durable Objects and D1 (workerd)", () => {
           ...base,
           secaggMessage: async (r, s, p, frame) => {
             // Frame byte 5 is the stage (coordinator/src/wire/secagg.ts): never deliver dropStage.
-            if (STAGES[frame[5] ?? 0] === dropStage) {
+            if (frame instanceof Uint8Array && STAGES[frame[5] ?? 0] === dropStage) {
               quitterStopped = true;
               throw new Error(`device killed before sending ${dropStage}`);
             }

@@ -41,7 +41,7 @@ import { profileVector } from "./features/vector";
 import { assignSegment, type SegmentAssignment } from "./models/segment";
 import { createStoreManager } from "./store/store-manager";
 import { type CachedModel, DEFAULT_RETENTION } from "./store/types";
-import type { CoordinatorClient } from "./sync/coordinator-client";
+import type { CoordinatorClient, RetryOptions } from "./sync/coordinator-client";
 import type { RoundOutcome } from "./sync/plain-round";
 import {
   BAD_INPUT,
@@ -67,6 +67,14 @@ export interface ProfilerOptions {
   /** IndexedDB database name (default `fedprofile`). */
   dbName?: string;
   fetch?: typeof fetch;
+  /**
+   * How `sync()` and `pullModel()` retry a call that got no answer, a 429 or a 5xx (default
+   * `SYNC_RETRY`: full-jitter backoff for 90 s, so a coordinator restart does not fail a sync).
+   * `{ windowMs: 0 }` turns retries off.
+   */
+  syncRetry?: RetryOptions;
+  /** Per-request timeout of `sync()` and `pullModel()` in ms (default 30,000). */
+  syncTimeoutMs?: number;
   /** Clock, epoch ms (injectable for tests and replays). */
   now?: () => number;
   /** Randomness for the tab id (default `crypto.getRandomValues`). */
@@ -149,8 +157,11 @@ export interface Profile {
 }
 
 /**
- * What `sync()` did. `no-consent`: sync consent is missing, nothing was sent. `synced`: what
- * `sync()` without a model id did for each declared model with an open round.
+ * What `sync()` did; it rejects only on a bug (a refused request other than these, an answer the
+ * wire schemas reject). `no-consent`: sync consent is missing, nothing was sent. `round-full`,
+ * `unreachable` (after `syncRetry`'s window) and `refused-by-policy` come from the round or, for
+ * `unreachable` and `refused-by-policy`, from `sync()` as a whole. `synced`: what `sync()` without
+ * a model id did for each declared model with an open round.
  */
 export type SyncOutcome =
   | RoundOutcome
@@ -425,6 +436,8 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       endpoint: options.endpoint,
       apiKey: options.apiKey,
       ...(options.fetch ? { fetch: options.fetch } : {}),
+      ...(options.syncRetry ? { retry: options.syncRetry } : {}),
+      ...(options.syncTimeoutMs ? { timeoutMs: options.syncTimeoutMs } : {}),
     });
     return client;
   }
@@ -604,7 +617,17 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       try {
         const api = await coordinator();
         if (modelId !== undefined) return await participate(api, modelId);
-        const { tasks } = await api.tasks();
+        const listed = await api.tasks().catch(async (error: unknown) => {
+          const { failureOutcome } = await import("./sync/plain-round");
+          const outcome = failureOutcome(error);
+          if (!outcome) throw error;
+          return outcome;
+        });
+        if (!("tasks" in listed)) {
+          emit({ type: "sync", modelId: "*", outcome: listed });
+          return listed;
+        }
+        const { tasks } = listed;
         const outcomes: Array<{ modelId: string; outcome: RoundOutcome }> = [];
         for (const task of tasks) {
           if (task.round)
@@ -619,6 +642,12 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
         }
         return { status: "synced", outcomes };
       } catch (error) {
+        // The device's own policy refused before anything was sent (`PolicyRefusedError`).
+        if (error instanceof FedprofileError && error.code === "refused_by_policy") {
+          const outcome: SyncOutcome = { status: "refused-by-policy", roundId: null, reason: error.message };
+          emit({ type: "sync", modelId: modelId ?? "*", outcome });
+          return outcome;
+        }
         emit({ type: "error", error: toError(error) });
         throw error;
       }

@@ -5,13 +5,14 @@
 export {
   type CoordinatorClient,
   type CoordinatorClientOptions,
+  CoordinatorError,
   createCoordinatorClient,
   type RetryOptions,
   SDK_VERSION,
-  SyncError,
+  SYNC_RETRY,
 } from "./coordinator-client";
 export { contributeKMeans } from "./model-tasks";
-export { participateInPlainRound, type RoundOutcome } from "./plain-round";
+export { participateInRound, type RoundOutcome } from "./plain-round";
 export {
   createMemorySessionStore,
   participateInSecAggRound,

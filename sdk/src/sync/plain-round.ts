@@ -6,7 +6,7 @@
 
 import type { RoundInfo } from "@fedprofile/protocol/wire";
 import { encodeFloat64Vector } from "@fedprofile/protocol/wire";
-import { type CoordinatorClient, SyncError } from "./coordinator-client";
+import { type CoordinatorClient, CoordinatorError } from "./coordinator-client";
 import type { SecAggSessionStore } from "./secagg-round";
 
 export type RoundOutcome =
@@ -16,7 +16,28 @@ export type RoundOutcome =
   /** SecAgg: the round (or this device's shard) fell below its threshold; nothing was revealed. */
   | { status: "aborted"; roundId: string; code: string; reason: string }
   /** SecAgg: this device missed a stage deadline and was left out (or recovered) by the others. */
-  | { status: "dropped"; roundId: string; reason: string };
+  | { status: "dropped"; roundId: string; reason: string }
+  /** The round (or every shard with room) already has all the participants it can count. */
+  | { status: "round-full"; roundId: string; reason: string }
+  /** No answer (or only 429/5xx) from the coordinator for the whole retry window. */
+  | { status: "unreachable"; reason: string }
+  /** The device's privacy policy refused the round before anything was sent (`refused_by_policy`). */
+  | { status: "refused-by-policy"; roundId: string | null; reason: string };
+
+/**
+ * The outcome a failure stands for, or `null` for a failure that is a bug to report (a 4xx other
+ * than a full round, an answer the wire schemas reject). Errors are read by `code`, not class:
+ * the policy error is the SDK core's, which the lazily loaded sync code does not share.
+ */
+export function failureOutcome(error: unknown, roundId: string | null = null): RoundOutcome | null {
+  if (!(error instanceof Error) || !("code" in error)) return null;
+  if (error.code === "refused_by_policy")
+    return { status: "refused-by-policy", roundId, reason: error.message };
+  if (!(error instanceof CoordinatorError)) return null;
+  if (error.code === "round_full" && roundId !== null)
+    return { status: "round-full", roundId, reason: error.message };
+  return error.retryable ? { status: "unreachable", reason: error.message } : null;
+}
 
 export interface ParticipationOptions {
   /** Lets the caller enforce one contribution per device per round across reloads. */
@@ -40,11 +61,26 @@ export async function participateInRound(
   options: ParticipationOptions = {},
 ): Promise<RoundOutcome> {
   let round = options.round ?? null;
-  if (!round) {
-    const checkin = await client.checkin(modelId);
-    if (!checkin.round) return { status: "no-round", latestModelVersion: checkin.latestModelVersion };
-    round = checkin.round;
+  try {
+    if (!round) {
+      const checkin = await client.checkin(modelId);
+      if (!checkin.round) return { status: "no-round", latestModelVersion: checkin.latestModelVersion };
+      round = checkin.round;
+    }
+    return await participateIn(client, round, vectorFor, options);
+  } catch (error) {
+    const outcome = failureOutcome(error, round?.roundId ?? null);
+    if (outcome) return outcome;
+    throw error;
   }
+}
+
+async function participateIn(
+  client: CoordinatorClient,
+  round: RoundInfo,
+  vectorFor: VectorFor,
+  options: ParticipationOptions,
+): Promise<RoundOutcome> {
   // A SecAgg session in progress (e.g. before a reload) is resumed even though it contributed.
   const sessions = options.sessions;
   const resuming =
@@ -68,24 +104,6 @@ export async function participateInRound(
       : outcome;
   }
   return contributeToPlainRound(client, round.roundId, (dimension) => vectorFor(dimension, round));
-}
-
-/**
- * Takes part in the open round of `modelId`, if any. `alreadyContributed(roundId)` lets the
- * caller enforce one contribution per device per round across reloads.
- */
-export async function participateInPlainRound(
-  client: CoordinatorClient,
-  modelId: string,
-  vectorFor: (dimension: number) => Promise<Float64Array> | Float64Array,
-  alreadyContributed: (roundId: string) => Promise<boolean> | boolean = () => false,
-): Promise<RoundOutcome> {
-  const checkin = await client.checkin(modelId);
-  const round = checkin.round;
-  if (!round) return { status: "no-round", latestModelVersion: checkin.latestModelVersion };
-  if (await alreadyContributed(round.roundId))
-    return { status: "already-contributed", roundId: round.roundId };
-  return contributeToPlainRound(client, round.roundId, vectorFor);
 }
 
 /** Joins plain-sum round `roundId` and contributes this device's vector once. */
@@ -115,7 +133,7 @@ export async function contributeToPlainRound(
     };
   } catch (error) {
     // A retry after a lost response finds our own contribution already counted: that is success.
-    if (!(error instanceof SyncError && error.code === "duplicate_contribution")) throw error;
+    if (!(error instanceof CoordinatorError && error.code === "duplicate_contribution")) throw error;
     const status = await client.roundStatus(round.roundId);
     return {
       status: "contributed",

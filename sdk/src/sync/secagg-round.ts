@@ -7,7 +7,7 @@
  */
 
 import type { RandomBytes } from "@fedprofile/protocol/bytes";
-import { encodeFixedPoint, ProtocolError, type Stage } from "@fedprofile/protocol/secagg";
+import { ERROR_CODES, encodeFixedPoint, ProtocolError, type Stage } from "@fedprofile/protocol/secagg";
 import type { RoundInfo } from "@fedprofile/protocol/wire";
 import { encodeClientFrame } from "@fedprofile/protocol/wire";
 import { prepareDpContribution } from "../dp/client";
@@ -21,7 +21,7 @@ import {
   shareKeys,
   unmask,
 } from "../secagg/client";
-import { type CoordinatorClient, SyncError } from "./coordinator-client";
+import { type CoordinatorClient, CoordinatorError } from "./coordinator-client";
 
 /** What a device keeps between stages (and across reloads) for one round. */
 export interface SecAggSession {
@@ -99,7 +99,7 @@ export async function participateInSecAggRound(
   let session = await sessions.load(round.roundId);
   if (!session) {
     const joined = await client.join(round.roundId);
-    if (!joined.secagg) throw new SyncError("bad_response", "join did not assign a SecAgg shard", 200);
+    if (!joined.secagg) throw new CoordinatorError("bad_response", "join did not assign a SecAgg shard", 200);
     session = {
       roundId: round.roundId,
       shard: joined.secagg.shard,
@@ -117,7 +117,7 @@ export async function participateInSecAggRound(
       view = await client.secaggView(round.roundId, session.shard, session.participant);
     } catch (error) {
       // The server no longer lists this device in the stage (it missed a deadline): dropped.
-      if (error instanceof SyncError && error.status >= 400 && error.status < 500) {
+      if (error instanceof CoordinatorError && error.status >= 400 && error.status < 500) {
         await sessions.remove(round.roundId);
         return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
       }
@@ -172,7 +172,13 @@ export async function participateInSecAggRound(
       );
     } catch (error) {
       // An earlier attempt of this very message got through: that is success.
-      if (!(error instanceof SyncError && error.code === "secagg_duplicate")) throw error;
+      if (error instanceof CoordinatorError && error.code === "secagg_duplicate") continue;
+      // The stage closed before the message arrived (a slow link): the others go on without it.
+      if (error instanceof CoordinatorError && error.code === ERROR_CODES.staleStage) {
+        await sessions.remove(round.roundId);
+        return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
+      }
+      throw error;
     }
   }
   return { status: "dropped", roundId: round.roundId, reason: "the round did not finish in time" };
@@ -188,7 +194,11 @@ function encodeInput(round: RoundInfo, vector: Float64Array, randomBytes?: Rando
   }
   const encoding = round.secagg?.encoding;
   if (!encoding)
-    throw new SyncError("bad_response", "the round has neither a DP configuration nor an encoding", 200);
+    throw new CoordinatorError(
+      "bad_response",
+      "the round has neither a DP configuration nor an encoding",
+      200,
+    );
   return encodeFixedPoint(vector, encoding, randomBytes);
 }
 
