@@ -21,15 +21,13 @@ import { parseArgs } from "node:util";
 import { localStddev } from "@fedprofile/coordinator/dp";
 import { LedgerEntry } from "@fedprofile/coordinator/ledger";
 import { seededUniform } from "@fedprofile/coordinator/models";
+import { decodeFloat64Vector } from "@fedprofile/coordinator/wire";
 import {
-  decodeFloat64Vector,
-  LedgerPublicKey,
-  LedgerRowsPage,
-  ModelStatus,
-  ModelVersion,
-  PrivacyBudgetStatus,
-  RoundStatus,
-} from "@fedprofile/coordinator/wire";
+  CoordinatorError,
+  createAuditorClient,
+  createOperatorClient,
+  type OperatorClient,
+} from "@fedprofile/protocol/client";
 import { createProfiler, type Profiler } from "@fedprofile/sdk";
 import {
   applyLocalMigrations,
@@ -199,27 +197,19 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     `compliance:  ${examples.url}/compliance/ (verifies the ledger in the browser; paste the auditor key)`,
   );
 
-  const operator = (method: string, path: string, body?: unknown) =>
-    fetch(`${coordinator.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  const auditor = async (path: string) =>
-    (
-      await fetch(`${coordinator.url}${path}`, { headers: { authorization: `Bearer ${keys.auditor}` } })
-    ).json();
+  const operator = createOperatorClient({ endpoint: coordinator.url, apiKey: keys.secret });
+  const auditor = createAuditorClient({ endpoint: coordinator.url, apiKey: keys.auditor });
   // The SDK's walking-skeleton model: every device contributes [1, events].
   const modelId = "activity";
   const noiseShares = Math.max(3, deviceCount - 2);
   const roundRequest = (rounds = roundCount) => ({
-    v: 1,
+    v: 1 as const,
     modelId,
     dimension: 2,
     minContributions: 3,
     maxContributions: deviceCount,
     deadlineSeconds: 120,
-    aggregation: "secagg",
+    aggregation: "secagg" as const,
     secagg: { ...(mechanism ? {} : { encoding: ENCODING }), minShardSize: 3, k: 4, t: 3, stageSeconds: 5 },
     ...(mechanism
       ? {
@@ -264,6 +254,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         storage: "memory",
         currency: "GBP",
         fetch: deviceFetch(i),
+        // A device that lost its connection gives up after 5 s (default 90 s) so the demo moves on.
+        syncRetry: { windowMs: 5_000 },
       }),
     );
     const randoms = nodeDevices.map((_, i) => seededUniform(1000 + i));
@@ -283,13 +275,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     if (mechanism) {
       step(`Setting ${modelId}'s privacy budget (operator, secret key)`);
       const cap = DP_TARGET_EPSILON * 1.05;
-      const set = await operator("PUT", `/v1/privacy/budgets/${modelId}`, {
-        v: 1,
-        epsilonCap: cap,
-        population: POPULATION,
-      });
-      if (set.status !== 200) throw new Error(`could not set the budget: ${await set.text()}`);
-      const budget = PrivacyBudgetStatus.parse(await set.json());
+      const budget = await operator.setBudget(modelId, { v: 1, epsilonCap: cap, population: POPULATION });
       info(
         `epsilon cap ${cap}, delta ${budget.delta.toExponential(2)} (1/population^1.1, population ${POPULATION}); ` +
           `${roundCount} round(s) calibrated to epsilon ${DP_TARGET_EPSILON} in all, for ${noiseShares} noise shares per sum`,
@@ -308,9 +294,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       const dropout = round === roundCount && roundCount > 1 ? nodeDevices.length - 1 : -1;
       offline.clear();
       if (dropout >= 0) offline.add(dropout);
-      const open = await operator("POST", "/v1/rounds", roundRequest());
-      if (open.status !== 201) throw new Error(`could not open a round: ${await open.text()}`);
-      const opened = RoundStatus.parse(await open.json());
+      const opened = await operator.openRound(roundRequest());
       info(
         `opened ${opened.roundId}: SecAgg+ over ${deviceCount} devices, k=4 neighbours, threshold t=3, ${opened.secagg?.stageSeconds} s per stage`,
       );
@@ -355,24 +339,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         ),
       ]);
 
-      await waitFor(async () => {
-        const status = (await (
-          await fetch(`${coordinator.url}/v1/rounds/${opened.roundId}`, {
-            headers: { authorization: `Bearer ${keys.secret}` },
-          })
-        ).json()) as { stage: string };
-        return status.stage !== "collecting";
-      }, 60_000);
-      const latest = await fetch(`${coordinator.url}/v1/models/${modelId}/latest`, {
-        headers: { authorization: `Bearer ${keys.secret}` },
-      });
-      const model = (await latest.json()) as {
-        version: number;
-        weights: string;
-        contributions: number;
-        roundId: string;
-      };
-      if (model.roundId !== opened.roundId) throw new Error(`round ${opened.roundId} published nothing`);
+      await waitFor(async () => (await operator.roundStatus(opened.roundId)).stage !== "collecting", 60_000);
+      const model = await operator.latestModel(modelId);
+      if (model?.roundId !== opened.roundId) throw new Error(`round ${opened.roundId} published nothing`);
       const [devicesSeen = 0, eventsSeen = 0] = Array.from(decodeFloat64Vector(model.weights, 2));
       const expectedDevices = contributed.length;
       const expectedEvents = contributed.reduce(
@@ -397,7 +366,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       );
       if (!ok) exitCode = 1;
       if (dp) {
-        const page = LedgerRowsPage.parse(await auditor(`/v1/audit/ledger?model=${modelId}&limit=500`));
+        const page = await auditor.ledgerPage({ model: modelId, limit: 500 });
         const entry = LedgerEntry.parse(
           page.entries.find((e) => LedgerEntry.safeParse(e).data?.roundId === opened.roundId),
         );
@@ -410,12 +379,14 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
 
     if (mechanism) {
       step(`One more round, calibrated to epsilon ${DP_TARGET_EPSILON} on its own: past the cap`);
-      const refused = await operator("POST", "/v1/rounds", roundRequest(1));
-      const text = await refused.text();
-      if (refused.status === 409 && text.includes("privacy_budget_exceeded")) {
-        info(`refused before any device joined (HTTP 409): ${JSON.parse(text).error.message}`);
+      const refused = await operator.openRound(roundRequest(1)).then(
+        (round) => new Error(`round ${round.roundId} opened`),
+        (error: unknown) => error,
+      );
+      if (refused instanceof CoordinatorError && refused.code === "privacy_budget_exceeded") {
+        info(`refused before any device joined (HTTP ${refused.status}): ${refused.message}`);
       } else {
-        info(`expected a 409 privacy_budget_exceeded, got HTTP ${refused.status}: ${text}`);
+        info(`expected a 409 privacy_budget_exceeded, got: ${String(refused)}`);
         exitCode = 1;
       }
 
@@ -431,8 +402,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       });
 
       step("Audit: `fedprofile audit verify` against the coordinator, as a compliance team would");
-      const key = LedgerPublicKey.parse(await auditor("/v1/audit/public-key"));
-      const budget = PrivacyBudgetStatus.parse(await auditor(`/v1/privacy/budgets/${modelId}`));
+      const key = await auditor.publicKey();
+      const budget = await auditor.budget(modelId);
       info(
         `coordinator key ${key.keyId} (Ed25519); budget: epsilon ${budget.epsilonSpent.toFixed(3)} spent, ${budget.remaining.toFixed(3)} left`,
       );
@@ -483,7 +454,7 @@ const SEGMENTS_EPSILON = 30;
  */
 async function trainSegments(context: {
   coordinatorUrl: string;
-  operator: (method: string, path: string, body?: unknown) => Promise<Response>;
+  operator: OperatorClient;
   devices: Profiler[];
   browser: Awaited<ReturnType<typeof openBrowserDevice>> | null;
   deviceCount: number;
@@ -508,8 +479,8 @@ async function trainSegments(context: {
 
   step("Segments: declaring the k-means model (operator, secret key); its trainer takes it from here");
   const declaration = {
-    v: 1,
-    kind: "kmeans",
+    v: 1 as const,
+    kind: "kmeans" as const,
     spec: { k: 3, init: { gridBins: 3, histogramBins: 16 } },
     dp: { targetEpsilon: SEGMENTS_EPSILON, population: POPULATION },
     cohort: {
@@ -520,12 +491,11 @@ async function trainSegments(context: {
     },
     schedule: { stageSeconds: 5, maxRounds: 2, cadenceSeconds: 0, untilConverged: false },
   };
-  const put = await operator("PUT", "/v1/models/segments", declaration);
-  if (put.status !== 200) throw new Error(`could not declare the model: ${await put.text()}`);
+  await operator.declareModel("segments", declaration);
   info(
     `k = 3 over the 9-field profile vector; DP initialisation + 2 Lloyd rounds, ε ${SEGMENTS_EPSILON} for the whole training (distributed discrete Gaussian)`,
   );
-  const status = async () => ModelStatus.parse(await (await operator("GET", "/v1/models/segments")).json());
+  const status = () => operator.modelStatus("segments");
   const deadline = Date.now() + 300_000;
   let shown = 0;
   for (;;) {
@@ -533,7 +503,8 @@ async function trainSegments(context: {
     const now = await status();
     if ((now.latestVersion ?? 0) > shown) {
       shown = now.latestVersion ?? 0;
-      const latest = ModelVersion.parse(await (await operator("GET", "/v1/models/segments/latest")).json());
+      const latest = await operator.latestModel("segments");
+      if (!latest) throw new Error(`segments v${shown} is listed but not served`);
       info(
         `published segments v${latest.version} (${latest.params?.phase}, iteration ${latest.params?.iteration}):`,
       );

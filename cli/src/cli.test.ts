@@ -11,10 +11,14 @@ import {
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { describe, expect, it } from "vitest";
 import type { AccountantJson } from "./accountant-command.ts";
-import type { CliIo, FetchLike } from "./io.ts";
+import type { CliIo } from "./io.ts";
 import { main } from "./main.ts";
 
-function memoryIo(files: Record<string, string> = {}, fetch?: FetchLike, env: Record<string, string> = {}) {
+function memoryIo(
+  files: Record<string, string> = {},
+  fetch?: typeof globalThis.fetch,
+  env: Record<string, string> = {},
+) {
   const out: string[] = [];
   const err: string[] = [];
   const io: CliIo = {
@@ -246,24 +250,21 @@ describe("fedprofile audit", () => {
   it("verify pages through the auditor API with the bearer key", async () => {
     const entries = await ledgerEntries();
     const seen: string[] = [];
-    const fetch: FetchLike = async (url, init) => {
+    const fetch: typeof globalThis.fetch = async (input, init) => {
+      const url = String(input);
       seen.push(url);
-      expect(init.headers["authorization"]).toBe("Bearer aud_secret");
+      expect(new Headers(init?.headers).get("authorization")).toBe("Bearer fp_aud_t1.secret");
       const u = new URL(url);
       if (u.pathname === "/v1/audit/public-key")
-        return { ok: true, status: 200, text: async () => JSON.stringify({ v: 1, publicKey: PK }) };
+        return Response.json({ v: 1, algorithm: "Ed25519", publicKey: PK, keyId: "0".repeat(16) });
       const cursor = Number(u.searchParams.get("cursor") || 0);
       const limit = Number(u.searchParams.get("limit"));
       const page = entries.slice(cursor, cursor + 3);
       const next = cursor + 3 < entries.length ? String(cursor + 3) : null;
       expect(limit).toBe(200);
-      return {
-        ok: true,
-        status: 200,
-        text: async () => JSON.stringify({ v: 1, entries: page, nextCursor: next }),
-      };
+      return Response.json({ v: 1, entries: page, nextCursor: next });
     };
-    const m = memoryIo({}, fetch, { FEDPROFILE_AUDITOR_KEY: "aud_secret" });
+    const m = memoryIo({}, fetch, { FEDPROFILE_AUDITOR_KEY: "fp_aud_t1.secret" });
     expect(await main(["audit", "verify", "--url", "http://127.0.0.1:8787/", "--json"], m.io)).toBe(0);
     const j = JSON.parse(m.out());
     expect(j.ok).toBe(true);
@@ -336,7 +337,7 @@ describe("fedprofile: help, arguments and errors", () => {
     let m = memoryIo({}, undefined, { FEDPROFILE_AUDITOR_KEY: "fp_aud_t1.x" });
     expect(await main(["audit", "verify", "--url", "127.0.0.1:8787"], m.io)).toBe(2);
     expect(m.err()).toContain("give the scheme too, e.g. http://127.0.0.1:8787");
-    const refused: FetchLike = async () => {
+    const refused: typeof globalThis.fetch = async () => {
       throw new TypeError("fetch failed", { cause: new Error("connect ECONNREFUSED 127.0.0.1:9") });
     };
     m = memoryIo({}, refused, { FEDPROFILE_AUDITOR_KEY: "fp_aud_t1.x" });

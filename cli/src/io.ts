@@ -3,19 +3,6 @@
  * (`node-entry.ts`) supplies real files, stdout and `fetch`; tests supply memory.
  */
 
-/** The subset of a fetch `Response` the CLI reads. */
-export interface FetchResponseLike {
-  readonly ok: boolean;
-  readonly status: number;
-  text(): Promise<string>;
-}
-
-/** A `fetch` with the subset of options the CLI uses. */
-export type FetchLike = (
-  url: string,
-  init: { headers: Record<string, string> },
-) => Promise<FetchResponseLike>;
-
 /** Everything a command may do to the outside world. */
 export interface CliIo {
   /** Writes to standard output. */
@@ -26,8 +13,8 @@ export interface CliIo {
   readFile(path: string): Promise<string>;
   /** Writes a UTF-8 text file. */
   writeFile(path: string, text: string): Promise<void>;
-  /** HTTP client for the auditor API. */
-  fetch: FetchLike;
+  /** The `fetch` the auditor client uses. */
+  fetch: typeof fetch;
   /** Environment variables (e.g. FEDPROFILE_AUDITOR_KEY). */
   readonly env: Readonly<Record<string, string | undefined>>;
 }

@@ -4,9 +4,9 @@
  * plain array of entries). Rows are returned raw, so the verifier can name a malformed one.
  */
 
-import { LedgerPage } from "@fedprofile/coordinator/ledger";
+import { CoordinatorError, createAuditorClient } from "@fedprofile/protocol/client";
 import * as z from "zod";
-import { CliUsageError, type FetchLike } from "./io.ts";
+import { CliUsageError } from "./io.ts";
 
 /** A source of raw ledger rows. */
 export interface LedgerSource {
@@ -18,32 +18,9 @@ export interface LedgerSource {
   advertisedPublicKey(): Promise<string | null>;
 }
 
-const PublicKeyDoc = z.object({ v: z.literal(1), publicKey: z.string() }).loose();
 const ExportDoc = z
   .object({ v: z.literal(1), publicKey: z.string().optional(), entries: z.array(z.unknown()) })
   .loose();
-
-async function getJson(fetch: FetchLike, url: string, headers: Record<string, string>): Promise<unknown> {
-  let res: Awaited<ReturnType<FetchLike>>;
-  try {
-    res = await fetch(url, { headers });
-  } catch (err) {
-    // fetch only says "fetch failed"; the cause says why (ECONNREFUSED, ENOTFOUND, ...).
-    const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : "";
-    throw new Error(
-      `cannot reach ${new URL(url).origin}${cause}; is the coordinator running there? Pass its address with --url`,
-    );
-  }
-  const text = await res.text();
-  if (!res.ok) {
-    throw new Error(`GET ${url} failed with HTTP ${res.status}: ${text.slice(0, 200)}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Error(`GET ${url} did not return JSON`, { cause: err });
-  }
-}
 
 /** Options of {@link httpLedgerSource}. */
 export interface HttpSourceOptions {
@@ -55,35 +32,42 @@ export interface HttpSourceOptions {
   readonly model?: string;
   /** Page size (default 200). */
   readonly limit?: number;
-  readonly fetch: FetchLike;
+  readonly fetch?: typeof fetch;
 }
 
-/** Reads every page of `GET /v1/audit/ledger` following `nextCursor`. */
+/** A client failure as the CLI says it: an unreachable coordinator suggests `--url`. */
+function explained(error: unknown): unknown {
+  if (!(error instanceof CoordinatorError)) return error;
+  if (error.code === "unreachable")
+    return new Error(`${error.message}; is the coordinator running there? Pass its address with --url`);
+  return new Error(`the auditor API refused: ${error.message} (HTTP ${error.status}, ${error.code})`, {
+    cause: error,
+  });
+}
+
+/** Reads every page of `GET /v1/audit/ledger` through the typed auditor client. */
 export function httpLedgerSource(o: HttpSourceOptions): LedgerSource {
-  const base = o.baseUrl.replace(/\/+$/, "");
-  const headers = { authorization: `Bearer ${o.auditorKey}`, accept: "application/json" };
+  let client: ReturnType<typeof createAuditorClient>;
+  try {
+    client = createAuditorClient({
+      endpoint: o.baseUrl,
+      apiKey: o.auditorKey,
+      ...(o.fetch ? { fetch: o.fetch } : {}),
+    });
+  } catch (error) {
+    throw new CliUsageError(error instanceof Error ? error.message : String(error));
+  }
   return {
-    label: `${base}/v1/audit/ledger`,
+    label: `${client.endpoint}/v1/audit/ledger`,
     async rows(onProgress) {
-      const out: unknown[] = [];
-      let cursor = "";
-      for (let page = 0; page < 1_000_000; page++) {
-        let query = `cursor=${encodeURIComponent(cursor)}&limit=${o.limit ?? 200}`;
-        if (o.model) query += `&model=${encodeURIComponent(o.model)}`;
-        const doc = LedgerPage.safeParse(await getJson(o.fetch, `${base}/v1/audit/ledger?${query}`, headers));
-        if (!doc.success)
-          throw new Error(`the auditor API returned an unexpected page: ${doc.error.issues[0]?.message}`);
-        out.push(...doc.data.entries);
-        onProgress?.(out.length);
-        if (!doc.data.nextCursor) return out;
-        if (doc.data.nextCursor === cursor) throw new Error("the auditor API returned the same cursor twice");
-        cursor = doc.data.nextCursor;
-      }
-      throw new Error("too many pages");
+      const request = { limit: o.limit ?? 200, ...(o.model ? { model: o.model } : {}) };
+      const { rows } = await client
+        .ledger(request, { onPage: (n) => onProgress?.(n) })
+        .catch((error: unknown) => Promise.reject(explained(error)));
+      return rows;
     },
     async advertisedPublicKey() {
-      const doc = PublicKeyDoc.safeParse(await getJson(o.fetch, `${base}/v1/audit/public-key`, headers));
-      return doc.success ? doc.data.publicKey : null;
+      return (await client.publicKey().catch((error: unknown) => Promise.reject(explained(error)))).publicKey;
     },
   };
 }

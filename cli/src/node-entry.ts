@@ -12,10 +12,7 @@ const io: CliIo = {
   stderr: (text) => void process.stderr.write(text),
   readFile: (path) => readFile(path, "utf8"),
   writeFile: (path, text) => writeFile(path, text, "utf8"),
-  fetch: async (url, init) => {
-    const res = await fetch(url, init);
-    return { ok: res.ok, status: res.status, text: () => res.text() };
-  },
+  fetch: (input, init) => fetch(input, init),
   env: process.env,
 };
 

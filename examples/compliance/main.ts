@@ -20,11 +20,9 @@ import {
   splitChains,
   verifyLedgerFast,
 } from "@fedprofile/coordinator/ledger";
-import { LedgerPublicKey, LedgerRowsPage, PrivacyBudgetStatus } from "@fedprofile/coordinator/wire";
+import { type AuditorClient, createAuditorClient } from "@fedprofile/protocol/client";
 import * as z from "zod";
 
-/** The coordinator's error body (`{"error":{"code","message"}}`). */
-const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 /** The examples server's `config.json`: only the coordinator URL is used here. */
 const ServedConfig = z.object({ endpoint: z.string() });
 
@@ -153,84 +151,22 @@ function setStatus(text: string) {
 // ---------------------------------------------------------------------------------------------
 // The auditor API.
 
-function normalizeEndpoint(text: string): string {
-  let url: URL;
-  try {
-    url = new URL(text.trim());
-  } catch {
-    throw new Error(`not a URL: ${text}`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("the URL must be http(s)");
-  if (url.username || url.password || url.search || url.hash)
-    throw new Error("give the coordinator's base URL only (no credentials, query or fragment)");
-  return url.href.replace(/\/+$/, "");
-}
-
-async function getJson(endpoint: string, path: string, auditorKey: string): Promise<unknown> {
-  let response: Response;
-  try {
-    response = await fetch(`${endpoint}${path}`, {
-      headers: { authorization: `Bearer ${auditorKey}`, accept: "application/json" },
-      credentials: "omit",
-      cache: "no-store",
-      referrerPolicy: "no-referrer",
-    });
-  } catch (error) {
-    throw new Error(
-      `GET ${path}: the coordinator did not answer (${error instanceof Error ? error.message : String(error)})`,
-    );
-  }
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new Error(`GET ${path}: HTTP ${response.status}, not JSON`);
-  }
-  if (!response.ok) {
-    const error = ErrorBody.safeParse(body);
-    const detail = error.success
-      ? ` (${error.data.error.code}: ${error.data.error.message.slice(0, 200)})`
-      : "";
-    throw new Error(`GET ${path}: HTTP ${response.status}${detail}`);
-  }
-  return body;
-}
-
-/** Every row of `GET /v1/audit/ledger`, following `nextCursor` (as `fedprofile audit verify` does). */
-async function fetchLedger(
-  endpoint: string,
-  auditorKey: string,
-  pageSize: number,
-): Promise<{ rows: unknown[]; pages: number }> {
-  const rows: unknown[] = [];
-  let cursor = "";
-  for (let page = 1; page <= MAX_PAGES; page++) {
-    const path = `/v1/audit/ledger?cursor=${encodeURIComponent(cursor)}&limit=${pageSize}`;
-    const doc = LedgerRowsPage.safeParse(await getJson(endpoint, path, auditorKey));
-    if (!doc.success)
-      throw new Error(`the auditor API returned an unexpected page: ${doc.error.issues[0]?.message}`);
-    rows.push(...doc.data.entries);
-    setStatus(`fetched ${rows.length} entries…`);
-    if (!doc.data.nextCursor) return { rows, pages: page };
-    if (doc.data.nextCursor === cursor) throw new Error("the auditor API returned the same cursor twice");
-    cursor = doc.data.nextCursor;
-  }
-  throw new Error("too many ledger pages");
+/** The typed auditor client; the key leaves the page only as its bearer token. */
+function auditorClient(endpoint: string, auditorKey: string): AuditorClient {
+  return createAuditorClient({
+    endpoint,
+    apiKey: auditorKey,
+    fetch: (input, init) =>
+      fetch(input, { ...init, credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" }),
+  });
 }
 
 async function budgetOf(
-  endpoint: string,
-  auditorKey: string,
+  client: AuditorClient,
   model: string,
 ): Promise<{ budget: BudgetSummary | null; error: string | null }> {
   try {
-    const doc = PrivacyBudgetStatus.safeParse(
-      await getJson(endpoint, `/v1/privacy/budgets/${encodeURIComponent(model)}`, auditorKey),
-    );
-    if (!doc.success)
-      return { budget: null, error: `unexpected budget answer: ${doc.error.issues[0]?.message}` };
-    const { epsilonCap, delta, epsilonSpent, remaining, entries, headHash } = doc.data;
+    const { epsilonCap, delta, epsilonSpent, remaining, entries, headHash } = await client.budget(model);
     return { budget: { epsilonCap, delta, epsilonSpent, remaining, entries, headHash }, error: null };
   } catch (error) {
     return { budget: null, error: error instanceof Error ? error.message : String(error) };
@@ -294,9 +230,10 @@ function chainSummary(
 
 /** Reads the form, fetches the key, the ledger and the budgets, verifies every chain and renders it. */
 async function runVerification(options: VerifyOptions = {}): Promise<ComplianceSummary> {
-  const endpoint = normalizeEndpoint(endpointInput.value);
   const auditorKey = auditorKeyInput.value.trim();
   if (!auditorKey) throw new Error("give the auditor key (fp_aud_…)");
+  const client = auditorClient(endpointInput.value, auditorKey);
+  const endpoint = client.endpoint;
   const pinnedText = publicKeyInput.value.trim().toLowerCase();
   const pinned = pinnedText === "" ? null : publicKeyFromHex(pinnedText);
   const pageSize = Math.min(500, Math.max(1, Math.floor(options.pageSize ?? DEFAULT_PAGE_SIZE)));
@@ -309,9 +246,7 @@ async function runVerification(options: VerifyOptions = {}): Promise<ComplianceS
   setStatus("fetching the ledger key…");
   let advertised: string | null = null;
   try {
-    const doc = LedgerPublicKey.safeParse(await getJson(endpoint, "/v1/audit/public-key", auditorKey));
-    if (doc.success) advertised = doc.data.publicKey;
-    else if (!pinned) throw new Error(`unexpected public-key answer: ${doc.error.issues[0]?.message}`);
+    advertised = (await client.publicKey()).publicKey;
   } catch (error) {
     // With a pinned key the advertised one is only informative.
     if (!pinned) throw error;
@@ -320,7 +255,10 @@ async function runVerification(options: VerifyOptions = {}): Promise<ComplianceS
   const publicKey = pinned ?? publicKeyFromHex(advertised as string);
   const publicKeyHex = pinned ? pinnedText : (advertised as string);
 
-  const { rows, pages } = await fetchLedger(endpoint, auditorKey, pageSize);
+  const { rows, pages } = await client.ledger(
+    { limit: pageSize },
+    { onPage: (n) => setStatus(`fetched ${n} entries…`), maxPages: MAX_PAGES },
+  );
   setStatus(`verifying ${rows.length} entries…`);
   const chains = [...splitChains(rows)];
   const results = await Promise.all(
@@ -329,7 +267,7 @@ async function runVerification(options: VerifyOptions = {}): Promise<ComplianceS
         verifyLedgerFast(chain.rows, publicKey),
         chain.model === "?"
           ? Promise.resolve({ budget: null, error: "no readable model" })
-          : budgetOf(endpoint, auditorKey, chain.model),
+          : budgetOf(client, chain.model),
       ]);
       return chainSummary(key, chain, result, budget);
     }),

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ModelStatus, ModelVersion } from "@fedprofile/coordinator/wire";
+import { createOperatorClient } from "@fedprofile/protocol/client";
 import { createProfiler } from "@fedprofile/sdk";
 import { applyLocalMigrations, seedLocalTenant, startLocalCoordinator } from "../../edge/scripts/local-dev";
 import { customerEvents } from "../../sdk/cli/replay";
@@ -70,16 +70,9 @@ export async function workerdAgreement(options: {
       }
     }
     const vectors = await Promise.all(devices.map(async (d) => (await d.getProfile()).vector));
-    const operator = async (method: string, path: string, body?: unknown) =>
-      (
-        await fetch(`${coordinator.url}${path}`, {
-          method,
-          headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        })
-      ).json();
+    const operator = createOperatorClient({ endpoint: coordinator.url, apiKey: keys.secret });
     const n = options.devices;
-    await operator("PUT", "/v1/models/segments", {
+    await operator.declareModel("segments", {
       v: 1,
       kind: "kmeans",
       spec: { k: options.k },
@@ -89,7 +82,7 @@ export async function workerdAgreement(options: {
     });
     const deadline = Date.now() + 600_000;
     for (;;) {
-      const status = ModelStatus.parse(await operator("GET", "/v1/models/segments"));
+      const status = await operator.modelStatus("segments");
       if (status.trainer === "stopped") {
         log(`workerd: trainer stopped (${status.stoppedReason}) at version ${status.latestVersion}`);
         break;
@@ -100,8 +93,8 @@ export async function workerdAgreement(options: {
         await Promise.all(devices.map((d) => d.sync()));
       } else await new Promise((r) => setTimeout(r, 250));
     }
-    const latest = ModelVersion.parse(await operator("GET", "/v1/models/segments/latest"));
-    const workerdCost = costOf(vectors, latest.params?.segments.map((s) => s.centroid) ?? []);
+    const latest = await operator.latestModel("segments");
+    const workerdCost = costOf(vectors, latest?.params?.segments.map((s) => s.centroid) ?? []);
     const workerdSeconds = (performance.now() - started) / 1000;
     const inProcessCosts: number[] = [];
     for (let r = 0; r < (options.repeats ?? 8); r++) {

@@ -305,8 +305,14 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
     }
   });
 
-  it("a key that may not read the ledger is an error, not a verdict", async () => {
-    // The secret key reads the public key but not the ledger (403).
+  it("a key that may not read the ledger is an error, not a verdict, and is never sent", async () => {
+    // The typed auditor client refuses a secret key before any request (the server would 403).
+    const sent: string[] = [];
+    const onRequest = (request: { headers(): Record<string, string> }) => {
+      const auth = request.headers()["authorization"];
+      if (auth) sent.push(auth);
+    };
+    page.on("request", onRequest);
     await page.fill("#auditor-key", keys.secret);
     const message = await page.evaluate(() =>
       window.fedprofileCompliance.verify().then(
@@ -314,8 +320,10 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
         (error: Error) => error.message,
       ),
     );
-    expect(message).toMatch(/^GET \/v1\/audit\/ledger\?cursor=&limit=200: HTTP 403 \(/);
+    page.off("request", onRequest);
+    expect(message).toBe("apiKey: expected an auditor key (fp_aud_…)");
     expect(message).not.toContain(keys.secret);
+    expect(sent.filter((auth) => auth.includes(keys.secret))).toEqual([]);
     expect(await page.locator("#results-section").getAttribute("data-state")).toBe("error");
     expect(await page.locator("#results .error").textContent()).toBe(message);
     expect(await page.isDisabled("#export")).toBe(true);
