@@ -151,6 +151,47 @@ describe("reload and close in the middle of a batch", () => {
   });
 });
 
+describe("a page that goes away while IndexedDB is still opening", () => {
+  it("loses none of the events tracked before the database opened", TIMEOUT, async () => {
+    const ctx = await h.browser.newContext();
+    // Another tab holds version 1 of the database and ignores versionchange: the SDK's open
+    // (version 2) stays blocked, as behind a slow or stuck open.
+    const holder = await h.open(ctx);
+    await holder.evaluate(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const request = indexedDB.open("opening", 1);
+          request.onsuccess = () => {
+            Object.assign(globalThis, { held: request.result });
+            resolve();
+          };
+          request.onerror = () => reject(request.error);
+        }),
+    );
+    const page = await h.open(ctx);
+    await page.evaluate(async () => {
+      const log: string[] = [];
+      const p = fedprofile.createProfiler({ dbName: "opening", tcfApi: null, openTimeoutMs: 30_000 });
+      p.on((event) => {
+        if (event.type === "storage") log.push(`${event.kind}:${event.code ?? "ok"}`);
+      });
+      Object.assign(globalThis, { p, log });
+    });
+    await trackViews(page, 40, "o");
+    // Still opening (no storage event yet: neither IndexedDB nor a fallback) when the tab closes.
+    expect(await page.evaluate(() => Reflect.get(globalThis, "log"))).toEqual([]);
+    await page.close();
+
+    await holder.evaluate(() => Reflect.get(globalThis, "held").close());
+    const next = await h.open(ctx);
+    await setUp(next, "opening");
+    expect(await state(next)).toMatchObject({ eventCount: 40, storage: "indexeddb" });
+    expect(await stored(next, "opening")).toMatchObject({ folded: 40 });
+    expect(h.pageErrors).toEqual([]);
+    await ctx.close();
+  });
+});
+
 describe("two tabs of one origin", () => {
   it(
     "interleaved writes, a cross-tab cancellation and a reload mid-batch: nothing lost or double-counted",

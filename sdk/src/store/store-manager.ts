@@ -17,7 +17,10 @@
  * document goes away, though, so the same batch is also written synchronously to
  * localStorage (one key per tab and batch) and the key is removed once IndexedDB has it; the
  * next page load ingests any leftover key. Ingesting a batch IndexedDB also got is harmless:
- * folding skips event ids it has already folded.
+ * folding skips event ids it has already folded. Before IndexedDB is open (the CMP wait, a slow
+ * or blocked open) the events live in memory only; with storage consent, a page that goes away
+ * then spills every one of them (`unsaved`) to localStorage the same way, so the next page
+ * load that opens IndexedDB stores them.
  *
  * Several tabs: every fold folds every tab's journaled events, once (see `types.ts`), then
  * posts `changed` on a BroadcastChannel; other tabs fold too, which refreshes their view.
@@ -124,6 +127,8 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
   let bypassed: Array<{ clock: number; events: StoredEvent[] }> = [];
   /** Appends issued by flushes and not settled yet. */
   let inflight: Array<{ events: StoredEvent[]; done: Promise<void> }> = [];
+  /** Events tracked since this tab last had IndexedDB open, while it still means to open it. */
+  let unsaved: StoredEvent[] = [];
   let txClock = 0;
   let epoch = 0;
   let backend: ProfileStore = createMemoryStore();
@@ -168,6 +173,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     backend = createMemoryStore(view);
     pending = [];
     bypassed = [];
+    unsaved = [];
     indexedDbFailed = true;
     old.close();
     options.onStorage({
@@ -215,12 +221,15 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
       }
       backend = store;
       previous.close();
+      // Adopted or folded above; what is still pending is IndexedDB's lifecycle flush's to spill.
+      unsaved = [];
       rebuildView(result.state, clock);
       connectChannel();
       options.onStorage({ kind: "indexeddb", reason: "profile stored in IndexedDB" });
     } catch (error) {
       store?.close();
       indexedDbFailed = true;
+      unsaved = [];
       const code =
         error instanceof StorageError && isStorageCode(error.code) ? error.code : "storage_unavailable";
       options.onStorage({
@@ -321,7 +330,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     }
   }
   /** Writes a batch to localStorage synchronously; returns its key, or null if impossible. */
-  function spill(events: StoredEvent[], clock: number): string | null {
+  function spill(events: StoredEvent[], clock: number | "opening"): string | null {
     const key = `${spillPrefix}${options.tabId}:${clock}`;
     try {
       localStore()?.setItem(key, JSON.stringify(events));
@@ -375,7 +384,13 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
    * before the page goes, and spills it, with any append still in flight, to localStorage.
    */
   function appendNow() {
-    if (backend.kind !== "indexeddb") return;
+    if (backend.kind !== "indexeddb") {
+      // Not open yet: one key per tab, rewritten whole, so a page restored and hidden again
+      // spills the same events once.
+      if (unsaved.length > 0 && !indexedDbFailed && options.storageConsent() === "granted")
+        spill(unsaved, "opening");
+      return;
+    }
     const store = backend;
     const batch = pending.splice(0);
     const unconfirmed = [...inflight.flatMap((entry) => entry.events), ...batch];
@@ -442,6 +457,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     view = emptyFeatureState();
     pending = [];
     bypassed = [];
+    unsaved = [];
     indexedDbFailed = false;
     reopenOnWrite = reopen && options.wantsIndexedDb;
   }
@@ -456,6 +472,12 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     add(event) {
       applyEvent(view, event, config);
       pending.push(event);
+      if (backend.kind === "memory" && options.wantsIndexedDb && !indexedDbFailed) {
+        unsaved.push(event);
+        // A bound for a page that never gets IndexedDB open (the CMP never answers).
+        if (unsaved.length > 2 * options.retention.maxEvents)
+          unsaved = unsaved.slice(-options.retention.maxEvents);
+      }
       schedule(pending.length >= options.maxBatch ? 0 : options.flushIntervalMs);
     },
     flush() {
@@ -479,6 +501,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
           backend = createMemoryStore(view);
           pending = [];
           bypassed = [];
+          unsaved = [];
           removeSpills(collectSpills().keys);
           erased = true;
           // Other tabs see the deletion as a versionchange and continue in memory.
@@ -490,6 +513,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
         } else if (decision === "refused" && !erased) {
           // A profile stored on an earlier visit, before the refusal, goes too.
           erased = true;
+          unsaved = [];
           removeSpills(collectSpills().keys);
           await deleteDatabase(options.dbName);
           options.onStorage({
