@@ -54,6 +54,8 @@ export type StorageErrorCode =
   | "storage_blocked"
   | "storage_quota"
   | "storage_wiped"
+  /** The browser deleted the stored profile between visits; a fresh one starts. */
+  | "storage_evicted"
   | "storage_failed";
 
 /** Turns anything thrown into an `Error` (the SDK never passes non-Errors to listeners). */

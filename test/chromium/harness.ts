@@ -26,6 +26,8 @@ export interface Harness {
   browser: Browser;
   /** The publishable key of the coordinator's one tenant. */
   apiKey: string;
+  /** Its secret key (operator routes: open rounds). */
+  secretKey: string;
   /** Paths of coordinator (`/v1/...`) requests received, in order. */
   coordinatorRequests: string[];
   /** Uncaught errors of any page opened through `open` (tests assert it stays empty). */
@@ -124,6 +126,7 @@ export async function startHarness(): Promise<Harness> {
     origin,
     browser,
     apiKey: keys.publishable.key,
+    secretKey: keys.secret.key,
     coordinatorRequests,
     pageErrors,
     async open(context, path = "/") {

@@ -4,6 +4,8 @@
  * a CDP-lowered origin quota), IndexedDB unavailable (an opaque-origin sandboxed page), storage
  * cleared underneath (CDP), and forget() leaving nothing behind.
  */
+
+import { createOperatorClient } from "@fedprofile/protocol/client";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Harness, startHarness } from "./harness";
@@ -357,6 +359,94 @@ describe("degradation", () => {
       expect(wiped.log).toContain("memory:storage_wiped");
       await trackViews(page, 5, "after");
       expect(await state(page)).toMatchObject({ eventCount: 25, storage: "memory" });
+      expect(h.pageErrors).toEqual([]);
+      await ctx.close();
+    },
+  );
+});
+
+describe("storage evicted between visits", () => {
+  it(
+    "is told from a first visit, reported, starts a fresh profile, and the model cache re-downloads",
+    TIMEOUT,
+    async () => {
+      const ctx = await h.browser.newContext();
+      const setUpSynced = (page: Page) =>
+        page.evaluate(
+          async ({ endpoint, apiKey }) => {
+            const log: string[] = [];
+            const p = fedprofile.createProfiler({ dbName: "evict", endpoint, apiKey, tcfApi: null });
+            p.on((event) => {
+              if (event.type === "storage") log.push(`${event.kind}:${event.code ?? "ok"}`);
+              if (event.type === "model") log.push(`model:${event.modelId}.${event.version}`);
+            });
+            Object.assign(globalThis, { p, log });
+            await p.ready;
+          },
+          { endpoint: h.origin, apiKey: h.apiKey },
+        );
+      const first = await h.open(ctx);
+      await setUpSynced(first);
+      await trackViews(first, 5, "e");
+      // A published model, cached on the device.
+      const operator = createOperatorClient({ endpoint: h.origin, apiKey: h.secretKey });
+      await operator.openRound({
+        v: 1,
+        modelId: "activity",
+        dimension: 2,
+        minContributions: 1,
+        maxContributions: 1,
+        deadlineSeconds: 60,
+        aggregation: "plain-sum",
+      });
+      const synced = await first.evaluate(async () => {
+        const p: ReturnType<typeof fedprofile.createProfiler> = Reflect.get(globalThis, "p");
+        const outcome = await p.sync("activity");
+        await p.pullModel("activity");
+        return { outcome: outcome.status, cached: (await p.cachedModel("activity"))?.version ?? null };
+      });
+      expect(synced).toEqual({ outcome: "contributed", cached: 1 });
+      // A first visit is not an eviction.
+      expect((await state(first)).log).toEqual(["indexeddb:ok", "model:activity.1"]);
+      await first.close();
+
+      // The browser evicts the origin's storage buckets (pressure eviction keeps cookies).
+      const second = await h.open(ctx);
+      const cdp = await ctx.newCDPSession(second);
+      await cdp.send("Storage.clearDataForOrigin", {
+        origin: h.origin,
+        storageTypes: "indexeddb,local_storage,cache_storage,service_workers",
+      });
+      const conditional: Array<string | undefined> = [];
+      second.on("request", (request) => {
+        if (request.url().includes("/v1/models/activity/"))
+          conditional.push(request.headers()["if-none-match"]);
+      });
+      await setUpSynced(second);
+      const after = await state(second);
+      expect(after.log).toEqual(["indexeddb:storage_evicted", "indexeddb:ok"]);
+      expect(after).toMatchObject({ eventCount: 0, storage: "indexeddb" });
+      const again = await second.evaluate(async () => {
+        const p: ReturnType<typeof fedprofile.createProfiler> = Reflect.get(globalThis, "p");
+        const before = await p.cachedModel("activity");
+        const pulled = await p.pullModel("activity");
+        return {
+          before,
+          pulled: pulled?.version ?? null,
+          cached: (await p.cachedModel("activity"))?.version,
+        };
+      });
+      expect(again).toEqual({ before: null, pulled: 1, cached: 1 });
+      expect(conditional).toEqual([undefined]); // a full download, no If-None-Match
+      await trackViews(second, 2, "f");
+      expect((await state(second)).eventCount).toBe(2);
+
+      // forget() erases the stamp too: the next profile is new, not evicted.
+      await second.evaluate(() => Reflect.get(globalThis, "p").forget());
+      await second.reload();
+      await second.waitForSelector("body[data-ready=true]", { state: "attached" });
+      await setUpSynced(second);
+      expect((await state(second)).log).toEqual(["indexeddb:ok"]);
       expect(h.pageErrors).toEqual([]);
       await ctx.close();
     },

@@ -43,6 +43,8 @@ export interface IndexedDbStoreOptions {
    * storage was cleared (`terminated`).
    */
   onLost?: (reason: LostReason) => void;
+  /** Called when the open had to create the database: none existed (a first visit, or evicted). */
+  onCreate?: () => void;
 }
 
 function indexedDbOrThrow(): IDBFactory {
@@ -67,7 +69,8 @@ export async function openIndexedDbStore(options: IndexedDbStoreOptions): Promis
   let blocked = false;
   try {
     opened = openDB<ProfileDb>(options.name, DB_VERSION, {
-      upgrade(db) {
+      upgrade(db, oldVersion) {
+        if (oldVersion === 0) options.onCreate?.();
         // Stores from an older layout (the walking skeleton's `events` had no index) are dropped.
         for (const name of [...db.objectStoreNames]) db.deleteObjectStore(name);
         db.createObjectStore("journal", { keyPath: "id" });

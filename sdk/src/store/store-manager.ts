@@ -42,6 +42,7 @@ import { isQuotaError, StorageError, type StorageErrorCode, toError } from "../e
 import { restoreEvent, type StoredEvent } from "../events/schemas";
 import { applyEvent, emptyFeatureState, type FeatureConfig, type FeatureState } from "../features/state";
 import { deleteDatabase, openIndexedDbStore } from "./indexeddb-store";
+import { clearStoreMarker, hasStoreMarker, setStoreMarker } from "./marker";
 import { createMemoryStore } from "./memory-store";
 import type { FoldReducer, ProfileStore, RetentionLimits } from "./types";
 
@@ -188,10 +189,14 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     const previous = backend;
     const startEpoch = epoch;
     let store: ProfileStore | undefined;
+    let created = false;
     try {
       store = await openIndexedDbStore({
         name: options.dbName,
         openTimeoutMs: options.openTimeoutMs,
+        onCreate: () => {
+          created = true;
+        },
         onLost: (reason) => {
           if (!store || store !== backend) return;
           fallBackToMemory(
@@ -219,12 +224,21 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
         store.close();
         return;
       }
+      const evicted = created && hasStoreMarker(options.dbName);
+      setStoreMarker(options.dbName);
       backend = store;
       previous.close();
       // Adopted or folded above; what is still pending is IndexedDB's lifecycle flush's to spill.
       unsaved = [];
       rebuildView(result.state, clock);
       connectChannel();
+      if (evicted)
+        options.onStorage({
+          kind: "indexeddb",
+          reason:
+            "the browser evicted the profile stored on an earlier visit (storage pressure, or Safari's 7-day limit); starting a fresh profile",
+          code: "storage_evicted",
+        });
       options.onStorage({ kind: "indexeddb", reason: "profile stored in IndexedDB" });
     } catch (error) {
       store?.close();
@@ -503,6 +517,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
           bypassed = [];
           unsaved = [];
           removeSpills(collectSpills().keys);
+          clearStoreMarker(options.dbName);
           erased = true;
           // Other tabs see the deletion as a versionchange and continue in memory.
           await old.destroy();
@@ -515,6 +530,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
           erased = true;
           unsaved = [];
           removeSpills(collectSpills().keys);
+          clearStoreMarker(options.dbName);
           await deleteDatabase(options.dbName);
           options.onStorage({
             kind: "memory",
@@ -538,6 +554,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
         backend = createMemoryStore();
         try {
           removeSpills(collectSpills().keys);
+          clearStoreMarker(options.dbName);
           await old.destroy();
           // A database may exist even when this tab runs in memory (fallback, no consent yet).
           if (options.wantsIndexedDb && old.kind === "memory") await deleteDatabase(options.dbName);
