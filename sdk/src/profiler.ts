@@ -212,7 +212,8 @@ export interface Profiler {
   /**
    * Takes part in federated training, if sync consent allows: without `modelId`, in the open
    * round of every declared model (and pulls every newer model version); with it, in that model's
-   * open round only.
+   * open round only. A full round, a coordinator unreachable for the whole `syncRetry` window and
+   * a policy refusal are outcomes (`round-full`, `unreachable`, `refused-by-policy`), not rejections.
    */
   sync(modelId?: string): Promise<SyncOutcome>;
   /** The latest published version of `modelId` (cached on the device with storage consent). */

@@ -37,6 +37,7 @@ function cookieJar(): { get(): string; set(value: string): void } | null {
     },
     set: (value) => {
       try {
+        // biome-ignore lint/suspicious/noDocumentCookie: the Cookie Store API is async (pagehide) and missing in Firefox and Safari before 18.4
         document.cookie = value;
       } catch {
         // as above
