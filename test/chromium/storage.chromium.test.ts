@@ -8,6 +8,7 @@
 import { createOperatorClient } from "@fedprofile/protocol/client";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { plainActivityRound } from "../node/http-coordinator";
 import { type Harness, startHarness } from "./harness";
 
 let h: Harness;
@@ -390,15 +391,7 @@ describe("storage evicted between visits", () => {
       await trackViews(first, 5, "e");
       // A published model, cached on the device.
       const operator = createOperatorClient({ endpoint: h.origin, apiKey: h.secretKey });
-      await operator.openRound({
-        v: 1,
-        modelId: "activity",
-        dimension: 2,
-        minContributions: 1,
-        maxContributions: 1,
-        deadlineSeconds: 60,
-        aggregation: "plain-sum",
-      });
+      await operator.openRound(plainActivityRound(1));
       const synced = await first.evaluate(async () => {
         const p: ReturnType<typeof fedprofile.createProfiler> = Reflect.get(globalThis, "p");
         const outcome = await p.sync("activity");

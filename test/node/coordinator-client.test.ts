@@ -11,6 +11,7 @@ import {
 } from "@fedprofile/protocol/client";
 import { participateInRound } from "@fedprofile/sdk/sync";
 import { describe, expect, it } from "vitest";
+import { plainActivityRound } from "./http-coordinator";
 
 function coordinator() {
   const memory = createMemoryCoordinator();
@@ -95,15 +96,7 @@ describe("the typed coordinator client", () => {
 
   it("a contribution whose answer was lost is retried and counted once", async () => {
     const { keys, appFetch, memory } = coordinator();
-    await memory.rounds.open("flaky", {
-      v: 1,
-      modelId: "activity",
-      dimension: 2,
-      minContributions: 1,
-      maxContributions: 5,
-      deadlineSeconds: 60,
-      aggregation: "plain-sum",
-    });
+    await memory.rounds.open("flaky", plainActivityRound(5));
     let dropped = false;
     const losesFirstAnswer: typeof fetch = async (input, init) => {
       const response = await appFetch(input, init);
@@ -129,15 +122,7 @@ describe("the typed coordinator client", () => {
 
   it("sends If-None-Match and answers a 304 with the cached version; 404 is null", async () => {
     const { keys, appFetch, memory } = coordinator();
-    const opened = await memory.rounds.open("flaky", {
-      v: 1,
-      modelId: "activity",
-      dimension: 2,
-      minContributions: 1,
-      maxContributions: 1,
-      deadlineSeconds: 60,
-      aggregation: "plain-sum",
-    });
+    const opened = await memory.rounds.open("flaky", plainActivityRound(1));
     const seen: Array<string | null> = [];
     const client = createDeviceClient({
       endpoint: "http://c",

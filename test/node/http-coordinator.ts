@@ -7,6 +7,18 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createCoordinatorApp, createMemoryCoordinator, generateTenantKeys } from "@fedprofile/coordinator";
 
+/** A plain-sum round of the walking skeleton's `activity` model (`[1, events]`), open 60 s. */
+export const plainActivityRound = (maxContributions: number) =>
+  ({
+    v: 1,
+    modelId: "activity",
+    dimension: 2,
+    minContributions: 1,
+    maxContributions,
+    deadlineSeconds: 60,
+    aggregation: "plain-sum",
+  }) as const;
+
 /** A coordinator a test can stop and restart on the same port, keeping its state. */
 export interface HttpCoordinator {
   readonly url: string;

@@ -7,17 +7,9 @@ import { createDeviceClient, createOperatorClient } from "@fedprofile/protocol/c
 import { createProfiler, FedprofileError } from "@fedprofile/sdk";
 import { createCoordinatorClient, participateInRound, SDK_VERSION } from "@fedprofile/sdk/sync";
 import { afterEach, describe, expect, it } from "vitest";
-import { type HttpCoordinator, startHttpCoordinator } from "./http-coordinator";
+import { type HttpCoordinator, plainActivityRound, startHttpCoordinator } from "./http-coordinator";
 
-const PLAIN_ROUND = {
-  v: 1,
-  modelId: "activity",
-  dimension: 2,
-  minContributions: 1,
-  maxContributions: 1,
-  deadlineSeconds: 60,
-  aggregation: "plain-sum",
-} as const;
+const PLAIN_ROUND = plainActivityRound(1);
 
 let coordinator: HttpCoordinator | undefined;
 afterEach(async () => {
@@ -96,7 +88,7 @@ describe("sync() outcomes over real HTTP", () => {
   it("a FedprofileError with code refused_by_policy is the refused-by-policy outcome", async () => {
     coordinator = await startHttpCoordinator();
     const operator = createOperatorClient({ endpoint: coordinator.url, apiKey: coordinator.keys.secret.key });
-    const round = await operator.openRound({ ...PLAIN_ROUND, maxContributions: 5 });
+    const round = await operator.openRound(plainActivityRound(5));
     const client = createCoordinatorClient({
       endpoint: coordinator.url,
       apiKey: coordinator.keys.publishable.key,
