@@ -21,7 +21,8 @@ import type {
   TrainingRound,
 } from "@fedprofile/protocol/wire";
 import type { ApiKeyKind } from "./api-keys";
-import type { LedgerStore } from "./ledger/store";
+import type { LedgerEntry } from "./ledger/schema";
+import type { LedgerScope, LedgerStore } from "./ledger/store";
 import type { RoundResult } from "./models/trainer";
 
 export interface Tenant {
@@ -151,6 +152,11 @@ export interface PrivacyBudgetStore {
  * unparsed, so it can be named.
  */
 export interface AuditLedgerStore extends LedgerStore {
+  /**
+   * The first entry of the chain recorded for `roundId`, or null: a round's release is appended
+   * at most once, however often its end is retried after a crash.
+   */
+  roundEntry(scope: LedgerScope, roundId: string): Promise<LedgerEntry | null>;
   /** Rows in (model, seq) order after `cursor` (`<model>:<seq>`, from the previous page). */
   rows(
     tenantId: string,

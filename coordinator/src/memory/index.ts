@@ -9,7 +9,8 @@ import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import type { ApiKeyKind } from "../api-keys";
 import { NotFoundError } from "../errors";
 import { type LedgerSigner, signerFromSeed } from "../ledger/chain";
-import { MemoryLedgerStore } from "../ledger/store";
+import type { LedgerEntry } from "../ledger/schema";
+import { type LedgerScope, MemoryLedgerStore } from "../ledger/store";
 import { createTrainerHost, type TrainerHost, type TrainerState } from "../models/trainer";
 import type {
   ApiKeyRecord,
@@ -166,6 +167,11 @@ export class MemoryAuditLedgerStore extends MemoryLedgerStore implements AuditLe
     this.models.set(entry.tenant, models);
   }
 
+  async roundEntry(scope: LedgerScope, roundId: string): Promise<LedgerEntry | null> {
+    const entries = await this.list(scope, { limit: Number.MAX_SAFE_INTEGER });
+    return entries.find((entry) => entry.roundId === roundId) ?? null;
+  }
+
   async rows(tenantId: string, query: { model?: string; cursor: string | null; limit: number }) {
     const [afterModel = "", afterSeq = "-1"] = query.cursor?.split(":") ?? [];
     const models = [...(this.models.get(tenantId) ?? [])]
@@ -249,6 +255,13 @@ export class MemoryEntryStore implements EntryStore {
     this.alarmAt = at;
   }
   async deleteAlarm(): Promise<void> {
+    this.alarmAt = null;
+  }
+  async delete(keys: string[]): Promise<void> {
+    for (const key of keys) this.entries.delete(key);
+  }
+  async deleteAll(): Promise<void> {
+    this.entries.clear();
     this.alarmAt = null;
   }
 }
