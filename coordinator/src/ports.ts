@@ -75,6 +75,8 @@ export interface ModelStore {
 export interface RoundIndex {
   insert(tenantId: string, info: RoundInfo): Promise<void>;
   findOpen(tenantId: string, modelId: string, now: number): Promise<RoundInfo | null>;
+  /** Rounds of the model still collecting (not yet closed or aborted). */
+  countOpen(tenantId: string, modelId: string): Promise<number>;
   get(tenantId: string, roundId: string): Promise<RoundInfo | null>;
   markEnded(tenantId: string, roundId: string, stage: RoundStage, modelVersion: number | null): Promise<void>;
 }

@@ -114,6 +114,13 @@ export class MemoryRoundIndex implements RoundIndex {
     return newest;
   }
 
+  async countOpen(tenantId: string, modelId: string): Promise<number> {
+    let open = 0;
+    for (const [key, info] of this.rounds)
+      if (key.startsWith(`${tenantId}/`) && info.modelId === modelId && info.stage === "collecting") open++;
+    return open;
+  }
+
   async get(tenantId: string, roundId: string): Promise<RoundInfo | null> {
     return this.rounds.get(`${tenantId}/${roundId}`) ?? null;
   }
