@@ -4,7 +4,12 @@
  * hosts' storage writes refused, as a Durable Object reset does) at that point and at the root's
  * end, and check that the round still publishes with exactly one ledger entry that verifies.
  */
-import { createCoordinatorApp, createMemoryCoordinator, generateTenantKeys } from "@fedprofile/coordinator";
+import {
+  createCoordinatorApp,
+  createMemoryCoordinator,
+  generateTenantKeys,
+  SHARD_RETENTION_MS,
+} from "@fedprofile/coordinator";
 import { readAll, signerFromSeedHex, verifyLedger } from "@fedprofile/coordinator/ledger";
 import { type OpenRoundInput, RoundStatus } from "@fedprofile/coordinator/wire";
 import { createCoordinatorClient, participateInSecAggRound } from "@fedprofile/sdk/sync";
@@ -175,5 +180,40 @@ describe("a DP release survives a crash (issue 11, finding 1)", () => {
     const entries = await ctx.entriesOf();
     expect(entries.map((e) => e.roundId)).toEqual([first.roundId, second.roundId]);
     expect(verifyLedger(entries, SIGNER.publicKey).ok).toBe(true);
+  });
+});
+
+describe("finished shards keep per-device state only for the retention period (issue 11)", () => {
+  it("after the root has the report and the retention period has passed, only the outcome is left", async () => {
+    const ctx = setup();
+    await ctx.call("PUT", "/v1/privacy/budgets/segments", { v: 1, epsilonCap: 8, delta: 1e-6 });
+    const round = await ctx.open();
+    const shard = ctx.memory.shards.get(`${TENANT}/${round.roundId}/0`);
+    await ctx.runDevices();
+    const before = [...(shard?.store.entries.keys() ?? [])].sort();
+    expect(before.filter((k) => k.startsWith("device:"))).toHaveLength(VECTORS.length);
+    // The report landed: the alarm now waits for the retention period.
+    expect(shard?.store.entries.get("shard")).toMatchObject({ reported: true });
+    expect(shard?.store.alarmAt).toBeGreaterThan(Date.now() + SHARD_RETENTION_MS - 60_000);
+    ctx.advance(SHARD_RETENTION_MS - 60_000);
+    await ctx.memory.fireDueAlarms();
+    expect([...(shard?.store.entries.keys() ?? [])].sort()).toEqual(before);
+    ctx.advance(120_000);
+    await ctx.memory.fireDueAlarms();
+    expect([...(shard?.store.entries.keys() ?? [])]).toEqual(["shard"]);
+    const record = shard?.store.entries.get("shard");
+    expect(record).toMatchObject({
+      participants: {},
+      pruned: { phase: "done", contributors: VECTORS.length },
+    });
+    expect(shard?.store.alarmAt).toBeNull();
+    // The round and its ledger entry are untouched; the shard still answers its status.
+    expect(await ctx.memory.shards.get(`${TENANT}/${round.roundId}/0`)?.host.status()).toMatchObject({
+      phase: "done",
+      contributors: VECTORS.length,
+    });
+    const status = RoundStatus.parse((await ctx.call("GET", `/v1/rounds/${round.roundId}`)).json);
+    expect(status.stage).toBe("closed");
+    expect((await ctx.entriesOf()).filter((e) => e.roundId === round.roundId)).toHaveLength(1);
   });
 });
