@@ -18,6 +18,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "2" },
     "shard-size": { type: "string", default: "100" },
     dimension: { type: "string", default: "16" },
+    "stage-seconds": { type: "string", default: "180" },
     "max-seconds": { type: "string", default: "900" },
     out: { type: "string", default: join(ROOT, "bench/results/load.json") },
   },
@@ -33,6 +34,7 @@ const report = await runLoadSuite({
   rounds: int("rounds"),
   shardSize: int("shard-size"),
   dimension: int("dimension"),
+  stageSeconds: int("stage-seconds"),
   maxSeconds: int("max-seconds"),
 });
 console.table(report.routes);

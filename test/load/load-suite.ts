@@ -24,6 +24,8 @@ export interface LoadOptions {
   /** Devices per shard (each shard a Durable Object running its own SecAgg+ instance). */
   shardSize: number;
   dimension: number;
+  /** Each SecAgg stage's deadline (the join window is the first); default 60. */
+  stageSeconds?: number;
   /** Hard bound on the whole run; a round still going then counts as not finished. */
   maxSeconds: number;
 }
