@@ -9,6 +9,7 @@ export * from "./ports";
 export * from "./rounds/any-round-host";
 export * from "./rounds/plain-sum-round";
 export * from "./rounds/round-host";
+export * from "./rounds/round-limits";
 export * from "./rounds/round-privacy";
 export * from "./rounds/round-service";
 export * from "./rounds/secagg-root-host";

@@ -21,7 +21,8 @@ import type {
   TrainingRound,
 } from "@fedprofile/protocol/wire";
 import type { ApiKeyKind } from "./api-keys";
-import type { LedgerStore } from "./ledger/store";
+import type { LedgerEntry } from "./ledger/schema";
+import type { LedgerScope, LedgerStore } from "./ledger/store";
 import type { RoundResult } from "./models/trainer";
 
 export interface Tenant {
@@ -74,6 +75,8 @@ export interface ModelStore {
 export interface RoundIndex {
   insert(tenantId: string, info: RoundInfo): Promise<void>;
   findOpen(tenantId: string, modelId: string, now: number): Promise<RoundInfo | null>;
+  /** Rounds of the model still collecting (not yet closed or aborted). */
+  countOpen(tenantId: string, modelId: string): Promise<number>;
   get(tenantId: string, roundId: string): Promise<RoundInfo | null>;
   markEnded(tenantId: string, roundId: string, stage: RoundStage, modelVersion: number | null): Promise<void>;
 }
@@ -151,6 +154,11 @@ export interface PrivacyBudgetStore {
  * unparsed, so it can be named.
  */
 export interface AuditLedgerStore extends LedgerStore {
+  /**
+   * The first entry of the chain recorded for `roundId`, or null: a round's release is appended
+   * at most once, however often its end is retried after a crash.
+   */
+  roundEntry(scope: LedgerScope, roundId: string): Promise<LedgerEntry | null>;
   /** Rows in (model, seq) order after `cursor` (`<model>:<seq>`, from the previous page). */
   rows(
     tenantId: string,

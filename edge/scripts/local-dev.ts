@@ -129,6 +129,11 @@ export interface LocalCoordinator {
   /** Everything wrangler printed so far (for diagnostics). */
   log(): string;
   stop(): Promise<void>;
+  /**
+   * SIGKILLs the whole process group (wrangler and its workerd) at once, as a power cut would:
+   * nothing is flushed or shut down cleanly. Resolves when wrangler has exited.
+   */
+  kill(): Promise<void>;
 }
 
 /** Starts `wrangler dev` on 127.0.0.1 and resolves once `/v1/health` answers. */
@@ -193,13 +198,23 @@ export async function startLocalCoordinator(options: {
     clearTimeout(timer);
   };
 
+  const kill = async () => {
+    if (exited) return;
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      return;
+    }
+    await exitedPromise;
+  };
+
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   while (Date.now() < deadline) {
     if (exited) throw new Error(`wrangler dev exited early:\n${output}`);
     try {
       const response = await fetch(`${url}/v1/health`);
-      if (response.ok) return { url, pid, log: () => output, stop };
+      if (response.ok) return { url, pid, log: () => output, stop, kill };
     } catch {}
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -204,6 +204,17 @@ export class D1LedgerStore implements AuditLedgerStore {
     return row ? entryOf(row) : null;
   }
 
+  async roundEntry(scope: LedgerScope, roundId: string): Promise<LedgerEntry | null> {
+    const row = await this.db
+      .prepare(
+        `SELECT ${LEDGER_COLUMNS} FROM privacy_ledger
+         WHERE tenant_id = ? AND model_id = ? AND json_extract(body, '$.roundId') = ? ORDER BY seq LIMIT 1`,
+      )
+      .bind(scope.tenant, scope.model, roundId)
+      .first<LedgerRow>();
+    return row ? entryOf(row) : null;
+  }
+
   async list(scope: LedgerScope, page: LedgerPageRequest): Promise<LedgerEntry[]> {
     const { results } = await this.db
       .prepare(

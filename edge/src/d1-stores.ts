@@ -250,6 +250,16 @@ export class D1RoundIndex implements RoundIndex {
     return row ? roundOf(row) : null;
   }
 
+  async countOpen(tenantId: string, modelId: string): Promise<number> {
+    const row = await this.db
+      .prepare(
+        "SELECT COUNT(*) AS open FROM rounds WHERE tenant_id = ? AND model_id = ? AND stage = 'collecting'",
+      )
+      .bind(tenantId, modelId)
+      .first<{ open: number }>();
+    return row?.open ?? 0;
+  }
+
   async get(tenantId: string, roundId: string): Promise<RoundInfo | null> {
     const row = await this.db
       .prepare(`SELECT ${ROUND_COLUMNS} FROM rounds WHERE tenant_id = ? AND round_id = ?`)

@@ -10,6 +10,8 @@ export interface Env {
   TRAINER: DurableObjectNamespace<TrainerDO>;
   /** Comma-separated storefront origins allowed to call device routes, or `*`. */
   ALLOWED_ORIGINS?: string;
+  /** Origins that may call secret- and auditor-key routes from a browser (the dashboard); comma-separated. */
+  OPERATOR_ORIGINS?: string;
   /**
    * Hex 32-byte Ed25519 seed of the ledger-signing key: a Worker secret when deployed
    * (`wrangler secret put LEDGER_SIGNING_KEY`), `.dev.vars` in local dev (made once by

@@ -23,6 +23,14 @@ function durableEntries(storage: DurableObjectStorage): EntryStore {
     put: (entries) => storage.put(entries),
     setAlarm: (at) => storage.setAlarm(at),
     deleteAlarm: () => storage.deleteAlarm(),
+    delete: async (keys) => {
+      // storage.delete takes at most 128 keys per call.
+      for (let i = 0; i < keys.length; i += 128) await storage.delete(keys.slice(i, i + 128));
+    },
+    deleteAll: async () => {
+      await storage.deleteAlarm();
+      await storage.deleteAll();
+    },
   };
 }
 
@@ -60,6 +68,10 @@ export class SecAggShardDO extends DurableObject<Env> {
     return asResult(() => this.host.status());
   }
 
+  close() {
+    return asResult(() => this.host.close());
+  }
+
   override async alarm(): Promise<void> {
     await this.host.alarm();
   }
@@ -75,5 +87,6 @@ export function shardHandle(env: Env, tenantId: string, roundId: string, shard: 
     message: async (participantId, tokenHash, body) =>
       unwrap(await stub.message(participantId, tokenHash, body)),
     status: async () => unwrap(await stub.status()),
+    close: async () => unwrap(await stub.close()),
   };
 }

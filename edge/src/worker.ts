@@ -33,10 +33,8 @@ function appFor(env: Env): App {
         hostFor: (tenantId, roundId) => roundHostHandle(env, tenantId, roundId),
         shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
       }),
-      allowedOrigins: (env.ALLOWED_ORIGINS ?? "*")
-        .split(",")
-        .map((o) => o.trim())
-        .filter(Boolean),
+      allowedOrigins: originList(env.ALLOWED_ORIGINS ?? "*"),
+      operatorOrigins: originList(env.OPERATOR_ORIGINS ?? ""),
     });
     apps.set(env.DB, app);
   }
@@ -48,3 +46,11 @@ export default {
     return appFor(env).fetch(request, env, ctx);
   },
 } satisfies ExportedHandler<Env>;
+
+/** A comma-separated origin list from a Worker var. */
+function originList(text: string): string[] {
+  return text
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+}

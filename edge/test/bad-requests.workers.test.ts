@@ -1,6 +1,6 @@
 /**
  * Bad requests never get a 500. Every route in /openapi.json is sent malformed JSON, wrong
- * types, a missing key, a malformed key, an unknown tenant and a key of the wrong kind, plus
+ * types, a missing key, a malformed key, an unknown tenant (the same answer as a wrong key) and a key of the wrong kind, plus
  * fuzzed bodies; each must answer a 4xx with the `{error:{code,message}}` envelope.
  */
 import { ErrorEnvelope } from "@fedprofile/coordinator/wire";
@@ -126,14 +126,21 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
     }
   });
 
-  it("unknown tenant → 401 unknown_tenant", async () => {
+  it("unknown tenant → 401 invalid_api_key, the same envelope as a forged key (no tenant enumeration)", async () => {
+    const forged = keys.publishable.replace(/\.[^.]+$/, ".BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB");
     for (const op of operations) {
-      await expectEnvelope(
-        await send(op.method, fill(op.path), UNKNOWN_TENANT_KEY, op.hasBody ? { v: 1 } : undefined),
-        401,
-        "unknown_tenant",
-      );
+      const body = op.hasBody ? { v: 1 } : undefined;
+      const unknown = await send(op.method, fill(op.path), UNKNOWN_TENANT_KEY, body);
+      const wrong = await send(op.method, fill(op.path), forged, body);
+      expect(unknown.status).toBe(401);
+      // Byte for byte the same answer: nothing in it names or hints at the tenant.
+      expect(await unknown.text()).toBe(await wrong.text());
     }
+    await expectEnvelope(
+      await send("GET", "/v1/rounds/r_AAAAAAAAAAAAAAAAAAAAAA", UNKNOWN_TENANT_KEY),
+      401,
+      "invalid_api_key",
+    );
   });
 
   it("a forged key for a real tenant → 401 invalid_api_key", async () => {

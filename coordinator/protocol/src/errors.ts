@@ -24,10 +24,7 @@ export class InvalidRequestError extends FedprofileError {
 
 /** Missing, malformed or unknown API key or tenant (401). */
 export class UnauthorizedError extends FedprofileError {
-  constructor(
-    code: "missing_api_key" | "malformed_api_key" | "unknown_tenant" | "invalid_api_key",
-    message: string,
-  ) {
+  constructor(code: "missing_api_key" | "malformed_api_key" | "invalid_api_key", message: string) {
     super(code, message, 401);
   }
 }

@@ -15,8 +15,10 @@ const BEARER = /^Bearer\s+(\S+)$/i;
 
 /**
  * Requires an API key of one of `kinds` in `Authorization: Bearer <key>`. Distinguishes a
- * missing key, a malformed key, an unknown tenant, an unknown or revoked key (all 401), and
- * a valid key of the wrong kind (403), so integrators can tell what to fix.
+ * missing key, a malformed key (401 each), a key that is not valid (401) and a valid key of the
+ * wrong kind (403), so integrators can tell what to fix. An unknown tenant and a wrong, revoked
+ * or unknown key get the same answer, after the same lookups, so that the API does not tell an
+ * attacker which tenants exist (issue 11).
  */
 export function requireKey(tenants: TenantStore, ...kinds: ApiKeyKind[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -31,11 +33,13 @@ export function requireKey(tenants: TenantStore, ...kinds: ApiKeyKind[]): Middle
         "Authorization must be `Bearer fp_<pub|sec|aud>_<tenant>.<secret>`",
       );
     }
-    const tenant = await tenants.findTenant(parsed.tenantId);
-    if (!tenant) throw new UnauthorizedError("unknown_tenant", `unknown tenant ${parsed.tenantId}`);
-    const record = await tenants.findApiKey(parsed.tenantId, parsed.keyHash);
-    if (!record || record.revokedAt !== null || record.kind !== parsed.kind) {
-      throw new UnauthorizedError("invalid_api_key", "API key is not valid for this tenant");
+    // Both lookups always run: answering an unknown tenant sooner would tell it apart by timing.
+    const [tenant, record] = await Promise.all([
+      tenants.findTenant(parsed.tenantId),
+      tenants.findApiKey(parsed.tenantId, parsed.keyHash),
+    ]);
+    if (!tenant || !record || record.revokedAt !== null || record.kind !== parsed.kind) {
+      throw new UnauthorizedError("invalid_api_key", "API key is not valid");
     }
     if (!kinds.includes(record.kind)) {
       throw new ForbiddenError(`this route needs a ${kinds.join(" or ")} key, not a ${record.kind} key`);

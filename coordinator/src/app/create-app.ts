@@ -17,6 +17,7 @@ import type { Clock, ModelStore, TenantStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import type { RoundService } from "../rounds/round-service";
 import { type AppEnv, requireKey } from "./auth";
+import { allowOriginFor } from "./cors-policy";
 import { describeZodError, errorResponse, handleError } from "./errors";
 import {
   CheckinRequest,
@@ -62,6 +63,11 @@ export interface CoordinatorAppOptions {
   trainerFor?(tenantId: string, modelId: string): TrainerHandle;
   /** Origins allowed to call device routes from a browser; `["*"]` for any. */
   allowedOrigins?: string[];
+  /**
+   * Origins allowed to call secret- and auditor-key routes from a browser (the compliance
+   * dashboard); `*` is ignored here. Default none.
+   */
+  operatorOrigins?: string[];
   /** Largest accepted request body in bytes (default 8 MiB). */
   maxBodyBytes?: number;
   clock?: Clock;
@@ -107,11 +113,26 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
   app.onError(handleError);
   app.notFound((c) => errorResponse(c, 404, "not_found", `no route ${c.req.method} ${c.req.path}`));
 
-  const origins = options.allowedOrigins ?? ["*"];
+  const policy = {
+    deviceOrigins: options.allowedOrigins ?? ["*"],
+    operatorOrigins: options.operatorOrigins ?? [],
+  };
   app.use(
     "/v1/*",
     cors({
-      origin: origins.includes("*") ? "*" : origins,
+      origin: (origin, c) =>
+        allowOriginFor(
+          origin,
+          {
+            // A preflight asks for the method the real request will use.
+            method:
+              c.req.method === "OPTIONS"
+                ? (c.req.header("access-control-request-method") ?? "GET")
+                : c.req.method,
+            path: c.req.path,
+          },
+          policy,
+        ),
       // If-None-Match: devices revalidate model versions (a 304 costs no download); ETag is read back.
       allowHeaders: ["Authorization", "Content-Type", "X-Participant", "If-None-Match"],
       exposeHeaders: ["ETag"],

@@ -9,7 +9,8 @@ import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import type { ApiKeyKind } from "../api-keys";
 import { NotFoundError } from "../errors";
 import { type LedgerSigner, signerFromSeed } from "../ledger/chain";
-import { MemoryLedgerStore } from "../ledger/store";
+import type { LedgerEntry } from "../ledger/schema";
+import { type LedgerScope, MemoryLedgerStore } from "../ledger/store";
 import { createTrainerHost, type TrainerHost, type TrainerState } from "../models/trainer";
 import type {
   ApiKeyRecord,
@@ -113,6 +114,13 @@ export class MemoryRoundIndex implements RoundIndex {
     return newest;
   }
 
+  async countOpen(tenantId: string, modelId: string): Promise<number> {
+    let open = 0;
+    for (const [key, info] of this.rounds)
+      if (key.startsWith(`${tenantId}/`) && info.modelId === modelId && info.stage === "collecting") open++;
+    return open;
+  }
+
   async get(tenantId: string, roundId: string): Promise<RoundInfo | null> {
     return this.rounds.get(`${tenantId}/${roundId}`) ?? null;
   }
@@ -164,6 +172,11 @@ export class MemoryAuditLedgerStore extends MemoryLedgerStore implements AuditLe
     const models = this.models.get(entry.tenant) ?? new Set();
     models.add(entry.model);
     this.models.set(entry.tenant, models);
+  }
+
+  async roundEntry(scope: LedgerScope, roundId: string): Promise<LedgerEntry | null> {
+    const entries = await this.list(scope, { limit: Number.MAX_SAFE_INTEGER });
+    return entries.find((entry) => entry.roundId === roundId) ?? null;
   }
 
   async rows(tenantId: string, query: { model?: string; cursor: string | null; limit: number }) {
@@ -249,6 +262,13 @@ export class MemoryEntryStore implements EntryStore {
     this.alarmAt = at;
   }
   async deleteAlarm(): Promise<void> {
+    this.alarmAt = null;
+  }
+  async delete(keys: string[]): Promise<void> {
+    for (const key of keys) this.entries.delete(key);
+  }
+  async deleteAll(): Promise<void> {
+    this.entries.clear();
     this.alarmAt = null;
   }
 }

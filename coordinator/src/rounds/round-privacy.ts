@@ -278,6 +278,10 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
       const { plan, modelId, roundId } = release;
       const budget = await budgetOf(tenantId, modelId);
       const scope = { tenant: tenantId, model: modelId };
+      // A retried end (after a crash between the append and the root's save) finds its entry:
+      // one entry per round, covering every shard sum it revealed.
+      const recorded = await store.roundEntry(scope, roundId);
+      if (recorded) return recorded;
       // Two rounds of one model may end at once in different objects: the store's conditional
       // append refuses the loser, which rereads the head and tries again.
       for (let attempt = 0; ; attempt++) {

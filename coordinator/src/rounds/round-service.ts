@@ -19,6 +19,12 @@ import { FedprofileError, NotFoundError } from "../errors";
 import { newRoundId, sha256Hex } from "../ids";
 import type { RoundResult } from "../models/trainer";
 import type { Clock, RoundHostHandle, RoundIndex } from "../ports";
+import {
+  assertOpenRoundsBelowLimit,
+  assertRoundFits,
+  DEFAULT_ROUND_LIMITS,
+  type RoundLimits,
+} from "./round-limits";
 import type { SecAggShardHandle } from "./secagg-shard-host";
 
 export interface RoundServiceOptions {
@@ -27,6 +33,8 @@ export interface RoundServiceOptions {
   hostFor(tenantId: string, roundId: string): RoundHostHandle;
   /** The host of shard `shard` of a SecAgg round. */
   shardFor?(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
+  /** Bounds checked at open (default {@link DEFAULT_ROUND_LIMITS}). */
+  limits?: RoundLimits;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -85,7 +93,12 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
   }
 
   return {
-    open(tenantId, request, task) {
+    async open(tenantId, request, task) {
+      // Refused before any Durable Object exists: the state must fit, and a model's open rounds
+      // are bounded (two opens racing may both pass the count; the bound is still a small one).
+      const limits = options.limits ?? DEFAULT_ROUND_LIMITS;
+      assertRoundFits(request, limits);
+      assertOpenRoundsBelowLimit(request.modelId, await index.countOpen(tenantId, request.modelId), limits);
       const roundId = newRoundId(randomBytes);
       return hostFor(tenantId, roundId).open(tenantId, roundId, request, task);
     },

@@ -57,6 +57,8 @@ export interface SecAggRootState {
   closedAt: number | null;
   outcome: string | null;
   modelVersion: number | null;
+  /** Failed attempts to close silent shards at the give-up time. */
+  closeAttempts?: number;
   /** A trainer's round: the task devices compute; its result goes to the trainer, not to a version. */
   task?: RoundTask;
   /** A trainer's round once ended, kept until the trainer has it (it may ask again after a crash). */
@@ -83,6 +85,10 @@ export interface SecAggRootHost extends RoundHostHandle {
 
 /** Slack after the last stage deadline before the root gives up on silent shards. */
 const ROOT_GRACE_MS = 30_000;
+/** A silent shard that cannot be reached when the root gives up is asked again this much later. */
+const CLOSE_RETRY_MS = 5_000;
+/** After this many failed asks the root ends without the shard (it never answered, so never revealed). */
+const CLOSE_ATTEMPTS = 12;
 
 /** Neighbour-graph degree and threshold for a shard of `size` (explicit values win). */
 function graphParameters(size: number, options: SecAggRoundOptions): { k: number; t: number } {
@@ -536,9 +542,15 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     shardFinished: (outcome) =>
       serialised(async () => {
         const state = await mustLoad();
-        if (state.stage !== "collecting" || state.outcomes[outcome.shard] !== undefined) return;
-        const next = { ...state, outcomes: { ...state.outcomes, [outcome.shard]: outcome } };
-        await store.save(next);
+        // An ended root acknowledges (the shard stops retrying); it only ends once every shard
+        // has reported or been closed, so no sum can arrive after it (see `closeSilentShards`).
+        if (state.stage !== "collecting") return;
+        const next =
+          state.outcomes[outcome.shard] === undefined
+            ? { ...state, outcomes: { ...state.outcomes, [outcome.shard]: outcome } }
+            : state;
+        if (next !== state) await store.save(next);
+        // Also when this report is a retry after a crash that hit before the round ended.
         if (Object.keys(next.outcomes).length === next.shardSizes.length)
           await end(next, "all-shards-finished");
       }),
@@ -551,8 +563,42 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           await store.setAlarm(state.giveUpAt);
           return;
         }
+        const closed = await closeSilentShards(state);
+        if (!closed) return;
         // Shards that never reported count as aborted: their devices are not in the sum.
-        await end(state, "deadline");
+        await end(
+          closed,
+          Object.keys(state.outcomes).length === state.shardSizes.length ? "all-shards-finished" : "deadline",
+        );
       }),
   };
+
+  /**
+   * Asks every shard that has not reported for its outcome, closing it if it has not ended, so
+   * that a shard whose report was delayed (a crash, a restart) is counted and none can unmask
+   * after the round ends. Returns null (and retries by alarm) when a shard could not be reached.
+   */
+  async function closeSilentShards(state: SecAggRootState): Promise<SecAggRootState | null> {
+    const outcomes = { ...state.outcomes };
+    let unreachable = 0;
+    for (let shard = 0; shard < state.shardSizes.length; shard++) {
+      if (outcomes[shard] !== undefined) continue;
+      try {
+        outcomes[shard] = await options.shardFor(state.tenantId, state.roundId, shard).close();
+      } catch (error) {
+        // A shard that does not exist never revealed anything.
+        if (error instanceof FedprofileError && error.status === 404) continue;
+        unreachable++;
+      }
+    }
+    const next: SecAggRootState = { ...state, outcomes };
+    const attempts = (state.closeAttempts ?? 0) + 1;
+    if (unreachable > 0 && attempts < CLOSE_ATTEMPTS) {
+      await store.save({ ...next, closeAttempts: attempts });
+      await store.setAlarm(clock() + CLOSE_RETRY_MS);
+      return null;
+    }
+    await store.save(next);
+    return next;
+  }
 }

@@ -16,12 +16,14 @@ import type { SecAggAck, SecAggServerView } from "@fedprofile/protocol/wire";
 import { ConflictError, FedprofileError, NotFoundError } from "../errors";
 import type { Clock } from "../ports";
 import {
+  abortRound,
   type CreateRoundOptions,
   createRoundState,
   fromStorageEntries,
   handleMessage,
   onDeadline,
   type ServerRoundState,
+  type Stage,
   toStorageEntries,
   type UnmaskOptions,
   viewFor,
@@ -34,6 +36,10 @@ export interface EntryStore {
   put(entries: Record<string, unknown>): Promise<void>;
   setAlarm(at: number): Promise<void>;
   deleteAlarm(): Promise<void>;
+  /** Removes these entries. */
+  delete(keys: string[]): Promise<void>;
+  /** Removes every entry and the alarm (an orphan shard erases itself). */
+  deleteAll(): Promise<void>;
 }
 
 /** What a shard tells the root when it ends. */
@@ -58,6 +64,12 @@ export interface SecAggShardHandle {
   view(participantId: string, tokenHash: string): Promise<SecAggServerView>;
   message(participantId: string, tokenHash: string, body: unknown): Promise<SecAggAck>;
   status(): Promise<ShardStatus>;
+  /**
+   * The root gives up on this shard: runs a deadline that is due, then aborts the shard unless it
+   * has ended, and returns its outcome. After it answers, the shard can never reveal a sum, so a
+   * root that ends without this shard's report cannot miss a release (a fence).
+   */
+  close(): Promise<ShardOutcome>;
 }
 
 export interface ShardMeta {
@@ -79,15 +91,29 @@ interface ShardRecord extends ShardMeta {
   participants: Record<string, { slot: number; tokenHash: string }>;
   nextSlot: number;
   reported: boolean;
+  /** Failed reports so far (the retry alarm backs off on them). */
+  reportAttempts?: number;
+  /** When the root acknowledged the report; per-device state is dropped a retention period later. */
+  reportedAt?: number;
+  /** Set once per-device state is gone: what status() still answers. */
+  pruned?: ShardStatus;
 }
 
 const SHARD_KEY = "shard";
+
+/** First retry of a report the root has not acknowledged; doubles per failure up to the cap. */
+export const REPORT_RETRY_MS = 1_000;
+const REPORT_RETRY_CAP_MS = 60_000;
+/** How long a finished shard keeps per-device keys, share boxes and digests (default one day). */
+export const SHARD_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 export interface SecAggShardHostOptions {
   store: EntryStore;
   root(meta: ShardMeta): SecAggRootHandle;
   clock?: Clock;
   unmask?: UnmaskOptions;
+  /** Retention of a finished shard's per-device state after the root has its report. */
+  retentionMs?: number;
 }
 
 export interface SecAggShardHost extends SecAggShardHandle {
@@ -98,46 +124,115 @@ export interface SecAggShardHost extends SecAggShardHandle {
 export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggShardHost {
   const { store } = options;
   const clock = options.clock ?? Date.now;
+  const retentionMs = options.retentionMs ?? SHARD_RETENTION_MS;
   let cache: { record: ShardRecord; state: ServerRoundState } | null = null;
   const serialised = createSerialQueue();
+
+  async function loadRecord(): Promise<ShardRecord> {
+    if (cache) return cache.record;
+    const record = (await store.list()).get(SHARD_KEY) as ShardRecord | undefined;
+    if (!record) throw new NotFoundError("shard not found");
+    return record;
+  }
 
   async function load(): Promise<{ record: ShardRecord; state: ServerRoundState }> {
     if (cache) return cache;
     const entries = await store.list();
     const record = entries.get(SHARD_KEY) as ShardRecord | undefined;
     if (!record) throw new NotFoundError("shard not found");
+    if (record.pruned) {
+      throw new ConflictError(
+        "round_ended",
+        `shard ${record.shard} ended and its per-device state has expired`,
+      );
+    }
     const state = fromStorageEntries(Object.fromEntries(entries));
     cache = { record, state };
     return cache;
   }
 
-  /** Persists the changed entries, keeps the alarm in step, and reports an ended shard once. */
+  /** Persists the changed entries, keeps the alarm in step, and reports an ended shard. */
   async function commit(record: ShardRecord, state: ServerRoundState, changed: string[]): Promise<void> {
+    await persist(record, state, changed);
+    if (state.deadline !== null) await store.setAlarm(state.deadline);
+    else if (ended(state) && !record.reported) {
+      // Durable before the root is called: a crash from here on still leaves an alarm that
+      // delivers the report (issue 11: the release was lost when the alarm was deleted first).
+      await store.setAlarm(clock() + REPORT_RETRY_MS);
+      await reportOrRetry();
+    } else await store.deleteAlarm();
+  }
+
+  /** Writes the changed entries without touching the alarm or reporting. */
+  async function persist(record: ShardRecord, state: ServerRoundState, changed: string[]): Promise<void> {
     const all = toStorageEntries(state);
     const entries: Record<string, unknown> = { [SHARD_KEY]: record };
     for (const key of changed) entries[key] = all[key];
     await store.put(entries);
     cache = { record, state };
-    if (state.deadline !== null) await store.setAlarm(state.deadline);
-    else await store.deleteAlarm();
-    await reportIfEnded();
   }
 
-  async function reportIfEnded(): Promise<void> {
-    if (!cache || cache.record.reported) return;
-    const { record, state } = cache;
-    if (state.phase !== "done" && state.phase !== "aborted") return;
-    await options.root(record).shardFinished({
+  function outcomeOf(record: ShardRecord, state: ServerRoundState): ShardOutcome {
+    return {
       shard: record.shard,
       sum: state.result?.sum ?? null,
       contributors: state.result?.contributors.length ?? 0,
       abort: state.abort
         ? { code: state.abort.code, stage: state.abort.stage, reason: state.abort.reason }
         : null,
-    });
-    const reported = { ...record, reported: true };
+    };
+  }
+
+  /**
+   * Reports an ended shard to the root until it acknowledges. A failure leaves the retry alarm
+   * (backing off); a root that does not exist (the round never finished opening) makes this an
+   * orphan, which erases itself.
+   */
+  async function reportOrRetry(): Promise<void> {
+    if (!cache || cache.record.reported) return;
+    const { record, state } = cache;
+    if (!ended(state)) return;
+    try {
+      await options.root(record).shardFinished(outcomeOf(record, state));
+    } catch (error) {
+      if (error instanceof FedprofileError && error.status === 404) {
+        await store.deleteAll();
+        cache = null;
+        return;
+      }
+      const attempts = (record.reportAttempts ?? 0) + 1;
+      const next = { ...record, reportAttempts: attempts };
+      await store.put({ [SHARD_KEY]: next });
+      await store.setAlarm(clock() + Math.min(REPORT_RETRY_MS * 2 ** attempts, REPORT_RETRY_CAP_MS));
+      cache = { record: next, state };
+      return;
+    }
+    const reported: ShardRecord = { ...record, reported: true, reportedAt: clock() };
     await store.put({ [SHARD_KEY]: reported });
+    await store.setAlarm(clock() + retentionMs);
     cache = { record: reported, state };
+  }
+
+  /** Drops per-device state of a shard the root has, keeping its outcome's counts. */
+  async function prune(record: ShardRecord, state: ServerRoundState): Promise<void> {
+    const summary = statusOf(record, state);
+    const keys = [...(await store.list()).keys()].filter((key) => key !== SHARD_KEY);
+    await store.delete(keys);
+    const pruned: ShardRecord = { ...record, participants: {}, pruned: summary };
+    await store.put({ [SHARD_KEY]: pruned });
+    await store.deleteAlarm();
+    cache = null;
+  }
+
+  function statusOf(record: ShardRecord, state: ServerRoundState): ShardStatus {
+    return {
+      shard: record.shard,
+      phase: state.phase,
+      admitted: record.nextSlot,
+      cohortSize: state.config.cohortSize,
+      contributors: state.result?.contributors.length ?? null,
+      abort: state.abort ? `${state.abort.code}: ${state.abort.reason}` : null,
+    };
   }
 
   function slotOf(record: ShardRecord, participantId: string, tokenHash: string): number {
@@ -208,25 +303,52 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
 
     status: () =>
       serialised(async () => {
+        const pruned = (await loadRecord()).pruned;
+        if (pruned) return pruned;
         const { record, state } = await load();
-        return {
-          shard: record.shard,
-          phase: state.phase,
-          admitted: record.nextSlot,
-          cohortSize: state.config.cohortSize,
-          contributors: state.result?.contributors.length ?? null,
-          abort: state.abort ? `${state.abort.code}: ${state.abort.reason}` : null,
-        };
+        return statusOf(record, state);
+      }),
+
+    close: () =>
+      serialised(async () => {
+        cache = null;
+        const { record } = await load();
+        let { state } = await load();
+        if (!ended(state) && state.deadline !== null && clock() >= state.deadline) {
+          const advance = await onDeadline(state, clock(), options.unmask);
+          state = advance.state;
+          await persist(record, state, advance.changed);
+        }
+        if (!ended(state)) {
+          const advance = abortRound(
+            state,
+            stageOf(state),
+            "the round's root stopped waiting for this shard",
+            clock(),
+            "root_gave_up",
+          );
+          state = advance.state;
+          await persist(record, state, advance.changed);
+        }
+        // The caller takes the outcome itself: no report is owed any more.
+        const reported: ShardRecord = { ...record, reported: true, reportedAt: clock() };
+        await store.put({ [SHARD_KEY]: reported });
+        await store.setAlarm(clock() + retentionMs);
+        cache = { record: reported, state };
+        return outcomeOf(reported, state);
       }),
 
     alarm: () =>
       serialised(async () => {
         // Storage is the truth: an alarm rereads it rather than trusting what is cached.
         cache = null;
+        const found = (await store.list()).get(SHARD_KEY) as ShardRecord | undefined;
+        if (!found || found.pruned) return;
         const { record, state } = await load();
         if (state.deadline === null) {
-          // Ended: a report that failed before (root unreachable) is retried here.
-          await reportIfEnded();
+          if (!record.reported) await reportOrRetry();
+          else if (clock() >= (record.reportedAt ?? 0) + retentionMs) await prune(record, state);
+          else await store.setAlarm((record.reportedAt ?? clock()) + retentionMs);
           return;
         }
         if (clock() < state.deadline) {
@@ -237,4 +359,14 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
         await commit(record, advance.state, advance.changed);
       }),
   };
+}
+
+function ended(state: ServerRoundState): boolean {
+  return state.phase === "done" || state.phase === "aborted";
+}
+
+function stageOf(state: ServerRoundState): Stage {
+  const phase = state.phase;
+  if (phase === "done" || phase === "aborted") throw new ConflictError("round_ended", "shard has ended");
+  return phase;
 }

@@ -1,0 +1,57 @@
+/**
+ * The load suite (issue 11), outside CI: 1,000 simulated devices in 4 node processes through
+ * DP SecAgg+ rounds against `wrangler dev` on loopback, bounded in time.
+ * Run: `npm run bench:load [-- --devices 1000 --processes 4 --rounds 2 --shard-size 100 --max-seconds 900]`;
+ * prints a table and writes `bench/results/load.json`.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { runLoadSuite } from "../test/load/load-suite";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const { values } = parseArgs({
+  options: {
+    devices: { type: "string", default: "1000" },
+    processes: { type: "string", default: "4" },
+    rounds: { type: "string", default: "2" },
+    "shard-size": { type: "string", default: "100" },
+    dimension: { type: "string", default: "16" },
+    "stage-seconds": { type: "string", default: "180" },
+    "max-seconds": { type: "string", default: "900" },
+    out: { type: "string", default: join(ROOT, "bench/results/load.json") },
+  },
+});
+const int = (name: keyof typeof values) => {
+  const n = Number(values[name]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: a positive integer, got ${values[name]}`);
+  return n;
+};
+const report = await runLoadSuite({
+  devices: int("devices"),
+  processes: int("processes"),
+  rounds: int("rounds"),
+  shardSize: int("shard-size"),
+  dimension: int("dimension"),
+  stageSeconds: int("stage-seconds"),
+  maxSeconds: int("max-seconds"),
+});
+console.table(report.routes);
+console.table(report.rounds);
+console.log({
+  roundsFinished: report.roundsFinished,
+  roundsPublished: report.roundsPublished,
+  roundsPerMinute: report.roundsPerMinute,
+  requests: report.requests,
+  errors: report.errors,
+  outcomes: report.outcomes,
+  errorSamples: report.errorSamples,
+  coordinatorRssMiB: report.coordinatorRssMiB,
+  seconds: report.seconds,
+});
+mkdirSync(dirname(values.out), { recursive: true });
+writeFileSync(
+  values.out,
+  `${JSON.stringify({ generatedAt: new Date().toISOString(), ...report }, null, 2)}\n`,
+);

@@ -1,0 +1,52 @@
+import { OpenRoundRequest } from "@fedprofile/protocol/wire";
+import { describe, expect, it } from "vitest";
+import { FedprofileError } from "../errors";
+import { assertOpenRoundsBelowLimit, assertRoundFits, DEFAULT_ROUND_LIMITS } from "./round-limits";
+
+const dpRound = (dimension: number, maxContributions: number, maxShardSize: number) =>
+  OpenRoundRequest.parse({
+    v: 1,
+    modelId: "segments",
+    dimension,
+    minContributions: 1,
+    maxContributions,
+    deadlineSeconds: 60,
+    aggregation: "secagg",
+    secagg: { minShardSize: 2, maxShardSize },
+    dp: { clipNorm: 1, targetEpsilon: 1, rounds: 1 },
+  });
+
+function refusal(run: () => void): FedprofileError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof FedprofileError) return error;
+    throw error;
+  }
+  throw new Error("expected a refusal");
+}
+
+describe("round limits", () => {
+  it("a DP round of d = 65,536 fits in one shard; over 4 shards the root's copy of the sums does not", () => {
+    expect(() => assertRoundFits(dpRound(65_535, 1000, 1000))).not.toThrow();
+    // 65,536 words are 349,528 bytes of base64 per shard: four shards' sums are 1.4 MB, five 1.75 MB.
+    expect(() => assertRoundFits(dpRound(65_535, 4000, 1000))).not.toThrow();
+    const error = refusal(() => assertRoundFits(dpRound(65_535, 5000, 1000)));
+    expect(error).toMatchObject({ status: 400, code: "round_state_too_large" });
+    expect(error.message).toMatch(/over 5 shard\(s\).*limit of 1500000 bytes/);
+  });
+
+  it("a shard count past the limit names it and the maxShardSize that would fit", () => {
+    const error = refusal(() => assertRoundFits(dpRound(4, 100_000, 2)));
+    expect(error).toMatchObject({ status: 400, code: "too_many_shards" });
+    expect(error.message).toMatch(/50000 shards, over the limit of 128.*at least 782/);
+  });
+
+  it("open rounds per model: the limit-th is refused with 409", () => {
+    expect(() =>
+      assertOpenRoundsBelowLimit("m", DEFAULT_ROUND_LIMITS.maxOpenRoundsPerModel - 1),
+    ).not.toThrow();
+    const error = refusal(() => assertOpenRoundsBelowLimit("m", DEFAULT_ROUND_LIMITS.maxOpenRoundsPerModel));
+    expect(error).toMatchObject({ status: 409, code: "too_many_open_rounds" });
+  });
+});

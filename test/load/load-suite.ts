@@ -1,0 +1,216 @@
+/**
+ * The load suite (issue 11): simulated devices in several node processes (loopback only) run
+ * full DP SecAgg+ rounds against a real `wrangler dev` this suite starts and stops by PID. It
+ * measures rounds per minute, p50/p99 latency per route, errors, and the coordinator's resident
+ * memory (wrangler and workerd, the process group it started), sampled every 500 ms.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RoundStatus } from "@fedprofile/coordinator/wire";
+import {
+  applyLocalMigrations,
+  REPO_ROOT,
+  seedLocalTenant,
+  startLocalCoordinator,
+} from "../../edge/scripts/local-dev";
+import type { DeviceProcessReport } from "./device-process";
+
+export interface LoadOptions {
+  devices: number;
+  processes: number;
+  rounds: number;
+  /** Devices per shard (each shard a Durable Object running its own SecAgg+ instance). */
+  shardSize: number;
+  dimension: number;
+  /** Each SecAgg stage's deadline (the join window is the first); default 60. */
+  stageSeconds?: number;
+  /** Hard bound on the whole run; a round still going then counts as not finished. */
+  maxSeconds: number;
+}
+
+export interface LoadReport {
+  options: LoadOptions;
+  roundsFinished: number;
+  roundsPublished: number;
+  roundsPerMinute: number;
+  seconds: number;
+  requests: number;
+  errors: number;
+  /** Per route: count, p50 and p99 in ms, errors. */
+  routes: Record<string, { count: number; p50: number; p99: number; errors: number }>;
+  outcomes: Record<string, number>;
+  errorSamples: string[];
+  coordinatorRssMiB: { peak: number; end: number };
+  rounds: Array<{ roundId: string; stage: string; contributions: number; seconds: number }>;
+}
+
+const quantile = (sorted: number[], q: number) =>
+  sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
+
+/** Resident memory of every process in group `pgid`, in MiB (Linux `ps`). */
+function groupRssMiB(pgid: number): number {
+  try {
+    const out = execFileSync("ps", ["-o", "rss=", "-g", String(pgid)], { encoding: "utf8" });
+    return out.split("\n").reduce((sum, line) => sum + (Number(line.trim()) || 0), 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+function runDeviceProcess(job: object): Promise<DeviceProcessReport> {
+  return new Promise((done, fail) => {
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "--conditions=source",
+        join(REPO_ROOT, "test/load/device-process.ts"),
+        JSON.stringify(job),
+      ],
+      { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c) => (out += c));
+    child.stderr.on("data", (c) => (err += c));
+    child.on("error", fail);
+    child.on("exit", (code) => {
+      const line = out.trim().split("\n").at(-1);
+      if (code !== 0 || !line) return fail(new Error(`device process exited ${code}: ${err.slice(-2000)}`));
+      done(JSON.parse(line) as DeviceProcessReport);
+    });
+  });
+}
+
+async function call(url: string, method: string, path: string, key: string, body?: unknown) {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  if (response.status >= 300) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return JSON.parse(text) as unknown;
+}
+
+/** Runs the suite and returns its report. */
+export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
+  const persistTo = mkdtempSync(join(tmpdir(), "fedprofile-load-"));
+  const coordinator = { current: null as Awaited<ReturnType<typeof startLocalCoordinator>> | null };
+  let peak = 0;
+  let sampler: ReturnType<typeof setInterval> | undefined;
+  try {
+    await applyLocalMigrations(persistTo);
+    const keys = await seedLocalTenant(persistTo, "load-shop");
+    const started = await startLocalCoordinator({ persistTo });
+    coordinator.current = started;
+    sampler = setInterval(() => {
+      peak = Math.max(peak, groupRssMiB(started.pid));
+    }, 500);
+    await call(started.url, "PUT", "/v1/privacy/budgets/load", keys.secret, {
+      v: 1,
+      epsilonCap: 1000,
+      delta: 1e-7,
+    });
+    const begin = Date.now();
+    const deadline = begin + options.maxSeconds * 1000;
+    const latencies: Record<string, number[]> = {};
+    const errors: Record<string, number> = {};
+    const outcomes: Record<string, number> = {};
+    const errorSamples: string[] = [];
+    const rounds: LoadReport["rounds"] = [];
+    for (let r = 0; r < options.rounds && Date.now() < deadline; r++) {
+      const roundStart = Date.now();
+      const opened = RoundStatus.parse(
+        await call(started.url, "POST", "/v1/rounds", keys.secret, {
+          v: 1,
+          modelId: "load",
+          dimension: options.dimension,
+          minContributions: Math.ceil(options.devices * 0.5),
+          maxContributions: options.devices,
+          deadlineSeconds: 600,
+          aggregation: "secagg",
+          secagg: {
+            minShardSize: options.shardSize,
+            maxShardSize: options.shardSize,
+            stageSeconds: 60,
+            k: 8,
+            t: 5,
+          },
+          dp: { clipNorm: 1, targetEpsilon: 10, rounds: 10, modulusBits: 24 },
+        }),
+      );
+      const per = Math.ceil(options.devices / options.processes);
+      const jobs = Array.from({ length: options.processes }, (_, p) => ({
+        url: started.url,
+        key: keys.publishable,
+        round: opened,
+        count: Math.max(0, Math.min(per, options.devices - p * per)),
+        seed: r * 1000 + p,
+      })).filter((j) => j.count > 0);
+      const timeout = new Promise<never>((_, fail) =>
+        setTimeout(
+          () => fail(new Error("load run exceeded maxSeconds")),
+          Math.max(1, deadline - Date.now()),
+        ).unref(),
+      );
+      const reports = await Promise.race([Promise.all(jobs.map(runDeviceProcess)), timeout]);
+      for (const rep of reports) {
+        for (const [route, xs] of Object.entries(rep.latencies))
+          latencies[route] = [...(latencies[route] ?? []), ...xs];
+        for (const [route, n] of Object.entries(rep.errors)) errors[route] = (errors[route] ?? 0) + n;
+        for (const [o, n] of Object.entries(rep.outcomes)) outcomes[o] = (outcomes[o] ?? 0) + n;
+        errorSamples.push(...rep.errorSamples.slice(0, Math.max(0, 10 - errorSamples.length)));
+      }
+      let status = RoundStatus.parse(
+        await call(started.url, "GET", `/v1/rounds/${opened.roundId}`, keys.secret),
+      );
+      while (status.stage === "collecting" && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        status = RoundStatus.parse(
+          await call(started.url, "GET", `/v1/rounds/${opened.roundId}`, keys.secret),
+        );
+      }
+      rounds.push({
+        roundId: opened.roundId,
+        stage: status.stage,
+        contributions: status.contributions,
+        seconds: (Date.now() - roundStart) / 1000,
+      });
+    }
+    const seconds = (Date.now() - begin) / 1000;
+    const end = groupRssMiB(started.pid);
+    const routes: LoadReport["routes"] = {};
+    for (const [route, xs] of Object.entries(latencies)) {
+      const sorted = [...xs].sort((a, b) => a - b);
+      routes[route] = {
+        count: xs.length,
+        p50: Math.round(quantile(sorted, 0.5) * 10) / 10,
+        p99: Math.round(quantile(sorted, 0.99) * 10) / 10,
+        errors: errors[route] ?? 0,
+      };
+    }
+    const finished = rounds.filter((r) => r.stage !== "collecting");
+    return {
+      options,
+      roundsFinished: finished.length,
+      roundsPublished: rounds.filter((r) => r.stage === "closed").length,
+      roundsPerMinute: Math.round((finished.length / (seconds / 60)) * 100) / 100,
+      seconds,
+      requests: Object.values(latencies).reduce((n, xs) => n + xs.length, 0),
+      errors: Object.values(errors).reduce((n, e) => n + e, 0),
+      routes,
+      outcomes,
+      errorSamples,
+      coordinatorRssMiB: { peak: Math.round(Math.max(peak, end)), end: Math.round(end) },
+      rounds,
+    };
+  } finally {
+    if (sampler) clearInterval(sampler);
+    await coordinator.current?.stop();
+    rmSync(persistTo, { recursive: true, force: true });
+  }
+}
