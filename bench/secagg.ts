@@ -1,7 +1,10 @@
 /**
- * SecAgg+ benchmark: the grid n ∈ {100, 1000, 5000} × d ∈ {1024, 65536} × dropout ∈ {0, 10%, 30%},
+ * SecAgg+ benchmark. By default the server round budget (`./secagg-round.ts`): n = 1,000,
+ * d = 65,536, 10% dropout, accept over every survivor + unmask, median of 3 rounds (`--runs R`),
+ * at k = 6, t = 4 (Flower's setting, ratio to its 28,379 ms) and at our k = 54, t = 21.
+ * With `--grid`, also the grid n ∈ {100, 1000, 5000} × d ∈ {1024, 65536} × dropout ∈ {0, 10%, 30%},
  * a complete-graph (plain Bonawitz) run at n = 1000, and the client in Chromium at d = 65536,
- * n = 1000. Run: `npx tsx bench/secagg.ts [--quick | --client-only]`; writes `bench/results/secagg.json`
+ * n = 1000. Run: `npx tsx bench/secagg.ts [--grid [--quick] | --client-only]`; writes `bench/results/secagg.json`
  * (`secagg-client.json` with `--client-only`: the client budget cell alone, eleven runs).
  *
  * How each number is obtained (simulating 5,000 full clients at d = 65,536 would take hours):
@@ -35,7 +38,6 @@ import {
   failureBound,
   finalizeUnmask,
   generateKeyPair,
-  handleMaskedInput,
   type KeyPair,
   modulusBitsFor,
   packWords,
@@ -47,11 +49,11 @@ import {
   splitSecret,
   tweetnaclKeyAgreement,
   unpackWords,
-  wordsToBytes,
 } from "../coordinator/src/secagg/index";
 import { type ProbeResult, probeClient } from "../sdk/src/secagg/probe";
 import { plainSum, runSimulatedRound, seededRandomBytes } from "../test/secagg/driver";
 import { runInChromium } from "./prg";
+import { FLOWER_MS, roundBudget } from "./secagg-round";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const VALUE_BITS = 16;
@@ -142,7 +144,7 @@ async function measureShard(
     checked: survivors,
     revealers: survivors,
     devices,
-    maskedSum: bytesToBase64(wordsToBytes(masked)),
+    maskedSum: masked,
   };
   // Sum: unpack and add every survivor's masked vector (what handleMaskedInput does per message).
   const packed = packWords(masked, m);
@@ -335,70 +337,48 @@ function parameterReport(rounds: number) {
   return out;
 }
 
-/** Server CPU to accept one masked input (parse, guard, digest, unpack, add into the running sum). */
-async function measureCollection(n: number, d: number, messages: number): Promise<number> {
-  const random = seededRandomBytes("collect");
-  const m = modulusBitsFor(VALUE_BITS, n);
-  const p = chooseParameters({ n });
-  const all = Array.from({ length: n }, (_, i) => i);
-  let state: ServerRoundState = {
-    ...createRoundState(
-      {
-        roundId: ROUND_ID,
-        cohortSize: n,
-        k: p.k,
-        t: p.t,
-        dimension: d,
-        valueBits: VALUE_BITS,
-        modulusBits: m,
-        randomBytes: random,
-      },
-      0,
-    ),
-    phase: "masked-input",
-    deadline: 1e12,
-    members: all,
-    sharers: all,
-  };
-  const vectors = Array.from({ length: messages }, () =>
-    bytesToBase64(
-      packWords(
-        Uint32Array.from(random(4 * d).subarray(0, d), (b, i) => (b * 65599 + i) % 2 ** m),
-        m,
-      ),
-    ),
-  );
-  const c0 = process.cpuUsage();
-  for (let i = 0; i < messages; i++) {
-    state = (
-      await handleMaskedInput(
-        state,
-        { v: 1, roundId: ROUND_ID, slot: i, stage: "masked-input", masked: vectors[i] },
-        1,
-      )
-    ).state;
-  }
-  const cpu = process.cpuUsage(c0);
-  return (cpu.user + cpu.system) / 1000 / messages;
-}
-
 async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
+  const grid = process.argv.includes("--grid");
+  const runsAt = process.argv.indexOf("--runs");
+  const roundRuns = runsAt > 0 ? Number(process.argv[runsAt + 1]) : 3;
   // --client-only: just the client budget cell, with more runs (for a quiet moment on a shared box).
   const clientOnly = process.argv.includes("--client-only");
   const loadAtStart = loadavg();
   console.log(
     `load average at start: ${loadAtStart.map((x) => x.toFixed(2)).join(" ")} on ${cpus().length} cores`,
   );
+  const round = clientOnly ? [] : await roundBudget(roundRuns);
+  if (round.length > 0) {
+    console.log(
+      `\nServer round at n = 1000, d = 65536, 10% dropout, one core (CPU ms, median of ${roundRuns} rounds; accept = every survivor):`,
+    );
+    console.log(
+      "setting | k/t | survivors | accept | unmask | round | per input median / p99 / max | Flower | ratio | ≤ 5,000 ms",
+    );
+    console.log("---|---|---:|---:|---:|---:|---|---:|---:|---");
+    for (const c of round) {
+      console.log(
+        `${c.name} | ${c.k}/${c.t} | ${c.survivors} | ${c.acceptMs.toFixed(0)} | ${c.unmaskMs.toFixed(0)} | ${c.roundMs.toFixed(0)} | ${c.perInput.medianMs.toFixed(3)} / ${c.perInput.p99Ms.toFixed(3)} / ${c.perInput.maxMs.toFixed(3)} | ${FLOWER_MS} | ${c.speedupVsFlower.toFixed(2)}× | ${c.holds ? "holds" : "MISSED"}`,
+      );
+    }
+  }
+  if (!grid && !clientOnly) {
+    const loadAtEnd = loadavg();
+    console.log(`load average at end: ${loadAtEnd.map((x) => x.toFixed(2)).join(" ")}`);
+    mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+    writeFileSync(
+      join(ROOT, "bench/results/secagg.json"),
+      `${JSON.stringify({ bench: "secagg", date: new Date().toISOString(), node: process.version, loadAverage: { start: loadAtStart, end: loadAtEnd, cores: cpus().length }, x25519: (await defaultKeyAgreement()).name, prg: "aes-128-ctr", round: round.map(({ runsMs, ...c }) => ({ ...c, runsMs })) }, null, 2)}\n`,
+    );
+    console.log("wrote bench/results/secagg.json");
+    return;
+  }
   const ns = clientOnly ? [] : quick ? [100, 1000] : [100, 1000, 5000];
   const ds = [1024, 65536];
   const drops = quick ? [0.1] : [0, 0.1, 0.3];
   const agreement = await defaultKeyAgreement();
   const parameters = clientOnly ? [] : parameterReport(quick ? 20_000 : 200_000);
-  const collectionMs = clientOnly ? Number.NaN : await measureCollection(1000, 65536, quick ? 10 : 50);
-  console.log(
-    `\nServer CPU per accepted masked input (d = 65536, n = 1000): ${collectionMs.toFixed(2)} ms (spread over the collection stage; ×900 survivors = ${((collectionMs * 900) / 1000).toFixed(2)} s)\n`,
-  );
   console.log(
     `SecAgg+ benchmark (${quick ? "quick" : "full"}), X25519 backend: ${agreement.name}, PRG: AES-128-CTR`,
   );
@@ -493,7 +473,7 @@ async function main(): Promise<void> {
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
   writeFileSync(
     join(ROOT, clientOnly ? "bench/results/secagg-client.json" : "bench/results/secagg.json"),
-    `${JSON.stringify({ bench: "secagg", date: new Date().toISOString(), node: process.version, quick, clientOnly, loadAverage: { start: loadAtStart, end: loadAtEnd, cores: cpus().length }, x25519: agreement.name, prg: "aes-128-ctr", parameters, collectionMsPerMaskedInput: collectionMs, cells, clientBudgetCell: { shape, node, chromium } }, null, 2)}\n`,
+    `${JSON.stringify({ bench: "secagg", date: new Date().toISOString(), node: process.version, quick, clientOnly, loadAverage: { start: loadAtStart, end: loadAtEnd, cores: cpus().length }, x25519: agreement.name, prg: "aes-128-ctr", parameters, round, cells, clientBudgetCell: { shape, node, chromium } }, null, 2)}\n`,
   );
   console.log(`wrote bench/results/${clientOnly ? "secagg-client" : "secagg"}.json`);
 }

@@ -60,8 +60,8 @@ export class SecAggShardDO extends DurableObject<Env> {
     return asResult(() => this.host.view(participantId, tokenHash));
   }
 
-  message(participantId: string, tokenHash: string, body: unknown) {
-    return asResult(() => this.host.message(participantId, tokenHash, body));
+  message(participantId: string, tokenHash: string, frame: Uint8Array) {
+    return asResult(() => this.host.message(participantId, tokenHash, frame));
   }
 
   status() {
@@ -84,8 +84,8 @@ export function shardHandle(env: Env, tenantId: string, roundId: string, shard: 
     open: async (meta, options) => unwrap(await stub.open(meta, options)),
     admit: async (participantId, tokenHash) => unwrap(await stub.admit(participantId, tokenHash)),
     view: async (participantId, tokenHash) => unwrap(await stub.view(participantId, tokenHash)),
-    message: async (participantId, tokenHash, body) =>
-      unwrap(await stub.message(participantId, tokenHash, body)),
+    message: async (participantId, tokenHash, frame) =>
+      unwrap(await stub.message(participantId, tokenHash, frame)),
     status: async () => unwrap(await stub.status()),
     close: async () => unwrap(await stub.close()),
   };

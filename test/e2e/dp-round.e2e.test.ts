@@ -15,7 +15,12 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { localStddev, paddedDim } from "@fedprofile/coordinator/dp";
+import {
+  type DistributedDiscreteGaussianConfig,
+  dyadicValue,
+  localStddev,
+  paddedDim,
+} from "@fedprofile/coordinator/dp";
 import { LedgerEntry, signerFromSeedHex } from "@fedprofile/coordinator/ledger";
 import { decodeClientFrame } from "@fedprofile/coordinator/secagg";
 import {
@@ -39,6 +44,7 @@ import {
 import { type ExampleServer, startExampleServer } from "../../examples/serve";
 import { CATALOGUE } from "../../examples/storefront/catalogue";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../chromium";
+import { expectMaskedUploads, expectNoPlaintext } from "../privacy";
 import { callCoordinator } from "./coordinator-api";
 
 const TENANT = "e2e-dp-shop";
@@ -62,6 +68,7 @@ let browser: Browser;
 let keys: TenantKeys;
 let devices: Page[] = [];
 let roundId: string;
+let dpConfig: DistributedDiscreteGaussianConfig;
 /** What each device actually contributed (`profiler.roundVector`) and its on-device profile. */
 let trueVectors: number[][] = [];
 let profiles: Array<{ features: unknown; vector: number[] }> = [];
@@ -190,6 +197,7 @@ describe("a distributed-DP SecAgg+ round in Chromium against wrangler dev", () =
     if (cfg?.mechanism !== "distributed_discrete_gaussian")
       throw new Error(`not a distributed round: ${open.text}`);
     expect(cfg).toMatchObject({ dim: 2, clipNorm: CLIP_NORM, modulusBits: 24 });
+    dpConfig = cfg;
 
     devices = [];
     for (let i = 0; i < DEVICES; i++) devices.push(await openDevice());
@@ -343,6 +351,25 @@ describe("a distributed-DP SecAgg+ round in Chromium against wrangler dev", () =
         if (needle.length >= 4) expect(body.includes(needle, 0, "latin1")).toBe(false);
       for (const needle of binaries) expect(body.includes(needle)).toBe(false);
     }
+    // Every body in every encoding of the device vectors, and no masked upload is a DP-encoded
+    // vector (unmasked, each word is within B of 0 mod 2^m; see test/node/dp-round.test.ts).
+    const bodies = [...json, ...frames].map((b) => new Uint8Array(b));
+    expectNoPlaintext(
+      bodies,
+      [...trueVectors, ...profiles.map((p) => p.vector)].map((v) => ({ values: v })),
+      dpConfig.modulusBits,
+    );
+    const dim = paddedDim(dpConfig);
+    const bound = Math.ceil(
+      (dpConfig.clipNorm + dpConfig.gamma * Math.sqrt(dim)) / dpConfig.gamma +
+        8 * dyadicValue(dpConfig.localSigma),
+    );
+    expectMaskedUploads(bodies, dim, [new Array<number>(dim).fill(0)], {
+      slack: bound,
+      uploads: DEVICES,
+      minBits: dpConfig.modulusBits,
+      jointly: true, // d = 2: one upload alone could land near 0 by chance
+    });
   });
 
   it("the auditor sees one signed distributed-DP entry; the CLI verifies the chain and exports it", async () => {

@@ -18,6 +18,7 @@ import {
   type SecAggOutcome,
 } from "@fedprofile/sdk/sync";
 import { afterEach, describe, expect, it } from "vitest";
+import { expectMaskedUploads, expectNoPlaintext, fixedPointCodes } from "../privacy";
 
 const ENCODING = { kind: "fixed-point" as const, clip: 64, valueBits: 16 };
 const STEP = (2 * ENCODING.clip) / (2 ** ENCODING.valueBits - 1);
@@ -69,6 +70,9 @@ function setup() {
   };
   return { memory, keys, device, open, bodies, stop: () => clearInterval(ticker) };
 }
+
+/** Distinctive vectors for the privacy check. */
+const VECTORS = [Float64Array.of(12.3456, -7.891, 33.3), Float64Array.of(-5.5, 6.25, 1.125)];
 
 let stop: (() => void) | undefined;
 afterEach(() => stop?.());
@@ -217,21 +221,31 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
       expect(Math.abs(w - 6)).toBeLessThanOrEqual(3 * STEP);
   });
 
-  it("no request body carries a device's vector in the clear", async () => {
+  it("no request body carries a device's vector in the clear, in any encoding", async () => {
     const ctx = setup();
     stop = ctx.stop;
     await ctx.open({ maxContributions: 2, secagg: { k: 2, t: 1 } });
     // Distinctive values whose fixed-point codes would show up in a plaintext body.
     const outcomes = await Promise.all(
-      [Float64Array.of(12.3456, -7.891, 33.3), Float64Array.of(-5.5, 6.25, 1.125)].map(async (v) => {
+      VECTORS.map(async (v) => {
         const client = ctx.device();
         return participateInSecAggRound(client, await checkinRound(client), () => v, { pollMs: 10 });
       }),
     );
     expect(outcomes.every((o) => o.status === "contributed")).toBe(true);
-    const text = ctx.bodies
-      .map((b) => (typeof b === "string" ? b : Buffer.from(b).toString("latin1")))
-      .join("\n");
-    for (const needle of ["12.3456", "-7.891", "33.3", "6.25", "1.125"]) expect(text).not.toContain(needle);
+    // Every body, binary and JSON, in every encoding the client could send the vector in.
+    const plaintexts = VECTORS.map((v) => ({
+      values: [...v],
+      codes: fixedPointCodes([...v], ENCODING.clip, ENCODING.valueBits),
+      valueBits: ENCODING.valueBits,
+    }));
+    for (const m of [17, 18, 24, 32]) expectNoPlaintext(ctx.bodies, plaintexts, m);
+    // And the masked words are not the fixed-point codes (floor or floor + 1) at any modulus.
+    expectMaskedUploads(
+      ctx.bodies,
+      3,
+      plaintexts.map((p) => p.codes.map((c) => c[0] as number)),
+      { slack: 1, uploads: 2, minBits: ENCODING.valueBits + 1 },
+    );
   });
 });

@@ -14,7 +14,7 @@ import {
   createRoundState,
   encodeClientFrame,
   fromStorageEntries,
-  handleMessage,
+  handleFrame,
   type KeyAgreement,
   onDeadline,
   type Prg,
@@ -144,7 +144,8 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
     serverMs: { "advertise-keys": 0, "share-keys": 0, "masked-input": 0, "consistency-check": 0, unmask: 0 },
   };
   const persistServer = (s: ServerRoundState) => {
-    const next = round.persist ? fromStorageEntries(roundTrip(toStorageEntries(s))) : s;
+    // Durable Object storage keeps values by structured clone (the running sum stays words).
+    const next = round.persist ? fromStorageEntries(structuredClone(toStorageEntries(s))) : s;
     round.onServerState?.(next);
     return next;
   };
@@ -169,10 +170,11 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
       const step = await runClientStage(stage, clients[slot] ?? null, received, round.inputs[slot], options);
       stats.clientMs[slot] = (stats.clientMs[slot] as number) + performance.now() - t0;
       clients[slot] = round.persist ? roundTrip(step.state) : step.state;
-      const text = JSON.stringify(step.message);
-      stats.bytesSent[slot] = (stats.bytesSent[slot] as number) + encodeClientFrame(step.message).length;
+      // What a device sends: the message as one binary frame, decoded once by the server.
+      const frame = encodeClientFrame(step.message);
+      stats.bytesSent[slot] = (stats.bytesSent[slot] as number) + frame.length;
       const s0 = performance.now();
-      const transition = await handleMessage(state, JSON.parse(text), now, serverOptions);
+      const transition = await handleFrame(state, frame, now, serverOptions);
       stats.serverMs[stage] += performance.now() - s0;
       state = persistServer(transition.state);
     }

@@ -24,8 +24,8 @@ import {
   CheckinResponse,
   ContributionRequest,
   ContributionResponse,
-  decodeClientFrame,
   ErrorEnvelope,
+  encodeClientFrame,
   HealthResponse,
   JoinRequest,
   JoinResponse,
@@ -333,15 +333,10 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       const { roundId, shard } = c.req.valid("param");
       const who = credentialOf(c.req.valid("header")["x-participant"]);
       const type = c.req.header("content-type") ?? "";
-      let message: unknown;
+      // The frame goes to the shard as it came: the shard decodes it, once (`receiveFrame`).
+      let frame: Uint8Array;
       if (type.startsWith("application/octet-stream")) {
-        try {
-          message = decodeClientFrame(new Uint8Array(await c.req.arrayBuffer()));
-        } catch (cause) {
-          throw new InvalidRequestError(`frame: ${cause instanceof Error ? cause.message : "malformed"}`, {
-            cause,
-          });
-        }
+        frame = new Uint8Array(await c.req.arrayBuffer());
       } else if (type.startsWith("application/json")) {
         let body: unknown;
         try {
@@ -349,9 +344,17 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
         } catch (cause) {
           throw new InvalidRequestError("request body is not valid JSON", { cause, code: "malformed_json" });
         }
+        // JSON stays for the small control messages; the masked vector travels only as a frame.
         const parsed = SecAggClientMessage.safeParse(body);
         if (!parsed.success) throw new InvalidRequestError(describeZodError(parsed.error));
-        message = parsed.data;
+        if (parsed.data.stage === "masked-input") {
+          throw new FedprofileError(
+            "unsupported_media_type",
+            "send the masked input as a binary frame (application/octet-stream)",
+            415,
+          );
+        }
+        frame = encodeClientFrame(parsed.data);
       } else {
         throw new FedprofileError(
           "unsupported_media_type",
@@ -359,7 +362,7 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
           415,
         );
       }
-      return c.json(await rounds.secaggMessage(c.get("auth").tenantId, roundId, shard, who, message), 200);
+      return c.json(await rounds.secaggMessage(c.get("auth").tenantId, roundId, shard, who, frame), 200);
     },
   );
 

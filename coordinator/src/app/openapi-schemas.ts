@@ -6,7 +6,7 @@
 import * as wire from "@fedprofile/protocol/wire";
 import { toClassic } from "../wire/classic";
 
-export { decodeClientFrame, modelEtag, WIRE_VERSION } from "@fedprofile/protocol/wire";
+export { encodeClientFrame, modelEtag, WIRE_VERSION } from "@fedprofile/protocol/wire";
 export { LedgerQuery, PrivacyBudgetRequest } from "../wire/privacy";
 
 export const ErrorEnvelope = toClassic(wire.ErrorEnvelope);

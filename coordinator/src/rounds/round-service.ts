@@ -60,13 +60,13 @@ export interface RoundService {
     shard: number,
     who: ParticipantCredential,
   ): Promise<SecAggServerView>;
-  /** One SecAgg protocol message from this participant. */
+  /** One SecAgg protocol message from this participant, as its binary frame (decoded by the shard). */
   secaggMessage(
     tenantId: string,
     roundId: string,
     shard: number,
     who: ParticipantCredential,
-    message: unknown,
+    frame: Uint8Array,
   ): Promise<SecAggAck>;
 }
 
@@ -114,11 +114,11 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
       (await knownHost(tenantId, roundId)).contribute(request),
     secaggView: async (tenantId, roundId, shard, who) =>
       (await knownShard(tenantId, roundId, shard)).view(who.participantId, sha256Hex(who.participantToken)),
-    secaggMessage: async (tenantId, roundId, shard, who, message) =>
+    secaggMessage: async (tenantId, roundId, shard, who, frame) =>
       (await knownShard(tenantId, roundId, shard)).message(
         who.participantId,
         sha256Hex(who.participantToken),
-        message,
+        frame,
       ),
   };
 }

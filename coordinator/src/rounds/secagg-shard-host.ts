@@ -20,10 +20,12 @@ import {
   type CreateRoundOptions,
   createRoundState,
   fromStorageEntries,
-  handleMessage,
+  handleReceived,
   onDeadline,
+  receiveFrame,
   type ServerRoundState,
   type Stage,
+  storageEntry,
   toStorageEntries,
   type UnmaskOptions,
   viewFor,
@@ -62,7 +64,8 @@ export interface SecAggShardHandle {
   /** Admits a participant (by its token's digest) to the next free slot. */
   admit(participantId: string, tokenHash: string): Promise<number>;
   view(participantId: string, tokenHash: string): Promise<SecAggServerView>;
-  message(participantId: string, tokenHash: string, body: unknown): Promise<SecAggAck>;
+  /** One message as its binary frame: decoded here, once, and digested over its raw bytes. */
+  message(participantId: string, tokenHash: string, frame: Uint8Array): Promise<SecAggAck>;
   status(): Promise<ShardStatus>;
   /**
    * The root gives up on this shard: runs a deadline that is due, then aborts the shard unless it
@@ -165,9 +168,8 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
 
   /** Writes the changed entries without touching the alarm or reporting. */
   async function persist(record: ShardRecord, state: ServerRoundState, changed: string[]): Promise<void> {
-    const all = toStorageEntries(state);
     const entries: Record<string, unknown> = { [SHARD_KEY]: record };
-    for (const key of changed) entries[key] = all[key];
+    for (const key of changed) entries[key] = storageEntry(state, key);
     await store.put(entries);
     cache = { record, state };
   }
@@ -283,20 +285,20 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
         return viewFor(state, slot);
       }),
 
-    message: (participantId, tokenHash, body) =>
+    message: (participantId, tokenHash, frame) =>
       serialised(async () => {
         const { record, state } = await load();
         const slot = slotOf(record, participantId, tokenHash);
-        const claimed = typeof body === "object" && body !== null && "slot" in body ? body.slot : undefined;
-        if (claimed !== slot) {
+        const received = await receiveFrame(frame);
+        if (received.message.slot !== slot) {
           throw new FedprofileError(
             "foreign_slot",
-            `message names slot ${String(claimed)}, this participant has slot ${slot}`,
+            `message names slot ${received.message.slot}, this participant has slot ${slot}`,
             403,
           );
         }
         // ProtocolError is a FedprofileError: its stable code and status reach the client.
-        const transition = await handleMessage(state, body, clock(), options.unmask);
+        const transition = await handleReceived(state, received, clock(), options.unmask);
         await commit(record, transition.state, transition.changed);
         return transition.reply;
       }),

@@ -8,31 +8,62 @@
  * per violation, tested over the whole stage-transition matrix.
  */
 
-import { bytesToBase64, utf8 } from "@fedprofile/protocol/bytes";
+import { bytesToBase64 } from "@fedprofile/protocol/bytes";
 import { ERROR_CODES, ProtocolError, type Stage, stageIndex } from "@fedprofile/protocol/secagg";
-import { SecAggClientMessage } from "@fedprofile/protocol/wire";
+import {
+  decodeClientFrame,
+  encodeClientFrame,
+  FrameError,
+  type FrameOf,
+  frameMessageFromJson,
+  type SecAggFrameMessage,
+} from "@fedprofile/protocol/wire";
 import type { ServerRoundState } from "./state";
 
-/** Parses any client message or throws `malformed` with the first schema issue. */
-export function parseClientMessage(input: unknown): SecAggClientMessage {
-  const parsed = SecAggClientMessage.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? issue.path.join(".") : "message";
-    throw new ProtocolError(ERROR_CODES.malformed, `${where}: ${issue?.message ?? "invalid"}`, {
-      cause: parsed.error,
-    });
-  }
-  return parsed.data;
+/** A decoded message with the SHA-256 (base64) of its frame. */
+export interface Received<M extends SecAggFrameMessage = SecAggFrameMessage> {
+  message: M;
+  digest: string;
+}
+
+function malformed(cause: unknown): ProtocolError {
+  const text = cause instanceof FrameError ? cause.message : "message: invalid";
+  return new ProtocolError(ERROR_CODES.malformed, text, { cause });
 }
 
 /**
- * SHA-256 of a parsed message's canonical JSON (zod emits keys in schema order), on WebCrypto:
- * a masked input is ~300 KB of JSON, and native hashing keeps acceptance cheap.
+ * SHA-256 of a frame, on WebCrypto. Frames are canonical (`secagg-frame.ts`), so this names the
+ * message: a retry hashes to the same digest, a different message to another.
  */
-export async function messageDigest(message: SecAggClientMessage): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", utf8(JSON.stringify(message)));
+export async function frameDigest(frame: Uint8Array): Promise<string> {
+  const copy = frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength ? frame : frame.slice();
+  const digest = await crypto.subtle.digest("SHA-256", copy as Uint8Array<ArrayBuffer>);
   return bytesToBase64(new Uint8Array(digest));
+}
+
+/** Decodes a binary frame once (or throws `malformed` naming the field) and digests its bytes. */
+export async function receiveFrame(frame: Uint8Array): Promise<Received> {
+  let message: SecAggFrameMessage;
+  try {
+    message = decodeClientFrame(frame);
+  } catch (cause) {
+    throw malformed(cause);
+  }
+  return { message, digest: await frameDigest(frame) };
+}
+
+/**
+ * Validates a JSON-form message (in-process hosts and tests), converts it to typed bytes and
+ * digests its canonical frame, so it is recognised as the same message as its frame.
+ */
+export async function receiveJson(input: unknown): Promise<Received> {
+  let message: SecAggFrameMessage;
+  try {
+    message = frameMessageFromJson(input);
+  } catch (cause) {
+    throw malformed(cause);
+  }
+  return { message, digest: await frameDigest(encodeClientFrame(message)) };
 }
 
 /** The set of devices allowed to send in `stage` (the survivors of the previous stage). */
@@ -51,23 +82,18 @@ export function eligible(state: ServerRoundState, stage: Stage): readonly number
   }
 }
 
-/** A message that passed the guard, with its digest. */
-export interface Admitted<M extends SecAggClientMessage> {
-  message: M;
-  digest: string;
-}
-
 /**
- * Admits `input` as a message of `stage` for this round, or throws the precise `ProtocolError`.
- * Checks, in order: schema and version, stage of the handler, round id, cohort membership, round
- * still running, stage order, eligibility, and first submission.
+ * Admits a received message as one of `stage` for this round, or throws the precise
+ * `ProtocolError`. Checks, in order: stage of the handler, round id, cohort membership, round
+ * still running, stage order, eligibility, and first submission. The schema was checked when the
+ * message was received.
  */
-export async function admit<S extends Stage>(
+export function admit<S extends Stage>(
   state: ServerRoundState,
-  input: unknown,
+  received: Received,
   stage: S,
-): Promise<Admitted<Extract<SecAggClientMessage, { stage: S }>>> {
-  const message = parseClientMessage(input);
+): Received<FrameOf<S>> {
+  const { message, digest } = received;
   if (message.stage !== stage) {
     throw new ProtocolError(ERROR_CODES.malformed, `expected a ${stage} message, got ${message.stage}`, {
       stage,
@@ -92,7 +118,6 @@ export async function admit<S extends Stage>(
       },
     );
   }
-  const digest = await messageDigest(message);
   const previous = state.devices[String(message.slot)]?.digests[stage];
   if (state.phase === "done" || state.phase === "aborted") {
     throw new ProtocolError(
@@ -135,7 +160,7 @@ export async function admit<S extends Stage>(
       },
     );
   }
-  return { message: message as Extract<SecAggClientMessage, { stage: S }>, digest };
+  return { message: message as FrameOf<S>, digest };
 }
 
 function duplicate(stage: Stage, slot: number): ProtocolError {

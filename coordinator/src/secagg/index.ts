@@ -8,14 +8,16 @@
 export * from "@fedprofile/protocol/bytes";
 export * from "@fedprofile/protocol/secagg";
 export * from "@fedprofile/protocol/wire";
-export { admit, eligible, messageDigest, parseClientMessage } from "./guard";
+export { admit, eligible, frameDigest, type Received, receiveFrame, receiveJson } from "./guard";
 export * from "./params";
 export {
   closeStage,
   handleAdvertiseKeys,
   handleConsistencyCheck,
+  handleFrame,
   handleMaskedInput,
   handleMessage,
+  handleReceived,
   handleShareKeys,
   handleUnmask,
   onDeadline,

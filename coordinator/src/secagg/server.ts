@@ -13,9 +13,11 @@
  * Hosting (e.g. one Durable Object per round or shard):
  * - open: `createRoundState(options, now)`, write `toStorageEntries(state)`, set an alarm at
  *   `state.deadline`;
- * - device message: authenticate the participant, map it to its slot and check `message.slot`,
- *   then `handleMessage(state, body, now)`; write only `changed` entries, answer `reply`, and
- *   move the alarm to the new `state.deadline` (delete it when null);
+ * - device message: decode the binary frame once (`receiveFrame`), authenticate the participant,
+ *   check `message.slot` against its slot, then `handleReceived(state, received, now)`; write only
+ *   `changed` entries, answer `reply`, and move the alarm to the new `state.deadline` (delete it
+ *   when null). `handleMessage` takes a JSON-form message instead (in-process hosts and tests);
+ *
  * - device poll: `viewFor(state, slot)`; alarm: `onDeadline(state, now)`, same bookkeeping;
  * - restart: `fromStorageEntries(await storage.list())`: nothing else lives in memory.
  * Handlers await WebCrypto, and a Durable Object's input gate does not hold other events during
@@ -23,9 +25,9 @@
  * `blockConcurrencyWhile`), persisting each result before starting the next.
  */
 
-import { base64ToBytes, bytesToBase64, encodeSlotSet, wordsToBytes } from "@fedprofile/protocol/bytes";
+import { base64ToBytes, bytesToBase64, constantTimeEqual, encodeSlotSet } from "@fedprofile/protocol/bytes";
 import {
-  addMaskInPlace,
+  addPackedInPlace,
   B_SHARE_BYTES,
   BOX_BYTES,
   buildNeighbourGraph,
@@ -38,19 +40,10 @@ import {
   SECAGG_VERSION,
   SIZES,
   type Stage,
-  unpackWords,
 } from "@fedprofile/protocol/secagg";
-import type {
-  AdvertiseKeysMessage,
-  ConsistencyCheckMessage,
-  MaskedInputMessage,
-  SecAggAck,
-  SecAggServerView,
-  ShareKeysMessage,
-  UnmaskMessage,
-} from "@fedprofile/protocol/wire";
+import type { FrameOf, SecAggAck, SecAggFrameMessage, SecAggServerView } from "@fedprofile/protocol/wire";
 import nacl from "tweetnacl";
-import { admit, parseClientMessage } from "./guard";
+import { admit, type Received, receiveFrame, receiveJson } from "./guard";
 import {
   type Advance,
   abortRound,
@@ -58,7 +51,6 @@ import {
   type DeviceRecord,
   deviceKey,
   maskedSumWords,
-  rememberMaskedSum,
   roundStages,
   type ServerRoundState,
   SUM_KEY,
@@ -100,6 +92,13 @@ function withDevice(
   return { ...state, devices: { ...state.devices, [String(slot)]: update(current) } };
 }
 
+/** How many devices have submitted `stage` (no list, no sort: accept asks this per message). */
+function submittedCount(state: ServerRoundState, stage: Stage): number {
+  let count = 0;
+  for (const slot in state.devices) if (state.devices[slot]?.digests[stage] !== undefined) count++;
+  return count;
+}
+
 function submitted(state: ServerRoundState, stage: Stage): number[] {
   const out: number[] = [];
   for (const [slot, record] of Object.entries(state.devices))
@@ -114,26 +113,20 @@ function hasSmallOrder(publicKey: Uint8Array): boolean {
 }
 
 /** Stage 0: record a device's two public keys (Bonawitz round 0, "AdvertiseKeys"). */
-export async function handleAdvertiseKeys(
-  state: ServerRoundState,
-  input: unknown,
-  now: number,
-): Promise<Transition> {
-  const { message, digest } = await admit(state, input, "advertise-keys");
-  const cPk = decodeKey("cPk", message.cPk);
-  const sPk = decodeKey("sPk", message.sPk);
-  if (message.cPk === message.sPk)
+async function advertiseKeys(state: ServerRoundState, received: Received, now: number): Promise<Transition> {
+  const { message, digest } = admit(state, received, "advertise-keys");
+  const { cPk, sPk } = message;
+  expectLength("cPk", cPk, SIZES.key, "advertise-keys");
+  expectLength("sPk", sPk, SIZES.key, "advertise-keys");
+  if (constantTimeEqual(cPk, sPk))
     throw new ProtocolError(ERROR_CODES.badKey, "cPk and sPk must differ", { stage: "advertise-keys" });
   if (hasSmallOrder(cPk) || hasSmallOrder(sPk)) {
     throw new ProtocolError(ERROR_CODES.badKey, "public key has small order", { stage: "advertise-keys" });
   }
+  const cText = bytesToBase64(cPk);
+  const sText = bytesToBase64(sPk);
   for (const [slot, record] of Object.entries(state.devices)) {
-    if (
-      record.cPk === message.cPk ||
-      record.sPk === message.sPk ||
-      record.cPk === message.sPk ||
-      record.sPk === message.cPk
-    ) {
+    if (record.cPk === cText || record.sPk === sText || record.cPk === sText || record.sPk === cText) {
       throw new ProtocolError(ERROR_CODES.badKey, `public key already advertised by slot ${slot}`, {
         stage: "advertise-keys",
       });
@@ -141,26 +134,16 @@ export async function handleAdvertiseKeys(
   }
   const next = withDevice(state, message.slot, (r) => ({
     ...r,
-    cPk: message.cPk,
-    sPk: message.sPk,
+    cPk: cText,
+    sPk: sText,
     digests: { ...r.digests, "advertise-keys": digest },
   }));
   return accept(next, message, now);
 }
 
-function decodeKey(field: string, text: string): Uint8Array {
-  const bytes = base64ToBytes(text);
-  expectLength(field, bytes, SIZES.key, "advertise-keys");
-  return bytes;
-}
-
 /** Stage 1: store one sealed share box per neighbour (round 1, "ShareKeys"). */
-export async function handleShareKeys(
-  state: ServerRoundState,
-  input: unknown,
-  now: number,
-): Promise<Transition> {
-  const { message, digest } = await admit(state, input, "share-keys");
+async function shareKeys(state: ServerRoundState, received: Received, now: number): Promise<Transition> {
+  const { message, digest } = admit(state, received, "share-keys");
   const graph = roundGraph(state);
   const expected = new Set(graph.neighbours(message.slot));
   const seen = new Set<number>();
@@ -177,7 +160,7 @@ export async function handleShareKeys(
     if (seen.has(to))
       throw new ProtocolError(ERROR_CODES.malformed, `two shares for slot ${to}`, { stage: "share-keys" });
     seen.add(to);
-    expectLength(`shares[to=${to}].ct`, base64ToBytes(ct), BOX_BYTES, "share-keys");
+    expectLength(`shares[to=${to}].ct`, ct, BOX_BYTES, "share-keys");
   }
   if (seen.size !== expected.size) {
     throw new ProtocolError(
@@ -190,7 +173,7 @@ export async function handleShareKeys(
   }
   const next = withDevice(state, message.slot, (r) => ({
     ...r,
-    boxes: message.shares.map(({ to, ct }) => [to, ct] as [number, string]),
+    boxes: message.shares.map(({ to, ct }) => [to, bytesToBase64(ct)] as [number, string]),
     digests: { ...r.digests, "share-keys": digest },
   }));
   return accept(next, message, now);
@@ -198,31 +181,13 @@ export async function handleShareKeys(
 
 /**
  * Stage 2: add the masked input y_u into the running sum (round 2, "MaskedInputCollection").
- * The vector itself is not kept: only Σ y_u mod 2^m.
+ * The vector itself is not kept: only Σ y_u mod 2^m, as words, added straight from the packed
+ * bytes of the frame (`addSumInput`).
  */
-export async function handleMaskedInput(
-  state: ServerRoundState,
-  input: unknown,
-  now: number,
-): Promise<Transition> {
-  const { message, digest } = await admit(state, input, "masked-input");
-  const { dimension, modulusBits } = state.config;
-  const bytes = base64ToBytes(message.masked);
-  expectLength("masked", bytes, packedLength(dimension, modulusBits), "masked-input");
-  let words: Uint32Array;
-  try {
-    words = unpackWords(bytes, dimension, modulusBits);
-  } catch (cause) {
-    throw new ProtocolError(ERROR_CODES.outOfRange, "masked: nonzero padding bits", {
-      cause,
-      stage: "masked-input",
-    });
-  }
-  const sum = maskedSumWords(state);
-  addMaskInPlace(sum, words, 1, modulusBits);
-  const text = bytesToBase64(wordsToBytes(sum));
-  rememberMaskedSum(text, sum);
-  const next = withDevice({ ...state, maskedSum: text }, message.slot, (r) => ({
+async function maskedInput(state: ServerRoundState, received: Received, now: number): Promise<Transition> {
+  const { message, digest } = admit(state, received, "masked-input");
+  const sum = addSumInput(state, message.masked);
+  const next = withDevice({ ...state, maskedSum: sum }, message.slot, (r) => ({
     ...r,
     digests: { ...r.digests, "masked-input": digest },
   }));
@@ -230,13 +195,32 @@ export async function handleMaskedInput(
   return { ...result, changed: unique([...result.changed, SUM_KEY]) };
 }
 
+/**
+ * The running sum after one more packed masked input: a copy of the stored words plus the input,
+ * mod 2^m. Checks the exact packed length and the padding bits first.
+ */
+function addSumInput(state: ServerRoundState, packed: Uint8Array): Uint32Array {
+  const { dimension, modulusBits } = state.config;
+  expectLength("masked", packed, packedLength(dimension, modulusBits), "masked-input");
+  const sum = maskedSumWords(state);
+  try {
+    addPackedInPlace(sum, packed, modulusBits);
+  } catch (cause) {
+    throw new ProtocolError(ERROR_CODES.outOfRange, "masked: nonzero padding bits", {
+      cause,
+      stage: "masked-input",
+    });
+  }
+  return sum;
+}
+
 /** Stage 3: store one consistency tag per surviving neighbour (round 3, "ConsistencyCheck"). */
-export async function handleConsistencyCheck(
+async function consistencyCheck(
   state: ServerRoundState,
-  input: unknown,
+  received: Received,
   now: number,
 ): Promise<Transition> {
-  const { message, digest } = await admit(state, input, "consistency-check");
+  const { message, digest } = admit(state, received, "consistency-check");
   const survivors = new Set(state.survivors ?? []);
   const expected = new Set(
     roundGraph(state)
@@ -255,7 +239,7 @@ export async function handleConsistencyCheck(
         stage: "consistency-check",
       });
     seen.add(to);
-    expectLength(`tags[to=${to}].tag`, base64ToBytes(tag), SIZES.tag, "consistency-check");
+    expectLength(`tags[to=${to}].tag`, tag, SIZES.tag, "consistency-check");
   }
   if (seen.size !== expected.size) {
     throw new ProtocolError(ERROR_CODES.wrongLength, `expected ${expected.size} tags, got ${seen.size}`, {
@@ -264,7 +248,7 @@ export async function handleConsistencyCheck(
   }
   const next = withDevice(state, message.slot, (r) => ({
     ...r,
-    tags: message.tags.map(({ to, tag }) => [to, tag] as [number, string]),
+    tags: message.tags.map(({ to, tag }) => [to, bytesToBase64(tag)] as [number, string]),
     digests: { ...r.digests, "consistency-check": digest },
   }));
   return accept(next, message, now);
@@ -274,13 +258,13 @@ export async function handleConsistencyCheck(
  * Stage 4: store revealed shares (round 4, "Unmasking"): b-shares exactly for surviving
  * neighbours that shared, s-shares exactly for dropped ones, never both for one neighbour.
  */
-export async function handleUnmask(
+async function unmask(
   state: ServerRoundState,
-  input: unknown,
+  received: Received,
   now: number,
   options: UnmaskOptions = {},
 ): Promise<Transition> {
-  const { message, digest } = await admit(state, input, "unmask");
+  const { message, digest } = admit(state, received, "unmask");
   const survivors = new Set(state.survivors ?? []);
   const sharers = new Set(state.sharers ?? []);
   const holders = roundGraph(state)
@@ -290,8 +274,8 @@ export async function handleUnmask(
   checkReveals("sShares", message.sShares, new Set(holders.filter((u) => !survivors.has(u))), S_SHARE_BYTES);
   const next = withDevice(state, message.slot, (r) => ({
     ...r,
-    bShares: message.bShares.map(({ of, share }) => [of, share] as [number, string]),
-    sShares: message.sShares.map(({ of, share }) => [of, share] as [number, string]),
+    bShares: message.bShares.map(({ of, share }) => [of, bytesToBase64(share)] as [number, string]),
+    sShares: message.sShares.map(({ of, share }) => [of, bytesToBase64(share)] as [number, string]),
     digests: { ...r.digests, unmask: digest },
   }));
   return accept(next, message, now, options);
@@ -299,7 +283,7 @@ export async function handleUnmask(
 
 function checkReveals(
   field: string,
-  reveals: UnmaskMessage["bShares"],
+  reveals: FrameOf<"unmask">["bShares"],
   expected: Set<number>,
   size: number,
 ): void {
@@ -319,7 +303,7 @@ function checkReveals(
         stage: "unmask",
       });
     seen.add(of);
-    expectLength(`${field}[of=${of}].share`, base64ToBytes(share), size, "unmask");
+    expectLength(`${field}[of=${of}].share`, share, size, "unmask");
   }
   if (seen.size !== expected.size) {
     throw new ProtocolError(
@@ -332,39 +316,67 @@ function checkReveals(
   }
 }
 
-/** Dispatches any client message to its stage handler. */
+/** Dispatches a received (decoded, digested) message to its stage handler. */
+export function handleReceived(
+  state: ServerRoundState,
+  received: Received,
+  now: number,
+  options: UnmaskOptions = {},
+): Promise<Transition> {
+  switch (received.message.stage) {
+    case "advertise-keys":
+      return advertiseKeys(state, received, now);
+    case "share-keys":
+      return shareKeys(state, received, now);
+    case "masked-input":
+      return maskedInput(state, received, now);
+    case "consistency-check":
+      return consistencyCheck(state, received, now);
+    case "unmask":
+      return unmask(state, received, now, options);
+  }
+}
+
+/** Handles one binary frame: decoded once, digested over its raw bytes, then dispatched. */
+export async function handleFrame(
+  state: ServerRoundState,
+  frame: Uint8Array,
+  now: number,
+  options: UnmaskOptions = {},
+): Promise<Transition> {
+  return handleReceived(state, await receiveFrame(frame), now, options);
+}
+
+/** Handles one JSON-form message (what a device keeps in its state), as its frame would be. */
 export async function handleMessage(
   state: ServerRoundState,
   input: unknown,
   now: number,
   options: UnmaskOptions = {},
 ): Promise<Transition> {
-  const message = parseClientMessage(input);
-  switch (message.stage) {
-    case "advertise-keys":
-      return handleAdvertiseKeys(state, message, now);
-    case "share-keys":
-      return handleShareKeys(state, message, now);
-    case "masked-input":
-      return handleMaskedInput(state, message, now);
-    case "consistency-check":
-      return handleConsistencyCheck(state, message, now);
-    case "unmask":
-      return handleUnmask(state, message, now, options);
-  }
+  return handleReceived(state, await receiveJson(input), now, options);
 }
 
-type Accepted =
-  | AdvertiseKeysMessage
-  | ShareKeysMessage
-  | MaskedInputMessage
-  | ConsistencyCheckMessage
-  | UnmaskMessage;
+/** One stage's handler over a JSON-form message: a message of another stage is `malformed`. */
+function stageHandler(stage: Stage) {
+  return async (state: ServerRoundState, input: unknown, now: number, options: UnmaskOptions = {}) => {
+    const received = await receiveJson(input);
+    admit(state, received, stage); // names a wrong stage before the handler runs
+    return handleReceived(state, received, now, options);
+  };
+}
+
+/** Stage handlers over JSON-form messages (tests call them directly). */
+export const handleAdvertiseKeys = stageHandler("advertise-keys");
+export const handleShareKeys = stageHandler("share-keys");
+export const handleMaskedInput = stageHandler("masked-input");
+export const handleConsistencyCheck = stageHandler("consistency-check");
+export const handleUnmask = stageHandler("unmask");
 
 /** Records acceptance and closes the stage early once every eligible device has answered. */
 async function accept(
   state: ServerRoundState,
-  message: Accepted,
+  message: SecAggFrameMessage,
   now: number,
   options: UnmaskOptions = {},
 ): Promise<Transition> {
@@ -372,7 +384,7 @@ async function accept(
   const stage = message.stage;
   const expected = stage === "advertise-keys" ? state.config.cohortSize : (eligibleCount(state, stage) ?? 0);
   let next = state;
-  if (submitted(state, stage).length >= expected) {
+  if (submittedCount(state, stage) >= expected) {
     const closed = await closeStage(state, now, options);
     next = closed.state;
     changed.push(...closed.changed);

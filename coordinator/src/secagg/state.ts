@@ -2,8 +2,8 @@
  * The server's round state: a plain, JSON-able record (numbers, strings, arrays, base64 for
  * binary; no class instances), so a Durable Object can persist it after every message and resume
  * after a restart with nothing lost. `toStorageEntries` splits it into small entries (one core
- * record, one record per device, the running masked sum) and every transition names the entries
- * it changed, so a host writes only those.
+ * record, one record per device, the running masked sum as raw words) and every transition names
+ * the entries it changed, so a host writes only those.
  *
  * What the state holds about a device: its public keys, the sealed share boxes it addressed to
  * neighbours (ciphertexts the server cannot open), its consistency tags, the shares it revealed at
@@ -118,8 +118,11 @@ export interface ServerRoundState {
   /** Devices that revealed shares at unmask time. */
   revealers: number[] | null;
   devices: Record<string, DeviceRecord>;
-  /** Running Σ y_u mod 2^m as little-endian 32-bit words, base64; null before the first input. */
-  maskedSum: string | null;
+  /**
+   * Running Σ y_u mod 2^m as d words; null before the first input. Kept and persisted as words
+   * (structured clone), never re-encoded per input. Treated as immutable: a handler adds into a copy.
+   */
+  maskedSum: Uint32Array | null;
   result: RoundResult | null;
   abort: AbortRecord | null;
 }
@@ -251,6 +254,16 @@ export function toStorageEntries(state: ServerRoundState): Record<string, unknow
   return entries;
 }
 
+/** One storage entry of `toStorageEntries(state)`, without building the others. */
+export function storageEntry(state: ServerRoundState, key: string): unknown {
+  if (key === SUM_KEY) return state.maskedSum;
+  if (key === CORE_KEY) {
+    const { devices: _devices, maskedSum: _sum, ...core } = state;
+    return core;
+  }
+  return state.devices[key.slice("device:".length)];
+}
+
 const slotList = z.array(z.number().int().nonnegative());
 const pairList = z.array(z.tuple([z.number().int().nonnegative(), z.string()]));
 const stageEnum = z.enum(STAGES);
@@ -319,30 +332,36 @@ export function fromStorageEntries(entries: Record<string, unknown>): ServerRoun
     if (!record.success) throw new RangeError(`storage: invalid ${key}`, { cause: record.error });
     devices[key.slice("device:".length)] = record.data;
   }
-  const sum = z.string().nullable().optional().safeParse(entries[SUM_KEY]);
-  if (!sum.success) throw new RangeError("storage: invalid running sum", { cause: sum.error });
-  return { ...core.data, devices, maskedSum: sum.data ?? null };
+  const sum = storedSum(entries[SUM_KEY], core.data.config.dimension);
+  return { ...core.data, devices, maskedSum: sum };
 }
 
-/** The last sum decoded, keyed by its base64 text: consecutive messages skip the decode. */
-let lastSum: { text: string; words: Uint32Array } | null = null;
-
 /**
- * The running masked sum as a fresh array of words (zeros before the first input). Remembers the
- * last text it decoded or was told about (`rememberMaskedSum`), so a host feeding one message
- * after another pays for one base64 encode per message, not an encode and a decode.
+ * The stored running sum: d words (what `toStorageEntries` writes), or the base64 text that
+ * earlier versions wrote (decoded once, so a round open across an upgrade resumes).
  */
-export function maskedSumWords(state: ServerRoundState): Uint32Array {
-  if (state.maskedSum === null) return new Uint32Array(state.config.dimension);
-  if (lastSum !== null && lastSum.text === state.maskedSum) return lastSum.words.slice();
-  const words = bytesToWords(base64ToBytes(state.maskedSum));
-  lastSum = { text: state.maskedSum, words: words.slice() };
+function storedSum(value: unknown, dimension: number): Uint32Array | null {
+  if (value === null || value === undefined) return null;
+  let words: Uint32Array | null = null;
+  if (value instanceof Uint32Array) words = value;
+  else if (typeof value === "string") {
+    try {
+      words = bytesToWords(base64ToBytes(value));
+    } catch (cause) {
+      throw new RangeError("storage: invalid running sum", { cause });
+    }
+  }
+  if (words === null || words.length !== dimension)
+    throw new RangeError(`storage: the running sum must be ${dimension} words`);
   return words;
 }
 
-/** Records that `text` encodes `words` (called right after encoding a new running sum). */
-export function rememberMaskedSum(text: string, words: Uint32Array): void {
-  lastSum = { text, words: words.slice() };
+/**
+ * The running masked sum as a fresh array of words (zeros before the first input), for a
+ * handler to add into without touching the state it was given.
+ */
+export function maskedSumWords(state: ServerRoundState): Uint32Array {
+  return state.maskedSum === null ? new Uint32Array(state.config.dimension) : state.maskedSum.slice();
 }
 
 /** Result of a deadline or close: no reply. */

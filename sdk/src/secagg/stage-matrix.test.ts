@@ -4,6 +4,7 @@ import {
   decodeClientFrame,
   ERROR_CODES,
   encodeClientFrame,
+  frameMessageFromJson,
   handleAdvertiseKeys,
   handleMessage,
   handleShareKeys,
@@ -285,7 +286,10 @@ describe("binary frames", () => {
       for (const message of full.sent[stage] ?? []) {
         if (!message) continue;
         const frame = encodeClientFrame(message);
-        expect(decodeClientFrame(frame)).toEqual(message);
+        const decoded = decodeClientFrame(frame);
+        // Typed bytes, the same content as the JSON form, and canonical: re-encoding gives the frame.
+        expect(decoded).toEqual(frameMessageFromJson(message));
+        expect(encodeClientFrame(decoded)).toEqual(frame);
         expect(frame.length).toBeLessThan(JSON.stringify(message).length);
         // The masked vector runs to the end of its frame; the guard checks its exact length.
         if (stage !== "masked-input") {

@@ -157,6 +157,50 @@ export function unpackWords(bytes: Uint8Array, count: number, bits: number): Uin
   return out;
 }
 
+/**
+ * Adds a packed vector (`packWords` layout) into `acc` mod 2^bits without unpacking it first:
+ * the server's per-input step (Bonawitz §4 round 2, Σ y_u). Reads whole bytes straight from
+ * `bytes` (no padded copy, no intermediate word array). Throws `RangeError` on a wrong length or
+ * nonzero padding bits, before touching `acc`.
+ */
+export function addPackedInPlace(acc: Uint32Array, bytes: Uint8Array, bits: number): void {
+  checkBits(bits);
+  const count = acc.length;
+  const length = packedLength(count, bits);
+  if (bytes.length !== length) {
+    throw new RangeError(`packed vector: expected ${length} bytes, got ${bytes.length}`);
+  }
+  const used = (count * bits) & 7;
+  if (used !== 0 && (bytes[length - 1] as number) >>> used !== 0)
+    throw new RangeError("packed vector: nonzero padding bits");
+  const mask = bits === 32 ? -1 : 2 ** bits - 1;
+  // Words whose 5-byte window lies inside the buffer take the fast path; the last few read
+  // past the end as zeros.
+  let i = 0;
+  const safe = Math.max(0, Math.min(count, Math.floor(((length - 5) * 8) / bits)));
+  for (; i < safe; i++) {
+    const pos = i * bits;
+    const b = pos >>> 3;
+    const sh = pos & 7;
+    const lo =
+      (bytes[b] as number) |
+      ((bytes[b + 1] as number) << 8) |
+      ((bytes[b + 2] as number) << 16) |
+      ((bytes[b + 3] as number) << 24);
+    const v = sh === 0 ? lo : (lo >>> sh) | ((bytes[b + 4] as number) << (32 - sh));
+    acc[i] = bits === 32 ? (acc[i] as number) + v : ((acc[i] as number) + (v & mask)) & mask;
+  }
+  for (; i < count; i++) {
+    const pos = i * bits;
+    const b = pos >>> 3;
+    const sh = pos & 7;
+    const at = (k: number) => (b + k < length ? (bytes[b + k] as number) : 0);
+    const lo = at(0) | (at(1) << 8) | (at(2) << 16) | (at(3) << 24);
+    const v = sh === 0 ? lo : (lo >>> sh) | (at(4) << (32 - sh));
+    acc[i] = bits === 32 ? (acc[i] as number) + v : ((acc[i] as number) + (v & mask)) & mask;
+  }
+}
+
 function checkBits(bits: number): void {
   if (!Number.isInteger(bits) || bits < 1 || bits > MAX_MODULUS_BITS) {
     throw new RangeError(`bits must be an integer in [1, ${MAX_MODULUS_BITS}], got ${bits}`);

@@ -8,4 +8,5 @@ export * from "./common";
 export * from "./model";
 export * from "./round";
 export * from "./secagg";
+export * from "./secagg-frame";
 export * from "./training";
