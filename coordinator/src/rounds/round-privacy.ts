@@ -10,7 +10,7 @@
  */
 
 import type { DpEvent, DpRoundConfig } from "@fedprofile/protocol/dp";
-import { centralRoundEvent, distributedRoundEvent } from "@fedprofile/protocol/dp";
+import { centralRoundEvent, defaultColluders, distributedRoundEvent } from "@fedprofile/protocol/dp";
 import type { DpRoundRequest } from "@fedprofile/protocol/wire";
 import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { bytesToHex } from "@noble/hashes/utils.js";
@@ -33,6 +33,12 @@ export interface RoundDpPlan {
   config: DpRoundConfig;
   /** Noise shares the calibration assumed (the smallest shard threshold). */
   plannedNoiseShares: number;
+  /**
+   * Colluding or fake devices assumed among them: calibration counts `plannedNoiseShares -
+   * colluders` shares (KLS21 §5) and the ledger records the value. Absent in rounds planned
+   * before it existed (0).
+   */
+  colluders?: number;
   sampling: LedgerSampling;
   /** Adaptive clipping of this round (Andrew et al. 2021), if requested. */
   adaptive: AdaptiveClippingOptions | null;
@@ -79,6 +85,8 @@ export interface RoundPrivacy {
       roundId: string;
       dimension: number;
       threshold: number;
+      /** Assumed colluders among the threshold's noise shares (default `defaultColluders`). */
+      colluders?: number;
       expectedClients: number;
       rotationSeed: string;
       /** When the round gives up at the latest (its budget reservation lapses then). */
@@ -101,7 +109,11 @@ export function defaultDelta(population: number): number {
 function plannedEvent(plan: RoundDpPlan): DpEvent {
   const { config } = plan;
   return config.mechanism === "distributed_discrete_gaussian"
-    ? distributedRoundEvent(config, { survivors: plan.plannedNoiseShares, sampling: plan.sampling })
+    ? distributedRoundEvent(config, {
+        survivors: plan.plannedNoiseShares,
+        colluders: plan.colluders ?? 0,
+        sampling: plan.sampling,
+      })
     : centralRoundEvent(config, { sampling: plan.sampling });
 }
 
@@ -190,6 +202,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
 
     async plan(tenantId, modelId, request, shape) {
       const budget = await budgetOf(tenantId, modelId);
+      const colluders = shape.colluders ?? request.colluders ?? defaultColluders(shape.threshold);
       const adaptive = request.adaptiveClipping
         ? AdaptiveClippingOptions.parse({ ...request.adaptiveClipping, initialClip: request.clipNorm })
         : null;
@@ -226,7 +239,12 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         if (request.mechanism === "distributed_discrete_gaussian") {
           if (!target)
             throw new InvalidRequestError("dp: a distributed round needs targetEpsilon and rounds");
-          config = planDistributedRound({ ...base, ...target, threshold: shape.threshold });
+          config = planDistributedRound({
+            ...base,
+            ...target,
+            threshold: shape.threshold,
+            colluders,
+          });
         } else {
           const noise =
             request.noiseMultiplier !== undefined ? { noiseMultiplier: request.noiseMultiplier } : target;
@@ -245,6 +263,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
       const draft: RoundDpPlan = {
         config,
         plannedNoiseShares: shape.threshold,
+        colluders: request.mechanism === "distributed_discrete_gaussian" ? colluders : 0,
         sampling: SELF_SELECTED,
         adaptive,
         projectedEpsilon: 0,
@@ -291,9 +310,10 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
               roundId,
               cohortSize: release.cohortSize,
               survivors: release.survivors,
-              noiseShares: release.fewestInOneSum,
+              // Trusted shares of the least-noised sum: its contributors minus the assumed colluders.
+              noiseShares: release.fewestInOneSum - (plan.colluders ?? 0),
               threshold: release.threshold,
-              colluders: 0,
+              colluders: plan.colluders ?? 0,
               sampling: plan.sampling,
             }),
           );

@@ -7,7 +7,15 @@
  */
 
 import { base64ToBytes, bytesToWords, type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
-import { addModular, bufferedRandom, decodeAggregate, paddedDim } from "@fedprofile/protocol/dp";
+import {
+  addModular,
+  bufferedRandom,
+  DEFAULT_PRIVACY_POLICY,
+  decodeAggregate,
+  defaultColluders,
+  type PrivacyPolicy,
+  paddedDim,
+} from "@fedprofile/protocol/dp";
 import { modulusBitsFor, STAGES } from "@fedprofile/protocol/secagg";
 import type {
   ContributionResponse,
@@ -27,6 +35,7 @@ import { newParticipantId, newToken, sha256Hex } from "../ids";
 import type { RoundResult, TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
 import { chooseParameters, planShards } from "../secagg/index";
+import { enforceRoundFloors } from "./round-floors";
 import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";
@@ -44,6 +53,9 @@ export interface SecAggRootState {
   dp?: RoundDpPlan;
   stageSeconds: number;
   shardSizes: number[];
+  /** The smallest shard threshold t and the consistency check, published for devices' policy. */
+  threshold?: number;
+  consistencyCheck?: boolean;
   minContributions: number;
   maxContributions: number;
   openedAt: number;
@@ -72,6 +84,8 @@ export interface SecAggRootHostOptions {
   privacy?: RoundPrivacy;
   /** The trainer of a model, which takes the result of the rounds it opened. */
   trainerFor?(tenantId: string, modelId: string): Pick<TrainerHandle, "roundEnded">;
+  /** Privacy floors a round must meet to open (default {@link DEFAULT_PRIVACY_POLICY}). */
+  floors?: PrivacyPolicy;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -165,9 +179,22 @@ export function secaggRootInfo(state: SecAggRootState): RoundInfo {
       ...(state.encoding ? { encoding: state.encoding } : {}),
       shards: state.shardSizes.length,
       stageSeconds: state.stageSeconds,
+      minShardSize: Math.min(...state.shardSizes),
+      ...(state.threshold === undefined ? {} : { threshold: state.threshold }),
+      ...(state.consistencyCheck === undefined ? {} : { consistencyCheck: state.consistencyCheck }),
     },
-    ...(state.dp ? { dp: state.dp.config } : {}),
+    ...(state.dp ? { dp: state.dp.config, privacy: privacyInfo(state.dp) } : {}),
     ...(state.task ? { task: state.task } : {}),
+  };
+}
+
+/** The public privacy facts of a DP round, which devices check against their policy. */
+function privacyInfo(dp: RoundDpPlan) {
+  return {
+    noiseShares: dp.plannedNoiseShares,
+    colluders: dp.colluders ?? 0,
+    delta: dp.delta,
+    modelEpsilon: dp.projectedEpsilon,
   };
 }
 
@@ -384,17 +411,39 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
               503,
             );
           }
+          const shares = Math.min(...floors);
+          const colluders = request.dp.colluders ?? defaultColluders(shares);
+          if (request.dp.mechanism === "distributed_discrete_gaussian" && colluders >= shares) {
+            throw new InvalidRequestError(
+              `dp.colluders: ${colluders} leaves no trusted noise share of the ${shares} a shard needs`,
+            );
+          }
           // Planned and checked against the budget before any shard opens or any device joins.
           dp = await options.privacy.plan(tenantId, request.modelId, request.dp, {
             roundId,
             expiresAt: giveUpAt,
             dimension: request.dimension,
-            threshold: Math.min(...floors),
+            threshold: shares,
+            colluders,
             expectedClients: request.maxContributions,
             rotationSeed: bytesToHex(randomBytes(32)),
           });
         } else if (!secagg.encoding) {
           throw new InvalidRequestError("secagg.encoding: required for a round without dp");
+        }
+        const threshold = Math.min(...graphs.map((g) => g.t));
+        try {
+          enforceRoundFloors(options.floors ?? DEFAULT_PRIVACY_POLICY, {
+            aggregation: "secagg",
+            dp: dp?.config,
+            privacy: dp ? privacyInfo(dp) : undefined,
+            cohort: Math.min(...sizes),
+            threshold,
+            consistencyCheck: secagg.consistencyCheck,
+          });
+        } catch (error) {
+          if (dp) await options.privacy?.release(tenantId, request.modelId, roundId);
+          throw error;
         }
         const state: SecAggRootState = {
           kind: "secagg-root",
@@ -406,6 +455,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           ...(dp ? { dp } : {}),
           stageSeconds: secagg.stageSeconds,
           shardSizes: sizes,
+          threshold,
+          consistencyCheck: secagg.consistencyCheck,
           minContributions: request.minContributions,
           maxContributions: request.maxContributions,
           openedAt: now,
