@@ -80,7 +80,10 @@ function setup() {
         const client = device();
         const { round } = await client.checkin("segments");
         if (!round) throw new Error("no open round");
-        return participateInSecAggRound(client, round, () => Float64Array.from(v), { pollMs: 10 });
+        return participateInSecAggRound(client, round, () => Float64Array.from(v), {
+          policy: "development",
+          pollMs: 10,
+        });
       }),
     );
   const setBudget = (epsilonCap: number, delta = 1e-6) =>

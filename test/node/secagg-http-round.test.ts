@@ -94,6 +94,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
       vectors.map(async (v) => {
         const client = ctx.device();
         return participateInSecAggRound(client, await checkinRound(client), () => Float64Array.from(v), {
+          policy: "development",
           pollMs: 10,
         });
       }),
@@ -130,6 +131,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
         },
       };
       return participateInSecAggRound(fragile, round, () => Float64Array.of(100, 100, 100), {
+        policy: "development",
         pollMs: 10,
       }).catch((error: Error) => ({ status: "dropped", roundId: round.roundId, reason: error.message }));
     };
@@ -141,6 +143,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
     ].map(async (v) => {
       const client = ctx.device();
       return participateInSecAggRound(client, await checkinRound(client), () => Float64Array.from(v), {
+        policy: "development",
         pollMs: 10,
       });
     });
@@ -176,6 +179,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
       await checkinRound(client),
       () => Float64Array.of(1, 2, 3),
       {
+        policy: "development",
         pollMs: 10,
       },
     );
@@ -206,6 +210,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
           },
         };
         return participateInSecAggRound(client, await checkinRound(client), () => Float64Array.of(x, x, x), {
+          policy: "development",
           pollMs: 10,
         });
       }),
@@ -225,7 +230,10 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
     const outcomes = await Promise.all(
       [Float64Array.of(12.3456, -7.891, 33.3), Float64Array.of(-5.5, 6.25, 1.125)].map(async (v) => {
         const client = ctx.device();
-        return participateInSecAggRound(client, await checkinRound(client), () => v, { pollMs: 10 });
+        return participateInSecAggRound(client, await checkinRound(client), () => v, {
+          policy: "development",
+          pollMs: 10,
+        });
       }),
     );
     expect(outcomes.every((o) => o.status === "contributed")).toBe(true);

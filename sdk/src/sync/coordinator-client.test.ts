@@ -91,7 +91,13 @@ describe("coordinator client on a flaky link", () => {
       fetch: losesFirstContributionResponse,
       retry: noSleep,
     });
-    const outcome = await participateInPlainRound(client, "activity", () => Float64Array.of(1, 7));
+    const outcome = await participateInPlainRound(
+      client,
+      "activity",
+      () => Float64Array.of(1, 7),
+      () => false,
+      "development",
+    );
     expect(outcome).toMatchObject({ status: "contributed", contributions: 1 });
     const [entry] = [...memory.hosts.values()];
     expect(entry?.store.state).toMatchObject({ contributions: 1 });

@@ -2,6 +2,8 @@
  * `@fedprofile/sdk/sync`: taking part in federated rounds. Loaded lazily by the profiler, so the
  * tracking core stays small.
  */
+
+export { PolicyRefusedError, type PrivacyPolicyOption } from "../privacy-policy";
 export {
   type CoordinatorClient,
   type CoordinatorClientOptions,
@@ -11,7 +13,13 @@ export {
   SyncError,
 } from "./coordinator-client";
 export { contributeKMeans } from "./model-tasks";
-export { participateInPlainRound, type RoundOutcome } from "./plain-round";
+export {
+  type ParticipationOptions,
+  participateInPlainRound,
+  participateInRound,
+  type RoundOutcome,
+} from "./plain-round";
+export { assertRoundMeetsPolicy, resolvePolicy } from "./policy-check";
 export {
   createMemorySessionStore,
   participateInSecAggRound,

@@ -6,7 +6,9 @@
 
 import type { RoundInfo } from "@fedprofile/protocol/wire";
 import { encodeFloat64Vector } from "@fedprofile/protocol/wire";
+import type { PrivacyPolicyOption } from "../privacy-policy";
 import { type CoordinatorClient, SyncError } from "./coordinator-client";
+import { assertFiniteVector, assertRoundMeetsPolicy, resolvePolicy } from "./policy-check";
 import type { SecAggSessionStore } from "./secagg-round";
 
 export type RoundOutcome =
@@ -27,6 +29,11 @@ export interface ParticipationOptions {
   pollMs?: number;
   /** The open round, when the caller already has it (from `/v1/tasks`): no second check-in. */
   round?: RoundInfo;
+  /**
+   * The device's privacy policy (default: the production floors). A round below it is refused
+   * with `PolicyRefusedError` before anything is sent.
+   */
+  policy?: PrivacyPolicyOption;
 }
 
 /** This device's vector for a round (the round tells the model kind's task, if any). */
@@ -45,6 +52,8 @@ export async function participateInRound(
     if (!checkin.round) return { status: "no-round", latestModelVersion: checkin.latestModelVersion };
     round = checkin.round;
   }
+  const policy = resolvePolicy(options.policy);
+  assertRoundMeetsPolicy(policy, round);
   // A SecAgg session in progress (e.g. before a reload) is resumed even though it contributed.
   const sessions = options.sessions;
   const resuming =
@@ -57,6 +66,7 @@ export async function participateInRound(
     const outcome = await participateInSecAggRound(client, round, vectorFor, {
       ...(sessions ? { sessions } : {}),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+      policy,
     });
     return outcome.status === "contributed"
       ? {
@@ -72,17 +82,20 @@ export async function participateInRound(
 
 /**
  * Takes part in the open round of `modelId`, if any. `alreadyContributed(roundId)` lets the
- * caller enforce one contribution per device per round across reloads.
+ * caller enforce one contribution per device per round across reloads. A plain-sum round sends
+ * the vector in the clear, so `policy` must allow it (`"development"`).
  */
 export async function participateInPlainRound(
   client: CoordinatorClient,
   modelId: string,
   vectorFor: (dimension: number) => Promise<Float64Array> | Float64Array,
   alreadyContributed: (roundId: string) => Promise<boolean> | boolean = () => false,
+  policy?: PrivacyPolicyOption,
 ): Promise<RoundOutcome> {
   const checkin = await client.checkin(modelId);
   const round = checkin.round;
   if (!round) return { status: "no-round", latestModelVersion: checkin.latestModelVersion };
+  assertRoundMeetsPolicy(resolvePolicy(policy), round);
   if (await alreadyContributed(round.roundId))
     return { status: "already-contributed", roundId: round.roundId };
   return contributeToPlainRound(client, round.roundId, vectorFor);
@@ -100,6 +113,7 @@ export async function contributeToPlainRound(
   if (vector.length !== joined.dimension) {
     throw new RangeError(`vector: expected dimension ${joined.dimension}, got ${vector.length}`);
   }
+  assertFiniteVector(vector);
   try {
     const accepted = await client.contribute(
       round.roundId,
