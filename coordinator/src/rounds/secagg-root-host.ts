@@ -39,6 +39,7 @@ import { enforceRoundFloors } from "./round-floors";
 import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";
+import { combineShardSums } from "./shard-combine";
 
 /** The root's serialisable state. */
 export interface SecAggRootState {
@@ -361,16 +362,42 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     state: SecAggRootState,
     dp: RoundDpPlan,
   ): Promise<{ weights: number[]; noiseStddev: number }> {
-    const total = new Uint32Array(paddedDim(dp.config));
-    for (const outcome of Object.values(state.outcomes)) {
-      if (outcome.sum !== null) addModular(total, bytesToWords(base64ToBytes(outcome.sum)));
-    }
+    const { total, survivors } = combinedSum(state, dp);
     const decoded = decodeAggregate(dp.config, total, {
-      survivors: contributorsOf(state),
+      survivors,
       rng: bufferedRandom(randomBytes),
     });
     await recordRelease(state, dp, decoded.clipCount);
     return { weights: Array.from(decoded.sum), noiseStddev: Math.sqrt(decoded.noiseVariance) };
+  }
+
+  /**
+   * The shard sums to decode. Distributed DP: range-checked and robustly combined
+   * (`./shard-combine.ts`), so one device spoils at most its shard; central: the plain sum.
+   */
+  function combinedSum(state: SecAggRootState, dp: RoundDpPlan): { total: Uint32Array; survivors: number } {
+    const dim = paddedDim(dp.config);
+    const shards = Object.values(state.outcomes)
+      .filter((o) => o.sum !== null && o.contributors > 0)
+      .map((o) => ({
+        shard: o.shard,
+        words: bytesToWords(base64ToBytes(o.sum as string)),
+        contributors: o.contributors,
+      }));
+    if (dp.config.mechanism === "distributed_discrete_gaussian") {
+      const combined = combineShardSums(dp.config, shards, dim);
+      if (combined.survivors < 1) {
+        throw new FedprofileError(
+          "implausible_shard_sums",
+          "every shard sum was outside its plausible range",
+          409,
+        );
+      }
+      return combined;
+    }
+    const total = new Uint32Array(dim);
+    for (const s of shards) addModular(total, s.words);
+    return { total, survivors: contributorsOf(state) };
   }
 
   async function recordRelease(state: SecAggRootState, dp: RoundDpPlan, clipCount?: number): Promise<void> {
