@@ -19,6 +19,7 @@ export function privacyFor(env: Env): RoundPrivacy | undefined {
     budgets: new D1PrivacyBudgetStore(env.DB),
     ledger: new D1LedgerStore(env.DB),
     signer: signerFromSeedHex(seed),
+    dailyEpsilonCap: floorsFor(env).maxEpsilonPerModelPerDay,
   });
 }
 

@@ -289,7 +289,14 @@ export function createMemoryCoordinator(
   const budgets = new MemoryPrivacyBudgetStore();
   const ledger = new MemoryAuditLedgerStore();
   const signer = options.signer ?? signerFromSeed((options.randomBytes ?? systemRandomBytes)(32));
-  const privacy = createRoundPrivacy({ budgets, ledger, signer, clock });
+  const floors = options.floors ?? DEVELOPMENT_PRIVACY_POLICY;
+  const privacy = createRoundPrivacy({
+    budgets,
+    ledger,
+    signer,
+    clock,
+    dailyEpsilonCap: floors.maxEpsilonPerModelPerDay,
+  });
   const tenants = new MemoryTenantStore();
   const models = new MemoryModelStore();
   const index = new MemoryRoundIndex();
@@ -343,7 +350,7 @@ export function createMemoryCoordinator(
         shardFor,
         privacy,
         trainerFor: (t, m) => trainerFor(t, m),
-        floors: options.floors ?? DEVELOPMENT_PRIVACY_POLICY,
+        floors,
         ...random,
       });
       entry = { host, store };

@@ -14,9 +14,11 @@ import { createMemoryCoordinator } from "../memory/index";
 const TENANT = "floor-shop";
 
 function setup() {
+  let now = Date.UTC(2026, 11, 1);
   const memory = createMemoryCoordinator({
     signer: signerFromSeedHex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"),
     floors: DEFAULT_PRIVACY_POLICY,
+    clock: () => now,
   });
   const keys = generateTenantKeys(TENANT);
   memory.tenants.addTenant({ id: TENANT, name: "Floor shop", createdAt: 0 }, keys);
@@ -32,7 +34,7 @@ function setup() {
       json: (await response.json()) as { error?: { code: string; message: string } },
     };
   };
-  return { call };
+  return { call, advance: (ms: number) => void (now += ms) };
 }
 
 const base = {
@@ -114,5 +116,31 @@ describe("privacy floors at round open", () => {
     } satisfies OpenRoundInput);
     expect(noDp.status).toBe(400);
     expect(noDp.json.error?.message).toContain("requireDistributedDp");
+  });
+
+  it("a key holder cannot drain the budget by opening rounds: ε per model per day is capped", async () => {
+    const { call, advance } = setup();
+    await call("PUT", "/v1/privacy/budgets/segments", { v: 1, epsilonCap: 10, delta: 1e-6 });
+    const open = () =>
+      call("POST", "/v1/rounds", {
+        ...base,
+        secagg: { minShardSize: 100 },
+        dp: { clipNorm: 1, targetEpsilon: 2, rounds: 1 },
+      } satisfies OpenRoundInput);
+    // Open rounds count at their planned cost (their reservations): within a day the cap of 3
+    // is reached after at most two rounds of ε 2, with no round having run at all.
+    const statuses: number[] = [];
+    let refused: Awaited<ReturnType<typeof open>> | null = null;
+    for (let i = 0; i < 3 && !refused; i++) {
+      const r = await open();
+      statuses.push(r.status);
+      if (r.status !== 201) refused = r;
+    }
+    expect(statuses[0]).toBe(201);
+    expect(refused?.status).toBe(409);
+    expect(refused?.json.error?.code).toBe("daily_budget_exceeded");
+    // A day later the first round's reservation has lapsed (it never ran): the cap has room again.
+    advance(25 * 3600 * 1000);
+    expect((await open()).status).toBe(201);
   });
 });

@@ -10,10 +10,16 @@
  */
 
 import type { DpEvent, DpRoundConfig } from "@fedprofile/protocol/dp";
-import { centralRoundEvent, defaultColluders, distributedRoundEvent } from "@fedprofile/protocol/dp";
+import {
+  centralRoundEvent,
+  DEFAULT_PRIVACY_POLICY,
+  defaultColluders,
+  distributedRoundEvent,
+} from "@fedprofile/protocol/dp";
 import type { DpRoundRequest } from "@fedprofile/protocol/wire";
 import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import { RdpAccountant } from "../dp/accountant";
 import { AdaptiveClippingOptions, updateClip } from "../dp/adaptive-clipping";
 import type { PrivacyBudgetExceededError } from "../dp/errors";
 import { planCentralRound, planDistributedRound } from "../dp/planning";
@@ -21,9 +27,11 @@ import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } fr
 import { keyIdOf, type LedgerSigner } from "../ledger/chain";
 import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger";
 import type { LedgerEntry, LedgerSampling } from "../ledger/schema";
-import { LedgerConflictError } from "../ledger/store";
+import { LedgerConflictError, readAll } from "../ledger/store";
 import type { AuditLedgerStore, Clock, PrivacyBudget, PrivacyBudgetStore } from "../ports";
 import type { LedgerPublicKey, PrivacyBudgetRequest, PrivacyBudgetStatus } from "../wire/privacy";
+
+const DAY_MS = 24 * 3600 * 1000;
 
 /** What the coordinator's cohort selection allows the accountant to claim. */
 const SELF_SELECTED: LedgerSampling = { uniform: false, rate: 1 };
@@ -66,6 +74,11 @@ export interface RoundPrivacyOptions {
   budgets: PrivacyBudgetStore;
   ledger: AuditLedgerStore;
   signer: LedgerSigner;
+  /**
+   * Most epsilon a model may spend in any 24 hours, over the ledger's entries of the day, the open
+   * rounds and the new one (default: the production floor `maxEpsilonPerModelPerDay`).
+   */
+  dailyEpsilonCap?: number;
   clock?: Clock;
 }
 
@@ -91,6 +104,8 @@ export interface RoundPrivacy {
       rotationSeed: string;
       /** When the round gives up at the latest (its budget reservation lapses then). */
       expiresAt: number;
+      /** Checks the draft plan (the privacy floors) before any budget is looked at or reserved. */
+      accept?: (draft: RoundDpPlan) => void;
     },
   ): Promise<RoundDpPlan>;
   /** Drops the round's budget reservation once it has ended (its release, if any, is in the ledger). */
@@ -160,6 +175,28 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
       headHash: position.headHash,
       updatedAt: budget.updatedAt,
     };
+  }
+
+  const dailyCap = options.dailyEpsilonCap ?? DEFAULT_PRIVACY_POLICY.maxEpsilonPerModelPerDay;
+
+  /** Refuses the round if the model's last 24 hours, open rounds and this one pass the daily cap. */
+  async function assertDailyCap(tenantId: string, modelId: string, budget: PrivacyBudget, event: DpEvent) {
+    const since = clock() - DAY_MS;
+    const entries = await readAll(store, { tenant: tenantId, model: modelId });
+    const accountant = new RdpAccountant();
+    for (const entry of entries) {
+      if (Date.parse(entry.timestamp) < since) continue;
+      for (const c of entry.events) accountant.compose(c.event, c.count);
+    }
+    for (const r of await budgets.reservations(tenantId, modelId, clock())) accountant.compose(r.event, 1);
+    accountant.compose(event, 1);
+    const epsilon = accountant.getEpsilon(budget.delta).epsilon;
+    if (epsilon > dailyCap) {
+      throw new ConflictError(
+        "daily_budget_exceeded",
+        `model ${modelId} would spend epsilon ${epsilon.toPrecision(4)} in 24 hours, above the daily cap ${dailyCap}`,
+      );
+    }
   }
 
   return {
@@ -269,7 +306,9 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         projectedEpsilon: 0,
         delta: budget.delta,
       };
+      shape.accept?.(draft);
       const event = plannedEvent(draft);
+      await assertDailyCap(tenantId, modelId, budget, event);
       // Rounds still open count at their planned cost, and the reservation is taken only if no
       // other open or budget change slipped in since the budget was read (optimistic retry).
       let current = budget;

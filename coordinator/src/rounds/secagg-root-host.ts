@@ -429,6 +429,17 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         const stageCount = STAGES.length - (secagg.consistencyCheck ? 0 : 1);
         const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
         const giveUpAt = protocolEnd + ROOT_GRACE_MS;
+        const threshold = Math.min(...graphs.map((g) => g.t));
+        // The privacy floors, checked on the planned round before any budget is reserved.
+        const checkFloors = (plan: RoundDpPlan | undefined) =>
+          enforceRoundFloors(options.floors ?? DEFAULT_PRIVACY_POLICY, {
+            aggregation: "secagg",
+            dp: plan?.config,
+            privacy: plan ? privacyInfo(plan) : undefined,
+            cohort: Math.min(...sizes),
+            threshold,
+            consistencyCheck: secagg.consistencyCheck,
+          });
         let dp: RoundDpPlan | undefined;
         if (request.dp) {
           if (!options.privacy) {
@@ -454,24 +465,12 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             colluders,
             expectedClients: request.maxContributions,
             rotationSeed: bytesToHex(randomBytes(32)),
+            accept: checkFloors,
           });
         } else if (!secagg.encoding) {
           throw new InvalidRequestError("secagg.encoding: required for a round without dp");
         }
-        const threshold = Math.min(...graphs.map((g) => g.t));
-        try {
-          enforceRoundFloors(options.floors ?? DEFAULT_PRIVACY_POLICY, {
-            aggregation: "secagg",
-            dp: dp?.config,
-            privacy: dp ? privacyInfo(dp) : undefined,
-            cohort: Math.min(...sizes),
-            threshold,
-            consistencyCheck: secagg.consistencyCheck,
-          });
-        } catch (error) {
-          if (dp) await options.privacy?.release(tenantId, request.modelId, roundId);
-          throw error;
-        }
+        if (!dp) checkFloors(undefined);
         const state: SecAggRootState = {
           kind: "secagg-root",
           tenantId,

@@ -31,6 +31,12 @@ export const PrivacyPolicy = z.strictObject({
   maxEpsilonPerRound: epsilon,
   /** Largest epsilon a model may stand at after this round (the coordinator's projection). */
   maxEpsilonPerModel: epsilon,
+  /**
+   * Largest epsilon a model may spend in any 24 hours (composed over the ledger's entries of the
+   * day and the open rounds), so a key holder cannot drain a budget by opening rounds. The
+   * coordinator enforces it; a device cannot see other rounds, so it does not.
+   */
+  maxEpsilonPerModelPerDay: epsilon,
   /** Largest delta a round may be stated at. */
   maxDelta: z.number().check(z.positive(), z.lt(1)),
   /** Smallest SecAgg shard (its sum is revealed to the coordinator). */
@@ -48,7 +54,8 @@ export type PrivacyPolicy = z.infer<typeof PrivacyPolicy>;
 /**
  * The production floors (device and coordinator default). Why these values:
  * - 10 trusted noise shares: below that one device's own share is a large part of the noise.
- * - ε 2 per round and 10 per model: the range DP deployments report (Apple, Google Gboard ε ≤ 10).
+ * - ε 2 per round and 10 per model: the range DP deployments report (Apple, Google Gboard ε ≤ 10);
+ *   at most 3 a day, so a model's whole budget takes at least four days to spend.
  * - δ ≤ 1e-4: the DESIGN rule 1/N^1.1 at N ≈ 4,300 (the Online Retail population).
  * - Shards of at least 20 devices with t ≥ 3 and the consistency check on.
  */
@@ -58,6 +65,7 @@ export const DEFAULT_PRIVACY_POLICY: Readonly<PrivacyPolicy> = Object.freeze({
   minNoiseShares: 10,
   maxEpsilonPerRound: 2,
   maxEpsilonPerModel: 10,
+  maxEpsilonPerModelPerDay: 3,
   maxDelta: 1e-4,
   minCohort: 20,
   minThreshold: 3,
@@ -77,6 +85,7 @@ export const DEVELOPMENT_PRIVACY_POLICY: Readonly<PrivacyPolicy> = Object.freeze
   minNoiseShares: 1,
   maxEpsilonPerRound: 20,
   maxEpsilonPerModel: 100,
+  maxEpsilonPerModelPerDay: 1000,
   maxDelta: 0.1,
   minCohort: 2,
   minThreshold: 1,
