@@ -4,15 +4,15 @@
  * Run: npx tsx --conditions=source bench/robust-combine.ts
  */
 import { planDistributedRound } from "@fedprofile/coordinator/dp";
-import { combineShardSums, type ShardSum } from "../coordinator/src/rounds/shard-combine.ts";
 import {
   addModular,
-  decodeAggregate,
   type DistributedDiscreteGaussianConfig,
+  decodeAggregate,
   encodeClientUpdate,
   paddedDim,
   seededRandom,
 } from "@fedprofile/protocol/dp";
+import { combineShardSums, type ShardSum } from "../coordinator/src/rounds/shard-combine.ts";
 
 const UPDATE = [0.3, -0.2, 0.1, 0.25, 0, 0.4, -0.1, 0.05];
 const PER_SHARD = 20;
@@ -58,5 +58,7 @@ for (const shards of [3, 5, 10, 20]) {
   const k = TRIALS * UPDATE.length;
   const e = Math.sqrt(exact / k);
   const r = Math.sqrt(robust / k);
-  console.log(`${String(shards).padStart(6)}  ${String(n).padStart(7)}  ${e.toFixed(2).padStart(9)}  ${r.toFixed(2).padStart(13)}  ${(r / e).toFixed(3)}`);
+  console.log(
+    `${String(shards).padStart(6)}  ${String(n).padStart(7)}  ${e.toFixed(2).padStart(9)}  ${r.toFixed(2).padStart(13)}  ${(r / e).toFixed(3)}`,
+  );
 }

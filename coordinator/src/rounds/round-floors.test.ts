@@ -34,7 +34,10 @@ function setup() {
       json: (await response.json()) as { error?: { code: string; message: string } },
     };
   };
-  return { call, advance: (ms: number) => void (now += ms) };
+  const advance = (ms: number) => {
+    now += ms;
+  };
+  return { call, advance };
 }
 
 const base = {
