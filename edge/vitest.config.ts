@@ -16,6 +16,8 @@ export default defineConfig({
         bindings: {
           // A fixed test key (RFC 8032 §7.1 TEST 1's secret key): workers tests verify against it.
           LEDGER_SIGNING_KEY: "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+          // The tests run rounds of a few devices: development floors (production is the default).
+          PRIVACY_FLOORS: "development",
           TEST_MIGRATIONS: await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url))),
         },
       },

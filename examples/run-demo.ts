@@ -250,6 +250,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     const nodeDevices = Array.from({ length: nodeCount }, (_, i) =>
       createProfiler({
         endpoint: coordinator.url,
+        privacyPolicy: "development",
         apiKey: keys.publishable,
         storage: "memory",
         currency: "GBP",

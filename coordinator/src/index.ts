@@ -8,6 +8,7 @@ export * from "./models/index";
 export * from "./ports";
 export * from "./rounds/any-round-host";
 export * from "./rounds/plain-sum-round";
+export * from "./rounds/round-floors";
 export * from "./rounds/round-host";
 export * from "./rounds/round-limits";
 export * from "./rounds/round-privacy";

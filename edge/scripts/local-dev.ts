@@ -159,6 +159,9 @@ export async function startLocalCoordinator(options: {
       "--persist-to",
       options.persistTo,
       "--show-interactive-dev-session=false",
+      // Local rounds have a handful of devices: development privacy floors (never deployed).
+      "--var",
+      "PRIVACY_FLOORS:development",
       "--log-level",
       "warn",
     ],

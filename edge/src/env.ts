@@ -18,4 +18,6 @@ export interface Env {
    * `edge/scripts/local-dev.ts`). Without it, DP rounds and the audit routes answer 503.
    */
   LEDGER_SIGNING_KEY?: string;
+  /** `development` relaxes the privacy floors (plain-sum, tiny cohorts); anything else: production. */
+  PRIVACY_FLOORS?: string;
 }

@@ -2,6 +2,11 @@
  * The coordinator's privacy service over D1, signed with the key from the Worker's environment.
  */
 import { createRoundPrivacy, type RoundPrivacy } from "@fedprofile/coordinator";
+import {
+  DEFAULT_PRIVACY_POLICY,
+  DEVELOPMENT_PRIVACY_POLICY,
+  type PrivacyPolicy,
+} from "@fedprofile/coordinator/dp";
 import { signerFromSeedHex } from "@fedprofile/coordinator/ledger";
 import { D1LedgerStore, D1PrivacyBudgetStore } from "./d1-privacy";
 import type { Env } from "./env";
@@ -14,5 +19,14 @@ export function privacyFor(env: Env): RoundPrivacy | undefined {
     budgets: new D1PrivacyBudgetStore(env.DB),
     ledger: new D1LedgerStore(env.DB),
     signer: signerFromSeedHex(seed),
+    dailyEpsilonCap: floorsFor(env).maxEpsilonPerModelPerDay,
   });
+}
+
+/**
+ * The privacy floors rounds must meet: the production defaults, unless `PRIVACY_FLOORS` is
+ * `development` (set by `edge/scripts/local-dev.ts` for `wrangler dev`, never in wrangler.toml).
+ */
+export function floorsFor(env: Env): PrivacyPolicy {
+  return env.PRIVACY_FLOORS?.trim() === "development" ? DEVELOPMENT_PRIVACY_POLICY : DEFAULT_PRIVACY_POLICY;
 }

@@ -16,7 +16,7 @@ import {
 import type { ContributionRequest, OpenRoundRequest, RoundTask } from "@fedprofile/coordinator/wire";
 import { D1ModelStore, D1RoundIndex } from "./d1-stores";
 import type { Env } from "./env";
-import { privacyFor } from "./privacy";
+import { floorsFor, privacyFor } from "./privacy";
 import { asResult, roundStub, unwrap } from "./rpc";
 import { shardHandle } from "./shard-do";
 import { trainerHandle } from "./trainer-do";
@@ -45,6 +45,7 @@ export class RoundDO extends DurableObject<Env> {
       index: new D1RoundIndex(env.DB),
       shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
       trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),
+      floors: floorsFor(env),
     });
   }
 

@@ -104,7 +104,10 @@ describe("SecAgg+ through the Worker, Durable Objects and D1 (workerd)", () => {
       [1, 2, 3, 4].map(async (i) => {
         const client = device(keys.publishable);
         const { round } = await client.checkin("activity");
-        return participateInSecAggRound(client, round!, () => vectorOf(i), { pollMs: 5 });
+        return participateInSecAggRound(client, round!, () => vectorOf(i), {
+          policy: "development",
+          pollMs: 5,
+        });
       }),
     );
     expect(outcomes.map((o) => o.status)).toEqual([
@@ -149,13 +152,14 @@ describe("SecAgg+ through the Worker, Durable Objects and D1 (workerd)", () => {
             return base.secaggMessage(r, s, p, frame);
           },
         };
-        return participateInSecAggRound(fragile, round!, () => vectorOf(50), { pollMs: 5 }).catch(
-          (e: Error) => ({
-            status: "dropped" as const,
-            roundId,
-            reason: e.message,
-          }),
-        );
+        return participateInSecAggRound(fragile, round!, () => vectorOf(50), {
+          policy: "development",
+          pollMs: 5,
+        }).catch((e: Error) => ({
+          status: "dropped" as const,
+          roundId,
+          reason: e.message,
+        }));
       };
       const others = [1, 2, 3, 4].map(async (i) => {
         const client = device(keys.publishable, {
@@ -164,7 +168,10 @@ describe("SecAgg+ through the Worker, Durable Objects and D1 (workerd)", () => {
           },
         });
         const { round } = await client.checkin("activity");
-        return participateInSecAggRound(client, round!, () => vectorOf(i), { pollMs: 5 });
+        return participateInSecAggRound(client, round!, () => vectorOf(i), {
+          policy: "development",
+          pollMs: 5,
+        });
       });
       // The stage the quitter skips closes at its deadline: fire it once everyone else answered.
       const expirer = (async () => {
@@ -198,7 +205,10 @@ describe("SecAgg+ through the Worker, Durable Objects and D1 (workerd)", () => {
           },
         });
         const { round } = await client.checkin("activity");
-        return participateInSecAggRound(client, round!, () => vectorOf(i), { pollMs: 5 });
+        return participateInSecAggRound(client, round!, () => vectorOf(i), {
+          policy: "development",
+          pollMs: 5,
+        });
       }),
     );
     expect(restarted).toBe(true);
@@ -219,7 +229,10 @@ describe("SecAgg+ through the Worker, Durable Objects and D1 (workerd)", () => {
       ids.map(async (i) => {
         const client = device(keys.publishable);
         const { round } = await client.checkin("activity");
-        return participateInSecAggRound(client, round!, () => vectorOf(i), { pollMs: 5 });
+        return participateInSecAggRound(client, round!, () => vectorOf(i), {
+          policy: "development",
+          pollMs: 5,
+        });
       }),
     );
     expect(outcomes.every((o) => o.status === "contributed")).toBe(true);
@@ -247,7 +260,7 @@ describe("SecAgg+ through the Worker, Durable Objects and D1 (workerd)", () => {
       secrets.map(async (v) => {
         const client = device(keys.publishable);
         const { round } = await client.checkin("activity");
-        return participateInSecAggRound(client, round!, () => v, { pollMs: 5 });
+        return participateInSecAggRound(client, round!, () => v, { policy: "development", pollMs: 5 });
       }),
     );
     const { runInDurableObject } = await import("cloudflare:test");

@@ -64,7 +64,7 @@ async function runOpenRound(publishable: string) {
         createCoordinatorClient({ endpoint: BASE, apiKey: publishable, fetch: workerFetch }),
         round,
         () => contributeKMeans(task.spec, task.phase, base, profileOf(i)),
-        { pollMs: 10 },
+        { policy: "development", pollMs: 10 },
       ),
     ),
   );

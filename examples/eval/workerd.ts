@@ -58,6 +58,7 @@ export async function workerdAgreement(options: {
     const devices = chosen.map(() =>
       createProfiler({
         endpoint: coordinator.url,
+        privacyPolicy: "development",
         apiKey: keys.publishable,
         storage: "memory",
         now: () => RETAIL_AS_OF,

@@ -50,6 +50,8 @@ async function main() {
   const config = await loadConfig();
   const profiler = createProfiler({
     endpoint: config.endpoint,
+    // The local demo's rounds have a handful of devices: development floors, never in production.
+    privacyPolicy: "development",
     apiKey: config.apiKey,
     dbName: "fedprofile-demo",
     currency: "GBP",

@@ -79,6 +79,12 @@ export {
   type VectorReference,
 } from "./features/vector";
 export {
+  type FloorViolation,
+  PolicyRefusedError,
+  type PrivacyPolicy,
+  type PrivacyPolicyOption,
+} from "./privacy-policy";
+export {
   ACTIVITY_MODEL,
   createProfiler,
   DEFAULT_PROFILE_CONFIG,

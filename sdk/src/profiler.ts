@@ -8,6 +8,7 @@
  * The network code (sync, model pull) is loaded with `import()` on first use, so the tracking
  * core stays small.
  */
+
 import type { ModelVersion, RoundInfo } from "@fedprofile/protocol/wire";
 import {
   type ConsentChoice,
@@ -39,6 +40,7 @@ import type { RateTable } from "./features/money";
 import { DEFAULT_FEATURE_CONFIG } from "./features/state";
 import { profileVector } from "./features/vector";
 import { assignSegment, type SegmentAssignment } from "./models/segment";
+import type { PrivacyPolicyOption } from "./privacy-policy";
 import { createStoreManager } from "./store/store-manager";
 import { type CachedModel, DEFAULT_RETENTION } from "./store/types";
 import type { CoordinatorClient, RetryOptions } from "./sync/coordinator-client";
@@ -60,6 +62,12 @@ export type { TrackOptions } from "./track";
 export interface ProfilerOptions {
   /** Coordinator base URL (needed by `sync()` and `pullModel()`). */
   endpoint?: string;
+  /**
+   * The weakest round this device takes part in (default: the production floors of
+   * `@fedprofile/protocol/dp`). `"development"` allows plain-sum and tiny cohorts, for local
+   * demos only. A round below the policy is refused before anything is sent.
+   */
+  privacyPolicy?: PrivacyPolicyOption;
   /** The tenant's publishable key (`fp_pub_…`). */
   apiKey?: string;
   /** `indexeddb` (default) or `memory` (nothing is ever written to the device). */
@@ -508,6 +516,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
         alreadyContributed: (roundId) => rounds.has(roundId),
         sessions: createOutboxSessionStore(() => manager.store, now),
         ...(open ? { round: open } : {}),
+        ...(options.privacyPolicy ? { policy: options.privacyPolicy } : {}),
       },
     );
     if (outcome.status === "contributed") await manager.run(() => rememberRound(outcome.roundId));

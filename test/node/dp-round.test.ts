@@ -81,7 +81,10 @@ function setup() {
         const client = device();
         const { round } = await client.checkin("segments");
         if (!round) throw new Error("no open round");
-        return participateInSecAggRound(client, round, () => Float64Array.from(v), { pollMs: 10 });
+        return participateInSecAggRound(client, round, () => Float64Array.from(v), {
+          policy: "development",
+          pollMs: 10,
+        });
       }),
     );
   const setBudget = (epsilonCap: number, delta = 1e-6) =>
@@ -175,11 +178,12 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
       roundId: status.roundId,
       mechanism: "distributed_discrete_gaussian",
       trustModel: "distributed",
-      cohort: { size: 5, survivors: 5, threshold: 3, colluders: 0 },
+      // One assumed colluder by default (5% of the 3 shares, rounded up): never 0.
+      cohort: { size: 5, survivors: 5, threshold: 3, colluders: 1 },
       sampling: { uniform: false, rate: 1 },
     });
-    // Noise actually present: all five shares; accounted: the five survivors.
-    expect(entry.noise.noiseShares).toBe(5);
+    // Accounted: the five survivors minus the assumed colluder.
+    expect(entry.noise.noiseShares).toBe(4);
     const key = await ctx.call("GET", "/v1/audit/public-key", ctx.keys.auditor.key);
     const verdict = verifyLedger(rows, publicKeyFromHex((key.json as { publicKey: string }).publicKey));
     expect(verdict.ok).toBe(true);

@@ -98,6 +98,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
       vectors.map(async (v) => {
         const client = ctx.device();
         return participateInSecAggRound(client, await checkinRound(client), () => Float64Array.from(v), {
+          policy: "development",
           pollMs: 10,
         });
       }),
@@ -134,6 +135,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
         },
       };
       return participateInSecAggRound(fragile, round, () => Float64Array.of(100, 100, 100), {
+        policy: "development",
         pollMs: 10,
       }).catch((error: Error) => ({ status: "dropped", roundId: round.roundId, reason: error.message }));
     };
@@ -145,6 +147,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
     ].map(async (v) => {
       const client = ctx.device();
       return participateInSecAggRound(client, await checkinRound(client), () => Float64Array.from(v), {
+        policy: "development",
         pollMs: 10,
       });
     });
@@ -180,6 +183,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
       await checkinRound(client),
       () => Float64Array.of(1, 2, 3),
       {
+        policy: "development",
         pollMs: 10,
       },
     );
@@ -210,6 +214,7 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
           },
         };
         return participateInSecAggRound(client, await checkinRound(client), () => Float64Array.of(x, x, x), {
+          policy: "development",
           pollMs: 10,
         });
       }),
@@ -229,7 +234,10 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
     const outcomes = await Promise.all(
       VECTORS.map(async (v) => {
         const client = ctx.device();
-        return participateInSecAggRound(client, await checkinRound(client), () => v, { pollMs: 10 });
+        return participateInSecAggRound(client, await checkinRound(client), () => v, {
+          policy: "development",
+          pollMs: 10,
+        });
       }),
     );
     expect(outcomes.every((o) => o.status === "contributed")).toBe(true);

@@ -52,6 +52,7 @@ function setup() {
   const device = () =>
     createProfiler({
       endpoint: "http://coordinator.test",
+      privacyPolicy: "development",
       apiKey: keys.publishable.key,
       storage: "memory",
       fetch: appFetch,

@@ -11,7 +11,6 @@ export * from "./accountant.ts";
 export * from "./adaptive-clipping.ts";
 export * from "./aggregators.ts";
 export * from "./calibration.ts";
-export * from "./conversion.ts";
 export * from "./errors.ts";
 export * from "./gaussian-exact.ts";
 export * from "./planning.ts";

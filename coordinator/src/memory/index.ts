@@ -4,6 +4,7 @@
  */
 
 import { type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
+import { DEVELOPMENT_PRIVACY_POLICY, type PrivacyPolicy } from "@fedprofile/protocol/dp";
 import type { ModelDeclaration, ModelVersion, RoundInfo, TrainingRound } from "@fedprofile/protocol/wire";
 import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import type { ApiKeyKind } from "../api-keys";
@@ -295,14 +296,27 @@ export interface MemoryCoordinator {
 
 /** Wires every port in memory: the same core the Worker runs, minus the runtime. */
 export function createMemoryCoordinator(
-  options: { clock?: Clock; randomBytes?: RandomBytes; signer?: LedgerSigner } = {},
+  options: {
+    clock?: Clock;
+    randomBytes?: RandomBytes;
+    signer?: LedgerSigner;
+    /** Privacy floors rounds must meet (default: the development floors, for tests and demos). */
+    floors?: PrivacyPolicy;
+  } = {},
 ): MemoryCoordinator {
   const clock = options.clock ?? Date.now;
   const random = options.randomBytes ? { randomBytes: options.randomBytes } : {};
   const budgets = new MemoryPrivacyBudgetStore();
   const ledger = new MemoryAuditLedgerStore();
   const signer = options.signer ?? signerFromSeed((options.randomBytes ?? systemRandomBytes)(32));
-  const privacy = createRoundPrivacy({ budgets, ledger, signer, clock });
+  const floors = options.floors ?? DEVELOPMENT_PRIVACY_POLICY;
+  const privacy = createRoundPrivacy({
+    budgets,
+    ledger,
+    signer,
+    clock,
+    dailyEpsilonCap: floors.maxEpsilonPerModelPerDay,
+  });
   const tenants = new MemoryTenantStore();
   const models = new MemoryModelStore();
   const index = new MemoryRoundIndex();
@@ -356,6 +370,7 @@ export function createMemoryCoordinator(
         shardFor,
         privacy,
         trainerFor: (t, m) => trainerFor(t, m),
+        floors,
         ...random,
       });
       entry = { host, store };

@@ -4,11 +4,13 @@
  * opens and read back from its stored state afterwards.
  */
 import type { RandomBytes } from "@fedprofile/protocol/bytes";
+import { DEFAULT_PRIVACY_POLICY, type PrivacyPolicy } from "@fedprofile/protocol/dp";
 import type { OpenRoundRequest, RoundTask } from "@fedprofile/protocol/wire";
 import { InvalidRequestError } from "../errors";
 import type { TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
 import type { PlainSumRoundState } from "./plain-sum-round";
+import { enforceRoundFloors } from "./round-floors";
 import { createPlainSumRoundHost } from "./round-host";
 import type { RoundPrivacy } from "./round-privacy";
 import { createSecAggRootHost, type SecAggRootState } from "./secagg-root-host";
@@ -25,6 +27,8 @@ export interface AnyRoundHostOptions {
   privacy?: RoundPrivacy;
   /** The trainer of a model, which takes the result of the rounds it opened. */
   trainerFor?(tenantId: string, modelId: string): Pick<TrainerHandle, "roundEnded">;
+  /** Privacy floors a round must meet to open (default {@link DEFAULT_PRIVACY_POLICY}). */
+  floors?: PrivacyPolicy;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -67,6 +71,7 @@ export function createAnyRoundHost(options: AnyRoundHostOptions): AnyRoundHost {
     shardFor: options.shardFor,
     ...(options.privacy ? { privacy: options.privacy } : {}),
     ...(options.trainerFor ? { trainerFor: options.trainerFor } : {}),
+    ...(options.floors ? { floors: options.floors } : {}),
   });
   const current = async () => ((await options.store.load())?.kind === "secagg-root" ? secagg : plain);
 
@@ -75,7 +80,10 @@ export function createAnyRoundHost(options: AnyRoundHostOptions): AnyRoundHost {
       if (task && request.aggregation !== "secagg") {
         throw new InvalidRequestError("a trainer's round must use secure aggregation");
       }
-      return (request.aggregation === "secagg" ? secagg : plain).open(tenantId, roundId, request, task);
+      if (request.aggregation === "secagg") return secagg.open(tenantId, roundId, request, task);
+      // A plain-sum round shows every vector to the coordinator: only under development floors.
+      enforceRoundFloors(options.floors ?? DEFAULT_PRIVACY_POLICY, { aggregation: "plain-sum" });
+      return plain.open(tenantId, roundId, request, task);
     },
     result: async () => (await current()).result(),
     join: async () => (await current()).join(),

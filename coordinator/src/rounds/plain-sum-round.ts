@@ -124,7 +124,15 @@ export function contributePlainSum(
     throw new InvalidRequestError(`vector: expected dimension ${state.dimension}, got ${vector.length}`);
   }
   const sum = state.sum.slice();
-  for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (vector[i] as number);
+  for (let i = 0; i < sum.length; i++) {
+    sum[i] = (sum[i] as number) + (vector[i] as number);
+    // Two finite inputs can still overflow (1e308 + 1e308 = +Infinity, issue 13): refuse it.
+    if (!Number.isFinite(sum[i])) {
+      throw new InvalidRequestError(`vector[${i}]: the round's sum would not be finite`, {
+        code: "non_finite_sum",
+      });
+    }
+  }
   return {
     ...state,
     sum,

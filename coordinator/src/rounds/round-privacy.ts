@@ -10,10 +10,16 @@
  */
 
 import type { DpEvent, DpRoundConfig } from "@fedprofile/protocol/dp";
-import { centralRoundEvent, distributedRoundEvent } from "@fedprofile/protocol/dp";
+import {
+  centralRoundEvent,
+  DEFAULT_PRIVACY_POLICY,
+  defaultColluders,
+  distributedRoundEvent,
+} from "@fedprofile/protocol/dp";
 import type { DpRoundRequest, LedgerPublicKey, PrivacyBudgetStatus } from "@fedprofile/protocol/wire";
 import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import { RdpAccountant } from "../dp/accountant";
 import { AdaptiveClippingOptions, updateClip } from "../dp/adaptive-clipping";
 import type { PrivacyBudgetExceededError } from "../dp/errors";
 import { planCentralRound, planDistributedRound } from "../dp/planning";
@@ -21,9 +27,11 @@ import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } fr
 import { keyIdOf, type LedgerSigner } from "../ledger/chain";
 import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger";
 import type { LedgerEntry, LedgerSampling } from "../ledger/schema";
-import { LedgerConflictError } from "../ledger/store";
+import { LedgerConflictError, readAll } from "../ledger/store";
 import type { AuditLedgerStore, Clock, PrivacyBudget, PrivacyBudgetStore } from "../ports";
 import type { PrivacyBudgetRequest } from "../wire/privacy";
+
+const DAY_MS = 24 * 3600 * 1000;
 
 /** What the coordinator's cohort selection allows the accountant to claim. */
 const SELF_SELECTED: LedgerSampling = { uniform: false, rate: 1 };
@@ -33,6 +41,12 @@ export interface RoundDpPlan {
   config: DpRoundConfig;
   /** Noise shares the calibration assumed (the smallest shard threshold). */
   plannedNoiseShares: number;
+  /**
+   * Colluding or fake devices assumed among them: calibration counts `plannedNoiseShares -
+   * colluders` shares (KLS21 §5) and the ledger records the value. Absent in rounds planned
+   * before it existed (0).
+   */
+  colluders?: number;
   sampling: LedgerSampling;
   /** Adaptive clipping of this round (Andrew et al. 2021), if requested. */
   adaptive: AdaptiveClippingOptions | null;
@@ -60,6 +74,11 @@ export interface RoundPrivacyOptions {
   budgets: PrivacyBudgetStore;
   ledger: AuditLedgerStore;
   signer: LedgerSigner;
+  /**
+   * Most epsilon a model may spend in any 24 hours, over the ledger's entries of the day, the open
+   * rounds and the new one (default: the production floor `maxEpsilonPerModelPerDay`).
+   */
+  dailyEpsilonCap?: number;
   clock?: Clock;
 }
 
@@ -79,10 +98,14 @@ export interface RoundPrivacy {
       roundId: string;
       dimension: number;
       threshold: number;
+      /** Assumed colluders among the threshold's noise shares (default `defaultColluders`). */
+      colluders?: number;
       expectedClients: number;
       rotationSeed: string;
       /** When the round gives up at the latest (its budget reservation lapses then). */
       expiresAt: number;
+      /** Checks the draft plan (the privacy floors) before any budget is looked at or reserved. */
+      accept?: (draft: RoundDpPlan) => void;
     },
   ): Promise<RoundDpPlan>;
   /** Drops the round's budget reservation once it has ended (its release, if any, is in the ledger). */
@@ -101,7 +124,11 @@ export function defaultDelta(population: number): number {
 function plannedEvent(plan: RoundDpPlan): DpEvent {
   const { config } = plan;
   return config.mechanism === "distributed_discrete_gaussian"
-    ? distributedRoundEvent(config, { survivors: plan.plannedNoiseShares, sampling: plan.sampling })
+    ? distributedRoundEvent(config, {
+        survivors: plan.plannedNoiseShares,
+        colluders: plan.colluders ?? 0,
+        sampling: plan.sampling,
+      })
     : centralRoundEvent(config, { sampling: plan.sampling });
 }
 
@@ -150,6 +177,28 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
     };
   }
 
+  const dailyCap = options.dailyEpsilonCap ?? DEFAULT_PRIVACY_POLICY.maxEpsilonPerModelPerDay;
+
+  /** Refuses the round if the model's last 24 hours, open rounds and this one pass the daily cap. */
+  async function assertDailyCap(tenantId: string, modelId: string, budget: PrivacyBudget, event: DpEvent) {
+    const since = clock() - DAY_MS;
+    const entries = await readAll(store, { tenant: tenantId, model: modelId });
+    const accountant = new RdpAccountant();
+    for (const entry of entries) {
+      if (Date.parse(entry.timestamp) < since) continue;
+      for (const c of entry.events) accountant.compose(c.event, c.count);
+    }
+    for (const r of await budgets.reservations(tenantId, modelId, clock())) accountant.compose(r.event, 1);
+    accountant.compose(event, 1);
+    const epsilon = accountant.getEpsilon(budget.delta).epsilon;
+    if (epsilon > dailyCap) {
+      throw new ConflictError(
+        "daily_budget_exceeded",
+        `model ${modelId} would spend epsilon ${epsilon.toPrecision(4)} in 24 hours, above the daily cap ${dailyCap}`,
+      );
+    }
+  }
+
   return {
     publicKey: {
       v: WIRE_VERSION,
@@ -190,6 +239,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
 
     async plan(tenantId, modelId, request, shape) {
       const budget = await budgetOf(tenantId, modelId);
+      const colluders = shape.colluders ?? request.colluders ?? defaultColluders(shape.threshold);
       const adaptive = request.adaptiveClipping
         ? AdaptiveClippingOptions.parse({ ...request.adaptiveClipping, initialClip: request.clipNorm })
         : null;
@@ -226,7 +276,12 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         if (request.mechanism === "distributed_discrete_gaussian") {
           if (!target)
             throw new InvalidRequestError("dp: a distributed round needs targetEpsilon and rounds");
-          config = planDistributedRound({ ...base, ...target, threshold: shape.threshold });
+          config = planDistributedRound({
+            ...base,
+            ...target,
+            threshold: shape.threshold,
+            colluders,
+          });
         } else {
           const noise =
             request.noiseMultiplier !== undefined ? { noiseMultiplier: request.noiseMultiplier } : target;
@@ -245,12 +300,15 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
       const draft: RoundDpPlan = {
         config,
         plannedNoiseShares: shape.threshold,
+        colluders: request.mechanism === "distributed_discrete_gaussian" ? colluders : 0,
         sampling: SELF_SELECTED,
         adaptive,
         projectedEpsilon: 0,
         delta: budget.delta,
       };
+      shape.accept?.(draft);
       const event = plannedEvent(draft);
+      await assertDailyCap(tenantId, modelId, budget, event);
       // Rounds still open count at their planned cost, and the reservation is taken only if no
       // other open or budget change slipped in since the budget was read (optimistic retry).
       let current = budget;
@@ -295,9 +353,10 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
               roundId,
               cohortSize: release.cohortSize,
               survivors: release.survivors,
-              noiseShares: release.fewestInOneSum,
+              // Trusted shares of the least-noised sum: its contributors minus the assumed colluders.
+              noiseShares: release.fewestInOneSum - (plan.colluders ?? 0),
               threshold: release.threshold,
-              colluders: 0,
+              colluders: plan.colluders ?? 0,
               sampling: plan.sampling,
             }),
           );

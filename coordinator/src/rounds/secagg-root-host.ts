@@ -7,7 +7,15 @@
  */
 
 import { base64ToBytes, bytesToWords, type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
-import { addModular, bufferedRandom, decodeAggregate, paddedDim } from "@fedprofile/protocol/dp";
+import {
+  addModular,
+  bufferedRandom,
+  DEFAULT_PRIVACY_POLICY,
+  decodeAggregate,
+  defaultColluders,
+  type PrivacyPolicy,
+  paddedDim,
+} from "@fedprofile/protocol/dp";
 import { modulusBitsFor, STAGES } from "@fedprofile/protocol/secagg";
 import type {
   ContributionResponse,
@@ -27,9 +35,11 @@ import { newParticipantId, newToken, sha256Hex } from "../ids";
 import type { RoundResult, TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
 import { chooseParameters, planShards } from "../secagg/index";
+import { enforceRoundFloors } from "./round-floors";
 import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";
+import { combineShardSums } from "./shard-combine";
 
 /** The root's serialisable state. */
 export interface SecAggRootState {
@@ -44,6 +54,9 @@ export interface SecAggRootState {
   dp?: RoundDpPlan;
   stageSeconds: number;
   shardSizes: number[];
+  /** The smallest shard threshold t and the consistency check, published for devices' policy. */
+  threshold?: number;
+  consistencyCheck?: boolean;
   minContributions: number;
   maxContributions: number;
   openedAt: number;
@@ -74,6 +87,8 @@ export interface SecAggRootHostOptions {
   privacy?: RoundPrivacy;
   /** The trainer of a model, which takes the result of the rounds it opened. */
   trainerFor?(tenantId: string, modelId: string): Pick<TrainerHandle, "roundEnded">;
+  /** Privacy floors a round must meet to open (default {@link DEFAULT_PRIVACY_POLICY}). */
+  floors?: PrivacyPolicy;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -171,9 +186,22 @@ export function secaggRootInfo(state: SecAggRootState): RoundInfo {
       ...(state.encoding ? { encoding: state.encoding } : {}),
       shards: state.shardSizes.length,
       stageSeconds: state.stageSeconds,
+      minShardSize: Math.min(...state.shardSizes),
+      ...(state.threshold === undefined ? {} : { threshold: state.threshold }),
+      ...(state.consistencyCheck === undefined ? {} : { consistencyCheck: state.consistencyCheck }),
     },
-    ...(state.dp ? { dp: state.dp.config } : {}),
+    ...(state.dp ? { dp: state.dp.config, privacy: privacyInfo(state.dp) } : {}),
     ...(state.task ? { task: state.task } : {}),
+  };
+}
+
+/** The public privacy facts of a DP round, which devices check against their policy. */
+function privacyInfo(dp: RoundDpPlan) {
+  return {
+    noiseShares: dp.plannedNoiseShares,
+    colluders: dp.colluders ?? 0,
+    delta: dp.delta,
+    modelEpsilon: dp.projectedEpsilon,
   };
 }
 
@@ -340,16 +368,42 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     state: SecAggRootState,
     dp: RoundDpPlan,
   ): Promise<{ weights: number[]; noiseStddev: number }> {
-    const total = new Uint32Array(paddedDim(dp.config));
-    for (const outcome of Object.values(state.outcomes)) {
-      if (outcome.sum !== null) addModular(total, bytesToWords(base64ToBytes(outcome.sum)));
-    }
+    const { total, survivors } = combinedSum(state, dp);
     const decoded = decodeAggregate(dp.config, total, {
-      survivors: contributorsOf(state),
+      survivors,
       rng: bufferedRandom(randomBytes),
     });
     await recordRelease(state, dp, decoded.clipCount);
     return { weights: Array.from(decoded.sum), noiseStddev: Math.sqrt(decoded.noiseVariance) };
+  }
+
+  /**
+   * The shard sums to decode. Distributed DP: range-checked and robustly combined
+   * (`./shard-combine.ts`), so one device spoils at most its shard; central: the plain sum.
+   */
+  function combinedSum(state: SecAggRootState, dp: RoundDpPlan): { total: Uint32Array; survivors: number } {
+    const dim = paddedDim(dp.config);
+    const shards = Object.values(state.outcomes)
+      .filter((o) => o.sum !== null && o.contributors > 0)
+      .map((o) => ({
+        shard: o.shard,
+        words: bytesToWords(base64ToBytes(o.sum as string)),
+        contributors: o.contributors,
+      }));
+    if (dp.config.mechanism === "distributed_discrete_gaussian") {
+      const combined = combineShardSums(dp.config, shards, dim);
+      if (combined.survivors < 1) {
+        throw new FedprofileError(
+          "implausible_shard_sums",
+          "every shard sum was outside its plausible range",
+          409,
+        );
+      }
+      return combined;
+    }
+    const total = new Uint32Array(dim);
+    for (const s of shards) addModular(total, s.words);
+    return { total, survivors: contributorsOf(state) };
   }
 
   async function recordRelease(state: SecAggRootState, dp: RoundDpPlan, clipCount?: number): Promise<void> {
@@ -381,6 +435,17 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         const stageCount = STAGES.length - (secagg.consistencyCheck ? 0 : 1);
         const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
         const giveUpAt = protocolEnd + ROOT_GRACE_MS;
+        const threshold = Math.min(...graphs.map((g) => g.t));
+        // The privacy floors, checked on the planned round before any budget is reserved.
+        const checkFloors = (plan: RoundDpPlan | undefined) =>
+          enforceRoundFloors(options.floors ?? DEFAULT_PRIVACY_POLICY, {
+            aggregation: "secagg",
+            dp: plan?.config,
+            privacy: plan ? privacyInfo(plan) : undefined,
+            cohort: Math.min(...sizes),
+            threshold,
+            consistencyCheck: secagg.consistencyCheck,
+          });
         let dp: RoundDpPlan | undefined;
         if (request.dp) {
           if (!options.privacy) {
@@ -390,18 +455,28 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
               503,
             );
           }
+          const shares = Math.min(...floors);
+          const colluders = request.dp.colluders ?? defaultColluders(shares);
+          if (request.dp.mechanism === "distributed_discrete_gaussian" && colluders >= shares) {
+            throw new InvalidRequestError(
+              `dp.colluders: ${colluders} leaves no trusted noise share of the ${shares} a shard needs`,
+            );
+          }
           // Planned and checked against the budget before any shard opens or any device joins.
           dp = await options.privacy.plan(tenantId, request.modelId, request.dp, {
             roundId,
             expiresAt: giveUpAt,
             dimension: request.dimension,
-            threshold: Math.min(...floors),
+            threshold: shares,
+            colluders,
             expectedClients: request.maxContributions,
             rotationSeed: bytesToHex(randomBytes(32)),
+            accept: checkFloors,
           });
         } else if (!secagg.encoding) {
           throw new InvalidRequestError("secagg.encoding: required for a round without dp");
         }
+        if (!dp) checkFloors(undefined);
         const state: SecAggRootState = {
           kind: "secagg-root",
           tenantId,
@@ -412,6 +487,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           ...(dp ? { dp } : {}),
           stageSeconds: secagg.stageSeconds,
           shardSizes: sizes,
+          threshold,
+          consistencyCheck: secagg.consistencyCheck,
           minContributions: request.minContributions,
           maxContributions: request.maxContributions,
           openedAt: now,

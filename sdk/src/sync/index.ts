@@ -2,6 +2,8 @@
  * `@fedprofile/sdk/sync`: taking part in federated rounds. Loaded lazily by the profiler, so the
  * tracking core stays small.
  */
+
+export { PolicyRefusedError, type PrivacyPolicyOption } from "../privacy-policy";
 export {
   type CoordinatorClient,
   type CoordinatorClientOptions,
@@ -12,7 +14,8 @@ export {
   SYNC_RETRY,
 } from "./coordinator-client";
 export { contributeKMeans } from "./model-tasks";
-export { participateInRound, type RoundOutcome } from "./plain-round";
+export { type ParticipationOptions, participateInRound, type RoundOutcome } from "./plain-round";
+export { assertRoundMeetsPolicy, resolvePolicy } from "./policy-check";
 export {
   createMemorySessionStore,
   participateInSecAggRound,

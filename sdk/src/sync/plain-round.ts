@@ -6,7 +6,9 @@
 
 import type { RoundInfo } from "@fedprofile/protocol/wire";
 import { encodeFloat64Vector } from "@fedprofile/protocol/wire";
+import type { PrivacyPolicyOption } from "../privacy-policy";
 import { type CoordinatorClient, CoordinatorError } from "./coordinator-client";
+import { assertFiniteVector, assertRoundMeetsPolicy, resolvePolicy } from "./policy-check";
 import type { SecAggSessionStore } from "./secagg-round";
 
 export type RoundOutcome =
@@ -48,6 +50,11 @@ export interface ParticipationOptions {
   pollMs?: number;
   /** The open round, when the caller already has it (from `/v1/tasks`): no second check-in. */
   round?: RoundInfo;
+  /**
+   * The device's privacy policy (default: the production floors). A round below it is refused
+   * with `PolicyRefusedError` before anything is sent.
+   */
+  policy?: PrivacyPolicyOption;
 }
 
 /** This device's vector for a round (the round tells the model kind's task, if any). */
@@ -81,6 +88,8 @@ async function participateIn(
   vectorFor: VectorFor,
   options: ParticipationOptions,
 ): Promise<RoundOutcome> {
+  const policy = resolvePolicy(options.policy);
+  assertRoundMeetsPolicy(policy, round);
   // A SecAgg session in progress (e.g. before a reload) is resumed even though it contributed.
   const sessions = options.sessions;
   const resuming =
@@ -93,6 +102,7 @@ async function participateIn(
     const outcome = await participateInSecAggRound(client, round, vectorFor, {
       ...(sessions ? { sessions } : {}),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+      policy,
     });
     return outcome.status === "contributed"
       ? {
@@ -118,6 +128,7 @@ export async function contributeToPlainRound(
   if (vector.length !== joined.dimension) {
     throw new RangeError(`vector: expected dimension ${joined.dimension}, got ${vector.length}`);
   }
+  assertFiniteVector(vector);
   try {
     const accepted = await client.contribute(
       round.roundId,

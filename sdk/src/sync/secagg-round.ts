@@ -11,6 +11,7 @@ import { ERROR_CODES, encodeFixedPoint, ProtocolError, type Stage } from "@fedpr
 import type { RoundInfo } from "@fedprofile/protocol/wire";
 import { encodeClientFrame } from "@fedprofile/protocol/wire";
 import { prepareDpContribution } from "../dp/client";
+import type { PrivacyPolicyOption } from "../privacy-policy";
 import {
   advertiseKeys,
   type ClientOptions,
@@ -22,6 +23,12 @@ import {
   unmask,
 } from "../secagg/client";
 import { type CoordinatorClient, CoordinatorError } from "./coordinator-client";
+import {
+  assertFiniteVector,
+  assertRoundMeetsPolicy,
+  assertSecAggMeetsPolicy,
+  resolvePolicy,
+} from "./policy-check";
 
 /** What a device keeps between stages (and across reloads) for one round. */
 export interface SecAggSession {
@@ -62,6 +69,8 @@ export interface SecAggParticipationOptions {
   clientOptions?: ClientOptions;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
+  /** The device's privacy policy (default: the production floors); see `PolicyRefusedError`. */
+  policy?: PrivacyPolicyOption;
 }
 
 const STEP_OF: Record<Stage, ClientStep> = {
@@ -86,6 +95,8 @@ export async function participateInSecAggRound(
   const info = round.secagg;
   if (round.aggregation !== "secagg" || !info)
     throw new TypeError(`round ${round.roundId} is not a SecAgg round`);
+  const policy = resolvePolicy(options.policy);
+  assertRoundMeetsPolicy(policy, round);
   const sessions = options.sessions ?? createMemorySessionStore();
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   const now = options.now ?? Date.now;
@@ -143,7 +154,6 @@ export async function participateInSecAggRound(
       continue;
     }
     poll = options.pollMs ?? 200;
-
     let step: { state: ClientState; message: Parameters<typeof encodeClientFrame>[0] };
     try {
       step = await runStage(
@@ -160,6 +170,15 @@ export async function participateInSecAggRound(
         return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
       }
       throw error;
+    }
+    if (view.stage === "advertise-keys") {
+      // The configuration the shard really runs: checked before this device's keys leave it.
+      try {
+        assertSecAggMeetsPolicy(policy, round, step.state.config);
+      } catch (error) {
+        await sessions.remove(round.roundId);
+        throw error;
+      }
     }
     session = { ...session, client: step.state };
     await sessions.save(session);
@@ -189,6 +208,7 @@ export async function participateInSecAggRound(
  * noised update mod 2^m (KLS21 Alg. 1, `prepareDpContribution`); otherwise the fixed-point code.
  */
 function encodeInput(round: RoundInfo, vector: Float64Array, randomBytes?: RandomBytes): Uint32Array {
+  assertFiniteVector(vector);
   if (round.dp) {
     return prepareDpContribution(round.dp, vector, randomBytes ? { randomBytes } : {}).values;
   }

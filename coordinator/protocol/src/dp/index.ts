@@ -8,9 +8,11 @@
  */
 
 export * from "./config.ts";
+export * from "./conversion.ts";
 export * from "./discrete-gaussian.ts";
 export * from "./distributed-accounting.ts";
 export * from "./events.ts";
+export * from "./floors.ts";
 export * from "./hadamard.ts";
 export * from "./mechanism.ts";
 export * from "./numeric.ts";

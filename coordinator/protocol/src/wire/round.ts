@@ -65,6 +65,11 @@ export const DpRoundRequest = z
      * the noise; the price is that a round with more dropouts aborts.
      */
     minNoiseShares: z.optional(z.int().check(z.minimum(1), z.maximum(65_536))),
+    /**
+     * Colluding or fake devices the round must tolerate: calibration does not count their noise
+     * shares (KLS21 §5). Default `defaultColluders` (5% of the shares, at least 1), never 0.
+     */
+    colluders: z.optional(z.int().check(z.minimum(0), z.maximum(65_536))),
     /** Bits m of the modular arithmetic (KLS21 §4.4); the upload is m bits per coordinate. */
     modulusBits: z._default(z.int().check(z.minimum(8), z.maximum(32)), 24),
     /**
@@ -161,7 +166,23 @@ export const SecAggRoundInfo = z.object({
   encoding: z.optional(FixedPointEncoding),
   shards: z.int().check(z.positive()),
   stageSeconds: z.int().check(z.positive()),
+  /** The smallest shard and its threshold t, so a device can check its policy before joining. */
+  minShardSize: z.optional(z.int().check(z.positive())),
+  threshold: z.optional(z.int().check(z.positive())),
+  consistencyCheck: z.optional(z.boolean()),
 });
+
+/** What a round's public description says about its privacy, checked by devices' policy floors. */
+export const RoundPrivacyInfo = z.strictObject({
+  /** Noise shares the calibration assumed in the least-noised revealed sum (before colluders). */
+  noiseShares: z.int().check(z.minimum(1)),
+  /** Colluding or fake devices assumed: their shares are not counted (KLS21 §5). */
+  colluders: z.int().check(z.minimum(0)),
+  delta: z.number().check(z.positive(), z.lt(1)),
+  /** The model's cumulative epsilon if this round completes, as the coordinator projected it. */
+  modelEpsilon: z.number().check(z.nonnegative()),
+});
+export type RoundPrivacyInfo = z.infer<typeof RoundPrivacyInfo>;
 export type SecAggRoundInfo = z.infer<typeof SecAggRoundInfo>;
 
 /** Public description of a round, as devices see it at check-in. */
@@ -178,6 +199,8 @@ export const RoundInfo = z.object({
   secagg: z.optional(SecAggRoundInfo),
   /** The round's public DP configuration (rotation seed, granularity, noise scale), if any. */
   dp: z.optional(DpRoundConfig),
+  /** A DP round's noise shares, assumed colluders, delta and projected model epsilon. */
+  privacy: z.optional(RoundPrivacyInfo),
   /** A trainer's round: what devices compute (absent in rounds an operator opened by hand). */
   task: z.optional(RoundTask),
 });
