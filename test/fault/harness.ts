@@ -189,7 +189,7 @@ export async function runFaultTrial(
       const base = createCoordinatorClient({
         endpoint: url,
         apiKey: keys.publishable,
-        retry: { attempts: 30, baseDelayMs: 200, maxDelayMs: 2000 },
+        retry: { windowMs: 60_000, baseDelayMs: 200, maxDelayMs: 2000 },
       });
       return {
         ...base,

@@ -68,7 +68,7 @@ await Promise.all(
       endpoint: job.url,
       apiKey: job.key,
       fetch: timedFetch,
-      retry: { attempts: 6, baseDelayMs: 200 },
+      retry: { windowMs: 10_000, baseDelayMs: 200 },
     });
     const vector = Float64Array.from({ length: round.dimension }, () => random() * 2 - 1);
     try {

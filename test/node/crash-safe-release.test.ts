@@ -69,7 +69,7 @@ function setup() {
           endpoint: "http://coordinator.test",
           apiKey: keys.publishable.key,
           fetch: appFetch,
-          retry: { attempts: 2, baseDelayMs: 5 },
+          retry: { windowMs: 50, baseDelayMs: 5 },
         });
         const { round } = await client.checkin("segments");
         if (!round) throw new Error("no open round");
