@@ -383,7 +383,7 @@ describe("DP rounds write a ledger that audit verification accepts (workerd, D1)
           trustModel: want.trustModel,
           mechanism: want.mechanism,
           keyId: keyIdOf(SIGNER.publicKey),
-          cohort: { size: 5, survivors: 5, threshold: 3, colluders: 0 },
+          cohort: { size: 5, survivors: 5, threshold: 3, colluders: 1 },
         });
       }
 

@@ -90,14 +90,14 @@ describe("privacy floors at round open", () => {
       checkRoundFloors(DEFAULT_PRIVACY_POLICY, {
         aggregation: round.aggregation,
         dp: round.dp,
-        privacy: round.privacy,
+        privacy: round.secagg?.privacy,
         cohort: round.secagg?.minShardSize,
         threshold: round.secagg?.threshold,
         consistencyCheck: round.secagg?.consistencyCheck,
       }),
     ).toEqual([]);
-    expect(round.privacy).toMatchObject({ colluders: expect.any(Number) });
-    expect(round.privacy?.colluders).toBeGreaterThan(0);
+    expect(round.secagg?.privacy).toMatchObject({ colluders: expect.any(Number) });
+    expect(round.secagg?.privacy?.colluders).toBeGreaterThan(0);
   });
 
   it("plain-sum and central_gaussian are refused under the production floors", async () => {

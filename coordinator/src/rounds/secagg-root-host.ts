@@ -189,8 +189,9 @@ export function secaggRootInfo(state: SecAggRootState): RoundInfo {
       minShardSize: Math.min(...state.shardSizes),
       ...(state.threshold === undefined ? {} : { threshold: state.threshold }),
       ...(state.consistencyCheck === undefined ? {} : { consistencyCheck: state.consistencyCheck }),
+      ...(state.dp ? { privacy: privacyInfo(state.dp) } : {}),
     },
-    ...(state.dp ? { dp: state.dp.config, privacy: privacyInfo(state.dp) } : {}),
+    ...(state.dp ? { dp: state.dp.config } : {}),
     ...(state.task ? { task: state.task } : {}),
   };
 }

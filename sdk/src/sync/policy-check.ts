@@ -33,7 +33,7 @@ export function assertRoundMeetsPolicy(policy: PrivacyPolicy, round: RoundInfo):
   refuseBelow(policy, round.roundId, {
     aggregation: round.aggregation,
     dp: round.dp,
-    privacy: round.privacy,
+    privacy: round.secagg?.privacy,
     cohort: round.secagg?.minShardSize,
     threshold: round.secagg?.threshold,
     consistencyCheck: round.secagg?.consistencyCheck,
@@ -45,7 +45,7 @@ export function assertSecAggMeetsPolicy(policy: PrivacyPolicy, round: RoundInfo,
   refuseBelow(policy, round.roundId, {
     aggregation: "secagg",
     dp: round.dp,
-    privacy: round.privacy,
+    privacy: round.secagg?.privacy,
     cohort: config.cohortSize,
     threshold: config.t,
     consistencyCheck: config.consistencyCheck,

@@ -41,9 +41,15 @@ function goodRound(): RoundInfo {
     maxContributions: 100,
     openedAt: 0,
     closesAt: 60_000,
-    secagg: { shards: 1, stageSeconds: 60, minShardSize: 100, threshold: 30, consistencyCheck: true },
+    secagg: {
+      shards: 1,
+      stageSeconds: 60,
+      minShardSize: 100,
+      threshold: 30,
+      consistencyCheck: true,
+      privacy: { noiseShares: 40, colluders: 2, delta: 1e-5, modelEpsilon: 0.4 },
+    },
     dp,
-    privacy: { noiseShares: 40, colluders: 2, delta: 1e-5, modelEpsilon: 0.4 },
   };
 }
 
@@ -115,7 +121,9 @@ function floorsOf(error: unknown): string[] {
 describe("device privacy floors (issue 13, finding 2)", () => {
   it("a round that meets the production floors is joined (the floors are not a blanket refusal)", async () => {
     const round = goodRound();
-    expect(roundEpsilon(round.dp!, round.privacy!)).toBeLessThan(DEFAULT_PRIVACY_POLICY.maxEpsilonPerRound);
+    expect(roundEpsilon(round.dp!, round.secagg!.privacy!)).toBeLessThan(
+      DEFAULT_PRIVACY_POLICY.maxEpsilonPerRound,
+    );
     const { client, sent } = recordingClient();
     // The fake shard stops at the first message: the device did send its keys for this round.
     await participateInRound(client, "segments", () => Float64Array.of(1, 4, 0, 0), {
@@ -159,7 +167,7 @@ describe("device privacy floors (issue 13, finding 2)", () => {
 
   it("a cohort of 2 with t = 1 and no consistency check is refused at check-in", async () => {
     const round = goodRound();
-    round.secagg = { shards: 1, stageSeconds: 60, minShardSize: 2, threshold: 1, consistencyCheck: false };
+    round.secagg = { ...round.secagg!, minShardSize: 2, threshold: 1, consistencyCheck: false };
     const { error, sent } = await refusal(round);
     expect(floorsOf(error)).toEqual(
       expect.arrayContaining(["minCohort", "minThreshold", "requireConsistencyCheck"]),
@@ -183,7 +191,6 @@ describe("device privacy floors (issue 13, finding 2)", () => {
     const round: RoundInfo = { ...goodRound(), aggregation: "plain-sum", dimension: 2 };
     delete round.secagg;
     delete round.dp;
-    delete round.privacy;
     const { error, sent } = await refusal(round, undefined, [1, 4]);
     expect(floorsOf(error)).toEqual(["allowPlainSum"]);
     expect(sent).toEqual([]);
@@ -198,7 +205,7 @@ describe("device privacy floors (issue 13, finding 2)", () => {
 
   it("a round that does not state its noise shares is refused (an old coordinator)", async () => {
     const round = goodRound();
-    delete round.privacy;
+    delete round.secagg!.privacy;
     const { error, sent } = await refusal(round);
     expect(floorsOf(error)).toContain("minNoiseShares");
     expect(sent).toEqual([]);
@@ -206,7 +213,7 @@ describe("device privacy floors (issue 13, finding 2)", () => {
 
   it("too many assumed colluders, or a model past its ε ceiling, is refused", async () => {
     const round = goodRound();
-    round.privacy = { noiseShares: 40, colluders: 35, delta: 1e-5, modelEpsilon: 12 };
+    round.secagg!.privacy = { noiseShares: 40, colluders: 35, delta: 1e-5, modelEpsilon: 12 };
     const { error } = await refusal(round);
     expect(floorsOf(error)).toEqual(expect.arrayContaining(["minNoiseShares", "maxEpsilonPerModel"]));
   });

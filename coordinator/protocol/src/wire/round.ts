@@ -160,18 +160,6 @@ export type OpenRoundRequest = z.infer<typeof OpenRoundRequest>;
 /** The request as a client writes it (defaults may be omitted). */
 export type OpenRoundInput = z.input<typeof OpenRoundRequest>;
 
-/** Public SecAgg parameters of a round, as devices see them at check-in. */
-export const SecAggRoundInfo = z.object({
-  /** Absent in a DP round: devices encode with the round's `dp` configuration instead. */
-  encoding: z.optional(FixedPointEncoding),
-  shards: z.int().check(z.positive()),
-  stageSeconds: z.int().check(z.positive()),
-  /** The smallest shard and its threshold t, so a device can check its policy before joining. */
-  minShardSize: z.optional(z.int().check(z.positive())),
-  threshold: z.optional(z.int().check(z.positive())),
-  consistencyCheck: z.optional(z.boolean()),
-});
-
 /** What a round's public description says about its privacy, checked by devices' policy floors. */
 export const RoundPrivacyInfo = z.strictObject({
   /** Noise shares the calibration assumed in the least-noised revealed sum (before colluders). */
@@ -183,6 +171,21 @@ export const RoundPrivacyInfo = z.strictObject({
   modelEpsilon: z.number().check(z.nonnegative()),
 });
 export type RoundPrivacyInfo = z.infer<typeof RoundPrivacyInfo>;
+
+/** Public SecAgg parameters of a round, as devices see them at check-in. */
+export const SecAggRoundInfo = z.object({
+  /** Absent in a DP round: devices encode with the round's `dp` configuration instead. */
+  encoding: z.optional(FixedPointEncoding),
+  shards: z.int().check(z.positive()),
+  stageSeconds: z.int().check(z.positive()),
+  /** The smallest shard and its threshold t, so a device can check its policy before joining. */
+  minShardSize: z.optional(z.int().check(z.positive())),
+  threshold: z.optional(z.int().check(z.positive())),
+  consistencyCheck: z.optional(z.boolean()),
+  /** A DP round's noise shares, assumed colluders, delta and projected model epsilon. */
+  privacy: z.optional(RoundPrivacyInfo),
+});
+
 export type SecAggRoundInfo = z.infer<typeof SecAggRoundInfo>;
 
 /** Public description of a round, as devices see it at check-in. */
@@ -199,8 +202,6 @@ export const RoundInfo = z.object({
   secagg: z.optional(SecAggRoundInfo),
   /** The round's public DP configuration (rotation seed, granularity, noise scale), if any. */
   dp: z.optional(DpRoundConfig),
-  /** A DP round's noise shares, assumed colluders, delta and projected model epsilon. */
-  privacy: z.optional(RoundPrivacyInfo),
   /** A trainer's round: what devices compute (absent in rounds an operator opened by hand). */
   task: z.optional(RoundTask),
 });
