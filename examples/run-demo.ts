@@ -19,7 +19,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { localStddev } from "@fedprofile/coordinator/dp";
-import { LedgerEntry } from "@fedprofile/coordinator/ledger";
+import { isReleaseEntry, LedgerEntry } from "@fedprofile/coordinator/ledger";
 import { seededUniform } from "@fedprofile/coordinator/models";
 import {
   decodeFloat64Vector,
@@ -398,9 +398,11 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       if (!ok) exitCode = 1;
       if (dp) {
         const page = LedgerRowsPage.parse(await auditor(`/v1/audit/ledger?model=${modelId}&limit=500`));
-        const entry = LedgerEntry.parse(
-          page.entries.find((e) => LedgerEntry.safeParse(e).data?.roundId === opened.roundId),
-        );
+        const entry = page.entries
+          .map((e) => LedgerEntry.parse(e))
+          .filter(isReleaseEntry)
+          .find((e) => e.roundId === opened.roundId);
+        if (!entry) throw new Error(`the ledger has no entry for round ${opened.roundId}`);
         info(
           `ledger #${entry.seq} (${entry.trustModel} trust): ${entry.cohort.survivors} survivors, ${entry.noise.noiseShares ?? "-"} noise shares counted; ` +
             `cumulative epsilon ${entry.cumulative.epsilon.toFixed(3)} of ${entry.budget.epsilonCap.toFixed(2)} (delta ${entry.cumulative.delta.toExponential(2)}), hash ${entry.hash.slice(0, 12)}…`,

@@ -13,6 +13,7 @@
  */
 import {
   exportLedgerCsv,
+  isReleaseEntry,
   keyIdOf,
   LedgerEntry,
   type LedgerVerification,
@@ -428,16 +429,25 @@ function entriesTable(chain: ChainSummary, rows: readonly unknown[]): HTMLElemen
       tr.append(cell);
     } else {
       const e = parsed.data;
+      const r = isReleaseEntry(e) ? e : null;
+      const what =
+        e.kind === "policy"
+          ? `cap ${e.policy.epsilonCap} at δ ${e.policy.delta.toExponential(2)}`
+          : e.kind === "key_rotation"
+            ? `new key ${e.rotation.keyId}`
+            : e.kind === "publication"
+              ? `model v${e.publication.modelVersion}`
+              : "";
       const cells: Array<[string, string?]> = [
         [String(position)],
         [String(e.seq)],
-        [String(e.round), e.roundId],
+        [String(e.round), r?.roundId],
         [e.kind],
-        [e.mechanism],
-        [e.trustModel],
-        [`${e.cohort.size}/${e.cohort.survivors}`],
-        [num(e.noise.noiseMultiplier), String(e.noise.noiseMultiplier)],
-        [num(e.clipNorm), String(e.clipNorm)],
+        [r?.mechanism ?? what],
+        [r?.trustModel ?? "-"],
+        [r ? `${r.cohort.size}/${r.cohort.survivors}` : "-"],
+        [r ? num(r.noise.noiseMultiplier) : "-", r ? String(r.noise.noiseMultiplier) : undefined],
+        [r ? num(r.clipNorm) : "-", r ? String(r.clipNorm) : undefined],
         [num(e.cumulative.epsilon), String(e.cumulative.epsilon)],
         [num(e.budget.remaining), String(e.budget.remaining)],
         [`${e.hash.slice(0, 12)}…`, e.hash],

@@ -504,11 +504,23 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       const declaration = c.req.valid("json");
       const ports = trainingPorts();
       checkDeclaration(modelId, declaration);
-      await privacy().setBudget(tenantId, modelId, {
-        v: WIRE_VERSION,
-        epsilonCap: declaration.dp.epsilonCap ?? declaration.dp.targetEpsilon,
-        population: declaration.dp.population ?? declaration.cohort.maxDevices,
-      });
+      const { dp } = declaration;
+      await privacy().setBudget(
+        tenantId,
+        modelId,
+        {
+          v: WIRE_VERSION,
+          epsilonCap: dp.epsilonCap ?? dp.targetEpsilon,
+          population: dp.population ?? declaration.cohort.maxDevices,
+        },
+        // The declared DP settings go on the record with the cap.
+        {
+          mechanism: dp.mechanism,
+          targetEpsilon: dp.targetEpsilon,
+          modulusBits: dp.modulusBits,
+          ...(dp.minNoiseShares === undefined ? {} : { minNoiseShares: dp.minNoiseShares }),
+        },
+      );
       return c.json(await ports.trainerFor(tenantId, modelId).declare(tenantId, modelId, declaration), 200);
     },
   );

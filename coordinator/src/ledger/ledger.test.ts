@@ -5,7 +5,7 @@ import { canonicalJson } from "./canonical-json.ts";
 import { bodyOf, hashEntryBody, sealEntry, signerFromSeed } from "./chain.ts";
 import { CSV_COLUMNS, exportLedgerCsv, exportLedgerJson } from "./export.ts";
 import { PrivacyLedger, roundRecordFromConfig } from "./ledger.ts";
-import type { LedgerEntry } from "./schema.ts";
+import { isReleaseEntry, type LedgerEntry } from "./schema.ts";
 import { MemoryLedgerStore, readAll } from "./store.ts";
 import { verifyLedger, verifyLedgerFast } from "./verify.ts";
 
@@ -81,7 +81,7 @@ async function buildLedger(
       sampling,
     }),
   );
-  return { ledger, store, entries: await readAll(store, scope) };
+  return { ledger, store, entries: (await readAll(store, scope)).filter(isReleaseEntry) };
 }
 
 /** Every leaf path of a JSON value. */
@@ -174,7 +174,7 @@ describe("privacy ledger", () => {
     // Re-signed by another key: caught by the key id / signature.
     const other = signerFromSeed(new Uint8Array(32).fill(9));
     const v2 = verifyLedger(entries, other.publicKey);
-    expect(v2).toMatchObject({ ok: false, failure: { index: 0, reason: "key" } });
+    expect(v2).toMatchObject({ ok: false, failure: { index: 0, reason: "untrusted" } });
   });
 
   it("native (WebCrypto) signature checks give the same verdicts as tweetnacl", async () => {

@@ -24,6 +24,7 @@ import { encodeFloat64Vector, WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { newParticipantId, newToken, sha256Hex } from "../ids";
+import { aggregateSha256 } from "../ledger/chain";
 import type { RoundResult, TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
 import { chooseParameters, planShards } from "../secagg/index";
@@ -213,7 +214,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     ) {
       // The coordinator has seen the finished shards' noised sums even though nothing is
       // published: under the distributed trust model that is a release, and it is recorded.
-      await recordRelease(state, dp);
+      // Nothing is published, so the entry carries no aggregate hash.
+      await recordRelease(state, dp, undefined);
     }
     if (contributors < state.minContributions) {
       const aborts = Object.values(state.outcomes)
@@ -342,11 +344,17 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       survivors: contributorsOf(state),
       rng: bufferedRandom(randomBytes),
     });
-    await recordRelease(state, dp, decoded.clipCount);
-    return { weights: Array.from(decoded.sum), noiseStddev: Math.sqrt(decoded.noiseVariance) };
+    const weights = Array.from(decoded.sum);
+    await recordRelease(state, dp, aggregateSha256(weights), decoded.clipCount);
+    return { weights, noiseStddev: Math.sqrt(decoded.noiseVariance) };
   }
 
-  async function recordRelease(state: SecAggRootState, dp: RoundDpPlan, clipCount?: number): Promise<void> {
+  async function recordRelease(
+    state: SecAggRootState,
+    dp: RoundDpPlan,
+    released: string | undefined,
+    clipCount?: number,
+  ): Promise<void> {
     const revealed = Object.values(state.outcomes).filter((o) => o.sum !== null && o.contributors > 0);
     if (revealed.length === 0) return;
     if (!options.privacy)
@@ -359,7 +367,9 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       cohortSize: state.joined,
       survivors: revealed.reduce((sum, o) => sum + o.contributors, 0),
       fewestInOneSum: Math.min(...revealed.map((o) => o.contributors)),
-      threshold: dp.plannedNoiseShares,
+      // The SecAgg threshold t the shards ran with (older states: the calibration floor).
+      threshold: dp.secaggThreshold ?? dp.plannedNoiseShares,
+      ...(released === undefined ? {} : { aggregateSha256: released }),
       ...(clipCount === undefined ? {} : { clipCount }),
     });
   }
@@ -390,6 +400,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             expiresAt: giveUpAt,
             dimension: request.dimension,
             threshold: Math.min(...floors),
+            secaggThreshold: Math.min(...graphs.map((g) => g.t)),
             expectedClients: request.maxContributions,
             rotationSeed: bytesToHex(randomBytes(32)),
           });
