@@ -16,4 +16,6 @@ export interface Env {
    * `edge/scripts/local-dev.ts`). Without it, DP rounds and the audit routes answer 503.
    */
   LEDGER_SIGNING_KEY?: string;
+  /** The previous signing seed after a key change (SPEC.md §6.3); chains it signed are rotated. */
+  LEDGER_PREVIOUS_SIGNING_KEY?: string;
 }

@@ -14,5 +14,9 @@ export function privacyFor(env: Env): RoundPrivacy | undefined {
     budgets: new D1PrivacyBudgetStore(env.DB),
     ledger: new D1LedgerStore(env.DB),
     signer: signerFromSeedHex(seed),
+    // After a key change: chains the old key signed are handed over by a rotation entry.
+    ...(env.LEDGER_PREVIOUS_SIGNING_KEY?.trim()
+      ? { previousSigner: signerFromSeedHex(env.LEDGER_PREVIOUS_SIGNING_KEY.trim()) }
+      : {}),
   });
 }

@@ -21,6 +21,8 @@ import { describeZodError, errorResponse, handleError } from "./errors";
 import {
   CheckinRequest,
   CheckinResponse,
+  CheckpointQuery,
+  CheckpointResponse,
   ContributionRequest,
   ContributionResponse,
   decodeClientFrame,
@@ -458,6 +460,23 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
         cursor: cursor ? cursor : null,
       });
       return c.json({ v: WIRE_VERSION, entries: page.rows, nextCursor: page.nextCursor }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/audit/checkpoint",
+      summary: "A signed checkpoint of one chain's head, for witnesses to keep (SPEC.md §8; auditor key)",
+      security,
+      middleware: [history] as const,
+      request: { query: CheckpointQuery },
+      responses: { 200: json(CheckpointResponse, "The chain's signed head"), ...errors },
+    }),
+    async (c) => {
+      const { model } = c.req.valid("query");
+      const checkpoint = await privacy().checkpoint(c.get("auth").tenantId, model);
+      return c.json({ v: WIRE_VERSION, checkpoint }, 200);
     },
   );
 

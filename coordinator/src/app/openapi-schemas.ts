@@ -8,6 +8,8 @@ import { toClassic } from "../wire/classic";
 
 export { decodeClientFrame, modelEtag, WIRE_VERSION } from "@fedprofile/protocol/wire";
 export {
+  CheckpointQuery,
+  CheckpointResponse,
   LedgerPublicKey,
   LedgerQuery,
   LedgerRowsPage,

@@ -12,7 +12,7 @@ import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 import nacl from "tweetnacl";
 import { canonicalJson } from "./canonical-json.ts";
 import { passesStrictChecks } from "./ed25519.ts";
-import { LedgerEntry, type LedgerEntryBody } from "./schema.ts";
+import { LedgerCheckpoint, LedgerEntry, type LedgerEntryBody } from "./schema.ts";
 
 /** The coordinator's Ed25519 signing key. */
 export interface LedgerSigner {
@@ -160,4 +160,22 @@ export function verifySignature(
   } catch {
     return false;
   }
+}
+
+/**
+ * Signs a checkpoint of `head` (SPEC.md §8): Ed25519 over SHA-256 of the RFC 8785 bytes of the
+ * checkpoint body, which says which chain, which head, when and by which key.
+ */
+export function signCheckpoint(head: LedgerEntry, signer: LedgerSigner, at: Date): LedgerCheckpoint {
+  const body = {
+    v: 1 as const,
+    type: "fedprofile-ledger-checkpoint" as const,
+    tenant: head.tenant,
+    model: head.model,
+    seq: head.seq,
+    hash: head.hash,
+    timestamp: at.toISOString(),
+    keyId: keyIdOf(signer.publicKey),
+  };
+  return LedgerCheckpoint.parse({ ...body, signature: signDigest(jsonSha256(body), signer) });
 }

@@ -24,10 +24,11 @@ import { RdpAccountant } from "../dp/accountant.ts";
 import type { AdaptiveClippingOptions, ClipRelease } from "../dp/adaptive-clipping.ts";
 import { rdpToEpsilon } from "../dp/conversion.ts";
 import { PrivacyBudgetExceededError } from "../dp/errors.ts";
-import { keyIdOf, type LedgerSigner, sealEntry } from "./chain.ts";
+import { keyIdOf, type LedgerSigner, sealEntry, signCheckpoint } from "./chain.ts";
 import {
   GENESIS_HASH,
   isReleaseEntry,
+  type LedgerCheckpoint,
   type LedgerClipRelease,
   type LedgerCohort,
   type LedgerEntry,
@@ -57,6 +58,11 @@ export interface PrivacyLedgerOptions {
   readonly policy: BudgetPolicy;
   /** Clock for entry timestamps (injectable for tests). */
   readonly now?: () => Date;
+  /**
+   * The key this coordinator signed with before `signer` (after a key change). A chain whose head
+   * it signed is handed over by a `key_rotation` entry, signed by both, before the next append.
+   */
+  readonly previousSigner?: LedgerSigner;
 }
 
 /** The budget position of a chain. */
@@ -188,8 +194,19 @@ export class PrivacyLedger {
     this.keyId = keyIdOf(opts.signer.publicKey);
   }
 
-  private async cumulative(): Promise<{ rdp: number[]; head: LedgerEntry | null }> {
-    const head = await this.o.store.head(this.o.scope);
+  private async cumulative(forAppend = false): Promise<{ rdp: number[]; head: LedgerEntry | null }> {
+    let head = await this.o.store.head(this.o.scope);
+    // After a rotation entry the chain's key is the one it introduced.
+    const chainKey = head?.kind === "key_rotation" ? head.rotation.keyId : head?.keyId;
+    if (forAppend && head && chainKey !== this.keyId) {
+      const prev = this.o.previousSigner;
+      if (!prev || keyIdOf(prev.publicKey) !== chainKey)
+        throw new RangeError(
+          `${this.o.scope.tenant}/${this.o.scope.model}: the chain's key is ${chainKey}, not by this coordinator's key ${this.keyId}; configure the previous key to rotate`,
+        );
+      const old = new PrivacyLedger({ ...this.o, signer: prev, previousSigner: undefined });
+      head = (await old.rotateKey(this.o.signer)).entry;
+    }
     if (!head) return { rdp: DEFAULT_RDP_ORDERS.map(() => 0), head: null };
     if (head.accountant.orders !== "default") throw new RangeError("this ledger writes default orders only");
     return { rdp: head.accountant.rdp, head };
@@ -276,7 +293,7 @@ export class PrivacyLedger {
     rec: RoundRecord,
     clipRelease?: LedgerClipRelease,
   ): Promise<ReleaseEntry> {
-    const { rdp, head } = await this.cumulative();
+    const { rdp, head } = await this.cumulative(true);
     const common = this.commonBody(
       head,
       rdp,
@@ -318,7 +335,7 @@ export class PrivacyLedger {
   async recordPolicy(policy: LedgerPolicy): Promise<LedgerEntry> {
     if (policy.epsilonCap !== this.o.policy.epsilonCap || policy.delta !== this.o.policy.delta)
       throw new RangeError("recordPolicy: the ledger's policy must be the one recorded");
-    const { rdp, head } = await this.cumulative();
+    const { rdp, head } = await this.cumulative(true);
     const common = this.commonBody(head, rdp, [], policy.epsilonCap, policy.delta, head?.round ?? 0);
     const entry = sealEntry({ ...common, kind: "policy", policy }, this.o.signer);
     await this.o.store.append(entry);
@@ -339,15 +356,26 @@ export class PrivacyLedger {
       this.o.policy.delta,
       head?.round ?? 0,
     );
-    const rotation = { publicKey: bytesToHex(next.publicKey), keyId: keyIdOf(next.publicKey) };
+    const rotation = {
+      previousPublicKey: bytesToHex(this.o.signer.publicKey),
+      publicKey: bytesToHex(next.publicKey),
+      keyId: keyIdOf(next.publicKey),
+    };
     const entry = sealEntry({ ...common, kind: "key_rotation", rotation }, this.o.signer, next);
     await this.o.store.append(entry);
     return { entry, ledger: new PrivacyLedger({ ...this.o, signer: next }) };
   }
 
+  /** A signed checkpoint of the chain's head (SPEC.md §8), or null for an empty chain. */
+  async checkpoint(): Promise<LedgerCheckpoint | null> {
+    const head = await this.o.store.head(this.o.scope);
+    if (!head) return null;
+    return signCheckpoint(head, this.o.signer, this.o.now?.() ?? new Date());
+  }
+
   /** Binds a published model version to the round entry whose aggregate it was computed from. */
   async recordPublication(publication: LedgerPublication): Promise<LedgerEntry> {
-    const { rdp, head } = await this.cumulative();
+    const { rdp, head } = await this.cumulative(true);
     const common = this.commonBody(
       head,
       rdp,

@@ -134,6 +134,8 @@ export type LedgerPolicy = z.infer<typeof LedgerPolicy>;
 /** The key that signs from the next entry on. */
 export const LedgerKeyRotation = z
   .object({
+    /** The key signing this entry (the entry's `keyId`), so a verifier pinned to the new key can check the history. */
+    previousPublicKey: hex(32),
     /** The new Ed25519 public key, 64 lower-case hex digits. */
     publicKey: hex(32),
     /** Its keyId (first 16 hex digits of SHA-256 of the 32 key bytes). */

@@ -12,11 +12,16 @@
  */
 
 import { DEFAULT_RDP_ORDERS, eventRdpCurve } from "@fedprofile/protocol/dp";
-import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils.js";
+import { hexToBytes } from "@noble/hashes/utils.js";
 import { rdpToEpsilon } from "../dp/conversion.ts";
-import { canonicalJson } from "./canonical-json.ts";
-import { bodyOf, hashEntryBody, keyIdOf, verifyDigestSignature, verifySignaturesNative } from "./chain.ts";
+import {
+  bodyOf,
+  hashEntryBody,
+  jsonSha256,
+  keyIdOf,
+  verifyDigestSignature,
+  verifySignaturesNative,
+} from "./chain.ts";
 import { GENESIS_HASH, isReleaseEntry, LedgerCheckpoint, LedgerEntry } from "./schema.ts";
 
 /** Relative tolerance for recomputed figures (another implementation may round differently). */
@@ -133,7 +138,7 @@ function trustList(trust: Uint8Array | readonly TrustedKey[]): readonly TrustedK
 /** SHA-256 of the RFC 8785 bytes of a checkpoint's body: what its signature covers. */
 export function checkpointDigest(cp: LedgerCheckpoint): string {
   const { signature: _signature, ...body } = cp;
-  return bytesToHex(sha256(utf8ToBytes(canonicalJson(body))));
+  return jsonSha256(body);
 }
 
 /**
@@ -156,6 +161,15 @@ export function verifyLedger(
   let current = null as { keyId: string; publicKey: Uint8Array } | null;
   const keyIds: string[] = [];
   const publicKeys = new Map<string, Uint8Array>();
+  // Rotation entries name both keys; which of them is trusted is decided after the walk.
+  for (const row of rows) {
+    const r = row instanceof MalformedJsonRow ? null : LedgerEntry.safeParse(row).data;
+    if (r?.kind !== "key_rotation") continue;
+    for (const hex of [r.rotation.previousPublicKey, r.rotation.publicKey]) {
+      const k = hexToBytes(hex);
+      publicKeys.set(keyIdOf(k), k);
+    }
+  }
   for (const [id, k] of trusted) publicKeys.set(id, k.publicKey);
   let policy: { epsilonCap: number; delta: number } | null = null;
   const capHistory: CapChange[] = [];
@@ -260,8 +274,11 @@ export function verifyLedger(
     }
     if (e.kind === "key_rotation") {
       const next = hexToBytes(e.rotation.publicKey);
-      if (keyIdOf(next) !== e.rotation.keyId) {
-        return fail(i, e, "key", `${name}: rotation keyId ${e.rotation.keyId} is not the id of the new key`);
+      if (
+        keyIdOf(next) !== e.rotation.keyId ||
+        keyIdOf(hexToBytes(e.rotation.previousPublicKey)) !== e.keyId
+      ) {
+        return fail(i, e, "key", `${name}: the rotation's keyIds are not the ids of its keys`);
       }
       if (!verifyDigestSignature(e.hash, e.rotationSignature, next)) {
         return fail(i, e, "signature", `${name}: the new key's rotationSignature does not verify`);
@@ -518,8 +535,9 @@ export async function verifyLedgerFast(
   // Every key a row may be signed by: the pinned ones, and those rotations introduce.
   const keys = new Map(trustList(trust).map((k) => [keyIdOf(k.publicKey), k.publicKey]));
   for (const e of parsed)
-    if (e?.kind === "key_rotation" && /^[0-9a-f]{64}$/.test(e.rotation.publicKey))
-      keys.set(keyIdOf(hexToBytes(e.rotation.publicKey)), hexToBytes(e.rotation.publicKey));
+    if (e?.kind === "key_rotation")
+      for (const hex of [e.rotation.previousPublicKey, e.rotation.publicKey])
+        if (!keys.has(keyIdOf(hexToBytes(hex)))) keys.set(keyIdOf(hexToBytes(hex)), hexToBytes(hex));
   const signatureValid: (boolean | undefined)[] = parsed.map(() => undefined);
   for (const [keyId, publicKey] of keys) {
     const idx = parsed.flatMap((e, i) => (e?.keyId === keyId ? [i] : []));

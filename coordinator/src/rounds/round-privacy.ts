@@ -22,7 +22,13 @@ import { canonicalJson } from "../ledger/canonical-json";
 import { keyIdOf, type LedgerSigner } from "../ledger/chain";
 
 import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger";
-import { isReleaseEntry, type LedgerEntry, type LedgerPolicy, type LedgerSampling } from "../ledger/schema";
+import {
+  isReleaseEntry,
+  type LedgerCheckpoint,
+  type LedgerEntry,
+  type LedgerPolicy,
+  type LedgerSampling,
+} from "../ledger/schema";
 import { LedgerConflictError } from "../ledger/store";
 import type { AuditLedgerStore, Clock, PrivacyBudget, PrivacyBudgetStore } from "../ports";
 import type { LedgerPublicKey, PrivacyBudgetRequest, PrivacyBudgetStatus } from "../wire/privacy";
@@ -67,6 +73,8 @@ export interface RoundPrivacyOptions {
   budgets: PrivacyBudgetStore;
   ledger: AuditLedgerStore;
   signer: LedgerSigner;
+  /** The key signed with before `signer`: chains it signed are rotated to `signer` on their next append. */
+  previousSigner?: LedgerSigner;
   clock?: Clock;
 }
 
@@ -118,6 +126,8 @@ export interface RoundPrivacy {
   ): Promise<LedgerEntry | null>;
   /** The auditor's raw pages of the tenant's ledger. */
   rows: AuditLedgerStore["rows"];
+  /** A signed checkpoint of the model's chain head (SPEC.md §8), or null for an empty chain. */
+  checkpoint(tenantId: string, modelId: string): Promise<LedgerCheckpoint | null>;
 }
 
 /** The DP settings a model declaration fixes, recorded with its budget. */
@@ -172,6 +182,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
       scope: { tenant: tenantId, model: modelId },
       policy: { epsilonCap: budget.epsilonCap, delta: budget.delta },
       now: () => new Date(clock()),
+      ...(options.previousSigner ? { previousSigner: options.previousSigner } : {}),
     });
 
   async function status(
@@ -238,6 +249,18 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
     },
 
     rows: (tenantId, query) => store.rows(tenantId, query),
+
+    async checkpoint(tenantId, modelId) {
+      // A checkpoint states no budget figure, so a chain without a budget row still gets one.
+      const policy = { epsilonCap: 1, delta: 0.5 };
+      return new PrivacyLedger({
+        store,
+        signer,
+        scope: { tenant: tenantId, model: modelId },
+        policy,
+        now: () => new Date(clock()),
+      }).checkpoint();
+    },
 
     async budgetStatus(tenantId, modelId) {
       const budget = await budgets.get(tenantId, modelId);

@@ -1,6 +1,6 @@
 import * as wire from "@fedprofile/protocol/wire";
 import * as z from "zod";
-import { LedgerPage } from "../ledger/schema";
+import { LedgerCheckpoint, LedgerEntry, LedgerPage } from "../ledger/schema";
 import { toClassic } from "./classic";
 
 // The protocol's schemas, seen as classic zod so these classic objects stay documentable.
@@ -70,5 +70,17 @@ export type LedgerQuery = z.infer<typeof LedgerQuery>;
  * One page of raw ledger rows, in (model, seq) order; `nextCursor` continues it. The ledger
  * package's `LedgerPage`, which the CLI and the dashboard parse it with: one schema, not two.
  */
-export const LedgerRowsPage = LedgerPage;
-export type LedgerRowsPage = LedgerPage;
+export const LedgerRowsPage = LedgerPage.extend({
+  // Documents every row as a LedgerEntry while serving it raw: auditors verify rows as stored,
+  // including one that no longer parses, so the page itself does not parse them.
+  entries: z.array(z.union([LedgerEntry, z.unknown()])),
+});
+export type LedgerRowsPage = z.infer<typeof LedgerRowsPage>;
+
+/** Query of the checkpoint route: one chain. */
+export const CheckpointQuery = z.object({ model: ModelId });
+export type CheckpointQuery = z.infer<typeof CheckpointQuery>;
+
+/** The signed head of one chain (null while the chain is empty). */
+export const CheckpointResponse = z.object({ v: WireVersion, checkpoint: LedgerCheckpoint.nullable() });
+export type CheckpointResponse = z.infer<typeof CheckpointResponse>;
