@@ -4,7 +4,7 @@
  * plain array of entries). Rows are returned raw, so the verifier can name a malformed one.
  */
 
-import { LedgerPage } from "@fedprofile/coordinator/ledger";
+import { LedgerCheckpoint, LedgerDocumentError, readLedgerDocument } from "@fedprofile/coordinator/ledger";
 import * as z from "zod";
 import { CliUsageError, type FetchLike } from "./io.ts";
 
@@ -16,14 +16,25 @@ export interface LedgerSource {
   rows(onProgress?: (fetched: number) => void): Promise<unknown[]>;
   /** The coordinator public key the source advertises, if any (hex). */
   advertisedPublicKey(): Promise<string | null>;
+  /** A signed checkpoint of one chain's head, from the coordinator (null: the source has none). */
+  checkpoint?(model: string): Promise<LedgerCheckpoint | null>;
 }
 
 const PublicKeyDoc = z.object({ v: z.literal(1), publicKey: z.string() }).loose();
-const ExportDoc = z
-  .object({ v: z.literal(1), publicKey: z.string().optional(), entries: z.array(z.unknown()) })
-  .loose();
+const PageMembers = z.object({ v: z.literal(1), nextCursor: z.string().nullable() }).strict();
+const ExportMembers = z.object({ v: z.literal(1), publicKey: z.string().optional() }).loose();
+const CheckpointDoc = z.object({ v: z.literal(1), checkpoint: LedgerCheckpoint.nullable() }).strict();
 
 async function getJson(fetch: FetchLike, url: string, headers: Record<string, string>): Promise<unknown> {
+  const text = await getText(fetch, url, headers);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`GET ${url} did not return JSON`, { cause: err });
+  }
+}
+
+async function getText(fetch: FetchLike, url: string, headers: Record<string, string>): Promise<string> {
   let res: Awaited<ReturnType<FetchLike>>;
   try {
     res = await fetch(url, { headers });
@@ -38,11 +49,7 @@ async function getJson(fetch: FetchLike, url: string, headers: Record<string, st
   if (!res.ok) {
     throw new Error(`GET ${url} failed with HTTP ${res.status}: ${text.slice(0, 200)}`);
   }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Error(`GET ${url} did not return JSON`, { cause: err });
-  }
+  return text;
 }
 
 /** Options of {@link httpLedgerSource}. */
@@ -70,20 +77,36 @@ export function httpLedgerSource(o: HttpSourceOptions): LedgerSource {
       for (let page = 0; page < 1_000_000; page++) {
         let query = `cursor=${encodeURIComponent(cursor)}&limit=${o.limit ?? 200}`;
         if (o.model) query += `&model=${encodeURIComponent(o.model)}`;
-        const doc = LedgerPage.safeParse(await getJson(o.fetch, `${base}/v1/audit/ledger?${query}`, headers));
-        if (!doc.success)
-          throw new Error(`the auditor API returned an unexpected page: ${doc.error.issues[0]?.message}`);
-        out.push(...doc.data.entries);
+        // Read strictly (SPEC.md §3): a row that breaks I-JSON reaches the verifier, which names it.
+        const url = `${base}/v1/audit/ledger?${query}`;
+        let doc: ReturnType<typeof readLedgerDocument>;
+        try {
+          doc = readLedgerDocument(await getText(o.fetch, url, headers));
+        } catch (err) {
+          if (err instanceof LedgerDocumentError) throw new Error(`GET ${url}: ${err.message}`);
+          throw err;
+        }
+        const members = PageMembers.safeParse(doc.members);
+        if (!members.success)
+          throw new Error(`the auditor API returned an unexpected page: ${members.error.issues[0]?.message}`);
+        out.push(...doc.rows);
         onProgress?.(out.length);
-        if (!doc.data.nextCursor) return out;
-        if (doc.data.nextCursor === cursor) throw new Error("the auditor API returned the same cursor twice");
-        cursor = doc.data.nextCursor;
+        const next = members.data.nextCursor;
+        if (!next) return out;
+        if (next === cursor) throw new Error("the auditor API returned the same cursor twice");
+        cursor = next;
       }
       throw new Error("too many pages");
     },
     async advertisedPublicKey() {
       const doc = PublicKeyDoc.safeParse(await getJson(o.fetch, `${base}/v1/audit/public-key`, headers));
       return doc.success ? doc.data.publicKey : null;
+    },
+    async checkpoint(model) {
+      const url = `${base}/v1/audit/checkpoint?model=${encodeURIComponent(model)}`;
+      const doc = CheckpointDoc.safeParse(await getJson(o.fetch, url, headers));
+      if (!doc.success) throw new Error(`GET ${url}: not a checkpoint (${doc.error.issues[0]?.message})`);
+      return doc.data.checkpoint;
     },
   };
 }
@@ -93,20 +116,20 @@ export function fileLedgerSource(path: string, readFile: (p: string) => Promise<
   let cache: { rows: unknown[]; key: string | null } | null = null;
   const load = async () => {
     if (cache) return cache;
-    let data: unknown;
+    let doc: ReturnType<typeof readLedgerDocument>;
     try {
-      data = JSON.parse(await readFile(path));
+      doc = readLedgerDocument(await readFile(path));
     } catch (err) {
       throw new CliUsageError(
         `cannot read ledger file ${path}: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
-    if (Array.isArray(data)) cache = { rows: data, key: null };
+    if (doc.members === null) cache = { rows: doc.rows, key: null };
     else {
-      const doc = ExportDoc.safeParse(data);
-      if (!doc.success)
+      const members = ExportMembers.safeParse(doc.members);
+      if (!members.success)
         throw new CliUsageError(`${path} is neither an export document nor an array of entries`);
-      cache = { rows: doc.data.entries, key: doc.data.publicKey ?? null };
+      cache = { rows: doc.rows, key: members.data.publicKey ?? null };
     }
     return cache;
   };

@@ -12,8 +12,8 @@ import { MalformedJsonRow } from "./verify.ts";
 export interface LedgerDocument {
   /** The rows, raw, in document order (malformed ones wrapped). */
   readonly rows: unknown[];
-  /** The document's other members (`publicKey`, `nextCursor`, ...); empty for a plain array. */
-  readonly members: Readonly<Record<string, unknown>>;
+  /** The document's other members (`publicKey`, `nextCursor`, ...); null for a plain array. */
+  readonly members: Readonly<Record<string, unknown>> | null;
 }
 
 /** Thrown when the text is not JSON, or breaks I-JSON outside any row. */
@@ -36,11 +36,8 @@ export function readLedgerDocument(text: string): LedgerDocument {
   }
   const { value, violations } = parsed;
   const isArray = Array.isArray(value);
-  const rowsValue: unknown = isArray
-    ? value
-    : value !== null && typeof value === "object"
-      ? Reflect.get(value, "entries")
-      : undefined;
+  const doc = !isArray && value !== null && typeof value === "object" ? value : null;
+  const rowsValue: unknown = isArray ? value : doc ? Reflect.get(doc, "entries") : undefined;
   if (!Array.isArray(rowsValue))
     throw new LedgerDocumentError("neither an array of entries nor a document with `entries`");
   const prefix = isArray ? 0 : 1;
@@ -55,8 +52,8 @@ export function readLedgerDocument(text: string): LedgerDocument {
     const v = byRow.get(i);
     return v ? new MalformedJsonRow(row, `${formatJsonPath(v.path.slice(prefix + 1))}: ${v.message}`) : row;
   });
+  if (!doc) return { rows, members: null };
   const members: Record<string, unknown> = {};
-  if (!isArray && value !== null && typeof value === "object")
-    for (const [k, v] of Object.entries(value)) if (k !== "entries") members[k] = v;
+  for (const [k, v] of Object.entries(doc)) if (k !== "entries") members[k] = v;
   return { rows, members };
 }

@@ -11,6 +11,7 @@ export * from "./chain.ts";
 export * from "./document.ts";
 export * from "./ed25519.ts";
 export * from "./export.ts";
+export * from "./keys.ts";
 export * from "./ledger.ts";
 export * from "./schema.ts";
 export * from "./store.ts";

@@ -5,7 +5,7 @@ import { canonicalJson } from "./canonical-json.ts";
 import { bodyOf, hashEntryBody, sealEntry, signerFromSeed } from "./chain.ts";
 import { CSV_COLUMNS, exportLedgerCsv, exportLedgerJson } from "./export.ts";
 import { PrivacyLedger, roundRecordFromConfig } from "./ledger.ts";
-import { isReleaseEntry, type LedgerEntry } from "./schema.ts";
+import { isReleaseEntry, type LedgerEntry, type ReleaseEntry } from "./schema.ts";
 import { MemoryLedgerStore, readAll } from "./store.ts";
 import { verifyLedger, verifyLedgerFast } from "./verify.ts";
 
@@ -23,7 +23,7 @@ function clock(): () => Date {
 
 async function buildLedger(
   cap = 50,
-): Promise<{ ledger: PrivacyLedger; store: MemoryLedgerStore; entries: LedgerEntry[] }> {
+): Promise<{ ledger: PrivacyLedger; store: MemoryLedgerStore; entries: ReleaseEntry[] }> {
   const store = new MemoryLedgerStore();
   const ledger = new PrivacyLedger({
     store,

@@ -1,7 +1,7 @@
 /**
  * Builds the ledger test vectors (SPEC.md §9): a small valid chain with every entry kind, and one
- * tampered case per verification rule. `generate.ts` writes them to this folder; the committed
- * JSON is what other implementations test against, and `vectors.test.ts` checks that this
+ * tampered case per verification rule. `coordinator/scripts/ledger-vectors.ts` writes them to this folder; the committed
+ * JSON is what other implementations test against, and `test/node/ledger-vectors.test.ts` checks that this
  * implementation gives every verdict the files state.
  */
 

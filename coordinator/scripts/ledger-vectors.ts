@@ -1,6 +1,6 @@
 /**
- * Writes the ledger test vectors (SPEC.md §9) beside this file:
- * `npx tsx coordinator/src/ledger/vectors/generate.ts`. Ed25519 signatures are deterministic and
+ * Writes the ledger test vectors (SPEC.md §9) to `coordinator/src/ledger/vectors/`:
+ * `npx tsx coordinator/scripts/ledger-vectors.ts`. Ed25519 signatures are deterministic and
  * the clock is fixed, so a rerun reproduces the committed files.
  */
 
@@ -8,10 +8,10 @@ import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { signerFromSeed } from "../chain.ts";
-import { buildCases, VECTOR_SEEDS } from "./build.ts";
+import { signerFromSeed } from "../src/ledger/chain.ts";
+import { buildCases, VECTOR_SEEDS } from "../src/ledger/vectors/build.ts";
 
-const here = dirname(fileURLToPath(import.meta.url));
+const here = join(dirname(fileURLToPath(import.meta.url)), "../src/ledger/vectors");
 const { entries, checkpoints, cases } = await buildCases();
 const keys = Object.fromEntries(
   Object.entries(VECTOR_SEEDS).map(([name, seed]) => [

@@ -7,15 +7,19 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  LedgerCheckpoint,
+  readLedgerDocument,
+  type TrustedKey,
+  verifyLedger,
+  verifyLedgerFast,
+} from "@fedprofile/coordinator/ledger";
 import { hexToBytes } from "@noble/hashes/utils.js";
 import { describe, expect, it } from "vitest";
 import * as z from "zod";
-import { readLedgerDocument } from "./document.ts";
-import { LedgerCheckpoint } from "./schema.ts";
-import { buildCases } from "./vectors/build.ts";
-import { type TrustedKey, verifyLedger, verifyLedgerFast } from "./verify.ts";
+import { buildCases } from "../../coordinator/src/ledger/vectors/build.ts";
 
-const here = join(dirname(fileURLToPath(import.meta.url)), "vectors");
+const here = join(dirname(fileURLToPath(import.meta.url)), "../../coordinator/src/ledger/vectors");
 const Key = z.object({ publicKey: z.string(), revokedAt: z.string().optional() });
 const Chain = z.object({
   trusted: z.array(Key),
@@ -109,7 +113,7 @@ describe("ledger test vectors", () => {
     });
   }
 
-  it("the committed files are what the builder makes (rerun generate.ts after a format change)", async () => {
+  it("the committed files are what the builder makes (rerun coordinator/scripts/ledger-vectors.ts after a format change)", async () => {
     const built = await buildCases();
     expect(JSON.parse(JSON.stringify(built.entries))).toEqual(chain.entries);
     expect(built.cases.map((c) => c.name)).toEqual(cases.map((c) => c.name));
