@@ -19,7 +19,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { localStddev } from "@fedprofile/coordinator/dp";
-import { isReleaseEntry, LedgerEntry } from "@fedprofile/coordinator/ledger";
+import { isReleaseEntry, LEDGER_KEYS_PATH, LedgerEntry } from "@fedprofile/coordinator/ledger";
 import { seededUniform } from "@fedprofile/coordinator/models";
 import {
   decodeFloat64Vector,
@@ -33,6 +33,7 @@ import {
 import { createProfiler, type Profiler } from "@fedprofile/sdk";
 import {
   applyLocalMigrations,
+  ensureLocalSigningKey,
   REPO_ROOT,
   seedLocalTenant,
   startLocalCoordinator,
@@ -193,6 +194,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   info(`coordinator: ${coordinator.url} (pid ${coordinator.pid})`);
   const examples = await startExampleServer({
     config: { endpoint: coordinator.url, apiKey: keys.publishable },
+    // The shop publishes its coordinator's ledger key on its own origin, for auditors to pin.
+    ledgerPublicKey: ensureLocalSigningKey().publicKey,
   });
   info(`storefront:  ${examples.url}/ (bundle ${(examples.bundleBytes / 1024).toFixed(1)} KiB minified)`);
   info(
@@ -439,13 +442,22 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         `coordinator key ${key.keyId} (Ed25519); budget: epsilon ${budget.epsilonSpent.toFixed(3)} spent, ${budget.remaining.toFixed(3)} left`,
       );
       info(`ledger public key (pin it with --public-key): ${key.publicKey}`);
+      info(`the shop publishes it with its fingerprint at ${examples.url}${LEDGER_KEYS_PATH} (--keys-url)`);
       info(
         `verify it yourself: npx fedprofile audit verify --url ${coordinator.url} --auditor-key ${keys.auditor} --public-key ${key.publicKey}`,
       );
       try {
         const out = execFileSync(
           process.execPath,
-          ["bin/fedprofile.mjs", "audit", "verify", "--url", coordinator.url, "--public-key", key.publicKey],
+          [
+            "bin/fedprofile.mjs",
+            "audit",
+            "verify",
+            "--url",
+            coordinator.url,
+            "--keys-url",
+            `${examples.url}${LEDGER_KEYS_PATH}`,
+          ],
           {
             env: { ...process.env, FEDPROFILE_AUDITOR_KEY: keys.auditor },
             cwd: REPO_ROOT,

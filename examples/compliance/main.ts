@@ -15,13 +15,17 @@ import {
   exportLedgerCsv,
   isReleaseEntry,
   keyIdOf,
+  LEDGER_KEYS_PATH,
   LedgerEntry,
   type LedgerVerification,
+  parseStrictJson,
   publicKeyFromHex,
   splitChains,
+  trustFromKeysDocument,
   verifyLedgerFast,
 } from "@fedprofile/coordinator/ledger";
 import { LedgerPublicKey, LedgerRowsPage, PrivacyBudgetStatus } from "@fedprofile/coordinator/wire";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import * as z from "zod";
 
 /** The coordinator's error body (`{"error":{"code","message"}}`). */
@@ -81,6 +85,10 @@ export interface ComplianceSummary {
   keyId: string;
   /** The key was pinned by the auditor, not taken from the coordinator. */
   pinned: boolean;
+  /** Where the pin came from: typed in, or the shop origin's well-known key file. */
+  pinSource: "typed" | "well-known" | null;
+  /** The auditor chose to trust the coordinator's advertised key (not a verdict against it). */
+  trustAdvertised: boolean;
   /** What `GET /v1/audit/public-key` answered, or null. */
   advertisedPublicKey: string | null;
   /** Ledger rows fetched, over every chain. */
@@ -199,6 +207,19 @@ async function getJson(endpoint: string, path: string, auditorKey: string): Prom
 }
 
 /** Every row of `GET /v1/audit/ledger`, following `nextCursor` (as `fedprofile audit verify` does). */
+/** The first key of this origin's `/.well-known/fedprofile-ledger-keys.json`, if it serves one. */
+async function wellKnownKey(): Promise<string | null> {
+  try {
+    const res = await fetch(new URL(LEDGER_KEYS_PATH, location.origin));
+    if (!res.ok) return null;
+    const trust = trustFromKeysDocument(parseStrictJson(await res.text()).value);
+    const first = trust[0];
+    return first ? bytesToHex(first.publicKey) : null;
+  } catch {
+    return null;
+  }
+}
+
 async function fetchLedger(
   endpoint: string,
   auditorKey: string,
@@ -298,13 +319,23 @@ async function runVerification(options: VerifyOptions = {}): Promise<ComplianceS
   const endpoint = normalizeEndpoint(endpointInput.value);
   const auditorKey = auditorKeyInput.value.trim();
   if (!auditorKey) throw new Error("give the auditor key (fp_aud_…)");
-  const pinnedText = publicKeyInput.value.trim().toLowerCase();
+  let pinnedText = publicKeyInput.value.trim().toLowerCase();
+  let pinSource: ComplianceSummary["pinSource"] = pinnedText === "" ? null : "typed";
+  if (pinnedText === "") {
+    // The shop's origin publishes the key it pins (SPEC.md §6); this page is served from there.
+    const found = await wellKnownKey();
+    if (found) {
+      pinnedText = found;
+      pinSource = "well-known";
+    }
+  }
   const pinned = pinnedText === "" ? null : publicKeyFromHex(pinnedText);
+  const trustAdvertised = byId<HTMLInputElement>("trust-advertised").checked;
   const pageSize = Math.min(500, Math.max(1, Math.floor(options.pageSize ?? DEFAULT_PAGE_SIZE)));
   const store = storage();
   store?.setItem(STORE.endpoint, endpoint);
   store?.setItem(STORE.auditorKey, auditorKey);
-  if (pinnedText) store?.setItem(STORE.publicKey, pinnedText);
+  if (pinSource === "typed") store?.setItem(STORE.publicKey, pinnedText);
   else store?.removeItem(STORE.publicKey);
 
   setStatus("fetching the ledger key…");
@@ -336,7 +367,10 @@ async function runVerification(options: VerifyOptions = {}): Promise<ComplianceS
     }),
   );
   const summary: ComplianceSummary = {
-    ok: results.every((c) => c.ok),
+    // As `audit verify`: no verdict without a pinned key, unless the advertised one is trusted on purpose.
+    ok: results.every((c) => c.ok) && (pinned !== null || trustAdvertised),
+    pinSource,
+    trustAdvertised,
     endpoint,
     publicKey: publicKeyHex,
     keyId: keyIdOf(publicKey),
@@ -533,7 +567,9 @@ function render(s: ComplianceSummary, rows: readonly unknown[]) {
       className: `verdict ${s.ok ? "ok" : "failed"}`,
       text: s.ok
         ? `The ledger verifies: ${s.entries} entries in ${s.chains.length} chain(s).`
-        : `The ledger does NOT verify: ${failed} of ${s.chains.length} chain(s) failed.`,
+        : failed === 0 && !s.pinned
+          ? "NOT VERIFIED: no pinned key. Pin the key the operator publishes, or tick “trust the advertised key”."
+          : `The ledger does NOT verify: ${failed} of ${s.chains.length} chain(s) failed.`,
     }),
     el("p", {
       className: "hint",
