@@ -216,7 +216,11 @@ export async function auditVerifyParsed(args: ParsedArgs, io: CliIo): Promise<nu
   } catch (err) {
     if (!(err instanceof UnpinnedError)) throw err;
     io.stderr(`error: ${err.message}\n`);
-    io.stdout("verdict: NOT VERIFIED (no pinned key)\n");
+    if (args.flags.has("json"))
+      io.stdout(
+        `${JSON.stringify({ ok: false, source: source.label, publicKey: null, error: "no pinned key", chains: [] })}\n`,
+      );
+    else io.stdout("verdict: NOT VERIFIED (no pinned key)\n");
     return 1;
   }
   const publicKey = trust[0]!.publicKey;

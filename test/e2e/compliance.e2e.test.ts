@@ -298,7 +298,7 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
 
     // The same verdict over pages of two entries (the cursor is followed).
     const paged = await verifyIn(page, 2);
-    expect(paged.pages).toBe(2);
+    expect(paged.pages).toBe(3);
     expect(paged.chains.map((c) => [c.chain, c.ok, c.entries, c.epsilon])).toEqual(
       summary.chains.map((c) => [c.chain, c.ok, c.entries, c.epsilon]),
     );
