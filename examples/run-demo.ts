@@ -19,7 +19,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { localStddev } from "@fedprofile/coordinator/dp";
-import { LedgerEntry } from "@fedprofile/coordinator/ledger";
+import { isReleaseEntry, LEDGER_KEYS_PATH, LedgerEntry } from "@fedprofile/coordinator/ledger";
 import { seededUniform } from "@fedprofile/coordinator/models";
 import { decodeFloat64Vector } from "@fedprofile/coordinator/wire";
 import {
@@ -31,6 +31,7 @@ import {
 import { createProfiler, type Profiler } from "@fedprofile/sdk";
 import {
   applyLocalMigrations,
+  ensureLocalSigningKey,
   REPO_ROOT,
   seedLocalTenant,
   startLocalCoordinator,
@@ -191,6 +192,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   info(`coordinator: ${coordinator.url} (pid ${coordinator.pid})`);
   const examples = await startExampleServer({
     config: { endpoint: coordinator.url, apiKey: keys.publishable },
+    // The shop publishes its coordinator's ledger key on its own origin, for auditors to pin.
+    ledgerPublicKey: ensureLocalSigningKey().publicKey,
   });
   info(`storefront:  ${examples.url}/ (bundle ${(examples.bundleBytes / 1024).toFixed(1)} KiB minified)`);
   info(
@@ -368,9 +371,11 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       if (!ok) exitCode = 1;
       if (dp) {
         const page = await auditor.ledgerPage({ model: modelId, limit: 500 });
-        const entry = LedgerEntry.parse(
-          page.entries.find((e) => LedgerEntry.safeParse(e).data?.roundId === opened.roundId),
-        );
+        const entry = page.entries
+          .map((e) => LedgerEntry.parse(e))
+          .filter(isReleaseEntry)
+          .find((e) => e.roundId === opened.roundId);
+        if (!entry) throw new Error(`the ledger has no entry for round ${opened.roundId}`);
         info(
           `ledger #${entry.seq} (${entry.trustModel} trust): ${entry.cohort.survivors} survivors, ${entry.noise.noiseShares ?? "-"} noise shares counted; ` +
             `cumulative epsilon ${entry.cumulative.epsilon.toFixed(3)} of ${entry.budget.epsilonCap.toFixed(2)} (delta ${entry.cumulative.delta.toExponential(2)}), hash ${entry.hash.slice(0, 12)}…`,
@@ -409,13 +414,22 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         `coordinator key ${key.keyId} (Ed25519); budget: epsilon ${budget.epsilonSpent.toFixed(3)} spent, ${budget.remaining.toFixed(3)} left`,
       );
       info(`ledger public key (pin it with --public-key): ${key.publicKey}`);
+      info(`the shop publishes it with its fingerprint at ${examples.url}${LEDGER_KEYS_PATH} (--keys-url)`);
       info(
         `verify it yourself: npx fedprofile audit verify --url ${coordinator.url} --auditor-key ${keys.auditor} --public-key ${key.publicKey}`,
       );
       try {
         const out = execFileSync(
           process.execPath,
-          ["bin/fedprofile.mjs", "audit", "verify", "--url", coordinator.url, "--public-key", key.publicKey],
+          [
+            "bin/fedprofile.mjs",
+            "audit",
+            "verify",
+            "--url",
+            coordinator.url,
+            "--keys-url",
+            `${examples.url}${LEDGER_KEYS_PATH}`,
+          ],
           {
             env: { ...process.env, FEDPROFILE_AUDITOR_KEY: keys.auditor },
             cwd: REPO_ROOT,

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
+import { LEDGER_KEYS_PATH, publicKeyFromHex, publishedKey } from "@fedprofile/coordinator/ledger";
 import { build } from "esbuild";
 import { REPO_ROOT } from "../edge/scripts/local-dev";
 
@@ -53,6 +54,12 @@ async function bundleExample(entry: string): Promise<string> {
 export async function startExampleServer(options: {
   config: { endpoint: string; apiKey: string; modelId?: string };
   port?: number;
+  /**
+   * The coordinator's ledger key (hex), published with its fingerprint at
+   * `/.well-known/fedprofile-ledger-keys.json` on the shop's origin (SPEC.md §6): auditors pin
+   * it from here, not from the coordinator's own API.
+   */
+  ledgerPublicKey?: string;
 }): Promise<ExampleServer> {
   const [app, html, complianceApp, complianceHtml] = await Promise.all([
     bundleStorefront(),
@@ -70,6 +77,14 @@ export async function startExampleServer(options: {
     "/compliance/index.html": ["text/html; charset=utf-8", complianceHtml],
     "/compliance/app.js": ["text/javascript; charset=utf-8", complianceApp],
   };
+  if (options.ledgerPublicKey) {
+    const doc = {
+      v: 1,
+      type: "fedprofile-ledger-keys",
+      keys: [publishedKey(publicKeyFromHex(options.ledgerPublicKey))],
+    };
+    routes[LEDGER_KEYS_PATH] = ["application/json", `${JSON.stringify(doc, null, 2)}\n`];
+  }
   const server: Server = createServer((request, response) => {
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
     // The dashboard loads `./app.js`: without the slash that would be the storefront's bundle.

@@ -1,11 +1,15 @@
 import { planDistributedRound } from "@fedprofile/coordinator/dp";
-import type { LedgerEntry } from "@fedprofile/coordinator/ledger";
 import {
   exportLedgerJson,
+  isReleaseEntry,
+  LedgerEntry,
   MemoryLedgerStore,
   PrivacyLedger,
+  publishedKey,
+  type ReleaseEntry,
   readAll,
   roundRecordFromConfig,
+  signCheckpoint,
   signerFromSeed,
 } from "@fedprofile/coordinator/ledger";
 import { bytesToHex } from "@noble/hashes/utils.js";
@@ -26,7 +30,7 @@ function memoryIo(
     stderr: (t) => void err.push(t),
     readFile: async (p) => {
       const f = files[p];
-      if (f === undefined) throw new Error(`ENOENT: ${p}`);
+      if (f === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: "ENOENT" });
       return f;
     },
     writeFile: async (p, t) => {
@@ -45,7 +49,7 @@ function memoryIo(
 const signer = signerFromSeed(new Uint8Array(32).fill(7));
 const PK = bytesToHex(signer.publicKey);
 
-async function ledgerEntries(): Promise<LedgerEntry[]> {
+async function ledgerEntries(): Promise<ReleaseEntry[]> {
   const store = new MemoryLedgerStore();
   const scope = { tenant: "t1", model: "recs" };
   let t = Date.UTC(2026, 0, 1);
@@ -90,7 +94,7 @@ async function ledgerEntries(): Promise<LedgerEntry[]> {
       }),
     );
   }
-  return readAll(store, scope);
+  return (await readAll(store, scope)).filter(isReleaseEntry);
 }
 
 describe("fedprofile accountant", () => {
@@ -264,13 +268,123 @@ describe("fedprofile audit", () => {
       expect(limit).toBe(200);
       return Response.json({ v: 1, entries: page, nextCursor: next });
     };
+    // Nothing pinned: not verified, whatever the coordinator serves.
+    const unpinned = memoryIo({}, fetch, { FEDPROFILE_AUDITOR_KEY: "fp_aud_t1.secret" });
+    expect(await main(["audit", "verify", "--url", "http://127.0.0.1:8787/"], unpinned.io)).toBe(1);
+    expect(unpinned.out()).toContain("verdict: NOT VERIFIED (no pinned key)");
+    expect(unpinned.err()).toContain("--trust-advertised-key");
     const m = memoryIo({}, fetch, { FEDPROFILE_AUDITOR_KEY: "fp_aud_t1.secret" });
-    expect(await main(["audit", "verify", "--url", "http://127.0.0.1:8787/", "--json"], m.io)).toBe(0);
+    const argv = ["audit", "verify", "--url", "http://127.0.0.1:8787/", "--trust-advertised-key", "--json"];
+    expect(await main(argv, m.io)).toBe(0);
     const j = JSON.parse(m.out());
     expect(j.ok).toBe(true);
     expect(j.chains[0].result.entries).toBe(4);
     expect(seen.filter((u) => u.includes("/v1/audit/ledger"))).toHaveLength(2);
-    expect(m.err()).toContain("pin it with --public-key");
+    expect(m.err()).toContain("trusting the key advertised");
+  });
+
+  it("a ledger re-signed with another key and advertising it fails against the operator's key file", async () => {
+    const entries = await ledgerEntries();
+    const forger = signerFromSeed(new Uint8Array(32).fill(8));
+    const store = new MemoryLedgerStore();
+    const forged = new PrivacyLedger({
+      store,
+      signer: forger,
+      scope: { tenant: "t1", model: "recs" },
+      policy: { epsilonCap: 10, delta: 1e-7 },
+    });
+    for (const e of entries) await forged.recordRound(e);
+    const rows = await readAll(store, { tenant: "t1", model: "recs" });
+    const keys = JSON.stringify({
+      v: 1,
+      type: "fedprofile-ledger-keys",
+      keys: [publishedKey(signer.publicKey)],
+    });
+    const files = { "forged.json": exportLedgerJson(rows, forger.publicKey), "keys.json": keys };
+    const m = memoryIo(files);
+    expect(await main(["audit", "verify", "--file", "forged.json", "--keys-file", "keys.json"], m.io)).toBe(
+      1,
+    );
+    expect(m.out()).toMatch(/untrusted: .*not pinned/);
+    // The same file with the advertised key trusted passes: which is why trusting it is opt-in.
+    const t = memoryIo(files);
+    expect(await main(["audit", "verify", "--file", "forged.json", "--trust-advertised-key"], t.io)).toBe(0);
+    // A key file that disagrees with itself pins nothing.
+    const bad = JSON.stringify({
+      v: 1,
+      type: "fedprofile-ledger-keys",
+      keys: [{ ...publishedKey(signer.publicKey), keyId: "0".repeat(16) }],
+    });
+    const b = memoryIo({ ...files, "keys.json": bad });
+    expect(await main(["audit", "verify", "--file", "forged.json", "--keys-file", "keys.json"], b.io)).toBe(
+      2,
+    );
+  });
+
+  it("a duplicate member fails verification and names the row", async () => {
+    const entries = await ledgerEntries();
+    const text = JSON.stringify(entries);
+    const row2 = JSON.stringify(entries[2]);
+    const dup = text.replace(row2, row2.replace('"cumulative":{', '"cumulative":{"epsilon":0.01,'));
+    const m = memoryIo({ "l.json": dup });
+    expect(await main(["audit", "verify", "--file", "l.json", "--public-key", PK], m.io)).toBe(1);
+    expect(m.out()).toMatch(/FAILED at row 2 .*\n\s+json: .*duplicate member "epsilon"/);
+  });
+
+  it("a witness file keeps signed checkpoints and catches a later rewrite of what it saw", async () => {
+    const entries = await ledgerEntries();
+    let served: unknown[] = entries;
+    const fetch: FetchLike = async (url) => {
+      const u = new URL(url);
+      const body =
+        u.pathname === "/v1/audit/checkpoint"
+          ? {
+              v: 1,
+              checkpoint: signCheckpoint(
+                LedgerEntry.parse(served.at(-1)),
+                signer,
+                new Date(Date.UTC(2026, 0, 2)),
+              ),
+            }
+          : { v: 1, entries: served, nextCursor: null };
+      return { ok: true, status: 200, text: async () => JSON.stringify(body) };
+    };
+    const files: Record<string, string> = {};
+    const argv = [
+      "audit",
+      "verify",
+      "--url",
+      "http://c.test",
+      "--auditor-key",
+      "k",
+      "--public-key",
+      PK,
+      "--witness",
+      "w.json",
+    ];
+    const first = memoryIo(files, fetch);
+    expect(await main(argv, first.io), first.out() + first.err()).toBe(0);
+    expect(JSON.parse(files["w.json"]!).checkpoints).toHaveLength(1);
+    // The signer rewrites entry 1 and re-signs everything after it: a consistent, validly signed chain.
+    const store = new MemoryLedgerStore();
+    const again = new PrivacyLedger({
+      store,
+      signer,
+      scope: { tenant: "t1", model: "recs" },
+      policy: { epsilonCap: 10, delta: 1e-7 },
+    });
+    for (const [i, e] of entries.entries())
+      await again.recordRound({ ...e, cohort: { ...e.cohort, size: i === 1 ? 51 : e.cohort.size } });
+    served = await readAll(store, { tenant: "t1", model: "recs" });
+    expect(
+      await main(
+        ["audit", "verify", "--url", "http://c.test", "--auditor-key", "k", "--public-key", PK],
+        memoryIo({}, fetch).io,
+      ),
+    ).toBe(0);
+    const m = memoryIo(files, fetch);
+    expect(await main(argv, m.io)).toBe(1);
+    expect(m.out()).toMatch(/checkpoint: the coordinator signed seq 3 as .* history was rewritten/);
   });
 
   it("export writes CSV and JSON", async () => {

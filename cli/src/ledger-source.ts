@@ -4,6 +4,7 @@
  * plain array of entries). Rows are returned raw, so the verifier can name a malformed one.
  */
 
+import { LedgerCheckpoint, LedgerDocumentError, readLedgerDocument } from "@fedprofile/coordinator/ledger";
 import { CoordinatorError, createAuditorClient } from "@fedprofile/protocol/client";
 import * as z from "zod";
 import { CliUsageError } from "./io.ts";
@@ -16,11 +17,44 @@ export interface LedgerSource {
   rows(onProgress?: (fetched: number) => void): Promise<unknown[]>;
   /** The coordinator public key the source advertises, if any (hex). */
   advertisedPublicKey(): Promise<string | null>;
+  /** A signed checkpoint of one chain's head, from the coordinator (null: the source has none). */
+  checkpoint?(model: string): Promise<LedgerCheckpoint | null>;
 }
 
-const ExportDoc = z
-  .object({ v: z.literal(1), publicKey: z.string().optional(), entries: z.array(z.unknown()) })
-  .loose();
+const PageMembers = z.object({ v: z.literal(1), nextCursor: z.string().nullable() }).strict();
+const ExportMembers = z.object({ v: z.literal(1), publicKey: z.string().optional() }).loose();
+const CheckpointDoc = z.object({ v: z.literal(1), checkpoint: LedgerCheckpoint.nullable() }).strict();
+
+async function getJson(fetch: typeof globalThis.fetch, url: string, headers: Record<string, string>): Promise<unknown> {
+  const text = await getText(fetch, url, headers);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`GET ${url} did not return JSON`, { cause: err });
+  }
+}
+
+/**
+ * A raw GET. Ledger pages are read here, not through the typed client, because strict I-JSON
+ * reading (SPEC.md §3: duplicate members, lone surrogates) needs the bytes before `JSON.parse`.
+ */
+async function getText(fetch: typeof globalThis.fetch, url: string, headers: Record<string, string>): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url, { headers });
+  } catch (err) {
+    // fetch only says "fetch failed"; the cause says why (ECONNREFUSED, ENOTFOUND, ...).
+    const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : "";
+    throw new Error(
+      `cannot reach ${new URL(url).origin}${cause}; is the coordinator running there? Pass its address with --url`,
+    );
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    throw new Error(`GET ${url} failed with HTTP ${res.status}: ${text.slice(0, 200)}`);
+  }
+  return text;
+}
 
 /** Options of {@link httpLedgerSource}. */
 export interface HttpSourceOptions {
@@ -57,17 +91,46 @@ export function httpLedgerSource(o: HttpSourceOptions): LedgerSource {
   } catch (error) {
     throw new CliUsageError(error instanceof Error ? error.message : String(error));
   }
+  const base = client.endpoint;
+  const headers = { authorization: `Bearer ${o.auditorKey}`, accept: "application/json" };
+  const doFetch = o.fetch ?? globalThis.fetch.bind(globalThis);
   return {
     label: `${client.endpoint}/v1/audit/ledger`,
     async rows(onProgress) {
-      const request = { limit: o.limit ?? 200, ...(o.model ? { model: o.model } : {}) };
-      const { rows } = await client
-        .ledger(request, { onPage: (n) => onProgress?.(n) })
-        .catch((error: unknown) => Promise.reject(explained(error)));
-      return rows;
+      const out: unknown[] = [];
+      let cursor = "";
+      for (let page = 0; page < 1_000_000; page++) {
+        let query = `cursor=${encodeURIComponent(cursor)}&limit=${o.limit ?? 200}`;
+        if (o.model) query += `&model=${encodeURIComponent(o.model)}`;
+        // Read strictly (SPEC.md §3): a row that breaks I-JSON reaches the verifier, which names it.
+        const url = `${base}/v1/audit/ledger?${query}`;
+        let doc: ReturnType<typeof readLedgerDocument>;
+        try {
+          doc = readLedgerDocument(await getText(doFetch, url, headers));
+        } catch (err) {
+          if (err instanceof LedgerDocumentError) throw new Error(`GET ${url}: ${err.message}`);
+          throw err;
+        }
+        const members = PageMembers.safeParse(doc.members);
+        if (!members.success)
+          throw new Error(`the auditor API returned an unexpected page: ${members.error.issues[0]?.message}`);
+        out.push(...doc.rows);
+        onProgress?.(out.length);
+        const next = members.data.nextCursor;
+        if (!next) return out;
+        if (next === cursor) throw new Error("the auditor API returned the same cursor twice");
+        cursor = next;
+      }
+      throw new Error("too many pages");
     },
     async advertisedPublicKey() {
       return (await client.publicKey().catch((error: unknown) => Promise.reject(explained(error)))).publicKey;
+    },
+    async checkpoint(model) {
+      const url = `${base}/v1/audit/checkpoint?model=${encodeURIComponent(model)}`;
+      const doc = CheckpointDoc.safeParse(await getJson(doFetch, url, headers));
+      if (!doc.success) throw new Error(`GET ${url}: not a checkpoint (${doc.error.issues[0]?.message})`);
+      return doc.data.checkpoint;
     },
   };
 }
@@ -77,20 +140,20 @@ export function fileLedgerSource(path: string, readFile: (p: string) => Promise<
   let cache: { rows: unknown[]; key: string | null } | null = null;
   const load = async () => {
     if (cache) return cache;
-    let data: unknown;
+    let doc: ReturnType<typeof readLedgerDocument>;
     try {
-      data = JSON.parse(await readFile(path));
+      doc = readLedgerDocument(await readFile(path));
     } catch (err) {
       throw new CliUsageError(
         `cannot read ledger file ${path}: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
-    if (Array.isArray(data)) cache = { rows: data, key: null };
+    if (doc.members === null) cache = { rows: doc.rows, key: null };
     else {
-      const doc = ExportDoc.safeParse(data);
-      if (!doc.success)
+      const members = ExportMembers.safeParse(doc.members);
+      if (!members.success)
         throw new CliUsageError(`${path} is neither an export document nor an array of entries`);
-      cache = { rows: doc.data.entries, key: doc.data.publicKey ?? null };
+      cache = { rows: doc.rows, key: members.data.publicKey ?? null };
     }
     return cache;
   };

@@ -20,4 +20,6 @@ export interface Env {
   LEDGER_SIGNING_KEY?: string;
   /** `development` relaxes the privacy floors (plain-sum, tiny cohorts); anything else: production. */
   PRIVACY_FLOORS?: string;
+  /** The previous signing seed after a key change (SPEC.md §6.3); chains it signed are rotated. */
+  LEDGER_PREVIOUS_SIGNING_KEY?: string;
 }

@@ -20,6 +20,10 @@ export function privacyFor(env: Env): RoundPrivacy | undefined {
     ledger: new D1LedgerStore(env.DB),
     signer: signerFromSeedHex(seed),
     dailyEpsilonCap: floorsFor(env).maxEpsilonPerModelPerDay,
+    // After a key change: chains the old key signed are handed over by a rotation entry.
+    ...(env.LEDGER_PREVIOUS_SIGNING_KEY?.trim()
+      ? { previousSigner: signerFromSeedHex(env.LEDGER_PREVIOUS_SIGNING_KEY.trim()) }
+      : {}),
   });
 }
 

@@ -118,7 +118,8 @@ describe("training runtime on Durable Objects and D1", () => {
     const ledger = (await (await call("GET", "/v1/audit/ledger?model=segments", keys.auditor)).json()) as {
       entries: unknown[];
     };
-    expect(ledger.entries).toHaveLength(2);
+    // The declaration's policy, then each round and the version it produced.
+    expect(ledger.entries).toHaveLength(5);
   });
 
   it("refuses a declaration whose rounds could never run, naming the field", async () => {

@@ -13,13 +13,18 @@
  */
 import {
   exportLedgerCsv,
+  isReleaseEntry,
   keyIdOf,
+  LEDGER_KEYS_PATH,
   LedgerEntry,
   type LedgerVerification,
+  parseStrictJson,
   publicKeyFromHex,
   splitChains,
+  trustFromKeysDocument,
   verifyLedgerFast,
 } from "@fedprofile/coordinator/ledger";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { type AuditorClient, createAuditorClient } from "@fedprofile/protocol/client";
 import * as z from "zod";
 
@@ -78,6 +83,10 @@ export interface ComplianceSummary {
   keyId: string;
   /** The key was pinned by the auditor, not taken from the coordinator. */
   pinned: boolean;
+  /** Where the pin came from: typed in, or the shop origin's well-known key file. */
+  pinSource: "typed" | "well-known" | null;
+  /** The auditor chose to trust the coordinator's advertised key (not a verdict against it). */
+  trustAdvertised: boolean;
   /** What `GET /v1/audit/public-key` answered, or null. */
   advertisedPublicKey: string | null;
   /** Ledger rows fetched, over every chain. */
@@ -161,6 +170,19 @@ function auditorClient(endpoint: string, auditorKey: string): AuditorClient {
   });
 }
 
+/** The first key of this origin's `/.well-known/fedprofile-ledger-keys.json`, if it serves one. */
+async function wellKnownKey(): Promise<string | null> {
+  try {
+    const res = await fetch(new URL(LEDGER_KEYS_PATH, location.origin));
+    if (!res.ok) return null;
+    const trust = trustFromKeysDocument(parseStrictJson(await res.text()).value);
+    const first = trust[0];
+    return first ? bytesToHex(first.publicKey) : null;
+  } catch {
+    return null;
+  }
+}
+
 async function budgetOf(
   client: AuditorClient,
   model: string,
@@ -234,13 +256,24 @@ async function runVerification(options: VerifyOptions = {}): Promise<ComplianceS
   if (!auditorKey) throw new Error("give the auditor key (fp_aud_…)");
   const client = auditorClient(endpointInput.value, auditorKey);
   const endpoint = client.endpoint;
-  const pinnedText = publicKeyInput.value.trim().toLowerCase();
+  let pinnedText = publicKeyInput.value.trim().toLowerCase();
+  let pinSource: ComplianceSummary["pinSource"] = pinnedText === "" ? null : "typed";
+  if (pinnedText === "") {
+    // The shop's origin publishes the key it pins (SPEC.md §6); this page is served from there.
+    const found = await wellKnownKey();
+    if (found) {
+      pinnedText = found;
+      pinSource = "well-known";
+    }
+  }
+>>>>>>> ledger-std
   const pinned = pinnedText === "" ? null : publicKeyFromHex(pinnedText);
+  const trustAdvertised = byId<HTMLInputElement>("trust-advertised").checked;
   const pageSize = Math.min(500, Math.max(1, Math.floor(options.pageSize ?? DEFAULT_PAGE_SIZE)));
   const store = storage();
   store?.setItem(STORE.endpoint, endpoint);
   store?.setItem(STORE.auditorKey, auditorKey);
-  if (pinnedText) store?.setItem(STORE.publicKey, pinnedText);
+  if (pinSource === "typed") store?.setItem(STORE.publicKey, pinnedText);
   else store?.removeItem(STORE.publicKey);
 
   setStatus("fetching the ledger key…");
@@ -273,7 +306,10 @@ async function runVerification(options: VerifyOptions = {}): Promise<ComplianceS
     }),
   );
   const summary: ComplianceSummary = {
-    ok: results.every((c) => c.ok),
+    // As `audit verify`: no verdict without a pinned key, unless the advertised one is trusted on purpose.
+    ok: results.every((c) => c.ok) && (pinned !== null || trustAdvertised),
+    pinSource,
+    trustAdvertised,
     endpoint,
     publicKey: publicKeyHex,
     keyId: keyIdOf(publicKey),
@@ -366,16 +402,25 @@ function entriesTable(chain: ChainSummary, rows: readonly unknown[]): HTMLElemen
       tr.append(cell);
     } else {
       const e = parsed.data;
+      const r = isReleaseEntry(e) ? e : null;
+      const what =
+        e.kind === "policy"
+          ? `cap ${e.policy.epsilonCap} at δ ${e.policy.delta.toExponential(2)}`
+          : e.kind === "key_rotation"
+            ? `new key ${e.rotation.keyId}`
+            : e.kind === "publication"
+              ? `model v${e.publication.modelVersion}`
+              : "";
       const cells: Array<[string, string?]> = [
         [String(position)],
         [String(e.seq)],
-        [String(e.round), e.roundId],
+        [String(e.round), r?.roundId],
         [e.kind],
-        [e.mechanism],
-        [e.trustModel],
-        [`${e.cohort.size}/${e.cohort.survivors}`],
-        [num(e.noise.noiseMultiplier), String(e.noise.noiseMultiplier)],
-        [num(e.clipNorm), String(e.clipNorm)],
+        [r?.mechanism ?? what],
+        [r?.trustModel ?? "-"],
+        [r ? `${r.cohort.size}/${r.cohort.survivors}` : "-"],
+        [r ? num(r.noise.noiseMultiplier) : "-", r ? String(r.noise.noiseMultiplier) : undefined],
+        [r ? num(r.clipNorm) : "-", r ? String(r.clipNorm) : undefined],
         [num(e.cumulative.epsilon), String(e.cumulative.epsilon)],
         [num(e.budget.remaining), String(e.budget.remaining)],
         [`${e.hash.slice(0, 12)}…`, e.hash],
@@ -461,7 +506,9 @@ function render(s: ComplianceSummary, rows: readonly unknown[]) {
       className: `verdict ${s.ok ? "ok" : "failed"}`,
       text: s.ok
         ? `The ledger verifies: ${s.entries} entries in ${s.chains.length} chain(s).`
-        : `The ledger does NOT verify: ${failed} of ${s.chains.length} chain(s) failed.`,
+        : failed === 0 && !s.pinned
+          ? "NOT VERIFIED: no pinned key. Pin the key the operator publishes, or tick “trust the advertised key”."
+          : `The ledger does NOT verify: ${failed} of ${s.chains.length} chain(s) failed.`,
     }),
     el("p", {
       className: "hint",

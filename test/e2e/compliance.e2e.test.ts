@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   exportLedgerCsv,
+  isReleaseEntry,
   keyIdOf,
   LedgerEntry,
   LedgerPage,
@@ -50,6 +51,9 @@ const TENANT = "e2e-compliance";
 const ROUNDS = { activity: 2, segments: 1 } as const;
 const MODELS = Object.keys(ROUNDS) as Array<keyof typeof ROUNDS>;
 const TOTAL = ROUNDS.activity + ROUNDS.segments;
+/** Entries per chain: the budget's policy entry, then each round's. */
+const ENTRIES = { activity: 3, segments: 2 } as const;
+const ROWS = ENTRIES.activity + ENTRIES.segments;
 const VECTORS = [
   [0.5, -0.25],
   [0.25, 0.5],
@@ -170,13 +174,18 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
     const doc = LedgerPage.parse(page1.json);
     expect(doc.nextCursor).toBeNull();
     ledger = doc.entries.map((row) => LedgerEntry.parse(row));
-    expect(ledger.map((e) => [e.model, e.seq])).toEqual([
-      ["activity", 0],
-      ["activity", 1],
-      ["segments", 0],
+    expect(ledger.map((e) => [e.model, e.seq, e.kind])).toEqual([
+      ["activity", 0, "policy"],
+      ["activity", 1, "round"],
+      ["activity", 2, "round"],
+      ["segments", 0, "policy"],
+      ["segments", 1, "round"],
     ]);
-    expect(ledger.map((e) => e.roundId)).toEqual([firsts[0], second, firsts[1]]);
-    for (const e of ledger)
+    const rounds = ledger.filter(isReleaseEntry);
+    expect(rounds.map((e) => e.roundId)).toEqual([firsts[0], second, firsts[1]]);
+    for (const e of ledger.filter((x) => x.kind === "policy"))
+      expect(e).toMatchObject({ policy: { source: "budget", epsilonCap: EPSILON_CAP } });
+    for (const e of rounds)
       expect(e).toMatchObject({
         tenant: TENANT,
         kind: "round",
@@ -189,7 +198,7 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
       const budget = PrivacyBudgetStatus.parse(
         (await api("GET", `/v1/privacy/budgets/${model}`, keys.auditor)).json,
       );
-      expect(budget.entries).toBe(ROUNDS[model]);
+      expect(budget.entries).toBe(ENTRIES[model]);
       expect(budget.epsilonSpent).toBeGreaterThan(0);
       budgets.set(model, budget);
     }
@@ -203,7 +212,7 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
   });
 
   it("Verify with the pinned key: every chain OK, its epsilon the budget route's, every entry in the table", async () => {
-    expect(ledger).toHaveLength(TOTAL);
+    expect(ledger).toHaveLength(ROWS);
     const context = await browser.newContext();
     page = await context.newPage();
     page.on("request", (request) => requested.push(request.url()));
@@ -228,7 +237,7 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
       keyId: ledger[0]!.keyId,
       pinned: true,
       advertisedPublicKey: publicKey,
-      entries: TOTAL,
+      entries: ROWS,
       pages: 1,
     });
     expect(summary.chains.map((c) => c.chain)).toEqual(MODELS.map((m) => `${TENANT}/${m}`));
@@ -240,7 +249,7 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
         tenant: TENANT,
         model,
         ok: true,
-        entries: ROUNDS[model],
+        entries: ENTRIES[model],
         rows,
         reason: null,
         index: null,
@@ -252,7 +261,7 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
       expect(relativeError(chain.epsilon!, budget.epsilonSpent)).toBeLessThanOrEqual(1e-9);
       expect(chain.budget).toMatchObject({
         epsilonCap: EPSILON_CAP,
-        entries: ROUNDS[model],
+        entries: ENTRIES[model],
         headHash: budget.headHash,
       });
 
@@ -265,9 +274,14 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
 
     // One table row per entry, with the entry's own figures.
     const tableRows = page.locator("table.entries tbody tr");
-    expect(await tableRows.count()).toBe(TOTAL);
+    expect(await tableRows.count()).toBe(ROWS);
     for (const [i, e] of ledger.entries()) {
       const cells = await page.locator(`table.entries tbody tr[data-row="${i}"] td`).allTextContents();
+      if (e.kind === "policy") {
+        expect(cells.slice(0, 4)).toEqual([String(i), String(e.seq), String(e.round), "policy"]);
+        expect(cells[4]).toContain(`cap ${EPSILON_CAP}`);
+        continue;
+      }
       expect(cells.slice(0, 7)).toEqual([
         String(i),
         String(e.seq),
@@ -287,7 +301,7 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
 
     // The same verdict over pages of two entries (the cursor is followed).
     const paged = await verifyIn(page, 2);
-    expect(paged.pages).toBe(2);
+    expect(paged.pages).toBe(3);
     expect(paged.chains.map((c) => [c.chain, c.ok, c.entries, c.epsilon])).toEqual(
       summary.chains.map((c) => [c.chain, c.ok, c.entries, c.epsilon]),
     );
@@ -300,10 +314,10 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
     const text = readFileSync(path, "utf8");
     expect(text).toBe(exportLedgerCsv(ledger));
     const lines = text.split("\r\n").filter((line) => line !== "");
-    expect(lines).toHaveLength(1 + TOTAL);
+    expect(lines).toHaveLength(1 + ROWS);
     expect(lines[0]).toMatch(/^seq,tenant,model,kind,round,/);
     for (const [i, e] of ledger.entries()) {
-      expect(lines[i + 1]?.startsWith(`${e.seq},${TENANT},${e.model},round,${e.round},`)).toBe(true);
+      expect(lines[i + 1]?.startsWith(`${e.seq},${TENANT},${e.model},${e.kind},${e.round},`)).toBe(true);
       expect(lines[i + 1]?.endsWith(e.signature)).toBe(true);
     }
   });
@@ -334,11 +348,18 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
     await page.fill("#auditor-key", keys.auditor);
   });
 
-  it("unpinned it warns; pinned to another key every chain fails at its first row (key)", async () => {
+  it("unpinned it is NOT VERIFIED (as audit verify) unless the advertised key is trusted on purpose; pinned to another key every chain fails (untrusted)", async () => {
     await page.fill("#public-key", "");
     const unpinned: ComplianceSummary = await verifyIn(page);
-    expect(unpinned).toMatchObject({ ok: true, pinned: false, publicKey, advertisedPublicKey: publicKey });
+    expect(unpinned).toMatchObject({ ok: false, pinned: false, publicKey, advertisedPublicKey: publicKey });
+    expect(unpinned.chains.every((c) => c.ok)).toBe(true);
+    expect(await page.locator("#results .verdict").first().textContent()).toContain(
+      "NOT VERIFIED: no pinned key",
+    );
     expect(await page.locator("#key .warning").textContent()).toContain("Not pinned");
+    await page.check("#trust-advertised");
+    expect(await verifyIn(page)).toMatchObject({ ok: true, pinned: false, trustAdvertised: true });
+    await page.uncheck("#trust-advertised");
 
     const other = Buffer.from(signerFromSeedHex(randomBytes(32).toString("hex")).publicKey).toString("hex");
     await page.fill("#public-key", other);
@@ -354,19 +375,50 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
     for (const [i, model] of MODELS.entries()) {
       const chain = wrong.chains[i]!;
       const first = positionsOf(model)[0]!;
-      expect(chain).toMatchObject({ ok: false, reason: "key", index: 0, row: first, seq: 0, epsilon: null });
+      expect(chain).toMatchObject({
+        ok: false,
+        reason: "untrusted",
+        index: 0,
+        row: first,
+        seq: 0,
+        epsilon: null,
+      });
       expect(chain.message).toContain("entry #0 (seq 0,");
-      expect(chain.message).toContain(
-        `not by the key it is verified against (${keyIdOf(Buffer.from(other, "hex"))})`,
-      );
+      expect(chain.message).toContain(`signed by key ${ledger[0]!.keyId}, which is not pinned`);
+      expect(keyIdOf(Buffer.from(other, "hex"))).not.toBe(ledger[0]!.keyId);
       const box = page.locator(`.chain[data-chain="${TENANT}/${model}"]`);
       expect(await box.locator("h4 .verdict").textContent()).toBe("FAILED");
       const failure = await box.locator(".failure").textContent();
       expect(failure).toContain(`FAILED at row ${first} of the ledger (chain entry #0, seq 0)`);
-      expect(failure).toContain("key: entry #0");
+      expect(failure).toContain("untrusted: entry #0");
       expect(await page.locator(`table.entries tbody tr[data-row="${first}"]`).getAttribute("class")).toBe(
         "failed",
       );
+    }
+  });
+
+  it("served from a shop origin that publishes the key file, the dashboard pins from it", async () => {
+    const shop = await startExampleServer({
+      config: { endpoint: coordinator.url, apiKey: keys.publishable },
+      ledgerPublicKey: publicKey,
+    });
+    try {
+      const doc = await (await fetch(`${shop.url}/.well-known/fedprofile-ledger-keys.json`)).json();
+      expect(doc).toMatchObject({ v: 1, keys: [{ publicKey, keyId: ledger[0]!.keyId, status: "active" }] });
+      const shopPage = await (await browser.newContext()).newPage();
+      await shopPage.goto(`${shop.url}/compliance/`);
+      await shopPage.waitForSelector("body[data-ready=true]");
+      await shopPage.fill("#auditor-key", keys.auditor);
+      await shopPage.fill("#public-key", "");
+      expect(await verifyIn(shopPage)).toMatchObject({
+        ok: true,
+        pinned: true,
+        pinSource: "well-known",
+        publicKey,
+      });
+      await shopPage.close();
+    } finally {
+      await shop.close();
     }
   });
 
@@ -377,11 +429,10 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
       const response = await route.fetch();
       const doc = LedgerPage.parse(await response.json());
       // Lower the second activity round's cohort: the stored hash no longer covers the content.
-      const rows = doc.entries.map((row, i) =>
-        i === 1
-          ? { ...LedgerEntry.parse(row), cohort: { ...LedgerEntry.parse(row).cohort, survivors: 2 } }
-          : row,
-      );
+      const rows = doc.entries.map((row, i) => {
+        const e = LedgerEntry.parse(row);
+        return i === 1 && e.kind === "round" ? { ...e, cohort: { ...e.cohort, survivors: 2 } } : row;
+      });
       await route.fulfill({ response, json: { ...doc, entries: rows } });
     });
     try {

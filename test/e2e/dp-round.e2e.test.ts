@@ -10,7 +10,7 @@
  * - the auditor API has one signed entry, and the real CLI (`bin/fedprofile.mjs`, a child
  *   process) verifies the chain and exports it as CSV.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,6 +32,7 @@ import {
 import { SDK_VERSION } from "@fedprofile/sdk/sync";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as z from "zod";
 import {
   applyLocalMigrations,
   ensureLocalSigningKey,
@@ -376,10 +377,13 @@ describe("a distributed-DP SecAgg+ round in Chromium against wrangler dev", () =
     const ledger = await api("GET", "/v1/audit/ledger", keys.auditor);
     expect(ledger.status, ledger.text).toBe(200);
     const { entries } = ledger.json as { entries: unknown[] };
-    expect(entries).toHaveLength(1);
-    const entry = LedgerEntry.parse(entries[0]);
+    // The budget's policy entry, then the round's.
+    expect(entries).toHaveLength(2);
+    expect(LedgerEntry.parse(entries[0])).toMatchObject({ kind: "policy", seq: 0 });
+    const entry = LedgerEntry.parse(entries[1]);
+    if (entry.kind !== "round") throw new Error("expected a round entry");
     expect(entry).toMatchObject({
-      seq: 0,
+      seq: 1,
       tenant: TENANT,
       model: MODEL,
       kind: "round",
@@ -399,7 +403,7 @@ describe("a distributed-DP SecAgg+ round in Chromium against wrangler dev", () =
     const budget = PrivacyBudgetStatus.parse(
       (await api("GET", `/v1/privacy/budgets/${MODEL}`, keys.auditor)).json,
     );
-    expect(budget).toMatchObject({ entries: 1, headHash: entry.hash });
+    expect(budget).toMatchObject({ entries: 2, headHash: entry.hash });
     expect(budget.epsilonSpent).toBeCloseTo(entry.cumulative.epsilon, 9);
 
     const key = await api("GET", "/v1/audit/public-key", keys.auditor);
@@ -422,7 +426,66 @@ describe("a distributed-DP SecAgg+ round in Chromium against wrangler dev", () =
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toContain("the ledger verifies");
     expect(verify.stdout).toContain(`${TENANT}/${MODEL}: OK`);
-    expect(verify.stdout).toContain("1 entries in 1 chain(s)");
+    expect(verify.stdout).toContain("2 entries in 1 chain(s)");
+    expect(verify.stdout).toMatch(/cap history\s+seq 0 .*: cap \d/);
+
+    // Without a pinned key the verdict is not "verifies", whatever the coordinator advertises.
+    const unpinned = await runCli([
+      "audit",
+      "verify",
+      "--url",
+      coordinator.url,
+      "--auditor-key",
+      keys.auditor,
+    ]);
+    expect(unpinned.code).toBe(1);
+    expect(unpinned.stdout).toContain("NOT VERIFIED (no pinned key)");
+
+    // The independent Python verifier (written from SPEC.md) agrees on this live chain.
+    const dir = mkdtempSync(join(tmpdir(), "fedprofile-ledger-"));
+    try {
+      const file = join(dir, "ledger.json");
+      const exported = await runCli([
+        "audit",
+        "export",
+        "--url",
+        coordinator.url,
+        "--auditor-key",
+        keys.auditor,
+        "--format",
+        "json",
+        "--public-key",
+        publicKey,
+        "--out",
+        file,
+      ]);
+      expect(exported.code, exported.stderr).toBe(0);
+      const mine = await runCli(["audit", "verify", "--file", file, "--public-key", publicKey, "--json"]);
+      expect(mine.code, mine.stderr).toBe(0);
+      const py = spawnSync("python3", ["test/python/verify_ledger.py", "chain", file, publicKey], {
+        encoding: "utf8",
+      });
+      expect(py.status, py.stderr + py.stdout).toBe(0);
+      const pyVerdict = z
+        .record(z.string(), z.object({ ok: z.boolean(), epsilon: z.number(), headHash: z.string() }).loose())
+        .parse(JSON.parse(py.stdout));
+      const tsVerdict = z
+        .object({
+          chains: z.array(
+            z.object({
+              chain: z.string(),
+              result: z.object({ ok: z.boolean(), epsilon: z.number(), headHash: z.string() }).loose(),
+            }),
+          ),
+        })
+        .parse(JSON.parse(mine.stdout));
+      for (const c of tsVerdict.chains) {
+        expect(pyVerdict[c.chain]).toMatchObject({ ok: true, headHash: c.result.headHash });
+        expect(pyVerdict[c.chain]?.epsilon).toBeCloseTo(c.result.epsilon, 12);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
 
     // Pinned to another key, the same ledger does not verify.
     const otherKey = Buffer.from(signerFromSeedHex(randomBytes(32).toString("hex")).publicKey).toString(
@@ -453,11 +516,12 @@ describe("a distributed-DP SecAgg+ round in Chromium against wrangler dev", () =
     ]);
     expect(csv.code, csv.stderr).toBe(0);
     const lines = csv.stdout.split("\r\n").filter((line) => line !== "");
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/^seq,tenant,model,kind,round,/);
-    expect(lines[1]).toMatch(new RegExp(`^0,${TENANT},${MODEL},round,\\d+,`));
-    expect(lines[1]).toContain(",distributed_discrete_gaussian,distributed,");
-    expect(lines[1]).toContain(entry.hash);
-    expect(lines[1]?.endsWith(entry.signature)).toBe(true);
+    expect(lines[1]).toMatch(new RegExp(`^0,${TENANT},${MODEL},policy,`));
+    expect(lines[2]).toMatch(new RegExp(`^1,${TENANT},${MODEL},round,\\d+,`));
+    expect(lines[2]).toContain(",distributed_discrete_gaussian,distributed,");
+    expect(lines[2]).toContain(entry.hash);
+    expect(lines[2]?.endsWith(entry.signature)).toBe(true);
   });
 });

@@ -7,6 +7,7 @@
 import { createCoordinatorApp, createMemoryCoordinator, generateTenantKeys } from "@fedprofile/coordinator";
 import { dyadicValue, localStddev, paddedDim, RdpAccountant } from "@fedprofile/coordinator/dp";
 import {
+  isReleaseEntry,
   LedgerEntry,
   publicKeyFromHex,
   readAll,
@@ -170,8 +171,11 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
       expect(Math.abs(w - (SUM[i] as number))).toBeLessThan(6 * sd);
 
     const rows = await ledgerRows(ctx);
-    expect(rows).toHaveLength(1);
-    const entry = LedgerEntry.parse(rows[0]);
+    // The budget's policy entry first, then the round.
+    expect(rows).toHaveLength(2);
+    expect(LedgerEntry.parse(rows[0])).toMatchObject({ kind: "policy", policy: { source: "budget" } });
+    const entry = LedgerEntry.parse(rows[1]);
+    if (entry.kind !== "round") throw new Error("expected a round entry");
     expect(entry).toMatchObject({
       kind: "round",
       round: 1,
@@ -197,7 +201,7 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
       (await ctx.call("GET", "/v1/privacy/budgets/segments", ctx.keys.auditor.key)).json,
     );
     expect(after.epsilonSpent).toBeCloseTo(eps, 12);
-    expect(after.entries).toBe(1);
+    expect(after.entries).toBe(2);
   });
 
   it("refuses a round that would pass the cap before any device is invited", async () => {
@@ -224,7 +228,7 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
       sdkVersion: "0.1.0",
     });
     expect(checkin.json).toMatchObject({ round: null });
-    expect(await ledgerRows(ctx)).toHaveLength(1);
+    expect(await ledgerRows(ctx)).toHaveLength(2);
   });
 
   it("rounds open at the same time reserve their cost: together they cannot pass the cap", async () => {
@@ -247,7 +251,7 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
       stage: "aborted",
     });
     expect(await ctx.memory.budgets.reservations(TENANT, "segments", 0)).toHaveLength(0);
-    expect(await ledgerRows(ctx)).toHaveLength(0);
+    expect(await ledgerRows(ctx)).toHaveLength(1);
     expect((await ctx.openRound(dp)).status).toBe(201);
   });
 
@@ -270,7 +274,7 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
     expect((await ctx.call("GET", `/v1/rounds/${atFive.roundId}`, ctx.keys.secret.key)).json).toMatchObject({
       stage: "aborted",
     });
-    const rows = (await ledgerRows(ctx)).map((r) => LedgerEntry.parse(r));
+    const rows = (await ledgerRows(ctx)).map((r) => LedgerEntry.parse(r)).filter(isReleaseEntry);
     expect(rows.map((e) => e.roundId)).toEqual([atThreshold.roundId]);
     expect(rows[0]?.cohort.threshold).toBe(3);
     // A floor above the cohort is a bad request.
@@ -288,15 +292,16 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
     const opened = await ctx.openRound({ mechanism: "central_gaussian", clipNorm: 1, noiseMultiplier: 1.2 });
     expect(opened.status).toBe(201);
     await ctx.runDevices(VECTORS);
-    const [row] = await ledgerRows(ctx);
-    const entry = LedgerEntry.parse(row);
+    const all = await ledgerRows(ctx);
+    const entry = LedgerEntry.parse(all[1]);
+    if (entry.kind !== "round") throw new Error("expected a round entry");
     expect(entry).toMatchObject({ mechanism: "central_gaussian", trustModel: "central" });
     expect(entry.events[0]?.event).toMatchObject({
       kind: "poisson_gaussian",
       noiseMultiplier: 1.2,
       samplingRate: 1,
     });
-    expect(verifyLedger([row], SIGNER.publicKey).ok).toBe(true);
+    expect(verifyLedger(all, SIGNER.publicKey).ok).toBe(true);
   });
 
   it("adaptive clipping: each round's quantile release is in the ledger and sets the next clip", async () => {
@@ -313,13 +318,15 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
     await ctx.runDevices(VECTORS);
     const second = RoundStatus.parse((await ctx.openRound(dp)).json);
     await ctx.runDevices(VECTORS);
-    const entries = (await readAll(ctx.memory.ledger, { tenant: TENANT, model: "segments" })).map((e) =>
+    const chain = (await readAll(ctx.memory.ledger, { tenant: TENANT, model: "segments" })).map((e) =>
       LedgerEntry.parse(e),
     );
-    expect(entries.map((e) => e.kind)).toEqual(["round", "clip_quantile", "round", "clip_quantile"]);
-    expect(entries[1]?.clipRelease?.accountedInSeq).toBe(0);
-    expect(second.dp?.clipIndicator?.updateClip).toBeCloseTo(entries[1]?.clipRelease?.nextClip as number, 12);
-    expect(verifyLedger(entries, SIGNER.publicKey).ok).toBe(true);
+    expect(chain.map((e) => e.kind)).toEqual(["policy", "round", "clip_quantile", "round", "clip_quantile"]);
+    const clip = chain[2];
+    if (clip?.kind !== "clip_quantile") throw new Error("expected a quantile release");
+    expect(clip.clipRelease.accountedInSeq).toBe(1);
+    expect(second.dp?.clipIndicator?.updateClip).toBeCloseTo(clip.clipRelease.nextClip, 12);
+    expect(verifyLedger(chain, SIGNER.publicKey).ok).toBe(true);
   });
 
   it("the audit routes take the auditor key only, and page in (model, seq) order", async () => {
@@ -341,6 +348,6 @@ describe("DP rounds over HTTP (distributed discrete Gaussian and central Gaussia
       if (!body.nextCursor) break;
       cursor = body.nextCursor;
     }
-    expect(seqs).toEqual([0, 1, 2]);
+    expect(seqs).toEqual([0, 1, 2, 3]);
   });
 });

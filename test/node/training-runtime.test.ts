@@ -6,7 +6,13 @@
  * body carries an event, a product id or an order id (the vectors travel masked in SecAgg frames).
  */
 import { createCoordinatorApp, createMemoryCoordinator, generateTenantKeys } from "@fedprofile/coordinator";
-import { publicKeyFromHex, readAll, signerFromSeedHex, verifyLedger } from "@fedprofile/coordinator/ledger";
+import {
+  jsonSha256,
+  publicKeyFromHex,
+  readAll,
+  signerFromSeedHex,
+  verifyLedger,
+} from "@fedprofile/coordinator/ledger";
 import {
   type ModelDeclarationInput,
   ModelStatus,
@@ -158,9 +164,48 @@ describe("training runtime: a declared k-means model trains itself", () => {
 
     // One signed ledger entry per released round; the spend equals the budget route's and stays under the cap.
     const entries = await readAll(t.memory.ledger, { tenant: TENANT, model: "segments" });
-    expect(entries).toHaveLength(3);
+    // The declaration's policy, then each released round followed by the version it produced.
+    expect(entries.map((e) => e.kind)).toEqual([
+      "policy",
+      "round",
+      "publication",
+      "round",
+      "publication",
+      "round",
+      "publication",
+    ]);
     const report = verifyLedger(entries, publicKeyFromHex(t.memory.privacy.publicKey.publicKey));
     expect(report.ok).toBe(true);
+    expect(entries[0]).toMatchObject({
+      kind: "policy",
+      policy: { source: "model_declaration", epsilonCap: 30, mechanism: "distributed_discrete_gaussian" },
+    });
+    const ran = history.rounds;
+    for (const e of entries) {
+      if (e.kind === "round") {
+        // Every recorded field against the round that produced it: survivors and the SecAgg t its shards ran.
+        expect(e.cohort.survivors).toBe(ran.find((r) => r.roundId === e.roundId)?.contributors);
+        const shardTs = [...t.memory.shards.entries()]
+          .filter(([key]) => key.startsWith(`${TENANT}/${e.roundId}/`))
+          .flatMap(([, { store }]) =>
+            [...JSON.stringify([...store.entries.values()]).matchAll(/"t":(\d+)/g)].map((m) => Number(m[1])),
+          );
+        expect(shardTs.length).toBeGreaterThan(0);
+        expect(e.cohort.threshold).toBe(Math.min(...shardTs));
+      }
+      if (e.kind === "publication") {
+        // The published version, as served, hashes to what the entry recorded.
+        const served = await t.call(
+          "GET",
+          `/v1/models/segments/versions/${e.publication.modelVersion}`,
+          t.keys.secret.key,
+        );
+        expect(jsonSha256(served.json)).toBe(e.publication.modelVersionSha256);
+        expect(ran.find((r) => r.roundId === e.publication.roundId)?.modelVersion).toBe(
+          e.publication.modelVersion,
+        );
+      }
+    }
     const budget = PrivacyBudgetStatus.parse(
       (await t.call("GET", "/v1/privacy/budgets/segments", t.keys.secret.key)).json,
     );

@@ -22,6 +22,8 @@ import { describeZodError, errorResponse, handleError } from "./errors";
 import {
   CheckinRequest,
   CheckinResponse,
+  CheckpointQuery,
+  CheckpointResponse,
   ContributionRequest,
   ContributionResponse,
   ErrorEnvelope,
@@ -488,6 +490,23 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
   app.openapi(
     createRoute({
       method: "get",
+      path: "/v1/audit/checkpoint",
+      summary: "A signed checkpoint of one chain's head, for witnesses to keep (SPEC.md §8; auditor key)",
+      security,
+      middleware: [history] as const,
+      request: { query: CheckpointQuery },
+      responses: { 200: json(CheckpointResponse, "The chain's signed head"), ...errors },
+    }),
+    async (c) => {
+      const { model } = c.req.valid("query");
+      const checkpoint = await privacy().checkpoint(c.get("auth").tenantId, model);
+      return c.json({ v: WIRE_VERSION, checkpoint }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
       path: "/v1/audit/public-key",
       summary: "The coordinator's Ed25519 ledger-signing public key",
       security,
@@ -528,11 +547,23 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       const declaration = c.req.valid("json");
       const ports = trainingPorts();
       checkDeclaration(modelId, declaration);
-      await privacy().setBudget(tenantId, modelId, {
-        v: WIRE_VERSION,
-        epsilonCap: declaration.dp.epsilonCap ?? declaration.dp.targetEpsilon,
-        population: declaration.dp.population ?? declaration.cohort.maxDevices,
-      });
+      const { dp } = declaration;
+      await privacy().setBudget(
+        tenantId,
+        modelId,
+        {
+          v: WIRE_VERSION,
+          epsilonCap: dp.epsilonCap ?? dp.targetEpsilon,
+          population: dp.population ?? declaration.cohort.maxDevices,
+        },
+        // The declared DP settings go on the record with the cap.
+        {
+          mechanism: dp.mechanism,
+          targetEpsilon: dp.targetEpsilon,
+          modulusBits: dp.modulusBits,
+          ...(dp.minNoiseShares === undefined ? {} : { minNoiseShares: dp.minNoiseShares }),
+        },
+      );
       return c.json(await ports.trainerFor(tenantId, modelId).declare(tenantId, modelId, declaration), 200);
     },
   );

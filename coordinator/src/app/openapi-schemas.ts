@@ -7,7 +7,7 @@ import * as wire from "@fedprofile/protocol/wire";
 import { toClassic } from "../wire/classic";
 
 export { encodeClientFrame, modelEtag, WIRE_VERSION } from "@fedprofile/protocol/wire";
-export { LedgerQuery, PrivacyBudgetRequest } from "../wire/privacy";
+export { CheckpointQuery, CheckpointResponse, LedgerQuery, LedgerRowsPage, PrivacyBudgetRequest } from "../wire/privacy";
 
 export const ErrorEnvelope = toClassic(wire.ErrorEnvelope);
 export const ModelId = toClassic(wire.ModelId);
@@ -32,4 +32,3 @@ export const ModelStatus = toClassic(wire.ModelStatus);
 export const TrainingRoundPage = toClassic(wire.TrainingRoundPage);
 export const PrivacyBudgetStatus = toClassic(wire.PrivacyBudgetStatus);
 export const LedgerPublicKey = toClassic(wire.LedgerPublicKey);
-export const LedgerRowsPage = toClassic(wire.LedgerPage);

@@ -6,6 +6,14 @@
  * the value agree on the bytes, whatever order their JSON library kept the keys in.
  */
 
+import { hasLoneSurrogate } from "./strict-json.ts";
+
+function str(s: string, path: string): string {
+  // RFC 8785 §3.2.2.2 serialises strings as UTF-8, which has no encoding for a lone surrogate.
+  if (hasLoneSurrogate(s)) throw new TypeError(`canonical JSON cannot encode a lone surrogate at ${path}`);
+  return JSON.stringify(s);
+}
+
 function canon(value: unknown, path: string): string {
   if (value === null) return "null";
   switch (typeof value) {
@@ -16,7 +24,7 @@ function canon(value: unknown, path: string): string {
       // JSON.stringify gives the shortest round-trip form, and "-0" becomes "0" as RFC 8785 asks.
       return JSON.stringify(value);
     case "string":
-      return JSON.stringify(value);
+      return str(value, path);
     case "object": {
       if (Array.isArray(value)) return `[${value.map((v, i) => canon(v, `${path}[${i}]`)).join(",")}]`;
       const keys = Object.keys(value).sort();
@@ -24,7 +32,7 @@ function canon(value: unknown, path: string): string {
       for (const k of keys) {
         const v: unknown = Reflect.get(value, k);
         if (v === undefined) continue;
-        parts.push(`${JSON.stringify(k)}:${canon(v, `${path}.${k}`)}`);
+        parts.push(`${str(k, path)}:${canon(v, `${path}.${k}`)}`);
       }
       return `{${parts.join(",")}}`;
     }
@@ -33,7 +41,7 @@ function canon(value: unknown, path: string): string {
   }
 }
 
-/** The canonical JSON text of a JSON-compatible value (RFC 8785). Throws on non-finite numbers. */
+/** The canonical JSON text of a JSON-compatible value (RFC 8785). Throws on non-finite numbers and lone surrogates. */
 export function canonicalJson(value: unknown): string {
   return canon(value, "$");
 }

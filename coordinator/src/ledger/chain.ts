@@ -11,7 +11,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes, utf8ToBytes } from "@noble/hashes/utils.js";
 import nacl from "tweetnacl";
 import { canonicalJson } from "./canonical-json.ts";
-import { LedgerEntry, type LedgerEntryBody } from "./schema.ts";
+import { passesStrictChecks } from "./ed25519.ts";
+import { LedgerCheckpoint, LedgerEntry, type LedgerEntryBody } from "./schema.ts";
 
 /** The coordinator's Ed25519 signing key. */
 export interface LedgerSigner {
@@ -49,6 +50,16 @@ export function keyIdOf(publicKey: Uint8Array): string {
   return bytesToHex(sha256(publicKey)).slice(0, 16);
 }
 
+/** SHA-256 (hex) of the RFC 8785 canonical JSON of a JSON value: how the ledger hashes what was released. */
+export function jsonSha256(value: unknown): string {
+  return bytesToHex(sha256(utf8ToBytes(canonicalJson(value))));
+}
+
+/** SHA-256 of a released aggregate (an array of finite numbers), as a round entry's `release` records it. */
+export function aggregateSha256(aggregate: ArrayLike<number>): string {
+  return jsonSha256(Array.from(aggregate));
+}
+
 /** The canonical bytes an entry's hash covers. */
 export function entryBodyBytes(body: LedgerEntryBody): Uint8Array {
   return utf8ToBytes(canonicalJson(body));
@@ -59,18 +70,34 @@ export function hashEntryBody(body: LedgerEntryBody): string {
   return bytesToHex(sha256(entryBodyBytes(body)));
 }
 
-/** Strips `hash` and `signature`, leaving the signed body. */
+/** Strips `hash`, `signature` (and a rotation's `rotationSignature`), leaving the signed body. */
 export function bodyOf(entry: LedgerEntry): LedgerEntryBody {
+  if (entry.kind === "key_rotation") {
+    const { hash: _h, signature: _s, rotationSignature: _r, ...body } = entry;
+    return body;
+  }
   const { hash: _hash, signature: _signature, ...body } = entry;
   return body;
 }
 
-/** Hashes and signs a body into a stored entry. */
-export function sealEntry(body: LedgerEntryBody, signer: LedgerSigner): LedgerEntry {
+function signDigest(hashHex: string, signer: LedgerSigner): string {
+  return bytesToHex(nacl.sign.detached(hexToBytes(hashHex), signer.secretKey));
+}
+
+/**
+ * Hashes and signs a body into a stored entry. A `key_rotation` body needs `next`, the signer of
+ * the key it introduces: both keys sign the same hash, so neither can rotate alone.
+ */
+export function sealEntry(body: LedgerEntryBody, signer: LedgerSigner, next?: LedgerSigner): LedgerEntry {
   if (body.keyId !== keyIdOf(signer.publicKey))
     throw new RangeError("entry keyId does not match the signing key");
   const hash = hashEntryBody(body);
-  const signature = bytesToHex(nacl.sign.detached(hexToBytes(hash), signer.secretKey));
+  const signature = signDigest(hash, signer);
+  if (body.kind === "key_rotation") {
+    if (!next || bytesToHex(next.publicKey) !== body.rotation.publicKey)
+      throw new RangeError("a key rotation must be sealed with the new key too");
+    return LedgerEntry.parse({ ...body, hash, signature, rotationSignature: signDigest(hash, next) });
+  }
   return LedgerEntry.parse({ ...body, hash, signature });
 }
 
@@ -97,12 +124,9 @@ export async function verifySignaturesNative(
   for (let i = 0; i < entries.length; i += 256) {
     const batch = entries.slice(i, i + 256).map(async (e) => {
       try {
-        return await crypto.subtle.verify(
-          { name: "Ed25519" },
-          key,
-          hexToBytes(e.signature),
-          hexToBytes(e.hash),
-        );
+        const signature = hexToBytes(e.signature);
+        if (!passesStrictChecks(signature, publicKey)) return false;
+        return await crypto.subtle.verify({ name: "Ed25519" }, key, signature, hexToBytes(e.hash));
       } catch {
         return false;
       }
@@ -112,11 +136,46 @@ export async function verifySignaturesNative(
   return out;
 }
 
-/** Checks an entry's Ed25519 signature over its (claimed) hash. */
-export function verifySignature(entry: LedgerEntry, publicKey: Uint8Array): boolean {
+/**
+ * Checks an Ed25519 signature (hex) over a 32-byte digest (hex) with tweetnacl, after RFC 8032's
+ * strictness checks ({@link passesStrictChecks}).
+ */
+export function verifyDigestSignature(hashHex: string, signatureHex: string, publicKey: Uint8Array): boolean {
   try {
-    return nacl.sign.detached.verify(hexToBytes(entry.hash), hexToBytes(entry.signature), publicKey);
+    const signature = hexToBytes(signatureHex);
+    if (!passesStrictChecks(signature, publicKey)) return false;
+    return nacl.sign.detached.verify(hexToBytes(hashHex), signature, publicKey);
   } catch {
     return false;
   }
+}
+
+/** Checks an entry's Ed25519 signature over its (claimed) hash. */
+export function verifySignature(
+  entry: Pick<LedgerEntry, "hash" | "signature">,
+  publicKey: Uint8Array,
+): boolean {
+  try {
+    return verifyDigestSignature(entry.hash, entry.signature, publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Signs a checkpoint of `head` (SPEC.md §8): Ed25519 over SHA-256 of the RFC 8785 bytes of the
+ * checkpoint body, which says which chain, which head, when and by which key.
+ */
+export function signCheckpoint(head: LedgerEntry, signer: LedgerSigner, at: Date): LedgerCheckpoint {
+  const body = {
+    v: 1 as const,
+    type: "fedprofile-ledger-checkpoint" as const,
+    tenant: head.tenant,
+    model: head.model,
+    seq: head.seq,
+    hash: head.hash,
+    timestamp: at.toISOString(),
+    keyId: keyIdOf(signer.publicKey),
+  };
+  return LedgerCheckpoint.parse({ ...body, signature: signDigest(jsonSha256(body), signer) });
 }

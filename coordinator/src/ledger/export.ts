@@ -4,7 +4,7 @@
  */
 
 import { bytesToHex } from "@noble/hashes/utils.js";
-import type { LedgerEntry } from "./schema.ts";
+import { isReleaseEntry, type LedgerEntry } from "./schema.ts";
 
 /** The JSON export document. */
 export interface LedgerExport {
@@ -61,6 +61,12 @@ export const CSV_COLUMNS = [
   "epsilon_cap",
   "remaining",
   "next_clip",
+  "policy_source",
+  "aggregate_sha256",
+  "model_version",
+  "model_version_sha256",
+  "new_key_id",
+  "key_id",
   "prev_hash",
   "hash",
   "signature",
@@ -82,6 +88,7 @@ function cell(v: unknown): string {
 export function exportLedgerCsv(entries: readonly LedgerEntry[]): string {
   const rows = [CSV_COLUMNS.join(",")];
   for (const e of entries) {
+    const r = isReleaseEntry(e) ? e : null;
     const values: unknown[] = [
       e.seq,
       e.tenant,
@@ -89,29 +96,39 @@ export function exportLedgerCsv(entries: readonly LedgerEntry[]): string {
       e.kind,
       e.round,
       e.timestamp,
-      e.mechanism,
-      e.trustModel,
-      e.noise.noiseMultiplier,
-      e.noise.sigma,
-      e.noise.localStddev,
-      e.noise.noiseShares,
-      e.noise.varianceActual,
-      e.clipNorm,
-      e.modulusBits,
-      e.cohort.size,
-      e.cohort.survivors,
-      e.cohort.threshold,
-      e.cohort.colluders,
-      e.sampling.uniform,
-      e.sampling.rate,
-      e.sampling.population,
-      e.events,
+      r?.mechanism,
+      r?.trustModel,
+      r?.noise.noiseMultiplier,
+      r?.noise.sigma,
+      r?.noise.localStddev,
+      r?.noise.noiseShares,
+      r?.noise.varianceActual,
+      r?.clipNorm,
+      r?.modulusBits,
+      r?.cohort.size,
+      r?.cohort.survivors,
+      r?.cohort.threshold,
+      r?.cohort.colluders,
+      r?.sampling.uniform,
+      r?.sampling.rate,
+      r?.sampling.population,
+      r?.events,
       e.cumulative.epsilon,
       e.cumulative.delta,
       e.cumulative.optimalOrder,
       e.budget.epsilonCap,
       e.budget.remaining,
-      e.clipRelease?.nextClip,
+      e.kind === "clip_quantile" ? e.clipRelease.nextClip : undefined,
+      e.kind === "policy" ? e.policy.source : undefined,
+      e.kind === "round"
+        ? e.release?.aggregateSha256
+        : e.kind === "publication"
+          ? e.publication.aggregateSha256
+          : undefined,
+      e.kind === "publication" ? e.publication.modelVersion : undefined,
+      e.kind === "publication" ? e.publication.modelVersionSha256 : undefined,
+      e.kind === "key_rotation" ? e.rotation.keyId : undefined,
+      e.keyId,
       e.prevHash,
       e.hash,
       e.signature,

@@ -8,8 +8,12 @@
 export { LedgerVerificationError, PrivacyBudgetExceededError, PrivacyError } from "../dp/errors.ts";
 export * from "./canonical-json.ts";
 export * from "./chain.ts";
+export * from "./document.ts";
+export * from "./ed25519.ts";
 export * from "./export.ts";
+export * from "./keys.ts";
 export * from "./ledger.ts";
 export * from "./schema.ts";
 export * from "./store.ts";
+export * from "./strict-json.ts";
 export * from "./verify.ts";

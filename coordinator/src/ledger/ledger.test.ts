@@ -5,7 +5,7 @@ import { canonicalJson } from "./canonical-json.ts";
 import { bodyOf, hashEntryBody, sealEntry, signerFromSeed } from "./chain.ts";
 import { CSV_COLUMNS, exportLedgerCsv, exportLedgerJson } from "./export.ts";
 import { PrivacyLedger, roundRecordFromConfig } from "./ledger.ts";
-import type { LedgerEntry } from "./schema.ts";
+import { isReleaseEntry, type LedgerEntry, type ReleaseEntry } from "./schema.ts";
 import { MemoryLedgerStore, readAll } from "./store.ts";
 import { verifyLedger, verifyLedgerFast } from "./verify.ts";
 
@@ -23,7 +23,7 @@ function clock(): () => Date {
 
 async function buildLedger(
   cap = 50,
-): Promise<{ ledger: PrivacyLedger; store: MemoryLedgerStore; entries: LedgerEntry[] }> {
+): Promise<{ ledger: PrivacyLedger; store: MemoryLedgerStore; entries: ReleaseEntry[] }> {
   const store = new MemoryLedgerStore();
   const ledger = new PrivacyLedger({
     store,
@@ -81,7 +81,7 @@ async function buildLedger(
       sampling,
     }),
   );
-  return { ledger, store, entries: await readAll(store, scope) };
+  return { ledger, store, entries: (await readAll(store, scope)).filter(isReleaseEntry) };
 }
 
 /** Every leaf path of a JSON value. */
@@ -174,7 +174,7 @@ describe("privacy ledger", () => {
     // Re-signed by another key: caught by the key id / signature.
     const other = signerFromSeed(new Uint8Array(32).fill(9));
     const v2 = verifyLedger(entries, other.publicKey);
-    expect(v2).toMatchObject({ ok: false, failure: { index: 0, reason: "key" } });
+    expect(v2).toMatchObject({ ok: false, failure: { index: 0, reason: "untrusted" } });
   });
 
   it("native (WebCrypto) signature checks give the same verdicts as tweetnacl", async () => {
@@ -277,5 +277,58 @@ describe("privacy ledger", () => {
     expect(lines[0]).toBe(CSV_COLUMNS.join(","));
     expect(lines[1]).toContain('"[{""event""');
     expect(lines[1]!.startsWith("0,shop-1,segments,round,0,")).toBe(true);
+  });
+});
+
+describe("policy, rotation and checkpoints", () => {
+  it("a cap raised and lowered again is on the record, and the verifier shows the history", async () => {
+    const store = new MemoryLedgerStore();
+    const now = clock();
+    for (const cap of [4.2, 100, 4.2]) {
+      const l = new PrivacyLedger({ store, signer, scope, policy: { epsilonCap: cap, delta: 1e-6 }, now });
+      await l.recordPolicy({ source: "budget", epsilonCap: cap, delta: 1e-6, population: null });
+    }
+    const v = verifyLedger(await readAll(store, scope), signer.publicKey);
+    if (!v.ok) throw new Error(v.failure.message);
+    expect(v.capHistory.map((c) => c.epsilonCap)).toEqual([4.2, 100, 4.2]);
+  });
+
+  it("a coordinator given its previous key rotates the chain before its next entry", async () => {
+    const { store } = await buildLedger();
+    const next = signerFromSeed(new Uint8Array(32).fill(3));
+    const ledger = new PrivacyLedger({
+      store,
+      signer: next,
+      previousSigner: signer,
+      scope,
+      policy: { epsilonCap: 50, delta: 1e-6 },
+      now: clock(),
+    });
+    await ledger.recordPolicy({ source: "budget", epsilonCap: 50, delta: 1e-6, population: null });
+    const chain = await readAll(store, scope);
+    expect(chain.slice(-2).map((e) => e.kind)).toEqual(["key_rotation", "policy"]);
+    // Pinned to the old key or to the new one: the rotation is signed by both.
+    for (const pinned of [signer.publicKey, next.publicKey]) {
+      const v = verifyLedger(chain, pinned);
+      if (!v.ok) throw new Error(v.failure.message);
+      expect(v.keyIds).toHaveLength(2);
+    }
+    // Without the previous key the coordinator refuses to append under a key the chain never named.
+    const stranger = new PrivacyLedger({
+      store,
+      signer: signerFromSeed(new Uint8Array(32).fill(4)),
+      scope,
+      policy: { epsilonCap: 50, delta: 1e-6 },
+    });
+    await expect(
+      stranger.recordPolicy({ source: "budget", epsilonCap: 50, delta: 1e-6, population: null }),
+    ).rejects.toThrow(/configure the previous key/);
+    // A signed checkpoint of the head verifies against the chain.
+    const cp = await ledger.checkpoint();
+    expect(cp).toMatchObject({ seq: chain.at(-1)!.seq, hash: chain.at(-1)!.hash });
+    expect(verifyLedger(chain, signer.publicKey, { checkpoints: [cp] })).toMatchObject({
+      ok: true,
+      checkpoints: 1,
+    });
   });
 });

@@ -19,18 +19,26 @@ import {
   eventRdpCurve,
   localStddev,
 } from "@fedprofile/protocol/dp";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { RdpAccountant } from "../dp/accountant.ts";
 import type { AdaptiveClippingOptions, ClipRelease } from "../dp/adaptive-clipping.ts";
 import { rdpToEpsilon } from "../dp/conversion.ts";
 import { PrivacyBudgetExceededError } from "../dp/errors.ts";
-import { keyIdOf, type LedgerSigner, sealEntry } from "./chain.ts";
+import { keyIdOf, type LedgerSigner, sealEntry, signCheckpoint } from "./chain.ts";
 import {
   GENESIS_HASH,
+  isReleaseEntry,
+  type LedgerCheckpoint,
+  type LedgerClipRelease,
   type LedgerCohort,
   type LedgerEntry,
   type LedgerEntryBody,
   type LedgerNoise,
+  type LedgerPolicy,
+  type LedgerPublication,
+  type LedgerRoundRelease,
   type LedgerSampling,
+  type ReleaseEntry,
 } from "./schema.ts";
 import type { LedgerScope, LedgerStore } from "./store.ts";
 
@@ -50,6 +58,11 @@ export interface PrivacyLedgerOptions {
   readonly policy: BudgetPolicy;
   /** Clock for entry timestamps (injectable for tests). */
   readonly now?: () => Date;
+  /**
+   * The key this coordinator signed with before `signer` (after a key change). A chain whose head
+   * it signed is handed over by a `key_rotation` entry, signed by both, before the next append.
+   */
+  readonly previousSigner?: LedgerSigner;
 }
 
 /** The budget position of a chain. */
@@ -69,14 +82,16 @@ export interface BudgetStatus {
 export interface RoundRecord {
   readonly round: number;
   readonly roundId?: string;
-  readonly mechanism: LedgerEntryBody["mechanism"];
-  readonly trustModel: LedgerEntryBody["trustModel"];
+  readonly mechanism: ReleaseEntry["mechanism"];
+  readonly trustModel: ReleaseEntry["trustModel"];
   readonly noise: LedgerNoise;
   readonly clipNorm: number;
   readonly modulusBits: number | null;
   readonly cohort: LedgerCohort;
   readonly sampling: LedgerSampling;
   readonly events: readonly ComposedEvent[];
+  /** Hashes of what the round released. */
+  readonly release?: LedgerRoundRelease;
 }
 
 /** Context of a finished round. */
@@ -179,8 +194,19 @@ export class PrivacyLedger {
     this.keyId = keyIdOf(opts.signer.publicKey);
   }
 
-  private async cumulative(): Promise<{ rdp: number[]; head: LedgerEntry | null }> {
-    const head = await this.o.store.head(this.o.scope);
+  private async cumulative(forAppend = false): Promise<{ rdp: number[]; head: LedgerEntry | null }> {
+    let head = await this.o.store.head(this.o.scope);
+    // After a rotation entry the chain's key is the one it introduced.
+    const chainKey = head?.kind === "key_rotation" ? head.rotation.keyId : head?.keyId;
+    if (forAppend && head && chainKey !== this.keyId) {
+      const prev = this.o.previousSigner;
+      if (!prev || keyIdOf(prev.publicKey) !== chainKey)
+        throw new RangeError(
+          `${this.o.scope.tenant}/${this.o.scope.model}: the chain's key is ${chainKey}, not by this coordinator's key ${this.keyId}; configure the previous key to rotate`,
+        );
+      const old = new PrivacyLedger({ ...this.o, signer: prev, previousSigner: undefined });
+      head = (await old.rotateKey(this.o.signer)).entry;
+    }
     if (!head) return { rdp: DEFAULT_RDP_ORDERS.map(() => 0), head: null };
     if (head.accountant.orders !== "default") throw new RangeError("this ledger writes default orders only");
     return { rdp: head.accountant.rdp, head };
@@ -236,23 +262,48 @@ export class PrivacyLedger {
     };
   }
 
-  private async append(
-    kind: LedgerEntryBody["kind"],
-    rec: RoundRecord,
-    clipRelease?: LedgerEntryBody["clipRelease"],
-  ): Promise<LedgerEntry> {
-    const { rdp, head } = await this.cumulative();
-    const next = addCurve(rdp, rec.events, DEFAULT_RDP_ORDERS);
-    const eps = rdpToEpsilon(DEFAULT_RDP_ORDERS, next, this.o.policy.delta);
-    const body: LedgerEntryBody = {
-      v: 1,
+  /** The members every kind carries, for the entry after `head` spending `events`. */
+  private commonBody(
+    head: LedgerEntry | null,
+    rdp: readonly number[],
+    events: readonly ComposedEvent[],
+    cap: number,
+    delta: number,
+    round: number,
+  ) {
+    const next = addCurve(rdp, events, DEFAULT_RDP_ORDERS);
+    const eps = rdpToEpsilon(DEFAULT_RDP_ORDERS, next, delta);
+    return {
+      v: 1 as const,
       seq: head ? head.seq + 1 : 0,
       tenant: this.o.scope.tenant,
       model: this.o.scope.model,
-      kind,
-      round: rec.round,
-      ...(rec.roundId === undefined ? {} : { roundId: rec.roundId }),
+      round,
       timestamp: (this.o.now?.() ?? new Date()).toISOString(),
+      accountant: { orders: "default" as const, rdp: next },
+      cumulative: { epsilon: eps.epsilon, delta, optimalOrder: eps.optimalOrder },
+      budget: { epsilonCap: cap, remaining: cap - eps.epsilon },
+      prevHash: head ? head.hash : GENESIS_HASH,
+      keyId: this.keyId,
+    };
+  }
+
+  private async append(
+    kind: "round" | "clip_quantile",
+    rec: RoundRecord,
+    clipRelease?: LedgerClipRelease,
+  ): Promise<ReleaseEntry> {
+    const { rdp, head } = await this.cumulative(true);
+    const common = this.commonBody(
+      head,
+      rdp,
+      rec.events,
+      this.o.policy.epsilonCap,
+      this.o.policy.delta,
+      rec.round,
+    );
+    const data = {
+      ...(rec.roundId === undefined ? {} : { roundId: rec.roundId }),
       mechanism: rec.mechanism,
       trustModel: rec.trustModel,
       noise: rec.noise,
@@ -261,21 +312,81 @@ export class PrivacyLedger {
       cohort: rec.cohort,
       sampling: rec.sampling,
       events: rec.events.map((e) => ({ event: e.event, count: e.count })),
-      accountant: { orders: "default", rdp: next },
-      cumulative: { epsilon: eps.epsilon, delta: this.o.policy.delta, optimalOrder: eps.optimalOrder },
-      budget: { epsilonCap: this.o.policy.epsilonCap, remaining: this.o.policy.epsilonCap - eps.epsilon },
-      ...(clipRelease ? { clipRelease } : {}),
-      prevHash: head ? head.hash : GENESIS_HASH,
-      keyId: this.keyId,
     };
+    const body: LedgerEntryBody =
+      kind === "clip_quantile" && clipRelease
+        ? { ...common, kind, ...data, clipRelease }
+        : { ...common, kind: "round", ...data, ...(rec.release ? { release: rec.release } : {}) };
     const entry = sealEntry(body, this.o.signer);
+    if (!isReleaseEntry(entry)) throw new TypeError("sealed a release body into another kind");
     await this.o.store.append(entry);
     return entry;
   }
 
   /** Records a finished round (after unmasking) and returns the signed entry. */
-  async recordRound(rec: RoundRecord): Promise<LedgerEntry> {
+  async recordRound(rec: RoundRecord): Promise<ReleaseEntry> {
     return this.append("round", rec);
+  }
+
+  /**
+   * Records the policy in force from now on (the cap, delta and declared DP settings); it spends
+   * nothing. The ledger's own `policy` must already be the new one.
+   */
+  async recordPolicy(policy: LedgerPolicy): Promise<LedgerEntry> {
+    if (policy.epsilonCap !== this.o.policy.epsilonCap || policy.delta !== this.o.policy.delta)
+      throw new RangeError("recordPolicy: the ledger's policy must be the one recorded");
+    const { rdp, head } = await this.cumulative(true);
+    const common = this.commonBody(head, rdp, [], policy.epsilonCap, policy.delta, head?.round ?? 0);
+    const entry = sealEntry({ ...common, kind: "policy", policy }, this.o.signer);
+    await this.o.store.append(entry);
+    return entry;
+  }
+
+  /**
+   * Hands the chain over to `next`: an entry signed by the current key and by `next`, after which
+   * every entry is signed by `next` (SPEC.md, key rotation). Returns the ledger of the new key.
+   */
+  async rotateKey(next: LedgerSigner): Promise<{ entry: LedgerEntry; ledger: PrivacyLedger }> {
+    const { rdp, head } = await this.cumulative();
+    const common = this.commonBody(
+      head,
+      rdp,
+      [],
+      this.o.policy.epsilonCap,
+      this.o.policy.delta,
+      head?.round ?? 0,
+    );
+    const rotation = {
+      previousPublicKey: bytesToHex(this.o.signer.publicKey),
+      publicKey: bytesToHex(next.publicKey),
+      keyId: keyIdOf(next.publicKey),
+    };
+    const entry = sealEntry({ ...common, kind: "key_rotation", rotation }, this.o.signer, next);
+    await this.o.store.append(entry);
+    return { entry, ledger: new PrivacyLedger({ ...this.o, signer: next }) };
+  }
+
+  /** A signed checkpoint of the chain's head (SPEC.md §8), or null for an empty chain. */
+  async checkpoint(): Promise<LedgerCheckpoint | null> {
+    const head = await this.o.store.head(this.o.scope);
+    if (!head) return null;
+    return signCheckpoint(head, this.o.signer, this.o.now?.() ?? new Date());
+  }
+
+  /** Binds a published model version to the round entry whose aggregate it was computed from. */
+  async recordPublication(publication: LedgerPublication): Promise<LedgerEntry> {
+    const { rdp, head } = await this.cumulative(true);
+    const common = this.commonBody(
+      head,
+      rdp,
+      [],
+      this.o.policy.epsilonCap,
+      this.o.policy.delta,
+      head?.round ?? 0,
+    );
+    const entry = sealEntry({ ...common, kind: "publication", publication }, this.o.signer);
+    await this.o.store.append(entry);
+    return entry;
   }
 
   /**
@@ -283,10 +394,10 @@ export class PrivacyLedger {
    * `roundEntry`'s noised vector, so this entry spends nothing itself and points there.
    */
   async recordClipRelease(
-    roundEntry: LedgerEntry,
+    roundEntry: ReleaseEntry,
     opts: AdaptiveClippingOptions,
     release: ClipRelease,
-  ): Promise<LedgerEntry> {
+  ): Promise<ReleaseEntry> {
     const rec: RoundRecord = {
       round: roundEntry.round,
       ...(roundEntry.roundId === undefined ? {} : { roundId: roundEntry.roundId }),
@@ -314,6 +425,6 @@ export class PrivacyLedger {
 /** Re-exported for callers that build accountants from a verified chain. */
 export function accountantFromEntries(entries: readonly LedgerEntry[]): RdpAccountant {
   const acc = new RdpAccountant();
-  for (const e of entries) for (const c of e.events) acc.compose(c.event, c.count);
+  for (const e of entries) if (isReleaseEntry(e)) for (const c of e.events) acc.compose(c.event, c.count);
   return acc;
 }

@@ -1,11 +1,15 @@
 /**
  * The privacy ledger entry, version 1: the zod schema is the single source of truth for what is
- * stored, hashed, signed, exported and verified.
+ * stored, hashed, signed, exported, verified and documented in `/openapi.json`. `SPEC.md` beside
+ * this file is the written standard; keep the two in step.
  *
- * One entry is written per aggregation round and per clipping-quantile release. Each entry
- * states what it spent (`events`), under which mechanism and trust model, and the accountant's
- * cumulative state after it, and is chained to its predecessor by hash and signed by the
- * coordinator.
+ * Five kinds share one chain per (tenant, model): `round` (a released aggregate and what it
+ * spent), `clip_quantile` (an adaptive-clipping release), `policy` (the cap, delta and declared
+ * DP settings, whenever they change), `key_rotation` (signed by the old and the new key) and
+ * `publication` (binds a published model version to the round entry that released its input).
+ * Every entry carries the accountant's cumulative state after it, is chained to its predecessor
+ * by hash and signed by the coordinator. Unknown members are rejected (`.strict()`): a verifier
+ * must never pass an entry with members it does not check.
  */
 
 import * as dp from "@fedprofile/protocol/dp";
@@ -93,55 +97,193 @@ export const LedgerAccountant = z
   .strict();
 export type LedgerAccountant = z.infer<typeof LedgerAccountant>;
 
-/** Fields covered by the hash and the signature. */
-export const LedgerEntryBody = z
+/** SHA-256 of what a round released (RFC 8785 bytes of the decoded aggregate). */
+export const LedgerRoundRelease = z
   .object({
-    v: z.literal(1),
-    /** Position in this (tenant, model) chain, from 0. */
-    seq: z.number().int().nonnegative(),
-    tenant: z.string().min(1).max(128),
-    model: z.string().min(1).max(128),
-    kind: z.enum(["round", "clip_quantile"]),
-    /** The model's round number. */
-    round: z.number().int().nonnegative(),
-    /** The coordinator's id of the round (links the entry to the model version it released). */
-    roundId: z.string().min(1).max(64).optional(),
-    /** ISO 8601 time the entry was written. */
-    timestamp: z.iso.datetime(),
-    mechanism: z.enum(["distributed_discrete_gaussian", "skellam", "central_gaussian", "none"]),
-    /** distributed: clients noise before masking; central: the coordinator adds noise. */
-    trustModel: z.enum(["distributed", "central"]),
-    noise: LedgerNoise,
-    /** L2 clip (sensitivity before rounding inflation). */
-    clipNorm: z.number().positive().finite(),
-    /** Bits of the modular arithmetic, or null when none. */
-    modulusBits: z.number().int().min(1).max(64).nullable(),
-    cohort: LedgerCohort,
-    sampling: LedgerSampling,
-    /** What this entry spends (possibly nothing, for a release accounted in another entry). */
-    events: z.array(ComposedEvent),
-    accountant: LedgerAccountant,
-    cumulative: z
-      .object({ epsilon: z.number().nonnegative(), delta: z.number().gt(0).lt(1), optimalOrder: z.number() })
-      .strict(),
-    budget: z.object({ epsilonCap: z.number().positive(), remaining: z.number() }).strict(),
-    clipRelease: LedgerClipRelease.optional(),
-    /** SHA-256 of the previous entry (GENESIS_HASH for seq 0). */
-    prevHash: Sha256Hex,
-    /** First 16 hex digits of SHA-256(coordinator public key): which key signed. */
+    /** SHA-256 of the RFC 8785 canonical JSON of the released aggregate (an array of numbers). */
+    aggregateSha256: Sha256Hex,
+  })
+  .strict();
+export type LedgerRoundRelease = z.infer<typeof LedgerRoundRelease>;
+
+/** The privacy policy in force from this entry on. */
+export const LedgerPolicy = z
+  .object({
+    /** What changed it: the budget route, or a model declaration. */
+    source: z.enum(["budget", "model_declaration"]),
+    epsilonCap: z.number().positive().finite(),
+    delta: z.number().gt(0).lt(1),
+    /** The population behind the default delta, when the operator gave one. */
+    population: z.number().int().positive().nullable(),
+    /** Declared DP mechanism of the model's rounds (model declarations). */
+    mechanism: z.enum(["distributed_discrete_gaussian", "central_gaussian"]).optional(),
+    /** Declared epsilon of the whole training run (model declarations). */
+    targetEpsilon: z.number().positive().finite().optional(),
+    /** Declared fewest noise shares of any released sum (model declarations). */
+    minNoiseShares: z.number().int().positive().optional(),
+    /** Declared modulus bits of the SecAgg arithmetic (model declarations). */
+    modulusBits: z.number().int().min(1).max(64).optional(),
+    /** Declared L2 clip, when the declaration fixes one. */
+    clipNorm: z.number().positive().finite().optional(),
+    /** Declared threat preset (how many colluders and whether the server may be malicious). */
+    threatModel: z.string().min(1).max(64).optional(),
+  })
+  .strict();
+export type LedgerPolicy = z.infer<typeof LedgerPolicy>;
+
+/** The key that signs from the next entry on. */
+export const LedgerKeyRotation = z
+  .object({
+    /** The key signing this entry (the entry's `keyId`), so a verifier pinned to the new key can check the history. */
+    previousPublicKey: hex(32),
+    /** The new Ed25519 public key, 64 lower-case hex digits. */
+    publicKey: hex(32),
+    /** Its keyId (first 16 hex digits of SHA-256 of the 32 key bytes). */
     keyId: hex(8),
   })
   .strict();
+export type LedgerKeyRotation = z.infer<typeof LedgerKeyRotation>;
+
+/** A published model version, bound to the round entry whose aggregate it was computed from. */
+export const LedgerPublication = z
+  .object({
+    roundId: z.string().min(1).max(64),
+    /** `seq` of that round's entry in this chain. */
+    roundSeq: z.number().int().nonnegative(),
+    /** Equal to that entry's `release.aggregateSha256`. */
+    aggregateSha256: Sha256Hex,
+    /** The model version number published. */
+    modelVersion: z.number().int().positive(),
+    /** SHA-256 of the RFC 8785 canonical JSON of `GET /v1/models/{model}/versions/{modelVersion}`. */
+    modelVersionSha256: Sha256Hex,
+  })
+  .strict();
+export type LedgerPublication = z.infer<typeof LedgerPublication>;
+
+/** Members every kind carries. */
+const common = {
+  v: z.literal(1),
+  /** Position in this (tenant, model) chain, from 0. */
+  seq: z.number().int().nonnegative(),
+  tenant: z.string().min(1).max(128),
+  model: z.string().min(1).max(128),
+  /** The model's round number; other kinds carry the number of the last round before them (0: none). */
+  round: z.number().int().nonnegative(),
+  /** ISO 8601 time the entry was written (UTC, `Z`). */
+  timestamp: z.iso.datetime(),
+  accountant: LedgerAccountant,
+  /** The cumulative guarantee after this entry, recomputed by verifiers from `events`. */
+  cumulative: z
+    .object({ epsilon: z.number().nonnegative(), delta: z.number().gt(0).lt(1), optimalOrder: z.number() })
+    .strict(),
+  /** The cap in force and what remains of it after this entry. */
+  budget: z.object({ epsilonCap: z.number().positive(), remaining: z.number() }).strict(),
+  /** SHA-256 of the previous entry (GENESIS_HASH for seq 0). */
+  prevHash: Sha256Hex,
+  /** First 16 hex digits of SHA-256(32-byte public key) of the key that signs this entry. */
+  keyId: hex(8),
+};
+
+/** Members of the entries that release data (`round`, `clip_quantile`). */
+const release = {
+  /** The coordinator's id of the round. */
+  roundId: z.string().min(1).max(64).optional(),
+  mechanism: z.enum(["distributed_discrete_gaussian", "skellam", "central_gaussian", "none"]),
+  /** distributed: clients noise before masking; central: the coordinator adds noise. */
+  trustModel: z.enum(["distributed", "central"]),
+  noise: LedgerNoise,
+  /** L2 clip (sensitivity before rounding inflation). */
+  clipNorm: z.number().positive().finite(),
+  /** Bits of the modular arithmetic, or null when none. */
+  modulusBits: z.number().int().min(1).max(64).nullable(),
+  cohort: LedgerCohort,
+  sampling: LedgerSampling,
+  /** What this entry spends (possibly nothing, for a release accounted in another entry). */
+  events: z.array(ComposedEvent),
+};
+
+const RoundBody = z
+  .object({ ...common, kind: z.literal("round"), ...release, release: LedgerRoundRelease.optional() })
+  .strict();
+const ClipBody = z
+  .object({ ...common, kind: z.literal("clip_quantile"), ...release, clipRelease: LedgerClipRelease })
+  .strict();
+const PolicyBody = z.object({ ...common, kind: z.literal("policy"), policy: LedgerPolicy }).strict();
+const RotationBody = z
+  .object({ ...common, kind: z.literal("key_rotation"), rotation: LedgerKeyRotation })
+  .strict();
+const PublicationBody = z
+  .object({ ...common, kind: z.literal("publication"), publication: LedgerPublication })
+  .strict();
+
+/** The members covered by the hash and the signature: the entry without `hash`, `signature`, `rotationSignature`. */
+export const LedgerEntryBody = z.discriminatedUnion("kind", [
+  RoundBody,
+  ClipBody,
+  PolicyBody,
+  RotationBody,
+  PublicationBody,
+]);
 export type LedgerEntryBody = z.infer<typeof LedgerEntryBody>;
 
-/** A stored, signed ledger entry. */
-export const LedgerEntry = LedgerEntryBody.extend({
-  /** SHA-256 over the canonical JSON (RFC 8785) of the body. */
+const sealed = {
+  /** SHA-256 over the RFC 8785 canonical JSON of the body, lower-case hex. */
   hash: Sha256Hex,
-  /** Ed25519 signature of the 32-byte hash by the coordinator key, lower-case hex. */
+  /** Ed25519 signature (RFC 8032) of the 32 raw hash bytes by the key `keyId`, lower-case hex. */
   signature: hex(64),
-}).strict();
+};
+
+/** A stored, signed ledger entry. */
+export const LedgerEntry = z
+  .discriminatedUnion("kind", [
+    RoundBody.extend(sealed).strict(),
+    ClipBody.extend(sealed).strict(),
+    PolicyBody.extend(sealed).strict(),
+    RotationBody.extend({
+      ...sealed,
+      /** Ed25519 signature of the same 32 hash bytes by the *new* key. */
+      rotationSignature: hex(64),
+    }).strict(),
+    PublicationBody.extend(sealed).strict(),
+  ])
+  .meta({ id: "LedgerEntry", description: "A signed privacy ledger entry (coordinator/src/ledger/SPEC.md)" });
 export type LedgerEntry = z.infer<typeof LedgerEntry>;
 
+/** The entries that release data and spend budget. */
+export type ReleaseEntry = Extract<LedgerEntry, { kind: "round" | "clip_quantile" }>;
+/** Bodies of those entries. */
+export type ReleaseEntryBody = Extract<LedgerEntryBody, { kind: "round" | "clip_quantile" }>;
+
+/** True for the entries that release data (`round`, `clip_quantile`). */
+export function isReleaseEntry(e: LedgerEntry): e is ReleaseEntry {
+  return e.kind === "round" || e.kind === "clip_quantile";
+}
+
+/** The auditor API's page of entries. */
 /** The auditor API's page of entries: the protocol's wire schema (one definition). */
 export { LedgerPage } from "@fedprofile/protocol/wire";
+
+/** A signed chain head (in the style of Certificate Transparency's signed tree head, RFC 6962 §3.5). */
+export const LedgerCheckpointBody = z
+  .object({
+    v: z.literal(1),
+    /** Domain separation: no entry body has this member. */
+    type: z.literal("fedprofile-ledger-checkpoint"),
+    tenant: z.string().min(1).max(128),
+    model: z.string().min(1).max(128),
+    /** The head's seq. */
+    seq: z.number().int().nonnegative(),
+    /** The head's hash. */
+    hash: Sha256Hex,
+    /** When the coordinator signed the checkpoint. */
+    timestamp: z.iso.datetime(),
+    keyId: hex(8),
+  })
+  .strict();
+export type LedgerCheckpointBody = z.infer<typeof LedgerCheckpointBody>;
+
+/** A checkpoint with its signature over SHA-256 of the RFC 8785 bytes of the body. */
+export const LedgerCheckpoint = LedgerCheckpointBody.extend({ signature: hex(64) })
+  .strict()
+  .meta({ id: "LedgerCheckpoint" });
+export type LedgerCheckpoint = z.infer<typeof LedgerCheckpoint>;

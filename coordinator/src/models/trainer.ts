@@ -19,6 +19,7 @@ import {
 } from "@fedprofile/protocol/wire";
 import { PrivacyBudgetExceededError } from "../dp/errors";
 import { FedprofileError, NotFoundError } from "../errors";
+import { jsonSha256 } from "../ledger/chain";
 import type { Clock, ModelStore, RoundStateStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import { createSerialQueue } from "../rounds/serial-queue";
@@ -162,7 +163,7 @@ export function trainerStatus(state: TrainerState): ModelStatus {
 
 /** Creates the trainer host of one model. */
 export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
-  const { store, rounds, models, training } = options;
+  const { store, rounds, models, training, privacy } = options;
   const clock = options.clock ?? Date.now;
   const serialised = createSerialQueue();
 
@@ -266,6 +267,12 @@ export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
       },
       now,
     );
+    // On the record: this version was computed from the aggregate that round's entry hashed.
+    await privacy?.recordPublication(state.tenantId, state.modelId, {
+      roundId: result.roundId,
+      modelVersion: published.version,
+      modelVersionSha256: jsonSha256(published),
+    });
     await training.appendRound(state.tenantId, state.modelId, {
       ...row,
       modelVersion: published.version,

@@ -24,9 +24,17 @@ import { AdaptiveClippingOptions, updateClip } from "../dp/adaptive-clipping";
 import type { PrivacyBudgetExceededError } from "../dp/errors";
 import { planCentralRound, planDistributedRound } from "../dp/planning";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
+import { canonicalJson } from "../ledger/canonical-json";
 import { keyIdOf, type LedgerSigner } from "../ledger/chain";
+
 import { PrivacyLedger, roundRecordFromConfig } from "../ledger/ledger";
-import type { LedgerEntry, LedgerSampling } from "../ledger/schema";
+import {
+  isReleaseEntry,
+  type LedgerCheckpoint,
+  type LedgerEntry,
+  type LedgerPolicy,
+  type LedgerSampling,
+} from "../ledger/schema";
 import { LedgerConflictError, readAll } from "../ledger/store";
 import type { AuditLedgerStore, Clock, PrivacyBudget, PrivacyBudgetStore } from "../ports";
 import type { PrivacyBudgetRequest } from "../wire/privacy";
@@ -39,7 +47,7 @@ const SELF_SELECTED: LedgerSampling = { uniform: false, rate: 1 };
 /** The DP part of a round's state: public, and enough to decode and to account. */
 export interface RoundDpPlan {
   config: DpRoundConfig;
-  /** Noise shares the calibration assumed (the smallest shard threshold). */
+  /** Noise shares the calibration assumed (the smallest shard's floor: `minNoiseShares`, or t). */
   plannedNoiseShares: number;
   /**
    * Colluding or fake devices assumed among them: calibration counts `plannedNoiseShares -
@@ -47,6 +55,8 @@ export interface RoundDpPlan {
    * before it existed (0).
    */
   colluders?: number;
+  /** The smallest shard's SecAgg threshold t, as the shards run it (the ledger's `cohort.threshold`). */
+  secaggThreshold?: number;
   sampling: LedgerSampling;
   /** Adaptive clipping of this round (Andrew et al. 2021), if requested. */
   adaptive: AdaptiveClippingOptions | null;
@@ -65,7 +75,10 @@ export interface RoundRelease {
   survivors: number;
   /** Contributors of the least-populated released sum (a shard). */
   fewestInOneSum: number;
+  /** The smallest SecAgg threshold t any shard ran with. */
   threshold: number;
+  /** SHA-256 (hex) of the RFC 8785 bytes of the published aggregate ({@link aggregateSha256}); none when nothing is published. */
+  aggregateSha256?: string;
   /** The decoded noisy count of devices within the update clip (adaptive clipping). */
   clipCount?: number;
 }
@@ -79,12 +92,23 @@ export interface RoundPrivacyOptions {
    * rounds and the new one (default: the production floor `maxEpsilonPerModelPerDay`).
    */
   dailyEpsilonCap?: number;
+  /** The key signed with before `signer`: chains it signed are rotated to `signer` on their next append. */
+  previousSigner?: LedgerSigner;
   clock?: Clock;
 }
 
 export interface RoundPrivacy {
   readonly publicKey: LedgerPublicKey;
-  setBudget(tenantId: string, modelId: string, request: PrivacyBudgetRequest): Promise<PrivacyBudgetStatus>;
+  /**
+   * Sets the model's cap and delta, and records the policy in the ledger first (a `policy` entry,
+   * with the declared DP settings when a model declaration sets it), so no change is off the record.
+   */
+  setBudget(
+    tenantId: string,
+    modelId: string,
+    request: PrivacyBudgetRequest,
+    declared?: DeclaredPolicy,
+  ): Promise<PrivacyBudgetStatus>;
   budgetStatus(tenantId: string, modelId: string): Promise<PrivacyBudgetStatus>;
   /**
    * Plans a round's DP configuration and checks the projected cumulative epsilon against the cap;
@@ -100,6 +124,8 @@ export interface RoundPrivacy {
       threshold: number;
       /** Assumed colluders among the threshold's noise shares (default `defaultColluders`). */
       colluders?: number;
+      /** The smallest shard's SecAgg threshold t. */
+      secaggThreshold?: number;
       expectedClients: number;
       rotationSeed: string;
       /** When the round gives up at the latest (its budget reservation lapses then). */
@@ -112,8 +138,36 @@ export interface RoundPrivacy {
   release(tenantId: string, modelId: string, roundId: string): Promise<void>;
   /** Appends the round's signed entry (and its clipping-quantile release); idempotent per round. */
   record(tenantId: string, release: RoundRelease): Promise<LedgerEntry>;
+  /**
+   * Appends a `publication` entry binding a published model version (SHA-256 of its RFC 8785
+   * JSON, as served) to the round entry whose aggregate it was computed from; idempotent.
+   */
+  recordPublication(
+    tenantId: string,
+    modelId: string,
+    publication: { roundId: string; modelVersion: number; modelVersionSha256: string },
+  ): Promise<LedgerEntry | null>;
   /** The auditor's raw pages of the tenant's ledger. */
   rows: AuditLedgerStore["rows"];
+  /** A signed checkpoint of the model's chain head (SPEC.md §8), or null for an empty chain. */
+  checkpoint(tenantId: string, modelId: string): Promise<LedgerCheckpoint | null>;
+}
+
+/** The DP settings a model declaration fixes, recorded with its budget. */
+export type DeclaredPolicy = Pick<
+  LedgerPolicy,
+  "mechanism" | "targetEpsilon" | "minNoiseShares" | "modulusBits" | "clipNorm" | "threatModel"
+>;
+
+/** Retries `append` when a concurrent appender took the head (the store's conditional append). */
+async function retryConflicts<T>(append: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await append();
+    } catch (error) {
+      if (!(error instanceof LedgerConflictError) || attempt >= 4) throw error;
+    }
+  }
 }
 
 /** Default delta policy: 1/population^1.1 (DESIGN.md). */
@@ -155,6 +209,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
       scope: { tenant: tenantId, model: modelId },
       policy: { epsilonCap: budget.epsilonCap, delta: budget.delta },
       now: () => new Date(clock()),
+      ...(options.previousSigner ? { previousSigner: options.previousSigner } : {}),
     });
 
   async function status(
@@ -207,7 +262,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
       keyId: keyIdOf(signer.publicKey),
     },
 
-    async setBudget(tenantId, modelId, request) {
+    async setBudget(tenantId, modelId, request, declared) {
       const delta =
         request.delta ?? (request.population === undefined ? undefined : defaultDelta(request.population));
       if (delta === undefined) throw new InvalidRequestError("delta: give delta, or population");
@@ -225,11 +280,36 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
           `model ${modelId}'s ledger is stated at delta ${head.cumulative.delta}; a budget cannot change it`,
         );
       }
+      const policy: LedgerPolicy = {
+        source: declared ? "model_declaration" : "budget",
+        epsilonCap: budget.epsilonCap,
+        delta: budget.delta,
+        population: budget.population,
+        ...declared,
+      };
+      // On the record before it is in force: the chain states every cap a round ran under.
+      await retryConflicts(async () => {
+        const last = await store.head({ tenant: tenantId, model: modelId });
+        if (last?.kind === "policy" && canonicalJson(last.policy) === canonicalJson(policy)) return;
+        await ledgerFor(tenantId, modelId, { ...budget, version: 0 }).recordPolicy(policy);
+      });
       await budgets.set(tenantId, modelId, budget);
       return status(tenantId, modelId, await budgetOf(tenantId, modelId));
     },
 
     rows: (tenantId, query) => store.rows(tenantId, query),
+
+    async checkpoint(tenantId, modelId) {
+      // A checkpoint states no budget figure, so a chain without a budget row still gets one.
+      const policy = { epsilonCap: 1, delta: 0.5 };
+      return new PrivacyLedger({
+        store,
+        signer,
+        scope: { tenant: tenantId, model: modelId },
+        policy,
+        now: () => new Date(clock()),
+      }).checkpoint();
+    },
 
     async budgetStatus(tenantId, modelId) {
       const budget = await budgets.get(tenantId, modelId);
@@ -301,6 +381,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         config,
         plannedNoiseShares: shape.threshold,
         colluders: request.mechanism === "distributed_discrete_gaussian" ? colluders : 0,
+        ...(shape.secaggThreshold === undefined ? {} : { secaggThreshold: shape.secaggThreshold }),
         sampling: SELF_SELECTED,
         adaptive,
         projectedEpsilon: 0,
@@ -342,38 +423,59 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
       if (recorded) return recorded;
       // Two rounds of one model may end at once in different objects: the store's conditional
       // append refuses the loser, which rereads the head and tries again.
-      for (let attempt = 0; ; attempt++) {
+      return retryConflicts(async () => {
         const head = await store.head(scope);
-        if (head?.roundId === roundId) return head;
+        if (head && isReleaseEntry(head) && head.roundId === roundId) return head;
         const ledger = ledgerFor(tenantId, modelId, budget);
-        try {
-          const entry = await ledger.recordRound(
-            roundRecordFromConfig(plan.config, {
-              round: head ? head.round + 1 : 1,
-              roundId,
-              cohortSize: release.cohortSize,
-              survivors: release.survivors,
-              // Trusted shares of the least-noised sum: its contributors minus the assumed colluders.
-              noiseShares: release.fewestInOneSum - (plan.colluders ?? 0),
-              threshold: release.threshold,
-              colluders: plan.colluders ?? 0,
-              sampling: plan.sampling,
-            }),
+        const record = roundRecordFromConfig(plan.config, {
+          round: head ? head.round + 1 : 1,
+          roundId,
+          cohortSize: release.cohortSize,
+          survivors: release.survivors,
+          // Trusted shares of the least-noised sum: its contributors minus the assumed colluders.
+          noiseShares: release.fewestInOneSum - (plan.colluders ?? 0),
+          threshold: release.threshold,
+          colluders: plan.colluders ?? 0,
+          sampling: plan.sampling,
+        });
+        const hashes =
+          release.aggregateSha256 === undefined
+            ? {}
+            : { release: { aggregateSha256: release.aggregateSha256 } };
+        const entry = await ledger.recordRound({ ...record, ...hashes });
+        if (plan.adaptive && plan.config.clipIndicator && release.clipCount !== undefined) {
+          const { release: clip } = updateClip(
+            plan.adaptive,
+            { clipNorm: plan.config.clipIndicator.updateClip, releases: 0 },
+            release.clipCount,
+            release.survivors,
           );
-          if (plan.adaptive && plan.config.clipIndicator && release.clipCount !== undefined) {
-            const { release: clip } = updateClip(
-              plan.adaptive,
-              { clipNorm: plan.config.clipIndicator.updateClip, releases: 0 },
-              release.clipCount,
-              release.survivors,
-            );
-            await ledger.recordClipRelease(entry, plan.adaptive, clip);
-          }
-          return entry;
-        } catch (error) {
-          if (!(error instanceof LedgerConflictError) || attempt >= 4) throw error;
+          await ledger.recordClipRelease(entry, plan.adaptive, clip);
         }
-      }
+        return entry;
+      });
+    },
+
+    async recordPublication(tenantId, modelId, publication) {
+      const budget = await budgetOf(tenantId, modelId);
+      const scope = { tenant: tenantId, model: modelId };
+      return retryConflicts(async () => {
+        const head = await store.head(scope);
+        if (!head) return null;
+        // The trainer publishes right after its round: the round entry is among the last few.
+        const recent = await store.list(scope, { afterSeq: head.seq - 9, limit: 10 });
+        if (recent.some((e) => e.kind === "publication" && e.publication.roundId === publication.roundId))
+          return null;
+        const round = recent.findLast((e) => e.kind === "round" && e.roundId === publication.roundId);
+        if (round?.kind !== "round" || !round.release) return null;
+        return ledgerFor(tenantId, modelId, budget).recordPublication({
+          roundId: publication.roundId,
+          roundSeq: round.seq,
+          aggregateSha256: round.release.aggregateSha256,
+          modelVersion: publication.modelVersion,
+          modelVersionSha256: publication.modelVersionSha256,
+        });
+      });
     },
   };
 }

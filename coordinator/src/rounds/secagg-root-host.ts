@@ -32,6 +32,7 @@ import { encodeFloat64Vector, WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { newParticipantId, newToken, sha256Hex } from "../ids";
+import { aggregateSha256 } from "../ledger/chain";
 import type { RoundResult, TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
 import { chooseParameters, planShards } from "../secagg/index";
@@ -248,7 +249,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     ) {
       // The coordinator has seen the finished shards' noised sums even though nothing is
       // published: under the distributed trust model that is a release, and it is recorded.
-      await recordRelease(state, dp);
+      // Nothing is published, so the entry carries no aggregate hash.
+      await recordRelease(state, dp, undefined);
     }
     if (contributors < state.minContributions) {
       const aborts = Object.values(state.outcomes)
@@ -374,8 +376,9 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       survivors,
       rng: bufferedRandom(randomBytes),
     });
-    await recordRelease(state, dp, decoded.clipCount);
-    return { weights: Array.from(decoded.sum), noiseStddev: Math.sqrt(decoded.noiseVariance) };
+    const weights = Array.from(decoded.sum);
+    await recordRelease(state, dp, aggregateSha256(weights), decoded.clipCount);
+    return { weights, noiseStddev: Math.sqrt(decoded.noiseVariance) };
   }
 
   /**
@@ -407,7 +410,12 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     return { total, survivors: contributorsOf(state) };
   }
 
-  async function recordRelease(state: SecAggRootState, dp: RoundDpPlan, clipCount?: number): Promise<void> {
+  async function recordRelease(
+    state: SecAggRootState,
+    dp: RoundDpPlan,
+    released: string | undefined,
+    clipCount?: number,
+  ): Promise<void> {
     const revealed = Object.values(state.outcomes).filter((o) => o.sum !== null && o.contributors > 0);
     if (revealed.length === 0) return;
     if (!options.privacy)
@@ -420,7 +428,9 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       cohortSize: state.joined,
       survivors: revealed.reduce((sum, o) => sum + o.contributors, 0),
       fewestInOneSum: Math.min(...revealed.map((o) => o.contributors)),
-      threshold: dp.plannedNoiseShares,
+      // The SecAgg threshold t the shards ran with (older states: the calibration floor).
+      threshold: dp.secaggThreshold ?? dp.plannedNoiseShares,
+      ...(released === undefined ? {} : { aggregateSha256: released }),
       ...(clipCount === undefined ? {} : { clipCount }),
     });
   }
@@ -470,6 +480,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             dimension: request.dimension,
             threshold: shares,
             colluders,
+            secaggThreshold: Math.min(...graphs.map((g) => g.t)),
             expectedClients: request.maxContributions,
             rotationSeed: bytesToHex(randomBytes(32)),
             accept: checkFloors,

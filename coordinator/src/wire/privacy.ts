@@ -1,5 +1,6 @@
 import * as wire from "@fedprofile/protocol/wire";
 import * as z from "zod";
+import { LedgerCheckpoint, LedgerEntry } from "../ledger/schema";
 import { toClassic } from "./classic";
 
 // The protocol's schemas, seen as classic zod so these classic objects stay documentable.
@@ -40,5 +41,17 @@ export type LedgerQuery = z.infer<typeof LedgerQuery>;
  * One page of raw ledger rows (the protocol's `LedgerPage`, under the name the routes use). The
  * budget and public-key answers are the protocol's `PrivacyBudgetStatus` and `LedgerPublicKey`.
  */
-export const LedgerRowsPage = wire.LedgerPage;
-export type LedgerRowsPage = wire.LedgerPage;
+export const LedgerRowsPage = toClassic(wire.LedgerPage).extend({
+  // Documents every row as a LedgerEntry while serving it raw: auditors verify rows as stored,
+  // including one that no longer parses, so the page itself does not parse them.
+  entries: z.array(z.union([LedgerEntry, z.unknown()])),
+});
+export type LedgerRowsPage = z.infer<typeof LedgerRowsPage>;
+
+/** Query of the checkpoint route: one chain. */
+export const CheckpointQuery = z.object({ model: ModelId });
+export type CheckpointQuery = z.infer<typeof CheckpointQuery>;
+
+/** The signed head of one chain (null while the chain is empty). */
+export const CheckpointResponse = z.object({ v: WireVersion, checkpoint: LedgerCheckpoint.nullable() });
+export type CheckpointResponse = z.infer<typeof CheckpointResponse>;
