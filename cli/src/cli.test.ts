@@ -334,8 +334,8 @@ describe("fedprofile audit", () => {
   it("a witness file keeps signed checkpoints and catches a later rewrite of what it saw", async () => {
     const entries = await ledgerEntries();
     let served: unknown[] = entries;
-    const fetch: FetchLike = async (url) => {
-      const u = new URL(url);
+    const fetch: typeof globalThis.fetch = async (input) => {
+      const u = new URL(String(input));
       const body =
         u.pathname === "/v1/audit/checkpoint"
           ? {
@@ -347,7 +347,7 @@ describe("fedprofile audit", () => {
               ),
             }
           : { v: 1, entries: served, nextCursor: null };
-      return { ok: true, status: 200, text: async () => JSON.stringify(body) };
+      return Response.json(body);
     };
     const files: Record<string, string> = {};
     const argv = [
@@ -356,7 +356,7 @@ describe("fedprofile audit", () => {
       "--url",
       "http://c.test",
       "--auditor-key",
-      "k",
+      "fp_aud_t1.secret",
       "--public-key",
       PK,
       "--witness",
@@ -378,7 +378,16 @@ describe("fedprofile audit", () => {
     served = await readAll(store, { tenant: "t1", model: "recs" });
     expect(
       await main(
-        ["audit", "verify", "--url", "http://c.test", "--auditor-key", "k", "--public-key", PK],
+        [
+          "audit",
+          "verify",
+          "--url",
+          "http://c.test",
+          "--auditor-key",
+          "fp_aud_t1.secret",
+          "--public-key",
+          PK,
+        ],
         memoryIo({}, fetch).io,
       ),
     ).toBe(0);

@@ -25,7 +25,11 @@ const PageMembers = z.object({ v: z.literal(1), nextCursor: z.string().nullable(
 const ExportMembers = z.object({ v: z.literal(1), publicKey: z.string().optional() }).loose();
 const CheckpointDoc = z.object({ v: z.literal(1), checkpoint: LedgerCheckpoint.nullable() }).strict();
 
-async function getJson(fetch: typeof globalThis.fetch, url: string, headers: Record<string, string>): Promise<unknown> {
+async function getJson(
+  fetch: typeof globalThis.fetch,
+  url: string,
+  headers: Record<string, string>,
+): Promise<unknown> {
   const text = await getText(fetch, url, headers);
   try {
     return JSON.parse(text);
@@ -38,7 +42,11 @@ async function getJson(fetch: typeof globalThis.fetch, url: string, headers: Rec
  * A raw GET. Ledger pages are read here, not through the typed client, because strict I-JSON
  * reading (SPEC.md §3: duplicate members, lone surrogates) needs the bytes before `JSON.parse`.
  */
-async function getText(fetch: typeof globalThis.fetch, url: string, headers: Record<string, string>): Promise<string> {
+async function getText(
+  fetch: typeof globalThis.fetch,
+  url: string,
+  headers: Record<string, string>,
+): Promise<string> {
   let res: Response;
   try {
     res = await fetch(url, { headers });

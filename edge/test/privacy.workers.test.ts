@@ -387,7 +387,14 @@ describe("DP rounds write a ledger that audit verification accepts (workerd, D1)
           trustModel: want.trustModel,
           mechanism: want.mechanism,
           keyId: keyIdOf(SIGNER.publicKey),
-          cohort: { size: 5, survivors: 5, threshold: 3, colluders: 1 },
+          // Colluders are assumed among distributed noise shares (default 5%, at least 1); a
+          // central round's noise is the coordinator's own, so it assumes none.
+          cohort: {
+            size: 5,
+            survivors: 5,
+            threshold: 3,
+            colluders: want.trustModel === "distributed" ? 1 : 0,
+          },
         });
       }
 

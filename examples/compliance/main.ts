@@ -24,8 +24,8 @@ import {
   trustFromKeysDocument,
   verifyLedgerFast,
 } from "@fedprofile/coordinator/ledger";
-import { bytesToHex } from "@noble/hashes/utils.js";
 import { type AuditorClient, createAuditorClient } from "@fedprofile/protocol/client";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import * as z from "zod";
 
 /** The examples server's `config.json`: only the coordinator URL is used here. */
@@ -266,7 +266,6 @@ async function runVerification(options: VerifyOptions = {}): Promise<ComplianceS
       pinSource = "well-known";
     }
   }
->>>>>>> ledger-std
   const pinned = pinnedText === "" ? null : publicKeyFromHex(pinnedText);
   const trustAdvertised = byId<HTMLInputElement>("trust-advertised").checked;
   const pageSize = Math.min(500, Math.max(1, Math.floor(options.pageSize ?? DEFAULT_PAGE_SIZE)));

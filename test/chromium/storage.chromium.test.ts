@@ -376,7 +376,13 @@ describe("storage evicted between visits", () => {
         page.evaluate(
           async ({ endpoint, apiKey }) => {
             const log: string[] = [];
-            const p = fedprofile.createProfiler({ dbName: "evict", endpoint, apiKey, tcfApi: null });
+            const p = fedprofile.createProfiler({
+              dbName: "evict",
+              endpoint,
+              apiKey,
+              tcfApi: null,
+              privacyPolicy: "development",
+            });
             p.on((event) => {
               if (event.type === "storage") log.push(`${event.kind}:${event.code ?? "ok"}`);
               if (event.type === "model") log.push(`model:${event.modelId}.${event.version}`);

@@ -214,7 +214,10 @@ export async function runFaultTrial(
     const vectors = Array.from({ length: DEVICES }, () => [random() * 2 - 1, random() * 2 - 1]);
     await Promise.allSettled(
       vectors.map((v, i) =>
-        participateInSecAggRound(device(i), round, () => Float64Array.from(v), { pollMs: 100 }),
+        participateInSecAggRound(device(i), round, () => Float64Array.from(v), {
+          pollMs: 100,
+          policy: "development",
+        }),
       ),
     );
     if (killing) await killing;
@@ -252,7 +255,9 @@ export async function runFaultTrial(
       (await call(live(), "GET", `/v1/audit/ledger?model=${MODEL}&limit=100`, keys.auditor)).json,
     );
     const entries = page.entries.map((e) => LedgerEntry.parse(e));
-    const forRound = entries.filter((e) => e.roundId === round.roundId && e.kind === "round");
+    const forRound = entries.filter(
+      (e): e is Extract<LedgerEntry, { kind: "round" }> => e.kind === "round" && e.roundId === round.roundId,
+    );
     const latest = await call(live(), "GET", `/v1/models/${MODEL}/latest`, keys.publishable);
     const published = latest.status === 200;
     const verify = await runCli([

@@ -72,7 +72,10 @@ await Promise.all(
     });
     const vector = Float64Array.from({ length: round.dimension }, () => random() * 2 - 1);
     try {
-      const outcome = await participateInSecAggRound(client, round, () => vector, { pollMs: 250 });
+      const outcome = await participateInSecAggRound(client, round, () => vector, {
+        pollMs: 250,
+        policy: "development",
+      });
       report.outcomes[outcome.status] = (report.outcomes[outcome.status] ?? 0) + 1;
     } catch (error) {
       const key = `error: ${error instanceof Error ? error.message.slice(0, 80) : String(error)}`;

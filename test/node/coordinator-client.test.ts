@@ -113,7 +113,9 @@ describe("the typed coordinator client", () => {
       fetch: losesFirstAnswer,
       retry: { ...fakeTime().retry, windowMs: 10_000 },
     });
-    const outcome = await participateInRound(client, "activity", () => Float64Array.of(1, 7));
+    const outcome = await participateInRound(client, "activity", () => Float64Array.of(1, 7), {
+      policy: "development",
+    });
     expect(outcome).toMatchObject({ status: "contributed", contributions: 1 });
     const [entry] = [...memory.hosts.values()];
     const state = entry?.store.state;
@@ -134,7 +136,7 @@ describe("the typed coordinator client", () => {
       },
     });
     expect(await client.model("activity", "latest")).toBeNull();
-    await participateInRound(client, "activity", () => Float64Array.of(1, 3));
+    await participateInRound(client, "activity", () => Float64Array.of(1, 3), { policy: "development" });
     const first = await client.model("activity", "latest");
     expect(first).toMatchObject({ modelId: "activity", version: 1, roundId: opened.roundId });
     const again = await client.model("activity", "latest", first);

@@ -4,7 +4,7 @@
  * window does not fail the sync. Retry windows are short here; the default is `SYNC_RETRY`.
  */
 import { createDeviceClient, createOperatorClient } from "@fedprofile/protocol/client";
-import { createProfiler, FedprofileError } from "@fedprofile/sdk";
+import { createProfiler } from "@fedprofile/sdk";
 import { createCoordinatorClient, participateInRound, SDK_VERSION } from "@fedprofile/sdk/sync";
 import { afterEach, describe, expect, it } from "vitest";
 import { type HttpCoordinator, plainActivityRound, startHttpCoordinator } from "./http-coordinator";
@@ -25,6 +25,8 @@ function device(c: HttpCoordinator, windowMs: number) {
     apiKey: c.keys.publishable.key,
     storage: "memory",
     tcfApi: null,
+    // These rounds are plain-sum (the outcome under test is the transport's, not the policy's).
+    privacyPolicy: "development",
     syncRetry: { windowMs, baseDelayMs: 40, maxDelayMs: 400 },
     fetch: (input, init) => {
       attempts.count++;
@@ -85,7 +87,7 @@ describe("sync() outcomes over real HTTP", () => {
     await profiler.close();
   });
 
-  it("a FedprofileError with code refused_by_policy is the refused-by-policy outcome", async () => {
+  it("the device's policy refusing a round is the refused-by-policy outcome, and nothing is sent", async () => {
     coordinator = await startHttpCoordinator();
     const operator = createOperatorClient({ endpoint: coordinator.url, apiKey: coordinator.keys.secret.key });
     const round = await operator.openRound(plainActivityRound(5));
@@ -93,16 +95,18 @@ describe("sync() outcomes over real HTTP", () => {
       endpoint: coordinator.url,
       apiKey: coordinator.keys.publishable.key,
     });
-    // The device's policy refuses where the round's vector is computed, before anything is sent
-    // (security's `PolicyRefusedError` extends `FedprofileError` with this code).
+    // The production policy refuses a plain-sum round (PolicyRefusedError) before the vector exists.
+    let computed = false;
     const outcome = await participateInRound(client, "activity", () => {
-      throw new FedprofileError("refused_by_policy", "epsilon 40 is above this device's floor of 8");
+      computed = true;
+      return Float64Array.of(1, 4);
     });
-    expect(outcome).toEqual({
+    expect(outcome).toMatchObject({
       status: "refused-by-policy",
       roundId: round.roundId,
-      reason: "epsilon 40 is above this device's floor of 8",
+      floors: ["allowPlainSum"],
     });
+    expect(computed).toBe(false);
     expect((await operator.roundStatus(round.roundId)).contributions).toBe(0);
   });
 });

@@ -7,7 +7,13 @@ import * as wire from "@fedprofile/protocol/wire";
 import { toClassic } from "../wire/classic";
 
 export { encodeClientFrame, modelEtag, WIRE_VERSION } from "@fedprofile/protocol/wire";
-export { CheckpointQuery, CheckpointResponse, LedgerQuery, LedgerRowsPage, PrivacyBudgetRequest } from "../wire/privacy";
+export {
+  CheckpointQuery,
+  CheckpointResponse,
+  LedgerQuery,
+  LedgerRowsPage,
+  PrivacyBudgetRequest,
+} from "../wire/privacy";
 
 export const ErrorEnvelope = toClassic(wire.ErrorEnvelope);
 export const ModelId = toClassic(wire.ModelId);

@@ -10,7 +10,7 @@ import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import type { ApiKeyKind } from "../api-keys";
 import { NotFoundError } from "../errors";
 import { type LedgerSigner, signerFromSeed } from "../ledger/chain";
-import type { LedgerEntry } from "../ledger/schema";
+import { isReleaseEntry, type LedgerEntry } from "../ledger/schema";
 import { type LedgerScope, MemoryLedgerStore } from "../ledger/store";
 import { createTrainerHost, type TrainerHost, type TrainerState } from "../models/trainer";
 import type {
@@ -177,7 +177,7 @@ export class MemoryAuditLedgerStore extends MemoryLedgerStore implements AuditLe
 
   async roundEntry(scope: LedgerScope, roundId: string): Promise<LedgerEntry | null> {
     const entries = await this.list(scope, { limit: Number.MAX_SAFE_INTEGER });
-    return entries.find((entry) => entry.roundId === roundId) ?? null;
+    return entries.find((entry) => isReleaseEntry(entry) && entry.roundId === roundId) ?? null;
   }
 
   async rows(tenantId: string, query: { model?: string; cursor: string | null; limit: number }) {

@@ -240,7 +240,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
     const entries = await readAll(store, { tenant: tenantId, model: modelId });
     const accountant = new RdpAccountant();
     for (const entry of entries) {
-      if (Date.parse(entry.timestamp) < since) continue;
+      if (!isReleaseEntry(entry) || Date.parse(entry.timestamp) < since) continue;
       for (const c of entry.events) accountant.compose(c.event, c.count);
     }
     for (const r of await budgets.reservations(tenantId, modelId, clock())) accountant.compose(r.event, 1);

@@ -41,11 +41,15 @@ export type LedgerQuery = z.infer<typeof LedgerQuery>;
  * One page of raw ledger rows (the protocol's `LedgerPage`, under the name the routes use). The
  * budget and public-key answers are the protocol's `PrivacyBudgetStatus` and `LedgerPublicKey`.
  */
-export const LedgerRowsPage = toClassic(wire.LedgerPage).extend({
-  // Documents every row as a LedgerEntry while serving it raw: auditors verify rows as stored,
-  // including one that no longer parses, so the page itself does not parse them.
-  entries: z.array(z.union([LedgerEntry, z.unknown()])),
-});
+export const LedgerRowsPage = z
+  .object({
+    v: WireVersion,
+    // Documents every row as a LedgerEntry while serving it raw: auditors verify rows as stored,
+    // including one that no longer parses, so the page itself does not parse them.
+    entries: z.array(z.union([LedgerEntry, z.unknown()])),
+    nextCursor: z.string().nullable(),
+  })
+  .strict();
 export type LedgerRowsPage = z.infer<typeof LedgerRowsPage>;
 
 /** Query of the checkpoint route: one chain. */

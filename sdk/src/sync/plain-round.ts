@@ -24,7 +24,13 @@ export type RoundOutcome =
   /** No answer (or only 429/5xx) from the coordinator for the whole retry window. */
   | { status: "unreachable"; reason: string }
   /** The device's privacy policy refused the round before anything was sent (`refused_by_policy`). */
-  | { status: "refused-by-policy"; roundId: string | null; reason: string };
+  | {
+      status: "refused-by-policy";
+      roundId: string | null;
+      reason: string;
+      /** The floors the round does not meet (`PolicyRefusedError.violations`), when known. */
+      floors?: string[];
+    };
 
 /**
  * The outcome a failure stands for, or `null` for a failure that is a bug to report (a 4xx other
@@ -33,8 +39,18 @@ export type RoundOutcome =
  */
 export function failureOutcome(error: unknown, roundId: string | null = null): RoundOutcome | null {
   if (!(error instanceof Error) || !("code" in error)) return null;
-  if (error.code === "refused_by_policy")
-    return { status: "refused-by-policy", roundId, reason: error.message };
+  if (error.code === "refused_by_policy") {
+    const floors =
+      "violations" in error && Array.isArray(error.violations)
+        ? error.violations.map((v: { floor?: unknown }) => String(v.floor))
+        : [];
+    return {
+      status: "refused-by-policy",
+      roundId,
+      reason: error.message,
+      ...(floors.length > 0 ? { floors } : {}),
+    };
+  }
   if (!(error instanceof CoordinatorError)) return null;
   if (error.code === "round_full" && roundId !== null)
     return { status: "round-full", roundId, reason: error.message };
