@@ -44,6 +44,7 @@ const ALLOWED_KINDS: Record<string, string[]> = {
   "GET /v1/privacy/budgets/{modelId}": ["secret", "auditor"],
   "GET /v1/audit/ledger": ["auditor"],
   "GET /v1/audit/public-key": ["publishable", "secret", "auditor"],
+  "GET /v1/audit/checkpoint": ["secret", "auditor"],
   "PUT /v1/models/{modelId}": ["secret"],
   "GET /v1/models/{modelId}": ["secret", "auditor"],
   "GET /v1/models/{modelId}/rounds": ["secret", "auditor"],
@@ -267,7 +268,8 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
         expect(text).toContain(name);
       }
     }
-    // Versions pages (limit, cursor), ledger pages (limit, cursor, model) and training rounds (limit).
-    expect(checked).toBe(12);
+    // Versions pages (limit, cursor), ledger pages (limit, cursor, model), training rounds (limit)
+    // and the checkpoint (model).
+    expect(checked).toBe(13);
   });
 });
