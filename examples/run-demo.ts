@@ -14,10 +14,10 @@
  *          --persist-to DIR (default .wrangler/state)
  *          --dp distributed|central|off (default distributed: the distributed discrete Gaussian)
  */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, promisify } from "node:util";
 import { localStddev } from "@fedprofile/coordinator/dp";
 import { isReleaseEntry, LEDGER_KEYS_PATH, LedgerEntry } from "@fedprofile/coordinator/ledger";
 import { seededUniform } from "@fedprofile/coordinator/models";
@@ -41,6 +41,8 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../test/chromium";
 import { loadCustomers, RETAIL_AS_OF } from "./eval/population";
 import { startExampleServer } from "./serve";
 import { CATALOGUE } from "./storefront/catalogue";
+
+const execFileAsync = promisify(execFile);
 
 const CHROMIUM = CHROMIUM_PATH;
 
@@ -419,7 +421,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         `verify it yourself: npx fedprofile audit verify --url ${coordinator.url} --auditor-key ${keys.auditor} --public-key ${key.publicKey}`,
       );
       try {
-        const out = execFileSync(
+        // Asynchronous: the shop's key file is served by this process's examples server.
+        const { stdout: out } = await execFileAsync(
           process.execPath,
           [
             "bin/fedprofile.mjs",
@@ -434,11 +437,14 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
             env: { ...process.env, FEDPROFILE_AUDITOR_KEY: keys.auditor },
             cwd: REPO_ROOT,
             encoding: "utf8",
-            stdio: ["ignore", "pipe", "ignore"],
           },
         );
         for (const line of out.trimEnd().split("\n")) info(`│ ${line}`);
       } catch (error) {
+        // Show what the CLI said: its verdict and the row it names.
+        const said = (error as { stdout?: unknown; stderr?: unknown }) ?? {};
+        for (const text of [said.stdout, said.stderr])
+          if (typeof text === "string") for (const line of text.trimEnd().split("\n")) info(`│ ${line}`);
         info(`audit verify FAILED: ${error instanceof Error ? error.message : String(error)}`);
         exitCode = 1;
       }
