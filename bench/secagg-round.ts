@@ -82,15 +82,11 @@ function chooseDropped(
 }
 
 /** One round at (n, d, k, t) with `dropout`, fully timed. */
-export async function measureRound(
-  n: number,
-  d: number,
-  k: number,
-  t: number,
-  dropout: number,
-  seed: string,
-  keys: KeyPair[],
-): Promise<RoundRun> {
+/**
+ * A shard's server state at round start, from `seed` (deterministic), with its neighbour graph:
+ * what both SecAgg benches start from. `random` continues the seeded stream.
+ */
+export function benchShard(n: number, d: number, k: number, t: number, seed: string) {
   const random = seededRandomBytes(seed);
   const m = modulusBitsFor(VALUE_BITS, n);
   const base = createRoundState(
@@ -112,9 +108,11 @@ export async function measureRound(
     all,
     k,
   );
-  const dropped = chooseDropped(graph, n, t, Math.round(dropout * n), random);
-  const survivors = all.filter((u) => !dropped.has(u));
-  const survivorSet = new Set(survivors);
+  return { random, m, base, all, graph };
+}
+
+/** Every device's server-side record before any share arrives: its advertised key only. */
+export function blankDevices(all: readonly number[], keys: readonly KeyPair[]): ServerRoundState["devices"] {
   const devices: ServerRoundState["devices"] = {};
   for (const u of all)
     devices[String(u)] = {
@@ -123,6 +121,23 @@ export async function measureRound(
       bShares: [],
       sShares: [],
     };
+  return devices;
+}
+
+export async function measureRound(
+  n: number,
+  d: number,
+  k: number,
+  t: number,
+  dropout: number,
+  seed: string,
+  keys: KeyPair[],
+): Promise<RoundRun> {
+  const { random, m, base, all, graph } = benchShard(n, d, k, t, seed);
+  const dropped = chooseDropped(graph, n, t, Math.round(dropout * n), random);
+  const survivors = all.filter((u) => !dropped.has(u));
+  const survivorSet = new Set(survivors);
+  const devices = blankDevices(all, keys);
 
   // Accept, input by input, from the masked-input stage.
   let state: ServerRoundState = {

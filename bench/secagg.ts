@@ -28,11 +28,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   addMaskInPlace,
-  buildNeighbourGraph,
   bytesToBase64,
   chooseParameters,
   collusionBound,
-  createRoundState,
   defaultKeyAgreement,
   encodeShareValues,
   failureBound,
@@ -53,12 +51,11 @@ import {
 import { type ProbeResult, probeClient } from "../sdk/src/secagg/probe";
 import { plainSum, runSimulatedRound, seededRandomBytes } from "../test/secagg/driver";
 import { runInChromium } from "./prg";
-import { FLOWER_MS, roundBudget } from "./secagg-round";
+import { benchShard, blankDevices, FLOWER_MS, roundBudget } from "./secagg-round";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const VALUE_BITS = 16;
 const MAX_SHARD = 1000;
-const ROUND_ID = "r_benchbenchbenchbenchbe";
 
 interface ServerShard {
   n: number;
@@ -79,27 +76,7 @@ async function measureShard(
   seed: string,
   keys: KeyPair[],
 ): Promise<ServerShard> {
-  const random = seededRandomBytes(seed);
-  const m = modulusBitsFor(VALUE_BITS, n);
-  const base = createRoundState(
-    {
-      roundId: ROUND_ID,
-      cohortSize: n,
-      k,
-      t,
-      dimension: d,
-      valueBits: VALUE_BITS,
-      modulusBits: m,
-      randomBytes: random,
-    },
-    0,
-  );
-  const all = Array.from({ length: n }, (_, i) => i);
-  const graph = buildNeighbourGraph(
-    Uint8Array.from(atob(base.config.graphSeed), (c) => c.charCodeAt(0)),
-    all,
-    k,
-  );
+  const { random, m, base, all, graph } = benchShard(n, d, k, t, seed);
   const order = [...all];
   for (let i = n - 1; i > 0; i--) {
     const j = (random(4).reduce((a, b) => a * 256 + b, 0) >>> 0) % (i + 1);
@@ -108,15 +85,7 @@ async function measureShard(
   const dropped = new Set(order.slice(0, Math.round(dropout * n)));
   const survivors = all.filter((u) => !dropped.has(u));
   const survivorSet = new Set(survivors);
-  const devices: ServerRoundState["devices"] = {};
-  for (const u of all) {
-    devices[String(u)] = {
-      digests: {},
-      sPk: bytesToBase64((keys[u] as KeyPair).publicKey),
-      bShares: [],
-      sShares: [],
-    };
-  }
+  const devices = blankDevices(all, keys);
   let rebuiltPairs = 0;
   for (const u of all) {
     const nb = graph.neighbours(u);
