@@ -8,7 +8,7 @@ import {
   type ProfileConfig,
   summarise,
 } from "./features";
-import { DEFAULT_FEATURE_CONFIG, foldEvents } from "./state";
+import { applyEvent, cloneFeatureState, DEFAULT_FEATURE_CONFIG, foldEvents } from "./state";
 import { profileVector, VECTOR_FIELDS, Z_CLAMP } from "./vector";
 
 const DAY = 86_400_000;
@@ -242,6 +242,44 @@ describe("order-insensitive folding", () => {
         expect(b.affinities.map((x) => x.share)).toEqual(a.affinities.map((x) => expect.closeTo(x.share, 9)));
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it("cloneFeatureState is a deep copy: equal to structuredClone, and folding into it leaves the original alone", () => {
+    fc.assert(
+      fc.property(fc.array(arbitraryEvent, { minLength: 1, maxLength: 30 }), (specs) => {
+        const events = specs.map(
+          (s, i): StoredEvent => ({
+            id: `c${i}`,
+            name: s.name,
+            t: T0 + s.day * DAY,
+            p: {
+              order_id: `o${s.order}`,
+              product_id: `p${s.order}`,
+              category: s.category,
+              price: s.price,
+              products: [{ product_id: `p${s.order}`, category: s.category, price: s.price, quantity: 1 }],
+            },
+          }),
+        );
+        const original = foldEvents(null, events, config);
+        const snapshot = structuredClone(original);
+        const copy = cloneFeatureState(original);
+        expect(copy).toEqual(snapshot);
+        // Folded in place, every event again a day later and as new orders: touches orders,
+        // affinities, activity, viewed and cart.
+        for (const e of events) {
+          applyEvent(copy, { ...e, id: `${e.id}'`, t: e.t + DAY }, config);
+          applyEvent(
+            copy,
+            { ...e, id: `${e.id}"`, t: e.t - DAY, p: { ...e.p, order_id: `n${e.id}` } },
+            config,
+          );
+        }
+        expect(copy).not.toEqual(snapshot);
+        expect(original).toEqual(snapshot);
+      }),
+      { numRuns: 200 },
     );
   });
 });

@@ -141,11 +141,22 @@ export function decay(score: number, from: number, to: number, halfLifeDays: num
 }
 
 /** Adds weight `w` at time `t` to a decayed score, keeping the later of the two anchors. */
-export function addDecayed(current: Decayed | undefined | null, w: number, t: number, halfLifeDays: number) {
-  if (!current) return [w, t] satisfies Decayed;
+export function addDecayed(
+  current: Decayed | undefined | null,
+  w: number,
+  t: number,
+  halfLifeDays: number,
+): Decayed {
+  if (!current) return [w, t];
+  // In place: the record owns its tuples (`cloneFeatureState` copies them), and a fresh tuple
+  // per product line was most of a replay's garbage.
   const [score, at] = current;
-  if (t >= at) return [decay(score, at, t, halfLifeDays) + w, t] satisfies Decayed;
-  return [score + decay(w, t, at, halfLifeDays), at] satisfies Decayed;
+  if (t === at) current[0] = score + w;
+  else if (t > at) {
+    current[0] = decay(score, at, t, halfLifeDays) + w;
+    current[1] = t;
+  } else current[0] = score + decay(w, t, at, halfLifeDays);
+  return current;
 }
 
 const minOf = (a: number | null, b: number) => (a === null || b < a ? b : a);
@@ -163,8 +174,12 @@ function addAffinity(
 ) {
   if (!category || w === 0) return;
   const existing = state.affinity.get(category);
-  state.affinity.set(category, addDecayed(existing, w, t, config.halfLifeDays));
-  if (!existing && state.affinity.size > config.maxCategories) {
+  if (existing) {
+    addDecayed(existing, w, t, config.halfLifeDays);
+    return;
+  }
+  state.affinity.set(category, [w, t]);
+  if (state.affinity.size > config.maxCategories) {
     // Evict the weakest category at time t: O(maxCategories), only when a new one arrives at capacity.
     let weakest: string | undefined;
     let weakestScore = Number.POSITIVE_INFINITY;
@@ -410,9 +425,27 @@ export function foldEvents(
   return state;
 }
 
-/** A deep copy (maps and order records included). */
+/**
+ * A deep copy (maps and order records included), written out field by field: the record's
+ * shape is fixed, and `structuredClone` was the largest single cost of a replay (its
+ * serialise/deserialise round trip, per fold).
+ */
 export function cloneFeatureState(state: FeatureState): FeatureState {
-  return structuredClone(state);
+  const orders = new Map<string, OrderRecord>();
+  for (const [id, order] of state.orders) orders.set(id, { ...order, refunds: [...order.refunds] });
+  const affinity = new Map<string, Decayed>();
+  for (const [category, [score, at]] of state.affinity) affinity.set(category, [score, at]);
+  const cart = new Map<string, [number, number]>();
+  for (const [line, [added, removed]] of state.cart) cart.set(line, [added, removed]);
+  return {
+    ...state,
+    counts: { ...state.counts },
+    orders,
+    affinity,
+    activity: state.activity ? [state.activity[0], state.activity[1]] : null,
+    viewed: new Map(state.viewed),
+    cart,
+  };
 }
 
 /** True when a value read back from storage is an accumulator record of this version. */
