@@ -4,7 +4,7 @@
  * plain array of entries). Rows are returned raw, so the verifier can name a malformed one.
  */
 
-import { LedgerCheckpoint, LedgerDocumentError, readLedgerDocument } from "@fedprofile/coordinator/ledger";
+import { LedgerCheckpoint, readLedgerDocument, readLedgerPageBody } from "@fedprofile/coordinator/ledger";
 import { CoordinatorError, createAuditorClient } from "@fedprofile/protocol/client";
 import * as z from "zod";
 import { CliUsageError } from "./io.ts";
@@ -21,7 +21,6 @@ export interface LedgerSource {
   checkpoint?(model: string): Promise<LedgerCheckpoint | null>;
 }
 
-const PageMembers = z.object({ v: z.literal(1), nextCursor: z.string().nullable() }).strict();
 const ExportMembers = z.object({ v: z.literal(1), publicKey: z.string().optional() }).loose();
 const CheckpointDoc = z.object({ v: z.literal(1), checkpoint: LedgerCheckpoint.nullable() }).strict();
 
@@ -38,10 +37,7 @@ async function getJson(
   }
 }
 
-/**
- * A raw GET. Ledger pages are read here, not through the typed client, because strict I-JSON
- * reading (SPEC.md §3: duplicate members, lone surrogates) needs the bytes before `JSON.parse`.
- */
+/** A raw GET (the checkpoint route's schema lives with the ledger, outside the typed client). */
 async function getText(
   fetch: typeof globalThis.fetch,
   url: string,
@@ -105,31 +101,14 @@ export function httpLedgerSource(o: HttpSourceOptions): LedgerSource {
   return {
     label: `${client.endpoint}/v1/audit/ledger`,
     async rows(onProgress) {
-      const out: unknown[] = [];
-      let cursor = "";
-      for (let page = 0; page < 1_000_000; page++) {
-        let query = `cursor=${encodeURIComponent(cursor)}&limit=${o.limit ?? 200}`;
-        if (o.model) query += `&model=${encodeURIComponent(o.model)}`;
-        // Read strictly (SPEC.md §3): a row that breaks I-JSON reaches the verifier, which names it.
-        const url = `${base}/v1/audit/ledger?${query}`;
-        let doc: ReturnType<typeof readLedgerDocument>;
-        try {
-          doc = readLedgerDocument(await getText(doFetch, url, headers));
-        } catch (err) {
-          if (err instanceof LedgerDocumentError) throw new Error(`GET ${url}: ${err.message}`);
-          throw err;
-        }
-        const members = PageMembers.safeParse(doc.members);
-        if (!members.success)
-          throw new Error(`the auditor API returned an unexpected page: ${members.error.issues[0]?.message}`);
-        out.push(...doc.rows);
-        onProgress?.(out.length);
-        const next = members.data.nextCursor;
-        if (!next) return out;
-        if (next === cursor) throw new Error("the auditor API returned the same cursor twice");
-        cursor = next;
-      }
-      throw new Error("too many pages");
+      // Read strictly (SPEC.md §3): a row that breaks I-JSON reaches the verifier, which names it.
+      const { rows } = await client
+        .ledger(
+          { limit: o.limit ?? 200, ...(o.model ? { model: o.model } : {}) },
+          { readBody: readLedgerPageBody, onPage: (fetched) => onProgress?.(fetched) },
+        )
+        .catch((error: unknown) => Promise.reject(explained(error)));
+      return rows;
     },
     async advertisedPublicKey() {
       return (await client.publicKey().catch((error: unknown) => Promise.reject(explained(error)))).publicKey;

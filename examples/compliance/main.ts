@@ -20,6 +20,7 @@ import {
   type LedgerVerification,
   parseStrictJson,
   publicKeyFromHex,
+  readLedgerPageBody,
   splitChains,
   trustFromKeysDocument,
   verifyLedgerFast,
@@ -287,9 +288,11 @@ async function runVerification(options: VerifyOptions = {}): Promise<ComplianceS
   const publicKey = pinned ?? publicKeyFromHex(advertised as string);
   const publicKeyHex = pinned ? pinnedText : (advertised as string);
 
+  // Read strictly (ledger SPEC.md §3), as `audit verify` does: a duplicate member or a lone
+  // surrogate fails the row that holds it instead of being read past by JSON.parse.
   const { rows, pages } = await client.ledger(
     { limit: pageSize },
-    { onPage: (n) => setStatus(`fetched ${n} entries…`), maxPages: MAX_PAGES },
+    { onPage: (n) => setStatus(`fetched ${n} entries…`), maxPages: MAX_PAGES, readBody: readLedgerPageBody },
   );
   setStatus(`verifying ${rows.length} entries…`);
   const chains = [...splitChains(rows)];

@@ -9,7 +9,8 @@
  * - Export CSV downloads exactly what the ledger package exports for those entries;
  * - a key that may not read the ledger is reported as an error (no verdict, nothing to export);
  * - unpinned, it uses the advertised key and says so; pinned to another key, every chain fails at
- *   its first row with reason `key`; a row altered in transit fails by `hash`, naming that row;
+ *   its first row with reason `key`; a row altered in transit fails by `hash`, naming that row,
+ *   and a row with a duplicate member fails by `json` (pages are read as strict I-JSON);
  * - the auditor key never appears in a URL the page requested.
  */
 import { randomBytes } from "node:crypto";
@@ -449,6 +450,31 @@ describe("the compliance dashboard verifies a wrangler dev ledger in Chromium", 
     }
     // Untouched again, it verifies.
     expect((await verifyIn(page)).ok).toBe(true);
+
+    // A duplicate member (I-JSON forbids it; JSON.parse keeps the last, so the row would still
+    // verify if the page parsed leniently) fails that row by `json`: pages are read strictly.
+    await page.route(pattern, async (route) => {
+      const response = await route.fetch();
+      const doc = LedgerPage.parse(await response.json());
+      const rows = doc.entries.map((row, i) =>
+        i === 1 ? JSON.stringify(row).replace(/^\{/, '{"seq":99,') : JSON.stringify(row),
+      );
+      const body = `{"v":1,"entries":[${rows.join(",")}],"nextCursor":${JSON.stringify(doc.nextCursor)}}`;
+      await route.fulfill({ response, body, contentType: "application/json" });
+    });
+    try {
+      const duplicated = await verifyIn(page);
+      expect(duplicated.ok).toBe(false);
+      expect(duplicated.chains[0]).toMatchObject({
+        chain: `${TENANT}/activity`,
+        ok: false,
+        reason: "json",
+        row: 1,
+      });
+      expect(duplicated.chains[0]!.message).toContain('duplicate member "seq"');
+    } finally {
+      await page.unroute(pattern);
+    }
 
     // The auditor key went out only as a bearer header: no URL the page requested carries it.
     expect(

@@ -57,3 +57,13 @@ export function readLedgerDocument(text: string): LedgerDocument {
   for (const [k, v] of Object.entries(doc)) if (k !== "entries") members[k] = v;
   return { rows, members };
 }
+
+/**
+ * Reads one `GET /v1/audit/ledger` page's text strictly, for the typed auditor client's
+ * `readBody` option: the page's members with its rows as {@link readLedgerDocument} gives them.
+ */
+export function readLedgerPageBody(text: string): unknown {
+  const { rows, members } = readLedgerDocument(text);
+  if (members === null) throw new LedgerDocumentError("a ledger page is an object with `entries`");
+  return { ...members, entries: rows };
+}

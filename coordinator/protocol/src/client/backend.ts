@@ -20,6 +20,7 @@ import {
 } from "./http";
 
 type Call = Pick<CallOptions, "signal">;
+type PageCall = Pick<CallOptions, "signal" | "readBody">;
 
 /** Body of `PUT /v1/privacy/budgets/{modelId}`; the coordinator validates it. */
 export interface BudgetRequest {
@@ -69,12 +70,12 @@ export interface LedgerPageRequest {
 export interface AuditorClient extends ReadClient {
   /** `GET /v1/audit/public-key`. */
   publicKey(o?: Call): Promise<LedgerPublicKey>;
-  /** One page of raw ledger rows. */
-  ledgerPage(request?: LedgerPageRequest, o?: Call): Promise<LedgerPage>;
+  /** One page of raw ledger rows (`readBody`: a strict reader of the page's text). */
+  ledgerPage(request?: LedgerPageRequest, o?: PageCall): Promise<LedgerPage>;
   /** Every raw row, following `nextCursor`; `onPage` sees the running count. */
   ledger(
     request?: Omit<LedgerPageRequest, "cursor">,
-    o?: Call & { onPage?: (rows: number, pages: number) => void; maxPages?: number },
+    o?: PageCall & { onPage?: (rows: number, pages: number) => void; maxPages?: number },
   ): Promise<{ rows: unknown[]; pages: number }>;
 }
 

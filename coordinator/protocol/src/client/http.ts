@@ -78,6 +78,11 @@ export interface CallOptions {
   /** Sends `If-None-Match`; a 304 then resolves to {@link NOT_MODIFIED}. */
   etag?: string;
   signal?: AbortSignal;
+  /**
+   * Reads a successful answer's text instead of `JSON.parse` (the schema then checks what it
+   * returns). The ledger's verifiers pass a strict I-JSON reader here (ledger SPEC.md §3).
+   */
+  readBody?: (text: string) => unknown;
 }
 
 /** What a conditional GET resolves to on 304. */
@@ -197,6 +202,18 @@ export function createHttp(options: ClientOptions, kind: KeyKind): Http {
         throw envelope.success
           ? new CoordinatorError(envelope.data.error.code, envelope.data.error.message, response.status)
           : new CoordinatorError("http", `${where}: HTTP ${response.status}`, response.status);
+      }
+      if (o.readBody) {
+        try {
+          payload = o.readBody(text);
+        } catch (cause) {
+          throw new CoordinatorError(
+            "bad_response",
+            `${where}: ${cause instanceof Error ? cause.message : String(cause)}`,
+            response.status,
+            { cause },
+          );
+        }
       }
       const parsed = schema.safeParse(payload);
       if (!parsed.success) {
