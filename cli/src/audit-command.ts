@@ -12,9 +12,10 @@ import {
   isReleaseEntry,
   keyIdOf,
   LEDGER_KEYS_PATH,
-  LedgerCheckpoint,
+  type LedgerCheckpoint,
   LedgerEntry,
   type LedgerVerification,
+  LedgerWitness,
   parseStrictJson,
   publicKeyFromHex,
   splitChains,
@@ -23,7 +24,6 @@ import {
   verifyLedgerFast,
 } from "@fedprofile/coordinator/ledger";
 import { bytesToHex } from "@noble/hashes/utils.js";
-import * as z from "zod";
 import { type CliIo, CliUsageError } from "./io.ts";
 import { fileLedgerSource, httpLedgerSource, type LedgerSource } from "./ledger-source.ts";
 import { type ParsedArgs, parseArgs, stringFlag, urlFlag, wantsHelp } from "./options.ts";
@@ -171,12 +171,6 @@ async function resolveTrust(args: ParsedArgs, source: LedgerSource, io: CliIo): 
   return [{ publicKey: publicKeyFromHex(advertised) }];
 }
 
-const WitnessFile = z.object({
-  v: z.literal(1),
-  type: z.literal("fedprofile-ledger-witness"),
-  checkpoints: z.array(LedgerCheckpoint),
-});
-
 async function readWitness(io: CliIo, path: string): Promise<LedgerCheckpoint[]> {
   let text: string;
   try {
@@ -187,7 +181,7 @@ async function readWitness(io: CliIo, path: string): Promise<LedgerCheckpoint[]>
     throw err;
   }
   const { value, violations } = parseStrictJson(text);
-  const doc = WitnessFile.safeParse(value);
+  const doc = LedgerWitness.safeParse(value);
   if (violations.length || !doc.success)
     throw new CliUsageError(`${path} is not a witness file (SPEC.md §8)`);
   return doc.data.checkpoints;
@@ -235,8 +229,13 @@ export async function auditVerifyParsed(args: ParsedArgs, io: CliIo): Promise<nu
     if (model !== undefined && !chain.endsWith(`/${model}`)) continue;
     // The coordinator's current checkpoint is checked with the stored ones, and kept if it agrees.
     const current = witnessPath !== undefined && source.checkpoint ? await source.checkpoint(c.model) : null;
+    // And every checkpoint it published on schedule: a rewrite after any of them fails here.
+    const published = witnessPath !== undefined && source.published ? await source.published(c.model) : [];
     const heads = c.rows.length;
-    const now = current && current.tenant === c.tenant && current.seq < heads ? [current] : [];
+    // The chain may have grown since its rows were read: later heads are checked next time.
+    const now = [...published, ...(current ? [current] : [])].filter(
+      (k) => k.tenant === c.tenant && k.model === c.model && k.seq < heads,
+    );
     const checkpoints = [...witnessed.filter((w) => w.tenant === c.tenant && w.model === c.model), ...now];
     const opts = { ...(expectedHead ? { expectedHead } : {}), checkpoints };
     const result = await verifyLedgerFast(c.rows, trust, opts);
@@ -260,7 +259,12 @@ export async function auditVerifyParsed(args: ParsedArgs, io: CliIo): Promise<nu
   const ok = reports.every((r) => r.result.ok);
   if (witnessPath !== undefined && ok) {
     const seen = new Set(witnessed.map((w) => `${w.tenant}/${w.model}/${w.seq}/${w.hash}`));
-    const added = fresh.filter((f) => !seen.has(`${f.tenant}/${f.model}/${f.seq}/${f.hash}`));
+    const added = fresh.filter((f) => {
+      const key = `${f.tenant}/${f.model}/${f.seq}/${f.hash}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
     const doc = { v: 1, type: "fedprofile-ledger-witness", checkpoints: [...witnessed, ...added] };
     await io.writeFile(witnessPath, `${JSON.stringify(doc, null, 2)}\n`);
     io.stderr(`witness ${witnessPath}: ${witnessed.length} checkpoint(s) checked, ${added.length} added\n`);

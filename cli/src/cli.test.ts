@@ -334,6 +334,10 @@ describe("fedprofile audit", () => {
   it("a witness file keeps signed checkpoints and catches a later rewrite of what it saw", async () => {
     const entries = await ledgerEntries();
     let served: unknown[] = entries;
+    // What the coordinator published on schedule, before any rewrite: heads 0 and 1.
+    const published = [0, 1].map((i) =>
+      signCheckpoint(LedgerEntry.parse(entries[i]), signer, new Date(Date.UTC(2026, 0, 1, i))),
+    );
     const fetch: typeof globalThis.fetch = async (input) => {
       const u = new URL(String(input));
       const body =
@@ -346,7 +350,9 @@ describe("fedprofile audit", () => {
                 new Date(Date.UTC(2026, 0, 2)),
               ),
             }
-          : { v: 1, entries: served, nextCursor: null };
+          : u.pathname === "/v1/audit/checkpoints"
+            ? { v: 1, type: "fedprofile-ledger-witness", checkpoints: published }
+            : { v: 1, entries: served, nextCursor: null };
       return Response.json(body);
     };
     const files: Record<string, string> = {};
@@ -364,7 +370,8 @@ describe("fedprofile audit", () => {
     ];
     const first = memoryIo(files, fetch);
     expect(await main(argv, first.io), first.out() + first.err()).toBe(0);
-    expect(JSON.parse(files["w.json"]!).checkpoints).toHaveLength(1);
+    // The current head's checkpoint and the two published ones.
+    expect(JSON.parse(files["w.json"]!).checkpoints).toHaveLength(3);
     // The signer rewrites entry 1 and re-signs everything after it: a consistent, validly signed chain.
     const store = new MemoryLedgerStore();
     const again = new PrivacyLedger({
@@ -393,7 +400,12 @@ describe("fedprofile audit", () => {
     ).toBe(0);
     const m = memoryIo(files, fetch);
     expect(await main(argv, m.io)).toBe(1);
-    expect(m.out()).toMatch(/checkpoint: the coordinator signed seq 3 as .* history was rewritten/);
+    expect(m.out()).toMatch(/checkpoint: the coordinator signed seq \d as .* history was rewritten/);
+    // A witness that starts now still catches it: the checkpoints published before the rewrite.
+    const fresh = memoryIo({}, fetch);
+    expect(await main(argv, fresh.io)).toBe(1);
+    expect(fresh.out()).toMatch(/checkpoint: the coordinator signed seq \d as .* history was rewritten/);
+    expect(fresh.files["w.json"]).toBeUndefined();
   });
 
   it("export writes CSV and JSON", async () => {

@@ -4,7 +4,12 @@
  * plain array of entries). Rows are returned raw, so the verifier can name a malformed one.
  */
 
-import { LedgerCheckpoint, readLedgerDocument, readLedgerPageBody } from "@fedprofile/coordinator/ledger";
+import {
+  LedgerCheckpoint,
+  LedgerWitness,
+  readLedgerDocument,
+  readLedgerPageBody,
+} from "@fedprofile/coordinator/ledger";
 import { CoordinatorError, createAuditorClient } from "@fedprofile/protocol/client";
 import * as z from "zod";
 import { CliUsageError } from "./io.ts";
@@ -19,6 +24,8 @@ export interface LedgerSource {
   advertisedPublicKey(): Promise<string | null>;
   /** A signed checkpoint of one chain's head, from the coordinator (null: the source has none). */
   checkpoint?(model: string): Promise<LedgerCheckpoint | null>;
+  /** The checkpoints the coordinator published for one chain on its schedule (SPEC.md §8.2). */
+  published?(model: string): Promise<LedgerCheckpoint[]>;
 }
 
 const ExportMembers = z.object({ v: z.literal(1), publicKey: z.string().optional() }).loose();
@@ -118,6 +125,13 @@ export function httpLedgerSource(o: HttpSourceOptions): LedgerSource {
       const doc = CheckpointDoc.safeParse(await getJson(doFetch, url, headers));
       if (!doc.success) throw new Error(`GET ${url}: not a checkpoint (${doc.error.issues[0]?.message})`);
       return doc.data.checkpoint;
+    },
+    async published(model) {
+      const url = `${base}/v1/audit/checkpoints?model=${encodeURIComponent(model)}&limit=1000`;
+      const doc = LedgerWitness.safeParse(await getJson(doFetch, url, headers));
+      if (!doc.success)
+        throw new Error(`GET ${url}: not a witness document (${doc.error.issues[0]?.message})`);
+      return doc.data.checkpoints;
     },
   };
 }

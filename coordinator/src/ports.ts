@@ -21,7 +21,7 @@ import type {
   TrainingRound,
 } from "@fedprofile/protocol/wire";
 import type { ApiKeyKind } from "./api-keys";
-import type { LedgerEntry } from "./ledger/schema";
+import type { LedgerCheckpoint, LedgerEntry } from "./ledger/schema";
 import type { LedgerScope, LedgerStore } from "./ledger/store";
 import type { RoundResult } from "./models/trainer";
 
@@ -164,6 +164,12 @@ export interface AuditLedgerStore extends LedgerStore {
     tenantId: string,
     query: { model?: string; cursor: string | null; limit: number },
   ): Promise<{ rows: unknown[]; nextCursor: string | null }>;
+  /** Every chain that holds an entry, in (tenant, model) order. */
+  scopes(): Promise<LedgerScope[]>;
+  /** Keeps a published checkpoint (ledger SPEC.md §8.2); one per (chain, seq, timestamp). */
+  putCheckpoint(checkpoint: LedgerCheckpoint): Promise<void>;
+  /** The chain's newest published checkpoints, at most `limit`, oldest first. */
+  checkpoints(scope: LedgerScope, limit: number): Promise<LedgerCheckpoint[]>;
 }
 
 /** Declared models and their training history (D1 in production). */

@@ -10,6 +10,8 @@ import {
 } from "@fedprofile/coordinator";
 import { DpEvent } from "@fedprofile/coordinator/dp";
 import {
+  type LedgerCheckpoint,
+  LedgerCheckpoint as LedgerCheckpointSchema,
   LedgerConflictError,
   type LedgerEntry,
   LedgerEntry as LedgerEntrySchema,
@@ -243,5 +245,40 @@ export class D1LedgerStore implements AuditLedgerStore {
       rows: page.map(rawEntryOf),
       nextCursor: results.length > query.limit && last ? `${last.model_id}:${last.seq}` : null,
     };
+  }
+
+  async scopes(): Promise<LedgerScope[]> {
+    const { results } = await this.db
+      .prepare("SELECT DISTINCT tenant_id, model_id FROM privacy_ledger ORDER BY tenant_id, model_id")
+      .all<{ tenant_id: string; model_id: string }>();
+    return results.map((r) => ({ tenant: r.tenant_id, model: r.model_id }));
+  }
+
+  async putCheckpoint(checkpoint: LedgerCheckpoint): Promise<void> {
+    await this.db
+      .prepare(
+        `INSERT INTO ledger_checkpoints (tenant_id, model_id, seq, timestamp, checkpoint) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING`,
+      )
+      .bind(
+        checkpoint.tenant,
+        checkpoint.model,
+        checkpoint.seq,
+        checkpoint.timestamp,
+        JSON.stringify(checkpoint),
+      )
+      .run();
+  }
+
+  async checkpoints(scope: LedgerScope, limit: number): Promise<LedgerCheckpoint[]> {
+    const { results } = await this.db
+      .prepare(
+        `SELECT checkpoint FROM ledger_checkpoints WHERE tenant_id = ? AND model_id = ?
+         ORDER BY timestamp DESC, seq DESC LIMIT ?`,
+      )
+      .bind(scope.tenant, scope.model, limit)
+      .all<{ checkpoint: string }>();
+    // Signed by the coordinator; a row that does not parse is storage damage, so fail closed.
+    return results.reverse().map((r) => LedgerCheckpointSchema.parse(JSON.parse(r.checkpoint)));
   }
 }

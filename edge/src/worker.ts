@@ -45,6 +45,11 @@ export default {
   fetch(request, env, ctx) {
     return appFor(env).fetch(request, env, ctx);
   },
+  /** The cron (wrangler.toml `[triggers]`): publishes every chain's checkpoint that is due (SPEC.md §8.2). */
+  async scheduled(_controller, env, ctx) {
+    const privacy = privacyFor(env);
+    if (privacy) ctx.waitUntil(privacy.publishCheckpoints({ minIntervalMs: 0 }));
+  },
 } satisfies ExportedHandler<Env>;
 
 /** A comma-separated origin list from a Worker var. */

@@ -45,6 +45,7 @@ const ALLOWED_KINDS: Record<string, string[]> = {
   "GET /v1/audit/ledger": ["auditor"],
   "GET /v1/audit/public-key": ["publishable", "secret", "auditor"],
   "GET /v1/audit/checkpoint": ["secret", "auditor"],
+  "GET /v1/audit/checkpoints": ["secret", "auditor"],
   "PUT /v1/models/{modelId}": ["secret"],
   "GET /v1/models/{modelId}": ["secret", "auditor"],
   "GET /v1/models/{modelId}/rounds": ["secret", "auditor"],
@@ -269,7 +270,7 @@ describe("every route rejects bad requests with a 4xx envelope", () => {
       }
     }
     // Versions pages (limit, cursor), ledger pages (limit, cursor, model), training rounds (limit)
-    // and the checkpoint (model).
-    expect(checked).toBe(13);
+    // the checkpoint (model) and the published checkpoints (limit, model).
+    expect(checked).toBe(17);
   });
 });

@@ -5,17 +5,24 @@
  * before any shard object opens.
  */
 
-import { listDurableObjectIds } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createScheduledController,
+  listDurableObjectIds,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { RdpAccountant } from "@fedprofile/coordinator/dp";
 import {
   bodyOf,
+  checkpointDigest,
   hashEntryBody,
   isReleaseEntry,
   keyIdOf,
   LedgerEntry,
   LedgerEntryBody,
   type LedgerVerification,
+  LedgerWitness,
   publicKeyFromHex,
   signerFromSeedHex,
   verifyLedger,
@@ -31,11 +38,14 @@ import {
   RoundStatus,
 } from "@fedprofile/coordinator/wire";
 import { createCoordinatorClient, participateInSecAggRound } from "@fedprofile/sdk/sync";
+import { hexToBytes } from "@noble/hashes/utils.js";
+import nacl from "tweetnacl";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as z from "zod";
 // The CLI is runtime-neutral (all I/O goes through `CliIo`), so it runs here against the Worker.
 import { auditVerifyParsed } from "../../cli/src/audit-command.ts";
 import type { CliIo } from "../../cli/src/io.ts";
+import worker from "../src/worker";
 import { BASE, call, seedTenant } from "./helpers";
 
 /** The seed `edge/vitest.config.ts` binds as LEDGER_SIGNING_KEY (RFC 8032 §7.1 TEST 1). */
@@ -466,6 +476,47 @@ describe("DP rounds write a ledger that audit verification accepts (workerd, D1)
     expect(trusting.stderr).toContain("trusting the key advertised");
   });
 
+  it("checkpoints are published on append and by the cron; audit verify --witness checks and keeps them", async () => {
+    const published = async () => {
+      const response = await call(
+        "GET",
+        `/v1/audit/checkpoints?model=${DISTRIBUTED}&limit=1000`,
+        keys.auditor,
+      );
+      expect(response.status, await response.clone().text()).toBe(200);
+      return LedgerWitness.parse(await response.json()).checkpoints;
+    };
+    const rows = (await ledgerRows(keys.auditor)).filter((r) => LedgerEntry.parse(r).model === DISTRIBUTED);
+    const head = LedgerEntry.parse(rows.at(-1));
+    // The chain's first append published one at once (there was none before).
+    const before = await published();
+    expect(before.length).toBeGreaterThan(0);
+    expect(before[0]).toMatchObject({ tenant: TENANT, model: DISTRIBUTED, keyId: keyIdOf(SIGNER.publicKey) });
+    // The cron publishes every moved head regardless of the append path's one-a-minute rate.
+    await cron();
+    const after = await published();
+    expect(after.at(-1)).toMatchObject({ seq: head.seq, hash: head.hash });
+    // An unchanged head is not signed again until its refresh is due.
+    await cron();
+    expect((await published()).length).toBe(after.length);
+    // Every published checkpoint is signed by the ledger key over its RFC 8785 digest.
+    for (const cp of after)
+      expect(
+        nacl.sign.detached.verify(
+          hexToBytes(checkpointDigest(cp)),
+          hexToBytes(cp.signature),
+          SIGNER.publicKey,
+        ),
+      ).toBe(true);
+    // A witness starting empty: verify checks the published ones against the chain and stores them.
+    const files = new Map<string, string>();
+    const run = await runAuditCli(["--public-key", PUBLIC_KEY_HEX, "--witness", "witness.json"], files);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const witness = LedgerWitness.parse(JSON.parse(files.get("witness.json") ?? "null"));
+    const kept = witness.checkpoints.filter((c) => c.model === DISTRIBUTED).map((c) => `${c.seq}:${c.hash}`);
+    for (const cp of after) expect(kept).toContain(`${cp.seq}:${cp.hash}`);
+  });
+
   it("with the triggers in place, D1 refuses UPDATE and DELETE on privacy_ledger", async () => {
     const before = await storedRows();
     expect(before).toHaveLength(7);
@@ -493,18 +544,33 @@ const CliReport = z.object({
   ),
 });
 
+/** Fires the Worker's cron handler once, as Cloudflare would, and waits for its work. */
+async function cron() {
+  const ctx = createExecutionContext();
+  await worker.scheduled(
+    createScheduledController({ cron: "*/10 * * * *", scheduledTime: Date.now() }),
+    env,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+}
+
 /** `fedprofile audit verify --url … --json`, with the Worker's fetch as its network. */
-async function runAuditCli(extra: string[]) {
+async function runAuditCli(extra: string[], files?: Map<string, string>) {
   const out: string[] = [];
   const err: string[] = [];
   const io: CliIo = {
     stdout: (t) => void out.push(t),
     stderr: (t) => void err.push(t),
+    // workerd has no file system: `files` stands in for one (a missing file reads as ENOENT).
     readFile: async (p) => {
-      throw new Error(`no files in workerd: ${p}`);
+      const text = files?.get(p);
+      if (text === undefined) throw Object.assign(new Error(`no file ${p}`), { code: "ENOENT" });
+      return text;
     },
-    writeFile: async (p) => {
-      throw new Error(`no files in workerd: ${p}`);
+    writeFile: async (p, text) => {
+      if (!files) throw new Error(`no files in workerd: ${p}`);
+      files.set(p, text);
     },
     fetch: (url, init) => exports.default.fetch(new Request(url, init)),
     env: {},

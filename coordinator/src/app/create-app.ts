@@ -11,6 +11,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import * as z from "zod";
 import { FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
+import { LedgerWitness } from "../ledger/schema";
 import { initialKMeansState } from "../models/kmeans";
 import { nextRoundRequest, type TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, TenantStore, TrainingStore } from "../ports";
@@ -43,6 +44,7 @@ import {
   OpenRoundRequest,
   PrivacyBudgetRequest,
   PrivacyBudgetStatus,
+  PublishedCheckpointsQuery,
   RoundId,
   RoundStatus,
   SecAggAck,
@@ -501,6 +503,24 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       const { model } = c.req.valid("query");
       const checkpoint = await privacy().checkpoint(c.get("auth").tenantId, model);
       return c.json({ v: WIRE_VERSION, checkpoint }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/audit/checkpoints",
+      summary:
+        "The chain's published checkpoints, newest `limit`, as a witness document (SPEC.md §8.2; auditor key)",
+      security,
+      middleware: [history] as const,
+      request: { query: PublishedCheckpointsQuery },
+      responses: { 200: json(LedgerWitness, "Checkpoints published on schedule, oldest first"), ...errors },
+    }),
+    async (c) => {
+      const { model, limit } = c.req.valid("query");
+      const checkpoints = await privacy().publishedCheckpoints(c.get("auth").tenantId, model, limit);
+      return c.json({ v: 1 as const, type: "fedprofile-ledger-witness" as const, checkpoints }, 200);
     },
   );
 

@@ -13,6 +13,7 @@ export {
   LedgerQuery,
   LedgerRowsPage,
   PrivacyBudgetRequest,
+  PublishedCheckpointsQuery,
 } from "../wire/privacy";
 
 export const ErrorEnvelope = toClassic(wire.ErrorEnvelope);

@@ -287,3 +287,17 @@ export const LedgerCheckpoint = LedgerCheckpointBody.extend({ signature: hex(64)
   .strict()
   .meta({ id: "LedgerCheckpoint" });
 export type LedgerCheckpoint = z.infer<typeof LedgerCheckpoint>;
+
+/**
+ * A witness document (SPEC.md §8.2): checkpoints a witness keeps, and what
+ * `GET /v1/audit/checkpoints` publishes, so a fetched page can be stored as is.
+ */
+export const LedgerWitness = z
+  .object({
+    v: z.literal(1),
+    type: z.literal("fedprofile-ledger-witness"),
+    checkpoints: z.array(LedgerCheckpoint),
+  })
+  .strict()
+  .meta({ id: "LedgerWitness" });
+export type LedgerWitness = z.infer<typeof LedgerWitness>;

@@ -10,7 +10,7 @@ import { WIRE_VERSION } from "@fedprofile/protocol/wire";
 import type { ApiKeyKind } from "../api-keys";
 import { NotFoundError } from "../errors";
 import { type LedgerSigner, signerFromSeed } from "../ledger/chain";
-import { isReleaseEntry, type LedgerEntry } from "../ledger/schema";
+import { isReleaseEntry, type LedgerCheckpoint, type LedgerEntry } from "../ledger/schema";
 import { type LedgerScope, MemoryLedgerStore } from "../ledger/store";
 import { createTrainerHost, type TrainerHost, type TrainerState } from "../models/trainer";
 import type {
@@ -167,6 +167,7 @@ export class MemoryPrivacyBudgetStore implements PrivacyBudgetStore {
 /** The ledger in memory, with the auditor's raw pages in (model, seq) order like D1's. */
 export class MemoryAuditLedgerStore extends MemoryLedgerStore implements AuditLedgerStore {
   private readonly models = new Map<string, Set<string>>();
+  private readonly published = new Map<string, LedgerCheckpoint[]>();
 
   override async append(entry: Parameters<MemoryLedgerStore["append"]>[0]): Promise<void> {
     await super.append(entry);
@@ -198,6 +199,24 @@ export class MemoryAuditLedgerStore extends MemoryLedgerStore implements AuditLe
       }
     }
     return { rows, nextCursor: null };
+  }
+
+  async scopes(): Promise<LedgerScope[]> {
+    return [...this.models.keys()]
+      .sort()
+      .flatMap((tenant) => [...(this.models.get(tenant) ?? [])].sort().map((model) => ({ tenant, model })));
+  }
+
+  async putCheckpoint(checkpoint: LedgerCheckpoint): Promise<void> {
+    const key = `${checkpoint.tenant}/${checkpoint.model}`;
+    const kept = this.published.get(key) ?? [];
+    if (!kept.some((c) => c.seq === checkpoint.seq && c.timestamp === checkpoint.timestamp))
+      kept.push(structuredClone(checkpoint));
+    this.published.set(key, kept);
+  }
+
+  async checkpoints(scope: LedgerScope, limit: number): Promise<LedgerCheckpoint[]> {
+    return structuredClone((this.published.get(`${scope.tenant}/${scope.model}`) ?? []).slice(-limit));
   }
 }
 

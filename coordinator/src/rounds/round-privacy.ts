@@ -35,7 +35,7 @@ import {
   type LedgerPolicy,
   type LedgerSampling,
 } from "../ledger/schema";
-import { LedgerConflictError, readAll } from "../ledger/store";
+import { LedgerConflictError, type LedgerScope, readAll } from "../ledger/store";
 import type { AuditLedgerStore, Clock, PrivacyBudget, PrivacyBudgetStore } from "../ports";
 import type { PrivacyBudgetRequest } from "../wire/privacy";
 
@@ -94,6 +94,8 @@ export interface RoundPrivacyOptions {
   dailyEpsilonCap?: number;
   /** The key signed with before `signer`: chains it signed are rotated to `signer` on their next append. */
   previousSigner?: LedgerSigner;
+  /** When checkpoints are published (ledger SPEC.md §8.2); defaults {@link DEFAULT_CHECKPOINT_SCHEDULE}. */
+  checkpoints?: Partial<CheckpointSchedule>;
   clock?: Clock;
 }
 
@@ -151,7 +153,30 @@ export interface RoundPrivacy {
   rows: AuditLedgerStore["rows"];
   /** A signed checkpoint of the model's chain head (SPEC.md §8), or null for an empty chain. */
   checkpoint(tenantId: string, modelId: string): Promise<LedgerCheckpoint | null>;
+  /**
+   * Publishes a signed checkpoint of every chain that is due (SPEC.md §8.2): one never published,
+   * one whose head moved at least `minIntervalMs` after its last checkpoint, and one whose last
+   * checkpoint is `refreshMs` old. The Worker's cron calls it with `minIntervalMs: 0`; every
+   * append calls it for its own chain. Returns what it published.
+   */
+  publishCheckpoints(o?: { scope?: LedgerScope; minIntervalMs?: number }): Promise<LedgerCheckpoint[]>;
+  /** The chain's newest published checkpoints, oldest first. */
+  publishedCheckpoints(tenantId: string, modelId: string, limit: number): Promise<LedgerCheckpoint[]>;
 }
+
+/** When checkpoints of a chain are published. */
+export interface CheckpointSchedule {
+  /** A moved head waits this long after the chain's last checkpoint (the append path's rate). */
+  minIntervalMs: number;
+  /** An unchanged head is signed again after this long, so a witness knows it is current. */
+  refreshMs: number;
+}
+
+/** One checkpoint a minute per chain at most from appends, and one a day for an idle chain. */
+export const DEFAULT_CHECKPOINT_SCHEDULE: CheckpointSchedule = {
+  minIntervalMs: 60_000,
+  refreshMs: DAY_MS,
+};
 
 /** The DP settings a model declaration fixes, recorded with its budget. */
 export type DeclaredPolicy = Pick<
@@ -233,6 +258,36 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
   }
 
   const dailyCap = options.dailyEpsilonCap ?? DEFAULT_PRIVACY_POLICY.maxEpsilonPerModelPerDay;
+  const schedule = { ...DEFAULT_CHECKPOINT_SCHEDULE, ...options.checkpoints };
+
+  function checkpointOf(scope: LedgerScope): Promise<LedgerCheckpoint | null> {
+    // A checkpoint states no budget figure, so a chain without a budget row still gets one.
+    const policy = { epsilonCap: 1, delta: 0.5 };
+    return new PrivacyLedger({ store, signer, scope, policy, now: () => new Date(clock()) }).checkpoint();
+  }
+
+  async function publishCheckpoints(only: LedgerScope | undefined, minIntervalMs: number) {
+    const published: LedgerCheckpoint[] = [];
+    for (const scope of only ? [only] : await store.scopes()) {
+      const [head, last] = await Promise.all([store.head(scope), store.checkpoints(scope, 1)]);
+      const previous = last.at(-1);
+      if (!head) continue;
+      const age = previous ? clock() - Date.parse(previous.timestamp) : Number.POSITIVE_INFINITY;
+      const moved = previous?.seq !== head.seq || previous.hash !== head.hash;
+      if (!(moved ? age >= minIntervalMs : age >= schedule.refreshMs)) continue;
+      const checkpoint = await checkpointOf(scope);
+      if (!checkpoint) continue;
+      await store.putCheckpoint(checkpoint);
+      published.push(checkpoint);
+    }
+    return published;
+  }
+
+  /** After an append: the chain's checkpoint if due. The release is recorded either way; a failed
+   * publication is retried by the next append or the cron (SPEC.md §8.2). */
+  async function publishAfterAppend(scope: LedgerScope): Promise<void> {
+    await publishCheckpoints(scope, schedule.minIntervalMs).catch(() => []);
+  }
 
   /** Refuses the round if the model's last 24 hours, open rounds and this one pass the daily cap. */
   async function assertDailyCap(tenantId: string, modelId: string, budget: PrivacyBudget, event: DpEvent) {
@@ -294,22 +349,18 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         await ledgerFor(tenantId, modelId, { ...budget, version: 0 }).recordPolicy(policy);
       });
       await budgets.set(tenantId, modelId, budget);
+      await publishAfterAppend({ tenant: tenantId, model: modelId });
       return status(tenantId, modelId, await budgetOf(tenantId, modelId));
     },
 
     rows: (tenantId, query) => store.rows(tenantId, query),
 
-    async checkpoint(tenantId, modelId) {
-      // A checkpoint states no budget figure, so a chain without a budget row still gets one.
-      const policy = { epsilonCap: 1, delta: 0.5 };
-      return new PrivacyLedger({
-        store,
-        signer,
-        scope: { tenant: tenantId, model: modelId },
-        policy,
-        now: () => new Date(clock()),
-      }).checkpoint();
-    },
+    checkpoint: (tenantId, modelId) => checkpointOf({ tenant: tenantId, model: modelId }),
+
+    publishCheckpoints: (o = {}) => publishCheckpoints(o.scope, o.minIntervalMs ?? schedule.minIntervalMs),
+
+    publishedCheckpoints: (tenantId, modelId, limit) =>
+      store.checkpoints({ tenant: tenantId, model: modelId }, limit),
 
     async budgetStatus(tenantId, modelId) {
       const budget = await budgets.get(tenantId, modelId);
@@ -423,7 +474,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
       if (recorded) return recorded;
       // Two rounds of one model may end at once in different objects: the store's conditional
       // append refuses the loser, which rereads the head and tries again.
-      return retryConflicts(async () => {
+      const entry = await retryConflicts(async () => {
         const head = await store.head(scope);
         if (head && isReleaseEntry(head) && head.roundId === roundId) return head;
         const ledger = ledgerFor(tenantId, modelId, budget);
@@ -454,12 +505,14 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
         }
         return entry;
       });
+      await publishAfterAppend(scope);
+      return entry;
     },
 
     async recordPublication(tenantId, modelId, publication) {
       const budget = await budgetOf(tenantId, modelId);
       const scope = { tenant: tenantId, model: modelId };
-      return retryConflicts(async () => {
+      const entry = await retryConflicts(async () => {
         const head = await store.head(scope);
         if (!head) return null;
         // The trainer publishes right after its round: the round entry is among the last few.
@@ -476,6 +529,8 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
           modelVersionSha256: publication.modelVersionSha256,
         });
       });
+      if (entry) await publishAfterAppend(scope);
+      return entry;
     },
   };
 }

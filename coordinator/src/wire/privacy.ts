@@ -59,3 +59,10 @@ export type CheckpointQuery = z.infer<typeof CheckpointQuery>;
 /** The signed head of one chain (null while the chain is empty). */
 export const CheckpointResponse = z.object({ v: WireVersion, checkpoint: LedgerCheckpoint.nullable() });
 export type CheckpointResponse = z.infer<typeof CheckpointResponse>;
+
+/** Query of the published-checkpoints route: one chain, the newest `limit` (default 100). */
+export const PublishedCheckpointsQuery = z.object({
+  model: ModelId,
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+export type PublishedCheckpointsQuery = z.infer<typeof PublishedCheckpointsQuery>;
