@@ -13,5 +13,7 @@ export * from "./rounds/round-host";
 export * from "./rounds/round-limits";
 export * from "./rounds/round-privacy";
 export * from "./rounds/round-service";
+export * from "./rounds/secagg-aggregator-host";
 export * from "./rounds/secagg-root-host";
 export * from "./rounds/secagg-shard-host";
+export * from "./rounds/shard-tree";

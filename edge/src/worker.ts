@@ -9,6 +9,7 @@ import { roundHostHandle } from "./round-do";
 import { shardHandle } from "./shard-do";
 import { trainerHandle } from "./trainer-do";
 
+export { AggregatorDO } from "./aggregator-do";
 export { RoundDO } from "./round-do";
 export { SecAggShardDO } from "./shard-do";
 export { TrainerDO } from "./trainer-do";

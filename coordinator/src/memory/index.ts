@@ -31,7 +31,14 @@ import type {
 import { type AnyRoundHost, type AnyRoundState, createAnyRoundHost } from "../rounds/any-round-host";
 import { createRoundPrivacy, type RoundPrivacy } from "../rounds/round-privacy";
 import { createRoundService, type RoundService } from "../rounds/round-service";
+import {
+  type AggregatorHost,
+  type AggregatorState,
+  createAggregatorHost,
+  type NodeStore,
+} from "../rounds/secagg-aggregator-host";
 import { createSecAggShardHost, type EntryStore, type SecAggShardHost } from "../rounds/secagg-shard-host";
+import { CHUNK_BYTES, chunkEntries, joinChunks, parentOf } from "../rounds/shard-tree";
 
 export class MemoryTenantStore implements TenantStore {
   readonly tenants = new Map<string, Tenant>();
@@ -229,16 +236,37 @@ export class MemoryTrainingStore implements TrainingStore {
   }
 }
 
-/** A round state store in memory, with alarms a test fires by hand (or by `fireDueAlarms`). */
-export class MemoryRoundStateStore<State> implements RoundStateStore<State> {
+/**
+ * A round state store in memory, with alarms a test fires by hand (or by `fireDueAlarms`). Sums
+ * are chunked as in a Durable Object, and no stored value may exceed `maxValueBytes` (the state's
+ * structured-clone size is estimated as its JSON length).
+ */
+export class MemoryRoundStateStore<State> implements RoundStateStore<State>, NodeStore<State> {
   state: State | null = null;
   alarmAt: number | null = null;
+  readonly sums = new Map<string, unknown>();
+
+  /** `maxValueBytes`: refuse a state larger than this, as workerd's SQLite does (default: no check). */
+  constructor(readonly maxValueBytes = Number.POSITIVE_INFINITY) {}
 
   async load(): Promise<State | null> {
     return this.state === null ? null : structuredClone(this.state);
   }
-  async save(state: State): Promise<void> {
+  async save(state: State, sums: Record<string, Uint8Array> = {}): Promise<void> {
+    const bytes = Number.isFinite(this.maxValueBytes) ? JSON.stringify(state).length : 0;
+    if (bytes > this.maxValueBytes) throw new Error(`state value of ${bytes} bytes: SQLITE_TOOBIG`);
+    const entries = Object.entries(sums).flatMap(([key, value]) => Object.entries(chunkEntries(key, value)));
+    for (const [, value] of entries)
+      if (value instanceof Uint8Array && value.length > CHUNK_BYTES) throw new Error("chunk too large");
     this.state = structuredClone(state);
+    for (const [key, value] of entries) this.sums.set(key, structuredClone(value));
+  }
+  async sum(key: string): Promise<Uint8Array | null> {
+    return joinChunks(key, async (k) => this.sums.get(k));
+  }
+  async deleteSums(keys: string[]): Promise<void> {
+    for (const key of [...this.sums.keys()])
+      if (keys.some((k) => key === k || key.startsWith(`${k}#`))) this.sums.delete(key);
   }
   async setAlarm(at: number): Promise<void> {
     this.alarmAt = at;
@@ -281,6 +309,9 @@ export interface MemoryCoordinator {
   rounds: RoundService;
   hosts: Map<string, { host: AnyRoundHost; store: MemoryRoundStateStore<AnyRoundState> }>;
   shards: Map<string, { host: SecAggShardHost; store: MemoryEntryStore }>;
+  aggregators: Map<string, { host: AggregatorHost; store: MemoryRoundStateStore<AggregatorState> }>;
+  /** Aggregator `index` of a round (created on first use, like a Durable Object). */
+  aggregatorFor(tenantId: string, roundId: string, index: number): AggregatorHost;
   budgets: MemoryPrivacyBudgetStore;
   ledger: MemoryAuditLedgerStore;
   privacy: RoundPrivacy;
@@ -324,6 +355,8 @@ export function createMemoryCoordinator(
   const shards: MemoryCoordinator["shards"] = new Map();
   const roundStores = new Map<string, MemoryRoundStateStore<AnyRoundState>>();
   const shardStores = new Map<string, MemoryEntryStore>();
+  const aggregators: MemoryCoordinator["aggregators"] = new Map();
+  const aggregatorStores = new Map<string, MemoryRoundStateStore<AggregatorState>>();
 
   // Like a Durable Object reset: after `restartAll`, an old host's in-flight work can no longer
   // touch storage, so only the host rebuilt from storage moves the round on.
@@ -349,10 +382,32 @@ export function createMemoryCoordinator(
       const host = createSecAggShardHost({
         store: fence(store, generation),
         clock,
-        root: (meta) => hostFor(meta.tenantId, meta.roundId),
+        root: (meta) => {
+          const parent = parentOf(meta.shard, meta.shards ?? 0);
+          return parent.kind === "root"
+            ? hostFor(meta.tenantId, meta.roundId)
+            : aggregatorFor(meta.tenantId, meta.roundId, parent.index);
+        },
       });
       entry = { host, store };
       shards.set(key, entry);
+    }
+    return entry.host;
+  };
+  const aggregatorFor = (tenantId: string, roundId: string, index: number): AggregatorHost => {
+    const key = `${tenantId}/${roundId}/${index}`;
+    let entry = aggregators.get(key);
+    if (!entry) {
+      const store = aggregatorStores.get(key) ?? new MemoryRoundStateStore<AggregatorState>();
+      aggregatorStores.set(key, store);
+      const host = createAggregatorHost({
+        store: fence(store, generation),
+        clock,
+        root: (config) => hostFor(config.tenantId, config.roundId),
+        shardFor,
+      });
+      entry = { host, store };
+      aggregators.set(key, entry);
     }
     return entry.host;
   };
@@ -368,6 +423,7 @@ export function createMemoryCoordinator(
         index,
         clock,
         shardFor,
+        aggregatorFor,
         privacy,
         trainerFor: (t, m) => trainerFor(t, m),
         floors,
@@ -408,6 +464,8 @@ export function createMemoryCoordinator(
     rounds,
     hosts,
     shards,
+    aggregators,
+    aggregatorFor,
     budgets,
     ledger,
     privacy,
@@ -416,6 +474,9 @@ export function createMemoryCoordinator(
     trainerFor,
     async fireDueAlarms() {
       for (const { host, store } of [...shards.values()]) {
+        if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
+      }
+      for (const { host, store } of [...aggregators.values()]) {
         if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
       }
       for (const { host, store } of [...hosts.values()]) {
@@ -430,6 +491,7 @@ export function createMemoryCoordinator(
       trainers.clear();
       hosts.clear();
       shards.clear();
+      aggregators.clear();
     },
   };
 }

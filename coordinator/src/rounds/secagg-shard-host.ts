@@ -79,6 +79,8 @@ export interface ShardMeta {
   tenantId: string;
   roundId: string;
   shard: number;
+  /** Shards in the round, which says where this one reports (`./shard-tree.ts` parentOf). */
+  shards?: number;
 }
 
 export interface ShardStatus {
