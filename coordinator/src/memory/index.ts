@@ -129,6 +129,39 @@ export class MemoryRoundIndex implements RoundIndex {
     return open;
   }
 
+  private readonly places = new Map<string, { modelId: string; expiresAt: number }>();
+
+  async reserveOpen(
+    tenantId: string,
+    modelId: string,
+    roundId: string,
+    limit: number,
+    now: number,
+    expiresAt: number,
+  ) {
+    // No await between the count and the insert: atomic in one event loop, as one SQL statement is in D1.
+    let taken = 0;
+    for (const [key, place] of this.places) {
+      if (
+        key.startsWith(`${tenantId}/`) &&
+        place.modelId === modelId &&
+        place.expiresAt > now &&
+        !this.rounds.has(key)
+      )
+        taken++;
+    }
+    let open = 0;
+    for (const [key, info] of this.rounds)
+      if (key.startsWith(`${tenantId}/`) && info.modelId === modelId && info.stage === "collecting") open++;
+    if (open + taken >= limit) return false;
+    this.places.set(`${tenantId}/${roundId}`, { modelId, expiresAt });
+    return true;
+  }
+
+  async releaseOpen(tenantId: string, roundId: string): Promise<void> {
+    this.places.delete(`${tenantId}/${roundId}`);
+  }
+
   async get(tenantId: string, roundId: string): Promise<RoundInfo | null> {
     return this.rounds.get(`${tenantId}/${roundId}`) ?? null;
   }

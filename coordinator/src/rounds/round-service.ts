@@ -27,6 +27,9 @@ import {
 } from "./round-limits";
 import type { SecAggShardHandle } from "./secagg-shard-host";
 
+/** How long a place taken for an open that never finished (a crash) holds: longer than any open. */
+const OPEN_PLACE_MS = 5 * 60_000;
+
 export interface RoundServiceOptions {
   index: RoundIndex;
   /** The host of round `roundId` of `tenantId` (a Durable Object stub, or an in-process host). */
@@ -95,12 +98,28 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
   return {
     async open(tenantId, request, task) {
       // Refused before any Durable Object exists: the state must fit, and a model's open rounds
-      // are bounded (two opens racing may both pass the count; the bound is still a small one).
+      // are bounded. The place is taken atomically (one statement), so two opens racing at one
+      // below the limit cannot both pass; it is given back once the round is in the index.
       const limits = options.limits ?? DEFAULT_ROUND_LIMITS;
       assertRoundFits(request, limits);
-      assertOpenRoundsBelowLimit(request.modelId, await index.countOpen(tenantId, request.modelId), limits);
       const roundId = newRoundId(randomBytes);
-      return hostFor(tenantId, roundId).open(tenantId, roundId, request, task);
+      const now = clock();
+      const placed = await index.reserveOpen(
+        tenantId,
+        request.modelId,
+        roundId,
+        limits.maxOpenRoundsPerModel,
+        now,
+        now + OPEN_PLACE_MS,
+      );
+      if (!placed) {
+        assertOpenRoundsBelowLimit(request.modelId, limits.maxOpenRoundsPerModel, limits);
+      }
+      try {
+        return await hostFor(tenantId, roundId).open(tenantId, roundId, request, task);
+      } finally {
+        await index.releaseOpen(tenantId, roundId);
+      }
     },
     result: async (tenantId, roundId) => (await knownHost(tenantId, roundId)).result(),
     findOpen: (tenantId, modelId) => index.findOpen(tenantId, modelId, clock()),
