@@ -120,6 +120,7 @@ export function createAggregatorHost(options: AggregatorHostOptions): Aggregator
       sum: null,
       hasSum: shards.length > 0,
       contributors: rows.reduce((n, r) => n + r.contributors, 0),
+      admitted: rows.reduce((n, r) => n + (r.admitted ?? 0), 0),
       survivors: combined.survivors,
       revealed: rows.flatMap(revealedBy),
       sumKind: combined.sumKind,

@@ -232,6 +232,11 @@ function contributorsOf(state: SecAggRootState): number {
   return Object.values(state.outcomes).reduce((sum, o) => sum + o.contributors, 0);
 }
 
+/** Devices that joined: through the root (older rounds), or admitted by shards as they report. */
+function joinedOf(state: SecAggRootState): number {
+  return state.joined + Object.values(state.outcomes).reduce((n, o) => n + (o.admitted ?? 0), 0);
+}
+
 /** A row as stored now (rows saved before issue 16 carried their sum). */
 const asRow = (o: ChildRow | ShardOutcome): ChildRow => ("hasSum" in o ? o : rowOf(o));
 
@@ -245,7 +250,7 @@ export function secaggRootStatus(state: SecAggRootState): RoundStatus {
   return {
     v: WIRE_VERSION,
     ...secaggRootInfo(state),
-    participants: state.joined,
+    participants: joinedOf(state),
     contributions: contributorsOf(state),
     closedAt: state.closedAt,
     outcome: state.outcome,
@@ -471,7 +476,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       modelId: state.modelId,
       plan: dp,
       // The cohort is who joined (at most maxContributions); survivors are whose input is in a sum.
-      cohortSize: state.joined,
+      cohortSize: joinedOf(state),
       survivors: revealed.reduce((sum, n) => sum + n, 0),
       fewestInOneSum: Math.min(...revealed),
       // The SecAgg threshold t the shards ran with (older states: the calibration floor).

@@ -51,6 +51,8 @@ export interface ShardOutcome {
   sum: string | null;
   contributors: number;
   abort: { code: string; stage: string; reason: string } | null;
+  /** Devices the shard admitted (joins go to shards directly, so the root counts them from here). */
+  admitted?: number;
 }
 
 /** The root as a shard sees it. */
@@ -184,6 +186,7 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
       abort: state.abort
         ? { code: state.abort.code, stage: state.abort.stage, reason: state.abort.reason }
         : null,
+      admitted: record.nextSlot,
     };
   }
 
