@@ -7,6 +7,8 @@ export * from "./memory/index";
 export * from "./models/index";
 export * from "./ports";
 export * from "./rounds/any-round-host";
+export * from "./rounds/hot-path-cache";
+export * from "./rounds/pick-shard";
 export * from "./rounds/plain-sum-round";
 export * from "./rounds/round-floors";
 export * from "./rounds/round-host";
