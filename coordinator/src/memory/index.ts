@@ -506,14 +506,21 @@ export function createMemoryCoordinator(
     trainers,
     trainerFor,
     async fireDueAlarms() {
-      for (const { host, store } of [...shards.values()]) {
-        if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
+      // Like a Durable Object alarm, a due alarm wakes its object even when no host is live
+      // (after `restartAll`): the host is rebuilt from its stored state.
+      const due = (store: { alarmAt: number | null }) => store.alarmAt !== null && store.alarmAt <= clock();
+      const parts = (key: string) => key.split("/");
+      for (const [key, store] of [...shardStores]) {
+        const [tenantId = "", roundId = "", shard = "0"] = parts(key);
+        if (due(store)) await shardFor(tenantId, roundId, Number(shard)).alarm();
       }
-      for (const { host, store } of [...aggregators.values()]) {
-        if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
+      for (const [key, store] of [...aggregatorStores]) {
+        const [tenantId = "", roundId = "", index = "0"] = parts(key);
+        if (due(store)) await aggregatorFor(tenantId, roundId, Number(index)).alarm();
       }
-      for (const { host, store } of [...hosts.values()]) {
-        if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
+      for (const [key, store] of [...roundStores]) {
+        const [tenantId = "", roundId = ""] = parts(key);
+        if (due(store)) await hostFor(tenantId, roundId).alarm();
       }
       for (const { host, store } of [...trainers.values()]) {
         if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
