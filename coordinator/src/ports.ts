@@ -77,6 +77,20 @@ export interface RoundIndex {
   findOpen(tenantId: string, modelId: string, now: number): Promise<RoundInfo | null>;
   /** Rounds of the model still collecting (not yet closed or aborted). */
   countOpen(tenantId: string, modelId: string): Promise<number>;
+  /**
+   * Atomically takes a place for round `roundId` if the model's collecting rounds plus places
+   * taken (unexpired, round not yet inserted) are below `limit`; false when they are not.
+   */
+  reserveOpen(
+    tenantId: string,
+    modelId: string,
+    roundId: string,
+    limit: number,
+    now: number,
+    expiresAt: number,
+  ): Promise<boolean>;
+  /** Gives a place back (the round is inserted, or failed to open). */
+  releaseOpen(tenantId: string, roundId: string): Promise<void>;
   get(tenantId: string, roundId: string): Promise<RoundInfo | null>;
   markEnded(tenantId: string, roundId: string, stage: RoundStage, modelVersion: number | null): Promise<void>;
 }

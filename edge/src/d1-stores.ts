@@ -260,6 +260,37 @@ export class D1RoundIndex implements RoundIndex {
     return row?.open ?? 0;
   }
 
+  async reserveOpen(
+    tenantId: string,
+    modelId: string,
+    roundId: string,
+    limit: number,
+    now: number,
+    expiresAt: number,
+  ): Promise<boolean> {
+    // One statement: D1 runs it alone, so two opens racing cannot both see a free place.
+    const result = await this.db
+      .prepare(
+        `INSERT INTO round_reservations (tenant_id, model_id, round_id, expires_at)
+         SELECT ?1, ?2, ?3, ?4 WHERE
+           (SELECT COUNT(*) FROM rounds WHERE tenant_id = ?1 AND model_id = ?2 AND stage = 'collecting')
+           + (SELECT COUNT(*) FROM round_reservations p WHERE p.tenant_id = ?1 AND p.model_id = ?2
+                AND p.expires_at > ?5
+                AND NOT EXISTS (SELECT 1 FROM rounds r WHERE r.tenant_id = p.tenant_id AND r.round_id = p.round_id))
+           < ?6`,
+      )
+      .bind(tenantId, modelId, roundId, expiresAt, now, limit)
+      .run();
+    return result.meta.changes === 1;
+  }
+
+  async releaseOpen(tenantId: string, roundId: string): Promise<void> {
+    await this.db
+      .prepare("DELETE FROM round_reservations WHERE tenant_id = ? AND round_id = ?")
+      .bind(tenantId, roundId)
+      .run();
+  }
+
   async get(tenantId: string, roundId: string): Promise<RoundInfo | null> {
     const row = await this.db
       .prepare(`SELECT ${ROUND_COLUMNS} FROM rounds WHERE tenant_id = ? AND round_id = ?`)

@@ -1,3 +1,4 @@
+import type { AggregatorDO } from "./aggregator-do";
 import type { RoundDO } from "./round-do";
 import type { SecAggShardDO } from "./shard-do";
 import type { TrainerDO } from "./trainer-do";
@@ -7,6 +8,8 @@ export interface Env {
   DB: D1Database;
   ROUND: DurableObjectNamespace<RoundDO>;
   SHARD: DurableObjectNamespace<SecAggShardDO>;
+  /** The aggregator tier of rounds of more than FAN_OUT shards (coordinator/src/rounds/shard-tree.ts). */
+  AGGREGATOR: DurableObjectNamespace<AggregatorDO>;
   TRAINER: DurableObjectNamespace<TrainerDO>;
   /** Comma-separated storefront origins allowed to call device routes, or `*`. */
   ALLOWED_ORIGINS?: string;

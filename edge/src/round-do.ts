@@ -8,10 +8,9 @@ import { DurableObject } from "cloudflare:workers";
 import {
   type AnyRoundHost,
   type AnyRoundState,
+  type ChildOutcome,
   createAnyRoundHost,
   type RoundHostHandle,
-  type RoundStateStore,
-  type ShardOutcome,
 } from "@fedprofile/coordinator";
 import type { ContributionRequest, OpenRoundRequest, RoundTask } from "@fedprofile/coordinator/wire";
 import { D1ModelStore, D1RoundIndex } from "./d1-stores";
@@ -20,17 +19,7 @@ import { floorsFor, privacyFor } from "./privacy";
 import { asResult, roundStub, unwrap } from "./rpc";
 import { shardHandle } from "./shard-do";
 import { trainerHandle } from "./trainer-do";
-
-const STATE_KEY = "round";
-
-function durableStore(storage: DurableObjectStorage): RoundStateStore<AnyRoundState> {
-  return {
-    load: async () => (await storage.get<AnyRoundState>(STATE_KEY)) ?? null,
-    save: (state) => storage.put(STATE_KEY, state),
-    setAlarm: (at) => storage.setAlarm(at),
-    deleteAlarm: () => storage.deleteAlarm(),
-  };
-}
+import { aggregatorHandle, nodeStore } from "./tree-routing";
 
 export class RoundDO extends DurableObject<Env> {
   private readonly host: AnyRoundHost;
@@ -40,10 +29,11 @@ export class RoundDO extends DurableObject<Env> {
     const privacy = privacyFor(env);
     this.host = createAnyRoundHost({
       ...(privacy ? { privacy } : {}),
-      store: durableStore(ctx.storage),
+      store: nodeStore<AnyRoundState>(ctx.storage),
       models: new D1ModelStore(env.DB),
       index: new D1RoundIndex(env.DB),
       shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
+      aggregatorFor: (tenantId, roundId, index) => aggregatorHandle(env, tenantId, roundId, index),
       trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),
       floors: floorsFor(env),
     });
@@ -69,7 +59,7 @@ export class RoundDO extends DurableObject<Env> {
     return asResult(() => this.host.status());
   }
 
-  shardFinished(outcome: ShardOutcome) {
+  shardFinished(outcome: ChildOutcome) {
     return asResult(() => this.host.shardFinished(outcome));
   }
 

@@ -15,7 +15,8 @@ import {
 } from "@fedprofile/coordinator";
 import type { CreateRoundOptions } from "@fedprofile/coordinator/secagg";
 import type { Env } from "./env";
-import { asResult, roundStub, unwrap } from "./rpc";
+import { asResult, unwrap } from "./rpc";
+import { parentHandle } from "./tree-routing";
 
 function durableEntries(storage: DurableObjectStorage): EntryStore {
   return {
@@ -41,10 +42,7 @@ export class SecAggShardDO extends DurableObject<Env> {
     super(ctx, env);
     this.host = createSecAggShardHost({
       store: durableEntries(ctx.storage),
-      root: (meta) => ({
-        shardFinished: async (outcome) =>
-          unwrap(await roundStub(env, meta.tenantId, meta.roundId).shardFinished(outcome)),
-      }),
+      root: (meta) => parentHandle(env, meta),
     });
   }
 

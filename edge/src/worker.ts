@@ -1,7 +1,12 @@
 /**
  * The Worker entry: builds the coordinator app over D1 and Durable Object ports.
  */
-import { createCoordinatorApp, createRoundService } from "@fedprofile/coordinator";
+import {
+  cachedRoundIndex,
+  cachedTenantStore,
+  createCoordinatorApp,
+  createRoundService,
+} from "@fedprofile/coordinator";
 import { D1ModelStore, D1RoundIndex, D1TenantStore, D1TrainingStore } from "./d1-stores";
 import type { Env } from "./env";
 import { privacyFor } from "./privacy";
@@ -9,6 +14,7 @@ import { roundHostHandle } from "./round-do";
 import { shardHandle } from "./shard-do";
 import { trainerHandle } from "./trainer-do";
 
+export { AggregatorDO } from "./aggregator-do";
 export { RoundDO } from "./round-do";
 export { SecAggShardDO } from "./shard-do";
 export { TrainerDO } from "./trainer-do";
@@ -20,11 +26,12 @@ const apps = new WeakMap<D1Database, App>();
 function appFor(env: Env): App {
   let app = apps.get(env.DB);
   if (!app) {
-    const index = new D1RoundIndex(env.DB);
+    // Tenants, keys and round rows are cached per isolate (hot-path-cache.ts): no D1 per device request.
+    const index = cachedRoundIndex(new D1RoundIndex(env.DB));
     const privacy = privacyFor(env);
     app = createCoordinatorApp({
       ...(privacy ? { privacy } : {}),
-      tenants: new D1TenantStore(env.DB),
+      tenants: cachedTenantStore(new D1TenantStore(env.DB)),
       models: new D1ModelStore(env.DB),
       training: new D1TrainingStore(env.DB),
       trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),

@@ -94,6 +94,21 @@ describe("round limits at open (workerd)", () => {
     // Another model of the same tenant is not affected.
     expect((await call("POST", "/v1/rounds", keys.secret, plainSum(2, 4, "other"))).status).toBe(201);
   });
+
+  it("the limit is atomic in D1: five opens racing from zero open exactly four", async () => {
+    const keys = await seedTenant("lim-race");
+    const limit = DEFAULT_ROUND_LIMITS.maxOpenRoundsPerModel;
+    const raced = await Promise.all(
+      Array.from({ length: limit + 1 }, () => call("POST", "/v1/rounds", keys.secret, plainSum(2))),
+    );
+    expect(raced.map((r) => r.status).sort()).toEqual([...Array(limit).fill(201), 409]);
+    const open = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM rounds WHERE tenant_id = ? AND stage = 'collecting'",
+    )
+      .bind("lim-race")
+      .first<{ n: number }>();
+    expect(open?.n).toBe(limit);
+  });
 });
 
 describe("shard clean-up (workerd)", () => {

@@ -31,7 +31,14 @@ import type {
 import { type AnyRoundHost, type AnyRoundState, createAnyRoundHost } from "../rounds/any-round-host";
 import { createRoundPrivacy, type RoundPrivacy } from "../rounds/round-privacy";
 import { createRoundService, type RoundService } from "../rounds/round-service";
+import {
+  type AggregatorHost,
+  type AggregatorState,
+  createAggregatorHost,
+  type NodeStore,
+} from "../rounds/secagg-aggregator-host";
 import { createSecAggShardHost, type EntryStore, type SecAggShardHost } from "../rounds/secagg-shard-host";
+import { CHUNK_BYTES, chunkEntries, joinChunks, parentOf } from "../rounds/shard-tree";
 
 export class MemoryTenantStore implements TenantStore {
   readonly tenants = new Map<string, Tenant>();
@@ -120,6 +127,39 @@ export class MemoryRoundIndex implements RoundIndex {
     for (const [key, info] of this.rounds)
       if (key.startsWith(`${tenantId}/`) && info.modelId === modelId && info.stage === "collecting") open++;
     return open;
+  }
+
+  private readonly places = new Map<string, { modelId: string; expiresAt: number }>();
+
+  async reserveOpen(
+    tenantId: string,
+    modelId: string,
+    roundId: string,
+    limit: number,
+    now: number,
+    expiresAt: number,
+  ) {
+    // No await between the count and the insert: atomic in one event loop, as one SQL statement is in D1.
+    let taken = 0;
+    for (const [key, place] of this.places) {
+      if (
+        key.startsWith(`${tenantId}/`) &&
+        place.modelId === modelId &&
+        place.expiresAt > now &&
+        !this.rounds.has(key)
+      )
+        taken++;
+    }
+    let open = 0;
+    for (const [key, info] of this.rounds)
+      if (key.startsWith(`${tenantId}/`) && info.modelId === modelId && info.stage === "collecting") open++;
+    if (open + taken >= limit) return false;
+    this.places.set(`${tenantId}/${roundId}`, { modelId, expiresAt });
+    return true;
+  }
+
+  async releaseOpen(tenantId: string, roundId: string): Promise<void> {
+    this.places.delete(`${tenantId}/${roundId}`);
   }
 
   async get(tenantId: string, roundId: string): Promise<RoundInfo | null> {
@@ -248,16 +288,37 @@ export class MemoryTrainingStore implements TrainingStore {
   }
 }
 
-/** A round state store in memory, with alarms a test fires by hand (or by `fireDueAlarms`). */
-export class MemoryRoundStateStore<State> implements RoundStateStore<State> {
+/**
+ * A round state store in memory, with alarms a test fires by hand (or by `fireDueAlarms`). Sums
+ * are chunked as in a Durable Object, and no stored value may exceed `maxValueBytes` (the state's
+ * structured-clone size is estimated as its JSON length).
+ */
+export class MemoryRoundStateStore<State> implements RoundStateStore<State>, NodeStore<State> {
   state: State | null = null;
   alarmAt: number | null = null;
+  readonly sums = new Map<string, unknown>();
+
+  /** `maxValueBytes`: refuse a state larger than this, as workerd's SQLite does (default: no check). */
+  constructor(readonly maxValueBytes = Number.POSITIVE_INFINITY) {}
 
   async load(): Promise<State | null> {
     return this.state === null ? null : structuredClone(this.state);
   }
-  async save(state: State): Promise<void> {
+  async save(state: State, sums: Record<string, Uint8Array> = {}): Promise<void> {
+    const bytes = Number.isFinite(this.maxValueBytes) ? JSON.stringify(state).length : 0;
+    if (bytes > this.maxValueBytes) throw new Error(`state value of ${bytes} bytes: SQLITE_TOOBIG`);
+    const entries = Object.entries(sums).flatMap(([key, value]) => Object.entries(chunkEntries(key, value)));
+    for (const [, value] of entries)
+      if (value instanceof Uint8Array && value.length > CHUNK_BYTES) throw new Error("chunk too large");
     this.state = structuredClone(state);
+    for (const [key, value] of entries) this.sums.set(key, structuredClone(value));
+  }
+  async sum(key: string): Promise<Uint8Array | null> {
+    return joinChunks(key, async (k) => this.sums.get(k));
+  }
+  async deleteSums(keys: string[]): Promise<void> {
+    for (const key of [...this.sums.keys()])
+      if (keys.some((k) => key === k || key.startsWith(`${k}#`))) this.sums.delete(key);
   }
   async setAlarm(at: number): Promise<void> {
     this.alarmAt = at;
@@ -300,6 +361,9 @@ export interface MemoryCoordinator {
   rounds: RoundService;
   hosts: Map<string, { host: AnyRoundHost; store: MemoryRoundStateStore<AnyRoundState> }>;
   shards: Map<string, { host: SecAggShardHost; store: MemoryEntryStore }>;
+  aggregators: Map<string, { host: AggregatorHost; store: MemoryRoundStateStore<AggregatorState> }>;
+  /** Aggregator `index` of a round (created on first use, like a Durable Object). */
+  aggregatorFor(tenantId: string, roundId: string, index: number): AggregatorHost;
   budgets: MemoryPrivacyBudgetStore;
   ledger: MemoryAuditLedgerStore;
   privacy: RoundPrivacy;
@@ -343,6 +407,8 @@ export function createMemoryCoordinator(
   const shards: MemoryCoordinator["shards"] = new Map();
   const roundStores = new Map<string, MemoryRoundStateStore<AnyRoundState>>();
   const shardStores = new Map<string, MemoryEntryStore>();
+  const aggregators: MemoryCoordinator["aggregators"] = new Map();
+  const aggregatorStores = new Map<string, MemoryRoundStateStore<AggregatorState>>();
 
   // Like a Durable Object reset: after `restartAll`, an old host's in-flight work can no longer
   // touch storage, so only the host rebuilt from storage moves the round on.
@@ -368,10 +434,32 @@ export function createMemoryCoordinator(
       const host = createSecAggShardHost({
         store: fence(store, generation),
         clock,
-        root: (meta) => hostFor(meta.tenantId, meta.roundId),
+        root: (meta) => {
+          const parent = parentOf(meta.shard, meta.shards ?? 0);
+          return parent.kind === "root"
+            ? hostFor(meta.tenantId, meta.roundId)
+            : aggregatorFor(meta.tenantId, meta.roundId, parent.index);
+        },
       });
       entry = { host, store };
       shards.set(key, entry);
+    }
+    return entry.host;
+  };
+  const aggregatorFor = (tenantId: string, roundId: string, index: number): AggregatorHost => {
+    const key = `${tenantId}/${roundId}/${index}`;
+    let entry = aggregators.get(key);
+    if (!entry) {
+      const store = aggregatorStores.get(key) ?? new MemoryRoundStateStore<AggregatorState>();
+      aggregatorStores.set(key, store);
+      const host = createAggregatorHost({
+        store: fence(store, generation),
+        clock,
+        root: (config) => hostFor(config.tenantId, config.roundId),
+        shardFor,
+      });
+      entry = { host, store };
+      aggregators.set(key, entry);
     }
     return entry.host;
   };
@@ -387,6 +475,7 @@ export function createMemoryCoordinator(
         index,
         clock,
         shardFor,
+        aggregatorFor,
         privacy,
         trainerFor: (t, m) => trainerFor(t, m),
         floors,
@@ -427,6 +516,8 @@ export function createMemoryCoordinator(
     rounds,
     hosts,
     shards,
+    aggregators,
+    aggregatorFor,
     budgets,
     ledger,
     privacy,
@@ -434,11 +525,21 @@ export function createMemoryCoordinator(
     trainers,
     trainerFor,
     async fireDueAlarms() {
-      for (const { host, store } of [...shards.values()]) {
-        if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
+      // Like a Durable Object alarm, a due alarm wakes its object even when no host is live
+      // (after `restartAll`): the host is rebuilt from its stored state.
+      const due = (store: { alarmAt: number | null }) => store.alarmAt !== null && store.alarmAt <= clock();
+      const parts = (key: string) => key.split("/");
+      for (const [key, store] of [...shardStores]) {
+        const [tenantId = "", roundId = "", shard = "0"] = parts(key);
+        if (due(store)) await shardFor(tenantId, roundId, Number(shard)).alarm();
       }
-      for (const { host, store } of [...hosts.values()]) {
-        if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
+      for (const [key, store] of [...aggregatorStores]) {
+        const [tenantId = "", roundId = "", index = "0"] = parts(key);
+        if (due(store)) await aggregatorFor(tenantId, roundId, Number(index)).alarm();
+      }
+      for (const [key, store] of [...roundStores]) {
+        const [tenantId = "", roundId = ""] = parts(key);
+        if (due(store)) await hostFor(tenantId, roundId).alarm();
       }
       for (const { host, store } of [...trainers.values()]) {
         if (store.alarmAt !== null && store.alarmAt <= clock()) await host.alarm();
@@ -449,6 +550,7 @@ export function createMemoryCoordinator(
       trainers.clear();
       hosts.clear();
       shards.clear();
+      aggregators.clear();
     },
   };
 }

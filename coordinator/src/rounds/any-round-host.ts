@@ -8,21 +8,25 @@ import { DEFAULT_PRIVACY_POLICY, type PrivacyPolicy } from "@fedprofile/protocol
 import type { OpenRoundRequest, RoundTask } from "@fedprofile/protocol/wire";
 import { InvalidRequestError } from "../errors";
 import type { TrainerHandle } from "../models/trainer";
-import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
+import type { Clock, ModelStore, RoundHostHandle, RoundIndex } from "../ports";
 import type { PlainSumRoundState } from "./plain-sum-round";
 import { enforceRoundFloors } from "./round-floors";
 import { createPlainSumRoundHost } from "./round-host";
 import type { RoundPrivacy } from "./round-privacy";
+import type { AggregatorHandle, NodeStore } from "./secagg-aggregator-host";
 import { createSecAggRootHost, type SecAggRootState } from "./secagg-root-host";
-import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
+import type { SecAggShardHandle } from "./secagg-shard-host";
+import type { ChildOutcome } from "./shard-tree";
 
 export type AnyRoundState = PlainSumRoundState | SecAggRootState;
 
 export interface AnyRoundHostOptions {
-  store: RoundStateStore<AnyRoundState>;
+  store: NodeStore<AnyRoundState>;
   models: ModelStore;
   index: RoundIndex;
   shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
+  /** Aggregators of rounds of more than `FAN_OUT` shards. */
+  aggregatorFor?(tenantId: string, roundId: string, index: number): Pick<AggregatorHandle, "open" | "close">;
   /** Budget checks and the privacy ledger (DP rounds). */
   privacy?: RoundPrivacy;
   /** The trainer of a model, which takes the result of the rounds it opened. */
@@ -34,21 +38,23 @@ export interface AnyRoundHostOptions {
 }
 
 export interface AnyRoundHost extends RoundHostHandle {
-  shardFinished(outcome: ShardOutcome): Promise<void>;
+  shardFinished(outcome: ChildOutcome): Promise<void>;
   alarm(): Promise<void>;
 }
 
 /** A view of `store` that only sees states of one kind. */
 function narrow<S extends AnyRoundState>(
-  store: RoundStateStore<AnyRoundState>,
+  store: NodeStore<AnyRoundState>,
   is: (state: AnyRoundState) => state is S,
-): RoundStateStore<S> {
+): NodeStore<S> {
   return {
     load: async () => {
       const state = await store.load();
       return state && is(state) ? state : null;
     },
-    save: (state) => store.save(state),
+    save: (state, sums) => store.save(state, sums),
+    sum: (key) => store.sum(key),
+    deleteSums: (keys) => store.deleteSums(keys),
     setAlarm: (at) => store.setAlarm(at),
     deleteAlarm: () => store.deleteAlarm(),
   };
@@ -69,6 +75,7 @@ export function createAnyRoundHost(options: AnyRoundHostOptions): AnyRoundHost {
     ...common,
     store: narrow(options.store, isSecAgg),
     shardFor: options.shardFor,
+    ...(options.aggregatorFor ? { aggregatorFor: options.aggregatorFor } : {}),
     ...(options.privacy ? { privacy: options.privacy } : {}),
     ...(options.trainerFor ? { trainerFor: options.trainerFor } : {}),
     ...(options.floors ? { floors: options.floors } : {}),

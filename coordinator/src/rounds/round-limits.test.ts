@@ -27,13 +27,15 @@ function refusal(run: () => void): FedprofileError {
 }
 
 describe("round limits", () => {
-  it("a DP round of d = 65,536 fits in one shard; over 4 shards the root's copy of the sums does not", () => {
+  it("a DP round of d = 65,535 fits at 100 shards (sums chunked beside the root's rows); a shard sum past a value does not", () => {
     expect(() => assertRoundFits(dpRound(65_535, 1000, 1000))).not.toThrow();
-    // 65,536 words are 349,528 bytes of base64 per shard: four shards' sums are 1.4 MB, five 1.75 MB.
-    expect(() => assertRoundFits(dpRound(65_535, 4000, 1000))).not.toThrow();
-    const error = refusal(() => assertRoundFits(dpRound(65_535, 5000, 1000)));
+    // Before issue 16 the root kept every shard's sum in its one value: 5 shards were refused.
+    expect(() => assertRoundFits(dpRound(65_535, 5000, 1000))).not.toThrow();
+    expect(() => assertRoundFits(dpRound(65_535, 100_000, 1000))).not.toThrow();
+    // 2^19 values pad to 2^20 words: one shard's sum alone is 5.6 MB of base64.
+    const error = refusal(() => assertRoundFits(dpRound(2 ** 19, 1000, 1000)));
     expect(error).toMatchObject({ status: 400, code: "round_state_too_large" });
-    expect(error.message).toMatch(/over 5 shard\(s\).*limit of 1500000 bytes/);
+    expect(error.message).toMatch(/for a shard's sum, over the limit of 1500000 bytes/);
   });
 
   it("a shard count past the limit names it and the maxShardSize that would fit", () => {

@@ -10,6 +10,7 @@
 
 import type { OpenRoundRequest } from "@fedprofile/protocol/wire";
 import { ConflictError, InvalidRequestError } from "../errors";
+import { FAN_OUT } from "./shard-tree";
 
 /** The limits a coordinator enforces at open; each is named in the error that refuses a round. */
 export interface RoundLimits {
@@ -38,7 +39,10 @@ function sumBytes(words: number): number {
 const nextPowerOfTwo = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 /** A plain-sum participant: its id, its token's SHA-256 hex and a flag, with the keys. */
 const PLAIN_PARTICIPANT_BYTES = 160;
-/** A shard's outcome in the root's state besides its sum. */
+/**
+ * A child's row in the root's state (its sum is stored apart, chunked: `./shard-tree.ts`), with
+ * an aggregator's list of the contributors of up to FAN_OUT shard sums.
+ */
 const OUTCOME_BYTES = 512;
 
 /** Throws {@link InvalidRequestError} (400) naming the limit a round's parameters exceed. */
@@ -67,12 +71,12 @@ export function assertRoundFits(request: OpenRoundRequest, limits: RoundLimits =
   }
   // DP rounds sum the rotated vector padded to a power of two (plus the clip indicator).
   const words = request.dp ? nextPowerOfTwo(request.dimension + 1) : request.dimension;
+  // A shard keeps its running sum as one value; nodes above it keep only rows and chunked sums.
   const shardSum = sumBytes(words);
-  const rootState = shards * (shardSum + OUTCOME_BYTES);
+  const rootState = Math.min(shards, FAN_OUT) * OUTCOME_BYTES;
   if (shardSum > max || rootState > max) {
-    const perShard = Math.floor(max / shards) - OUTCOME_BYTES;
     throw new InvalidRequestError(
-      `dimension: ${request.dimension} values (${words} words summed) over ${shards} shard(s) need ${Math.max(shardSum, rootState)} bytes of round state, over the limit of ${max} bytes a Durable Object value holds; use fewer shards (a larger maxShardSize) or a smaller dimension (about ${Math.max(0, Math.floor((3 * perShard) / 16))} words per shard at ${shards} shard(s))`,
+      `dimension: ${request.dimension} values (${words} words summed) need ${shardSum} bytes for a shard's sum, over the limit of ${max} bytes a Durable Object value holds; use a smaller dimension (at most about ${Math.floor((3 * max) / 16)} words)`,
       { code: "round_state_too_large" },
     );
   }

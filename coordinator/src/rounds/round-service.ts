@@ -15,10 +15,12 @@ import type {
   SecAggAck,
   SecAggServerView,
 } from "@fedprofile/protocol/wire";
-import { FedprofileError, NotFoundError } from "../errors";
-import { newRoundId, sha256Hex } from "../ids";
+import { WIRE_VERSION } from "@fedprofile/protocol/wire";
+import { ConflictError, FedprofileError, NotFoundError } from "../errors";
+import { newParticipantId, newRoundId, newToken, sha256Hex } from "../ids";
 import type { RoundResult } from "../models/trainer";
 import type { Clock, RoundHostHandle, RoundIndex } from "../ports";
+import { pickShard } from "./pick-shard";
 import {
   assertOpenRoundsBelowLimit,
   assertRoundFits,
@@ -26,6 +28,9 @@ import {
   type RoundLimits,
 } from "./round-limits";
 import type { SecAggShardHandle } from "./secagg-shard-host";
+
+/** How long a place taken for an open that never finished (a crash) holds: longer than any open. */
+const OPEN_PLACE_MS = 5 * 60_000;
 
 export interface RoundServiceOptions {
   index: RoundIndex;
@@ -51,7 +56,11 @@ export interface RoundService {
   result(tenantId: string, roundId: string): Promise<RoundResult | null>;
   findOpen(tenantId: string, modelId: string): Promise<RoundInfo | null>;
   status(tenantId: string, roundId: string): Promise<RoundStatus>;
-  join(tenantId: string, roundId: string): Promise<JoinResponse>;
+  /**
+   * Joins a round. A SecAgg round's join goes straight to a shard picked by `pickShard(joinKey)`
+   * (the admission token's nonce when there is one; fresh random bytes otherwise), not the root.
+   */
+  join(tenantId: string, roundId: string, joinKey?: Uint8Array): Promise<JoinResponse>;
   contribute(tenantId: string, roundId: string, request: ContributionRequest): Promise<ContributionResponse>;
   /** The SecAgg stage view for this participant. */
   secaggView(
@@ -92,15 +101,68 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
     return options.shardFor(tenantId, roundId, shard);
   }
 
+  /**
+   * Admits a device to the shard `pickShard` names, or the next one with a free slot: the root
+   * is not on the join path, and the shards report how many they admitted.
+   */
+  async function joinShard(tenantId: string, info: RoundInfo, joinKey: Uint8Array): Promise<JoinResponse> {
+    const shards = info.secagg?.shards ?? 1;
+    if (info.stage !== "collecting" || clock() >= info.closesAt) {
+      throw new ConflictError("round_not_collecting", `round ${info.roundId} is not collecting`);
+    }
+    const participantId = newParticipantId(randomBytes);
+    const participantToken = newToken(randomBytes);
+    const first = pickShard(joinKey, shards);
+    for (let attempt = 0; attempt < shards; attempt++) {
+      const shard = (first + attempt) % shards;
+      try {
+        const slot = await (options.shardFor as NonNullable<RoundServiceOptions["shardFor"]>)(
+          tenantId,
+          info.roundId,
+          shard,
+        ).admit(participantId, sha256Hex(participantToken));
+        return {
+          v: WIRE_VERSION,
+          roundId: info.roundId,
+          participantId,
+          participantToken,
+          dimension: info.dimension,
+          closesAt: info.closesAt,
+          secagg: { shard, slot },
+        };
+      } catch (error) {
+        // Across a Durable Object RPC the error comes back as a FedprofileError with its code.
+        if (!(error instanceof FedprofileError && error.code === "round_full")) throw error;
+      }
+    }
+    throw new ConflictError("round_full", `round ${info.roundId} has no free slot`);
+  }
+
   return {
     async open(tenantId, request, task) {
       // Refused before any Durable Object exists: the state must fit, and a model's open rounds
-      // are bounded (two opens racing may both pass the count; the bound is still a small one).
+      // are bounded. The place is taken atomically (one statement), so two opens racing at one
+      // below the limit cannot both pass; it is given back once the round is in the index.
       const limits = options.limits ?? DEFAULT_ROUND_LIMITS;
       assertRoundFits(request, limits);
-      assertOpenRoundsBelowLimit(request.modelId, await index.countOpen(tenantId, request.modelId), limits);
       const roundId = newRoundId(randomBytes);
-      return hostFor(tenantId, roundId).open(tenantId, roundId, request, task);
+      const now = clock();
+      const placed = await index.reserveOpen(
+        tenantId,
+        request.modelId,
+        roundId,
+        limits.maxOpenRoundsPerModel,
+        now,
+        now + OPEN_PLACE_MS,
+      );
+      if (!placed) {
+        assertOpenRoundsBelowLimit(request.modelId, limits.maxOpenRoundsPerModel, limits);
+      }
+      try {
+        return await hostFor(tenantId, roundId).open(tenantId, roundId, request, task);
+      } finally {
+        await index.releaseOpen(tenantId, roundId);
+      }
     },
     result: async (tenantId, roundId) => (await knownHost(tenantId, roundId)).result(),
     findOpen: (tenantId, modelId) => index.findOpen(tenantId, modelId, clock()),
@@ -109,7 +171,14 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
       if (!status) throw new NotFoundError(`round ${roundId} not found`);
       return status;
     },
-    join: async (tenantId, roundId) => (await knownHost(tenantId, roundId)).join(),
+    async join(tenantId, roundId, joinKey) {
+      const info = await index.get(tenantId, roundId);
+      if (!info) throw new NotFoundError(`round ${roundId} not found`);
+      if (info.aggregation !== "secagg" || !info.secagg || !options.shardFor) {
+        return hostFor(tenantId, roundId).join();
+      }
+      return joinShard(tenantId, info, joinKey ?? randomBytes(16));
+    },
     contribute: async (tenantId, roundId, request) =>
       (await knownHost(tenantId, roundId)).contribute(request),
     secaggView: async (tenantId, roundId, shard, who) =>

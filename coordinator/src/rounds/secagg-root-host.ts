@@ -6,7 +6,7 @@
  * vector: only shard sums, each over at least `minShardSize` devices.
  */
 
-import { base64ToBytes, bytesToWords, type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
+import { base64ToBytes, type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
 import {
   addModular,
   bufferedRandom,
@@ -34,13 +34,25 @@ import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } fr
 import { newParticipantId, newToken, sha256Hex } from "../ids";
 import { aggregateSha256 } from "../ledger/chain";
 import type { RoundResult, TrainerHandle } from "../models/trainer";
-import type { Clock, ModelStore, RoundHostHandle, RoundIndex, RoundStateStore } from "../ports";
+import type { Clock, ModelStore, RoundHostHandle, RoundIndex } from "../ports";
 import { chooseParameters, planShards } from "../secagg/index";
 import { enforceRoundFloors } from "./round-floors";
 import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
+import type { AggregatorHandle, NodeStore } from "./secagg-aggregator-host";
 import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";
-import { combineShardSums } from "./shard-combine";
+import { combineShardSums, type ShardSum } from "./shard-combine";
+import {
+  aggregatorCount,
+  type ChildOutcome,
+  type ChildRow,
+  doublesOf,
+  foldInto,
+  revealedBy,
+  rowOf,
+  shardsOf,
+  wordsOf,
+} from "./shard-tree";
 
 /** The root's serialisable state. */
 export interface SecAggRootState {
@@ -67,7 +79,14 @@ export interface SecAggRootState {
   giveUpAt: number;
   stage: RoundStage;
   joined: number;
-  outcomes: Record<string, ShardOutcome>;
+  /**
+   * One small row per child (shard, or aggregator when `aggregators` > 0). Sums are stored apart,
+   * chunked (`sum:<shard>` under a root over shards, the running total `total` over aggregators);
+   * states saved before issue 16 kept a shard's base64 sum in its row.
+   */
+  outcomes: Record<string, ChildRow | ShardOutcome>;
+  /** Aggregators between the shards and this root (0 or absent: shards report here). */
+  aggregators?: number;
   closedAt: number | null;
   outcome: string | null;
   modelVersion: number | null;
@@ -80,8 +99,10 @@ export interface SecAggRootState {
 }
 
 export interface SecAggRootHostOptions {
-  store: RoundStateStore<SecAggRootState>;
+  store: NodeStore<SecAggRootState>;
   shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
+  /** Aggregator `index` of a round of more than `FAN_OUT` shards (`./shard-tree.ts`). */
+  aggregatorFor?(tenantId: string, roundId: string, index: number): Pick<AggregatorHandle, "open" | "close">;
   models: ModelStore;
   index: RoundIndex;
   /** Budget checks and the ledger; required for DP rounds. */
@@ -95,7 +116,7 @@ export interface SecAggRootHostOptions {
 }
 
 export interface SecAggRootHost extends RoundHostHandle {
-  shardFinished(outcome: ShardOutcome): Promise<void>;
+  shardFinished(outcome: ChildOutcome): Promise<void>;
   alarm(): Promise<void>;
 }
 
@@ -211,11 +232,25 @@ function contributorsOf(state: SecAggRootState): number {
   return Object.values(state.outcomes).reduce((sum, o) => sum + o.contributors, 0);
 }
 
+/** Devices that joined: through the root (older rounds), or admitted by shards as they report. */
+function joinedOf(state: SecAggRootState): number {
+  return state.joined + Object.values(state.outcomes).reduce((n, o) => n + (o.admitted ?? 0), 0);
+}
+
+/** A row as stored now (rows saved before issue 16 carried their sum). */
+const asRow = (o: ChildRow | ShardOutcome): ChildRow => ("hasSum" in o ? o : rowOf(o));
+
+/** Children of the root: its aggregators, or its shards. */
+const childCount = (state: SecAggRootState) => state.aggregators || state.shardSizes.length;
+
+const TOTAL_KEY = "total";
+const sumKey = (shard: number) => `sum:${shard}`;
+
 export function secaggRootStatus(state: SecAggRootState): RoundStatus {
   return {
     v: WIRE_VERSION,
     ...secaggRootInfo(state),
-    participants: state.joined,
+    participants: joinedOf(state),
     contributions: contributorsOf(state),
     closedAt: state.closedAt,
     outcome: state.outcome,
@@ -254,8 +289,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     }
     if (contributors < state.minContributions) {
       const aborts = Object.values(state.outcomes)
-        .filter((o) => o.abort)
-        .map((o) => `shard ${o.shard}: ${o.abort?.code}`);
+        .map(asRow)
+        .flatMap((o) => [...(o.abort ? [`shard ${o.shard}: ${o.abort.code}`] : []), ...(o.aborts ?? [])]);
       const ended: SecAggRootState = {
         ...state,
         stage: "aborted",
@@ -281,7 +316,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       return ended;
     }
     if (state.task) return endForTrainer(state, reason, contributors);
-    const weights = dp ? (await decodeDp(state, dp)).weights : decodeFixedPoint(state);
+    const weights = dp ? (await decodeDp(state, dp)).weights : await decodeFixedPoint(state);
     const published = await models.publish(
       state.tenantId,
       {
@@ -348,15 +383,18 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
   }
 
   /** Fixed point: Σx ≈ S·2c/(2^b − 1) − n·c (secagg/encoding.ts). */
-  function decodeFixedPoint(state: SecAggRootState): number[] {
+  async function decodeFixedPoint(state: SecAggRootState): Promise<number[]> {
     const encoding = state.encoding;
     if (!encoding) throw new FedprofileError("internal", "round has neither an encoding nor a DP plan", 500);
     // Each shard sum is exact below 2^32; their total is exact in doubles (< 2^53).
-    const total = new Float64Array(state.dimension);
-    for (const outcome of Object.values(state.outcomes)) {
-      if (outcome.sum === null) continue;
-      const words = bytesToWords(base64ToBytes(outcome.sum));
-      for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (words[i] as number);
+    let total: Float64Array<ArrayBufferLike> = new Float64Array(state.dimension);
+    if (state.aggregators) {
+      const stored = await store.sum(TOTAL_KEY);
+      if (stored) total = doublesOf(stored);
+    } else {
+      for (const s of await shardSums(state)) {
+        for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (s.words[i] as number);
+      }
     }
     const step = (2 * encoding.clip) / (2 ** encoding.valueBits - 1);
     const contributors = contributorsOf(state);
@@ -371,7 +409,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     state: SecAggRootState,
     dp: RoundDpPlan,
   ): Promise<{ weights: number[]; noiseStddev: number }> {
-    const { total, survivors } = combinedSum(state, dp);
+    const { total, survivors } = await combinedSum(state, dp);
     const decoded = decodeAggregate(dp.config, total, {
       survivors,
       rng: bufferedRandom(randomBytes),
@@ -385,15 +423,27 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
    * The shard sums to decode. Distributed DP: range-checked and robustly combined
    * (`./shard-combine.ts`), so one device spoils at most its shard; central: the plain sum.
    */
-  function combinedSum(state: SecAggRootState, dp: RoundDpPlan): { total: Uint32Array; survivors: number } {
+  async function combinedSum(
+    state: SecAggRootState,
+    dp: RoundDpPlan,
+  ): Promise<{ total: Uint32Array; survivors: number }> {
     const dim = paddedDim(dp.config);
-    const shards = Object.values(state.outcomes)
-      .filter((o) => o.sum !== null && o.contributors > 0)
-      .map((o) => ({
-        shard: o.shard,
-        words: bytesToWords(base64ToBytes(o.sum as string)),
-        contributors: o.contributors,
-      }));
+    if (state.aggregators) {
+      // Each aggregator range-checked and combined its own shards (./secagg-aggregator-host.ts);
+      // their combined sums were added here on arrival.
+      const stored = await store.sum(TOTAL_KEY);
+      const rows = Object.values(state.outcomes).map(asRow);
+      const survivors = rows.reduce((n, r) => n + (r.hasSum ? (r.survivors ?? r.contributors) : 0), 0);
+      if (survivors < 1 && dp.config.mechanism === "distributed_discrete_gaussian") {
+        throw new FedprofileError(
+          "implausible_shard_sums",
+          "every shard sum was outside its plausible range",
+          409,
+        );
+      }
+      return { total: stored ? wordsOf(stored) : new Uint32Array(dim), survivors };
+    }
+    const shards = await shardSums(state);
     if (dp.config.mechanism === "distributed_discrete_gaussian") {
       const combined = combineShardSums(dp.config, shards, dim);
       if (combined.survivors < 1) {
@@ -416,7 +466,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     released: string | undefined,
     clipCount?: number,
   ): Promise<void> {
-    const revealed = Object.values(state.outcomes).filter((o) => o.sum !== null && o.contributors > 0);
+    // Every shard sum the coordinator saw is one release, whichever node added it up.
+    const revealed = Object.values(state.outcomes).map(asRow).flatMap(revealedBy);
     if (revealed.length === 0) return;
     if (!options.privacy)
       throw new FedprofileError("privacy_unavailable", "no privacy ledger configured", 503);
@@ -425,14 +476,55 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       modelId: state.modelId,
       plan: dp,
       // The cohort is who joined (at most maxContributions); survivors are whose input is in a sum.
-      cohortSize: state.joined,
-      survivors: revealed.reduce((sum, o) => sum + o.contributors, 0),
-      fewestInOneSum: Math.min(...revealed.map((o) => o.contributors)),
+      cohortSize: joinedOf(state),
+      survivors: revealed.reduce((sum, n) => sum + n, 0),
+      fewestInOneSum: Math.min(...revealed),
       // The SecAgg threshold t the shards ran with (older states: the calibration floor).
       threshold: dp.secaggThreshold ?? dp.plannedNoiseShares,
       ...(released === undefined ? {} : { aggregateSha256: released }),
       ...(clipCount === undefined ? {} : { clipCount }),
     });
+  }
+
+  /** The revealed shard sums under a root over shards, read back from their chunks. */
+  async function shardSums(state: SecAggRootState): Promise<ShardSum[]> {
+    const out: ShardSum[] = [];
+    for (const o of Object.values(state.outcomes)) {
+      const row = asRow(o);
+      if (!row.hasSum) continue;
+      const bytes = typeof o.sum === "string" ? base64ToBytes(o.sum) : await store.sum(sumKey(row.shard));
+      if (!bytes) throw new FedprofileError("internal", `the root lost the sum of shard ${row.shard}`, 500);
+      out.push({ shard: row.shard, words: wordsOf(bytes), contributors: row.contributors });
+    }
+    return out;
+  }
+
+  /**
+   * A child's outcome with its sum stored beside the row, in one write: under a root over shards
+   * the shard's own sum (the robust combine needs it), over aggregators folded into the total.
+   */
+  async function withOutcome(
+    state: SecAggRootState,
+    outcomes: ReadonlyArray<ChildOutcome>,
+  ): Promise<{ next: SecAggRootState; sums: Record<string, Uint8Array> }> {
+    const rows = { ...state.outcomes };
+    const sums: Record<string, Uint8Array> = {};
+    let total: Uint8Array | null | undefined;
+    for (const outcome of outcomes) {
+      const row = rowOf(outcome);
+      rows[outcome.shard] = row;
+      if (!row.hasSum || outcome.sum === null) continue;
+      const bytes = base64ToBytes(outcome.sum);
+      if (!state.aggregators) {
+        sums[sumKey(outcome.shard)] = bytes;
+        continue;
+      }
+      if (total === undefined) total = await store.sum(TOTAL_KEY);
+      const dim = state.dp ? paddedDim(state.dp.config) : state.dimension;
+      total = foldInto(total, bytes, outcome.sumKind ?? "u32", dim);
+    }
+    if (total) sums[TOTAL_KEY] = total;
+    return { next: { ...state, outcomes: rows }, sums };
   }
 
   return {
@@ -509,6 +601,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           stage: "collecting",
           joined: 0,
           outcomes: {},
+          ...(aggregatorCount(sizes.length) > 0 ? { aggregators: aggregatorCount(sizes.length) } : {}),
           closedAt: null,
           outcome: null,
           modelVersion: null,
@@ -516,6 +609,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         };
         if (task && !dp) throw new InvalidRequestError("a trainer's round needs dp");
         try {
+          await openAggregators(state);
           for (const [shard, size] of sizes.entries()) {
             const { k, t } = graphs[shard] as { k: number; t: number };
             // A DP round's inputs are residues mod 2^m that are meant to wrap (KLS21 Alg. 1).
@@ -552,7 +646,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             }
             const timeout = secagg.stageSeconds * 1000;
             await options.shardFor(tenantId, roundId, shard).open(
-              { tenantId, roundId, shard },
+              { tenantId, roundId, shard, shards: sizes.length },
               {
                 roundId,
                 cohortSize: size,
@@ -634,14 +728,14 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         // An ended root acknowledges (the shard stops retrying); it only ends once every shard
         // has reported or been closed, so no sum can arrive after it (see `closeSilentShards`).
         if (state.stage !== "collecting") return;
-        const next =
-          state.outcomes[outcome.shard] === undefined
-            ? { ...state, outcomes: { ...state.outcomes, [outcome.shard]: outcome } }
-            : state;
-        if (next !== state) await store.save(next);
+        let next = state;
+        if (state.outcomes[outcome.shard] === undefined) {
+          const stored = await withOutcome(state, [outcome]);
+          next = stored.next;
+          await store.save(next, stored.sums);
+        }
         // Also when this report is a retry after a crash that hit before the round ended.
-        if (Object.keys(next.outcomes).length === next.shardSizes.length)
-          await end(next, "all-shards-finished");
+        if (Object.keys(next.outcomes).length === childCount(next)) await end(next, "all-shards-finished");
       }),
 
     alarm: () =>
@@ -657,7 +751,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         // Shards that never reported count as aborted: their devices are not in the sum.
         await end(
           closed,
-          Object.keys(state.outcomes).length === state.shardSizes.length ? "all-shards-finished" : "deadline",
+          Object.keys(state.outcomes).length === childCount(state) ? "all-shards-finished" : "deadline",
         );
       }),
   };
@@ -668,26 +762,55 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
    * after the round ends. Returns null (and retries by alarm) when a shard could not be reached.
    */
   async function closeSilentShards(state: SecAggRootState): Promise<SecAggRootState | null> {
-    const outcomes = { ...state.outcomes };
+    const closed: ChildOutcome[] = [];
     let unreachable = 0;
-    for (let shard = 0; shard < state.shardSizes.length; shard++) {
-      if (outcomes[shard] !== undefined) continue;
+    for (let child = 0; child < childCount(state); child++) {
+      if (state.outcomes[child] !== undefined) continue;
       try {
-        outcomes[shard] = await options.shardFor(state.tenantId, state.roundId, shard).close();
+        closed.push(await closeChild(state, child));
       } catch (error) {
-        // A shard that does not exist never revealed anything.
+        // A child that does not exist never revealed anything.
         if (error instanceof FedprofileError && error.status === 404) continue;
         unreachable++;
       }
     }
-    const next: SecAggRootState = { ...state, outcomes };
+    const { next, sums } = await withOutcome(state, closed);
     const attempts = (state.closeAttempts ?? 0) + 1;
     if (unreachable > 0 && attempts < CLOSE_ATTEMPTS) {
-      await store.save({ ...next, closeAttempts: attempts });
+      await store.save({ ...next, closeAttempts: attempts }, sums);
       await store.setAlarm(clock() + CLOSE_RETRY_MS);
       return null;
     }
-    await store.save(next);
+    await store.save(next, sums);
     return next;
+  }
+
+  function closeChild(state: SecAggRootState, child: number): Promise<ChildOutcome> {
+    if (!state.aggregators) return options.shardFor(state.tenantId, state.roundId, child).close();
+    return aggregator(state, child).close();
+  }
+
+  function aggregator(state: SecAggRootState, index: number) {
+    if (!options.aggregatorFor) {
+      throw new FedprofileError("internal", "a round of this many shards needs aggregators", 500);
+    }
+    return options.aggregatorFor(state.tenantId, state.roundId, index);
+  }
+
+  /** Opens the aggregator tier of a round of more than FAN_OUT shards (none otherwise). */
+  async function openAggregators(state: SecAggRootState): Promise<void> {
+    const count = state.aggregators ?? 0;
+    for (let index = 0; index < count; index++) {
+      const { first, end } = shardsOf(index, state.shardSizes.length);
+      await aggregator(state, index).open({
+        tenantId: state.tenantId,
+        roundId: state.roundId,
+        index,
+        first,
+        end,
+        dim: state.dp ? paddedDim(state.dp.config) : state.dimension,
+        ...(state.dp ? { dp: state.dp.config } : {}),
+      });
+    }
   }
 }

@@ -51,6 +51,8 @@ export interface ShardOutcome {
   sum: string | null;
   contributors: number;
   abort: { code: string; stage: string; reason: string } | null;
+  /** Devices the shard admitted (joins go to shards directly, so the root counts them from here). */
+  admitted?: number;
 }
 
 /** The root as a shard sees it. */
@@ -79,6 +81,8 @@ export interface ShardMeta {
   tenantId: string;
   roundId: string;
   shard: number;
+  /** Shards in the round, which says where this one reports (`./shard-tree.ts` parentOf). */
+  shards?: number;
 }
 
 export interface ShardStatus {
@@ -182,6 +186,7 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
       abort: state.abort
         ? { code: state.abort.code, stage: state.abort.stage, reason: state.abort.reason }
         : null,
+      admitted: record.nextSlot,
     };
   }
 

@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { MemoryRoundIndex, MemoryTenantStore } from "../memory/index";
+import { cachedRoundIndex, cachedTenantStore } from "./hot-path-cache";
+
+describe("hot-path cache", () => {
+  it("serves a found key from memory within the TTL, and sees a revocation after it", async () => {
+    let now = 0;
+    const inner = new MemoryTenantStore();
+    inner.addTenant({ id: "t", name: "t", createdAt: 0 }, { publishable: { keyHash: "h" } });
+    let reads = 0;
+    const counting = {
+      findTenant: (id: string) => inner.findTenant(id),
+      findApiKey: (id: string, hash: string) => {
+        reads++;
+        return inner.findApiKey(id, hash);
+      },
+    };
+    const cached = cachedTenantStore(counting, { ttlMs: 1000, clock: () => now });
+    for (let i = 0; i < 100; i++) expect(await cached.findApiKey("t", "h")).not.toBeNull();
+    expect(reads).toBe(1);
+    inner.keys.delete("t/h");
+    now = 999;
+    expect(await cached.findApiKey("t", "h")).not.toBeNull();
+    now = 1000;
+    expect(await cached.findApiKey("t", "h")).toBeNull();
+    expect(reads).toBe(2);
+  });
+
+  it("does not keep misses: a round inserted after a miss is found at once", async () => {
+    const inner = new MemoryRoundIndex();
+    const index = cachedRoundIndex(inner, { ttlMs: 60_000 });
+    expect(await index.get("t", "r_x")).toBeNull();
+    const info = {
+      roundId: "r_x",
+      modelId: "m",
+      aggregation: "plain-sum" as const,
+      stage: "collecting" as const,
+      dimension: 1,
+      minContributions: 1,
+      maxContributions: 1,
+      openedAt: 0,
+      closesAt: 1,
+    };
+    await inner.insert("t", info);
+    expect((await index.get("t", "r_x"))?.stage).toBe("collecting");
+    // An end written through this index is seen at once; one written elsewhere within the TTL.
+    await index.markEnded("t", "r_x", "closed", null);
+    expect((await index.get("t", "r_x"))?.stage).toBe("closed");
+  });
+});
