@@ -10,12 +10,14 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import * as z from "zod";
+import type { AdmissionIssuerStore } from "../admission/redeem";
 import { FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { initialKMeansState } from "../models/kmeans";
 import { nextRoundRequest, type TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, TenantStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import type { RoundService } from "../rounds/round-service";
+import { addAdmissionRoutes } from "./admission-routes";
 import { type AppEnv, requireKey } from "./auth";
 import { allowOriginFor } from "./cors-policy";
 import { describeZodError, errorResponse, handleError } from "./errors";
@@ -70,6 +72,8 @@ export interface CoordinatorAppOptions {
    * dashboard); `*` is ignored here. Default none.
    */
   operatorOrigins?: string[];
+  /** Tenants' registered token issuers; without it the admission routes answer 503. */
+  admission?: AdmissionIssuerStore;
   /** Largest accepted request body in bytes (default 8 MiB). */
   maxBodyBytes?: number;
   clock?: Clock;
@@ -252,8 +256,8 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       responses: { 200: json(JoinResponse, "Joined"), ...errors },
     }),
     async (c) => {
-      c.req.valid("json");
-      return c.json(await rounds.join(c.get("auth").tenantId, c.req.valid("param").roundId), 200);
+      const { token } = c.req.valid("json");
+      return c.json(await rounds.join(c.get("auth").tenantId, c.req.valid("param").roundId, token), 200);
     },
   );
 
@@ -515,6 +519,8 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
     }),
     (c) => c.json(privacy().publicKey, 200),
   );
+
+  addAdmissionRoutes(app, { operator, anyKey }, options.admission, clock);
 
   const trainingPorts = () => {
     if (!options.training || !options.trainerFor) {

@@ -7,6 +7,7 @@ import { type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes"
 import { DEVELOPMENT_PRIVACY_POLICY, type PrivacyPolicy } from "@fedprofile/protocol/dp";
 import type { ModelDeclaration, ModelVersion, RoundInfo, TrainingRound } from "@fedprofile/protocol/wire";
 import { WIRE_VERSION } from "@fedprofile/protocol/wire";
+import { MemoryAdmissionIssuerStore, MemorySpentTokens } from "../admission/redeem";
 import type { ApiKeyKind } from "../api-keys";
 import { NotFoundError } from "../errors";
 import { type LedgerSigner, signerFromSeed } from "../ledger/chain";
@@ -284,6 +285,10 @@ export interface MemoryCoordinator {
   budgets: MemoryPrivacyBudgetStore;
   ledger: MemoryAuditLedgerStore;
   privacy: RoundPrivacy;
+  /** Tenants' registered token issuers. */
+  admission: MemoryAdmissionIssuerStore;
+  /** Each round object's spent tokens (kept across `restartAll`, like its state). */
+  spentTokens: Map<string, MemorySpentTokens>;
   training: MemoryTrainingStore;
   trainers: Map<string, { host: TrainerHost; store: MemoryRoundStateStore<TrainerState> }>;
   /** The trainer of a model (created on first use, like a Durable Object). */
@@ -323,6 +328,8 @@ export function createMemoryCoordinator(
   const hosts: MemoryCoordinator["hosts"] = new Map();
   const shards: MemoryCoordinator["shards"] = new Map();
   const roundStores = new Map<string, MemoryRoundStateStore<AnyRoundState>>();
+  const admission = new MemoryAdmissionIssuerStore();
+  const spentTokens = new Map<string, MemorySpentTokens>();
   const shardStores = new Map<string, MemoryEntryStore>();
 
   // Like a Durable Object reset: after `restartAll`, an old host's in-flight work can no longer
@@ -362,7 +369,11 @@ export function createMemoryCoordinator(
     if (!entry) {
       const store = roundStores.get(key) ?? new MemoryRoundStateStore<AnyRoundState>();
       roundStores.set(key, store);
+      const spent = spentTokens.get(key) ?? new MemorySpentTokens();
+      spentTokens.set(key, spent);
       const host = createAnyRoundHost({
+        admission,
+        spentTokens: fence(spent, generation),
         store: fence(store, generation),
         models,
         index,
@@ -411,6 +422,8 @@ export function createMemoryCoordinator(
     budgets,
     ledger,
     privacy,
+    admission,
+    spentTokens,
     training,
     trainers,
     trainerFor,

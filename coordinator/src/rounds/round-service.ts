@@ -51,7 +51,7 @@ export interface RoundService {
   result(tenantId: string, roundId: string): Promise<RoundResult | null>;
   findOpen(tenantId: string, modelId: string): Promise<RoundInfo | null>;
   status(tenantId: string, roundId: string): Promise<RoundStatus>;
-  join(tenantId: string, roundId: string): Promise<JoinResponse>;
+  join(tenantId: string, roundId: string, token?: string): Promise<JoinResponse>;
   contribute(tenantId: string, roundId: string, request: ContributionRequest): Promise<ContributionResponse>;
   /** The SecAgg stage view for this participant. */
   secaggView(
@@ -109,7 +109,7 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
       if (!status) throw new NotFoundError(`round ${roundId} not found`);
       return status;
     },
-    join: async (tenantId, roundId) => (await knownHost(tenantId, roundId)).join(),
+    join: async (tenantId, roundId, token) => (await knownHost(tenantId, roundId)).join(token),
     contribute: async (tenantId, roundId, request) =>
       (await knownHost(tenantId, roundId)).contribute(request),
     secaggView: async (tenantId, roundId, shard, who) =>

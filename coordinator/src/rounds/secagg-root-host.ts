@@ -30,6 +30,14 @@ import type {
 } from "@fedprofile/protocol/wire";
 import { encodeFloat64Vector, WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import {
+  type AdmissionIssuerStore,
+  type RoundAdmission,
+  redeemJoinToken,
+  roundAdmission,
+  roundAdmissionInfo,
+  type SpentTokens,
+} from "../admission/redeem";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { newParticipantId, newToken, sha256Hex } from "../ids";
 import { aggregateSha256 } from "../ledger/chain";
@@ -77,6 +85,8 @@ export interface SecAggRootState {
   task?: RoundTask;
   /** A trainer's round once ended, kept until the trainer has it (it may ask again after a crash). */
   result?: RoundResult;
+  /** The tenant's token issuer when the round opened: every join redeems one of its tokens. */
+  admission?: RoundAdmission;
 }
 
 export interface SecAggRootHostOptions {
@@ -90,6 +100,10 @@ export interface SecAggRootHostOptions {
   trainerFor?(tenantId: string, modelId: string): Pick<TrainerHandle, "roundEnded">;
   /** Privacy floors a round must meet to open (default {@link DEFAULT_PRIVACY_POLICY}). */
   floors?: PrivacyPolicy;
+  /** The tenants' registered token issuers; a tenant with one gets rounds that admit by token. */
+  admission?: AdmissionIssuerStore;
+  /** The root's spent-token set (its own storage); required once a round admits by token. */
+  spentTokens?: SpentTokens;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -191,6 +205,7 @@ export function secaggRootInfo(state: SecAggRootState): RoundInfo {
       ...(state.threshold === undefined ? {} : { threshold: state.threshold }),
       ...(state.consistencyCheck === undefined ? {} : { consistencyCheck: state.consistencyCheck }),
       ...(state.dp ? { privacy: privacyInfo(state.dp) } : {}),
+      ...(state.admission ? { admission: roundAdmissionInfo(state.admission) } : {}),
     },
     ...(state.dp ? { dp: state.dp.config } : {}),
     ...(state.task ? { task: state.task } : {}),
@@ -447,6 +462,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
         const giveUpAt = protocolEnd + ROOT_GRACE_MS;
         const threshold = Math.min(...graphs.map((g) => g.t));
+        const issuer = await options.admission?.get(tenantId);
+        const admission = issuer ? roundAdmission(issuer) : undefined;
         // The privacy floors, checked on the planned round before any budget is reserved.
         const checkFloors = (plan: RoundDpPlan | undefined) =>
           enforceRoundFloors(options.floors ?? DEFAULT_PRIVACY_POLICY, {
@@ -456,6 +473,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             cohort: Math.min(...sizes),
             threshold,
             consistencyCheck: secagg.consistencyCheck,
+            admission: admission !== undefined,
           });
         let dp: RoundDpPlan | undefined;
         if (request.dp) {
@@ -513,6 +531,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           outcome: null,
           modelVersion: null,
           ...(task ? { task } : {}),
+          ...(admission ? { admission } : {}),
         };
         if (task && !dp) throw new InvalidRequestError("a trainer's round needs dp");
         try {
@@ -577,7 +596,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         return secaggRootStatus(state);
       }),
 
-    join: (): Promise<JoinResponse> =>
+    join: (token?: string): Promise<JoinResponse> =>
       serialised(async () => {
         const state = await mustLoad();
         if (state.stage !== "collecting") {
@@ -586,31 +605,10 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             `round ${state.roundId} is ${state.stage}, not collecting`,
           );
         }
-        const participantId = newParticipantId(randomBytes);
-        const participantToken = newToken(randomBytes);
-        const shards = state.shardSizes.length;
-        // Round-robin over shards, skipping full ones, so partial turnout spreads evenly.
-        for (let attempt = 0; attempt < shards; attempt++) {
-          const shard = (state.joined + attempt) % shards;
-          try {
-            const slot = await options
-              .shardFor(state.tenantId, state.roundId, shard)
-              .admit(participantId, sha256Hex(participantToken));
-            await store.save({ ...state, joined: state.joined + 1 });
-            return {
-              v: WIRE_VERSION,
-              roundId: state.roundId,
-              participantId,
-              participantToken,
-              dimension: state.dimension,
-              closesAt: state.closesAt,
-              secagg: { shard, slot },
-            };
-          } catch (error) {
-            if (!(error instanceof ConflictError && error.code === "round_full")) throw error;
-          }
-        }
-        throw new ConflictError("round_full", `round ${state.roundId} has no free slot`);
+        // One token, one place: spent only once a shard took the device (issue 13, finding 1).
+        return redeemJoinToken(state.roundId, state.admission, token, options.spentTokens, () =>
+          admitToShard(state),
+        );
       }),
 
     contribute: async (): Promise<ContributionResponse> => {
@@ -661,6 +659,35 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         );
       }),
   };
+
+  /** Admits a device to the next shard with room. */
+  async function admitToShard(state: SecAggRootState): Promise<JoinResponse> {
+    const participantId = newParticipantId(randomBytes);
+    const participantToken = newToken(randomBytes);
+    const shards = state.shardSizes.length;
+    // Round-robin over shards, skipping full ones, so partial turnout spreads evenly.
+    for (let attempt = 0; attempt < shards; attempt++) {
+      const shard = (state.joined + attempt) % shards;
+      try {
+        const slot = await options
+          .shardFor(state.tenantId, state.roundId, shard)
+          .admit(participantId, sha256Hex(participantToken));
+        await store.save({ ...state, joined: state.joined + 1 });
+        return {
+          v: WIRE_VERSION,
+          roundId: state.roundId,
+          participantId,
+          participantToken,
+          dimension: state.dimension,
+          closesAt: state.closesAt,
+          secagg: { shard, slot },
+        };
+      } catch (error) {
+        if (!(error instanceof ConflictError && error.code === "round_full")) throw error;
+      }
+    }
+    throw new ConflictError("round_full", `round ${state.roundId} has no free slot`);
+  }
 
   /**
    * Asks every shard that has not reported for its outcome, closing it if it has not ended, so

@@ -37,6 +37,7 @@ export function assertRoundMeetsPolicy(policy: PrivacyPolicy, round: RoundInfo):
     cohort: round.secagg?.minShardSize,
     threshold: round.secagg?.threshold,
     consistencyCheck: round.secagg?.consistencyCheck,
+    admission: round.secagg?.admission !== undefined,
   });
 }
 
@@ -49,6 +50,7 @@ export function assertSecAggMeetsPolicy(policy: PrivacyPolicy, round: RoundInfo,
     cohort: config.cohortSize,
     threshold: config.t,
     consistencyCheck: config.consistencyCheck,
+    admission: round.secagg?.admission !== undefined,
   });
 }
 

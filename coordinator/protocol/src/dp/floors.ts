@@ -48,6 +48,11 @@ export const PrivacyPolicy = z.strictObject({
   /** Clip bounds: a clip outside them is a misconfiguration (1e-300 makes every update vanish). */
   minClipNorm: z.number().check(z.positive()),
   maxClipNorm: z.number().check(z.positive()),
+  /**
+   * Devices are admitted by a single-use Privacy Pass token per round (`../admission.ts`): without
+   * it a holder of the publishable key can fill a round with Sybils of known input.
+   */
+  requireAdmission: z.boolean(),
 });
 export type PrivacyPolicy = z.infer<typeof PrivacyPolicy>;
 
@@ -72,6 +77,7 @@ export const DEFAULT_PRIVACY_POLICY: Readonly<PrivacyPolicy> = Object.freeze({
   requireConsistencyCheck: true,
   minClipNorm: 1e-6,
   maxClipNorm: 1e6,
+  requireAdmission: true,
 });
 
 /**
@@ -92,6 +98,7 @@ export const DEVELOPMENT_PRIVACY_POLICY: Readonly<PrivacyPolicy> = Object.freeze
   requireConsistencyCheck: false,
   minClipNorm: 1e-6,
   maxClipNorm: 1e9,
+  requireAdmission: false,
 });
 
 /**
@@ -116,6 +123,8 @@ export interface RoundFacts {
   cohort?: number | undefined;
   threshold?: number | undefined;
   consistencyCheck?: boolean | undefined;
+  /** Whether devices are admitted by token. */
+  admission?: boolean | undefined;
 }
 
 /** One unmet floor: which, and why (a sentence a person can read). */
@@ -200,6 +209,9 @@ export function checkRoundFloors(policy: PrivacyPolicy, facts: RoundFacts): Floo
   }
   if (policy.requireConsistencyCheck && facts.consistencyCheck !== true) {
     fail("requireConsistencyCheck", "the consistency check is off");
+  }
+  if (policy.requireAdmission && facts.admission !== true) {
+    fail("requireAdmission", "the round admits devices without a token: one client could fill it");
   }
   return out;
 }
