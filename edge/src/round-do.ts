@@ -12,9 +12,10 @@ import {
   type RoundHostHandle,
   type RoundStateStore,
   type ShardOutcome,
+  type SpentTokens,
 } from "@fedprofile/coordinator";
 import type { ContributionRequest, OpenRoundRequest, RoundTask } from "@fedprofile/coordinator/wire";
-import { D1ModelStore, D1RoundIndex } from "./d1-stores";
+import { D1AdmissionIssuerStore, D1ModelStore, D1RoundIndex } from "./d1-stores";
 import type { Env } from "./env";
 import { floorsFor, privacyFor } from "./privacy";
 import { asResult, roundStub, unwrap } from "./rpc";
@@ -22,6 +23,15 @@ import { shardHandle } from "./shard-do";
 import { trainerHandle } from "./trainer-do";
 
 const STATE_KEY = "round";
+/** Spent admission-token nonces live beside the state, one key each (a set could pass 128 KiB). */
+const SPENT_PREFIX = "spent:";
+
+function durableSpentTokens(storage: DurableObjectStorage): SpentTokens {
+  return {
+    has: async (roundId, nonce) => (await storage.get(`${SPENT_PREFIX}${roundId}:${nonce}`)) !== undefined,
+    markSpent: (roundId, nonce) => storage.put(`${SPENT_PREFIX}${roundId}:${nonce}`, 1),
+  };
+}
 
 function durableStore(storage: DurableObjectStorage): RoundStateStore<AnyRoundState> {
   return {
@@ -46,6 +56,8 @@ export class RoundDO extends DurableObject<Env> {
       shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
       trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),
       floors: floorsFor(env),
+      admission: new D1AdmissionIssuerStore(env.DB),
+      spentTokens: durableSpentTokens(ctx.storage),
     });
   }
 
@@ -57,8 +69,8 @@ export class RoundDO extends DurableObject<Env> {
     return asResult(() => this.host.result());
   }
 
-  join() {
-    return asResult(() => this.host.join());
+  join(token?: string) {
+    return asResult(() => this.host.join(token));
   }
 
   contribute(request: ContributionRequest) {
@@ -84,7 +96,7 @@ export function roundHostHandle(env: Env, tenantId: string, roundId: string): Ro
   return {
     open: async (t, r, request, task) => unwrap(await stub.open(t, r, request, task)),
     result: async () => unwrap(await stub.result()),
-    join: async () => unwrap(await stub.join()),
+    join: async (token) => unwrap(await stub.join(token)),
     contribute: async (request) => unwrap(await stub.contribute(request)),
     status: async () => unwrap(await stub.status()),
   };

@@ -62,8 +62,9 @@ export async function registeredIssuer(
   const spki = base64ToBytes(publicKeyBase64);
   try {
     const key = await importIssuerPublicKey(spki);
-    const algorithm = key.algorithm as RsaHashedKeyAlgorithm;
-    if (algorithm.modulusLength !== 2048) throw new RangeError(`modulus of ${algorithm.modulusLength} bits`);
+    const algorithm: object = key.algorithm;
+    const bits = "modulusLength" in algorithm ? algorithm.modulusLength : undefined;
+    if (bits !== 2048) throw new RangeError(`modulus of ${String(bits)} bits`);
   } catch (cause) {
     throw new InvalidRequestError(
       `publicKey: not an RSASSA-PSS 2048-bit SPKI (token type 2, RFC 9578 §6)${cause instanceof Error ? `: ${cause.message}` : ""}`,

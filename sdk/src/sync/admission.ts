@@ -29,7 +29,7 @@ export interface AdmissionOptions {
    */
   directoryUrl: string;
   /** `include` sends the storefront's session cookie, so a logged-in customer gets its quota. */
-  credentials?: RequestCredentials;
+  credentials?: "omit" | "same-origin" | "include";
   fetch?: typeof fetch;
 }
 
