@@ -271,29 +271,17 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       const aborts = Object.values(state.outcomes)
         .filter((o) => o.abort)
         .map((o) => `shard ${o.shard}: ${o.abort?.code}`);
-      const ended: SecAggRootState = {
-        ...state,
-        stage: "aborted",
-        closedAt: now,
-        outcome: `too-few-contributions: ${contributors} < ${state.minContributions}${aborts.length ? ` (${aborts.join(", ")})` : ""}`,
-      };
-      const result: RoundResult | undefined = state.task
-        ? {
-            roundId: state.roundId,
-            modelId: state.modelId,
-            stage: "aborted",
-            outcome: ended.outcome ?? "aborted",
-            contributors,
-            weights: null,
-            noiseStddev: 0,
-          }
-        : undefined;
-      await store.save(result ? { ...ended, result } : ended);
-      await store.deleteAlarm();
-      await index.markEnded(state.tenantId, state.roundId, "aborted", null);
-      if (dp) await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
-      if (result) await handToTrainer(state, result);
-      return ended;
+      return abort(
+        state,
+        `too-few-contributions: ${contributors} < ${state.minContributions}${aborts.length ? ` (${aborts.join(", ")})` : ""}`,
+      );
+    }
+    if (dp?.config.mechanism === "distributed_discrete_gaussian" && combinedSum(state, dp).survivors < 1) {
+      // Every shard sum is out of range (`./shard-combine.ts`): nothing can be published, but the
+      // coordinator saw the noised shard sums, so (as above) that is a release and it is recorded.
+      // Ending here, not throwing, keeps the alarm from retrying the decode forever.
+      await recordRelease(state, dp, undefined);
+      return abort(state, "implausible-shard-sums: every shard sum was outside its plausible range");
     }
     if (state.task) return endForTrainer(state, reason, contributors);
     const weights = dp ? (await decodeDp(state, dp)).weights : decodeFixedPoint(state);
@@ -320,6 +308,28 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     await store.deleteAlarm();
     await index.markEnded(state.tenantId, state.roundId, "closed", published.version);
     if (dp) await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
+    return ended;
+  }
+
+  /** Ends the round as aborted: nothing is published; a trainer's round hands on an empty result. */
+  async function abort(state: SecAggRootState, outcome: string): Promise<SecAggRootState> {
+    const ended: SecAggRootState = { ...state, stage: "aborted", closedAt: clock(), outcome };
+    const result: RoundResult | undefined = state.task
+      ? {
+          roundId: state.roundId,
+          modelId: state.modelId,
+          stage: "aborted",
+          outcome,
+          contributors: contributorsOf(state),
+          weights: null,
+          noiseStddev: 0,
+        }
+      : undefined;
+    await store.save(result ? { ...ended, result } : ended);
+    await store.deleteAlarm();
+    await index.markEnded(state.tenantId, state.roundId, "aborted", null);
+    if (state.dp) await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
+    if (result) await handToTrainer(state, result);
     return ended;
   }
 
@@ -387,6 +397,13 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     dp: RoundDpPlan,
   ): Promise<{ weights: number[]; noiseStddev: number }> {
     const { total, survivors } = combinedSum(state, dp);
+    if (survivors < 1) {
+      throw new FedprofileError(
+        "implausible_shard_sums",
+        "every shard sum was outside its plausible range",
+        409,
+      );
+    }
     const decoded = decodeAggregate(dp.config, total, {
       survivors,
       rng: bufferedRandom(randomBytes),
@@ -409,17 +426,9 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         words: bytesToWords(base64ToBytes(o.sum as string)),
         contributors: o.contributors,
       }));
-    if (dp.config.mechanism === "distributed_discrete_gaussian") {
-      const combined = combineShardSums(dp.config, shards, dim);
-      if (combined.survivors < 1) {
-        throw new FedprofileError(
-          "implausible_shard_sums",
-          "every shard sum was outside its plausible range",
-          409,
-        );
-      }
-      return combined;
-    }
+    // survivors 0: every shard was out of range; `end` aborts such a round before decoding.
+    if (dp.config.mechanism === "distributed_discrete_gaussian")
+      return combineShardSums(dp.config, shards, dim);
     const total = new Uint32Array(dim);
     for (const s of shards) addModular(total, s.words);
     return { total, survivors: contributorsOf(state) };
