@@ -16,7 +16,12 @@ import {
   type PrivacyPolicy,
   paddedDim,
 } from "@fedprofile/protocol/dp";
-import { modulusBitsFor, STAGES } from "@fedprofile/protocol/secagg";
+import {
+  maliciousServerShortfalls,
+  modulusBitsFor,
+  STAGES,
+  type ThreatPreset,
+} from "@fedprofile/protocol/secagg";
 import type {
   ContributionResponse,
   FixedPointEncoding,
@@ -66,6 +71,8 @@ export interface SecAggRootState {
   /** The smallest shard threshold t and the consistency check, published for devices' policy. */
   threshold?: number;
   consistencyCheck?: boolean;
+  /** The threat preset the round was opened under (absent: honest-but-curious). */
+  threat?: ThreatPreset;
   minContributions: number;
   maxContributions: number;
   openedAt: number;
@@ -123,10 +130,16 @@ const CLOSE_ATTEMPTS = 12;
 /** Neighbour-graph degree and threshold for a shard of `size` (explicit values win). */
 function graphParameters(size: number, options: SecAggRoundOptions): { k: number; t: number } {
   let chosen: { k: number; t: number };
+  const malicious = options.threat === "maliciousServer";
+  if (malicious && !options.consistencyCheck) {
+    throw new InvalidRequestError(
+      "secagg.consistencyCheck: the maliciousServer preset needs the consistency check",
+    );
+  }
   if (options.k !== undefined && options.t !== undefined) chosen = { k: options.k, t: options.t };
   else {
     try {
-      const defaults = chooseParameters({ n: size });
+      const defaults = chooseParameters({ n: size, honestMajority: malicious });
       chosen = { k: options.k ?? defaults.k, t: options.t ?? defaults.t };
     } catch (cause) {
       throw new InvalidRequestError(
@@ -139,6 +152,11 @@ function graphParameters(size: number, options: SecAggRoundOptions): { k: number
   if (chosen.k % 2 !== 0)
     throw new InvalidRequestError(`secagg.k: the graph degree must be even, got ${chosen.k}`);
   const most = Math.min(chosen.k, size - 1);
+  if (malicious) {
+    const short = maliciousServerShortfalls({ ...chosen, cohortSize: size, consistencyCheck: true });
+    if (short.length > 0)
+      throw new InvalidRequestError(`secagg.t: maliciousServer preset: ${short.join("; ")}`);
+  }
   if (chosen.t > most) {
     throw new InvalidRequestError(
       `secagg.t: a threshold of ${chosen.t} exceeds min(k, shard size - 1) = ${most} for a shard of ${size}`,
@@ -206,6 +224,7 @@ export function secaggRootInfo(state: SecAggRootState): RoundInfo {
       ...(state.consistencyCheck === undefined ? {} : { consistencyCheck: state.consistencyCheck }),
       ...(state.dp ? { privacy: privacyInfo(state.dp) } : {}),
       ...(state.admission ? { admission: roundAdmissionInfo(state.admission) } : {}),
+      ...(state.threat === "maliciousServer" ? { threat: state.threat } : {}),
     },
     ...(state.dp ? { dp: state.dp.config } : {}),
     ...(state.task ? { task: state.task } : {}),
@@ -483,6 +502,11 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             threshold,
             consistencyCheck: secagg.consistencyCheck,
             admission: admission !== undefined,
+            honestMajority: graphs.every(
+              (g, i) =>
+                maliciousServerShortfalls({ ...g, cohortSize: sizes[i] as number, consistencyCheck: true })
+                  .length === 0,
+            ),
           });
         let dp: RoundDpPlan | undefined;
         if (request.dp) {
@@ -541,6 +565,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           modelVersion: null,
           ...(task ? { task } : {}),
           ...(admission ? { admission } : {}),
+          ...(secagg.threat === "maliciousServer" ? { threat: secagg.threat } : {}),
         };
         if (task && !dp) throw new InvalidRequestError("a trainer's round needs dp");
         try {

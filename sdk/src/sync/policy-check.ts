@@ -12,6 +12,7 @@ import {
   privacyPolicy,
   type RoundFacts,
 } from "@fedprofile/protocol/dp";
+import { maliciousServerShortfalls } from "@fedprofile/protocol/secagg";
 import type { RoundInfo, SecAggConfig } from "@fedprofile/protocol/wire";
 import { FedprofileError } from "../errors";
 import { PolicyRefusedError, type PrivacyPolicyOption } from "../privacy-policy";
@@ -51,6 +52,7 @@ export function assertSecAggMeetsPolicy(policy: PrivacyPolicy, round: RoundInfo,
     threshold: config.t,
     consistencyCheck: config.consistencyCheck,
     admission: round.secagg?.admission !== undefined,
+    honestMajority: maliciousServerShortfalls(config).length === 0,
   });
 }
 

@@ -53,6 +53,12 @@ export const PrivacyPolicy = z.strictObject({
    * it a holder of the publishable key can fill a round with Sybils of known input.
    */
   requireAdmission: z.boolean(),
+  /**
+   * The `maliciousServer` preset's honest majority: t > k/2 of every shard's effective degree
+   * (`../secagg/threat.ts`), so a server showing split survivor sets learns nothing. Off in both
+   * presets here (it costs a larger k); a page that does not trust the coordinator turns it on.
+   */
+  requireHonestMajority: z.boolean(),
 });
 export type PrivacyPolicy = z.infer<typeof PrivacyPolicy>;
 
@@ -78,6 +84,7 @@ export const DEFAULT_PRIVACY_POLICY: Readonly<PrivacyPolicy> = Object.freeze({
   minClipNorm: 1e-6,
   maxClipNorm: 1e6,
   requireAdmission: true,
+  requireHonestMajority: false,
 });
 
 /**
@@ -99,6 +106,7 @@ export const DEVELOPMENT_PRIVACY_POLICY: Readonly<PrivacyPolicy> = Object.freeze
   minClipNorm: 1e-6,
   maxClipNorm: 1e9,
   requireAdmission: false,
+  requireHonestMajority: false,
 });
 
 /**
@@ -125,6 +133,11 @@ export interface RoundFacts {
   consistencyCheck?: boolean | undefined;
   /** Whether devices are admitted by token. */
   admission?: boolean | undefined;
+  /**
+   * Whether t > k/2 in every shard. Only known from a shard's configuration (k is not in the
+   * check-in round info): undefined skips the floor, which the advertise-keys view then checks.
+   */
+  honestMajority?: boolean | undefined;
 }
 
 /** One unmet floor: which, and why (a sentence a person can read). */
@@ -212,6 +225,12 @@ export function checkRoundFloors(policy: PrivacyPolicy, facts: RoundFacts): Floo
   }
   if (policy.requireAdmission && facts.admission !== true) {
     fail("requireAdmission", "the round admits devices without a token: one client could fill it");
+  }
+  if (policy.requireHonestMajority && facts.honestMajority === false) {
+    fail(
+      "requireHonestMajority",
+      "t is not above half of the neighbours: a split-view server could unmask a device",
+    );
   }
   return out;
 }

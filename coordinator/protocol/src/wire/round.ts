@@ -1,5 +1,6 @@
 import * as z from "zod/mini";
 import { DpRoundConfig } from "../dp/config";
+import { THREAT_PRESETS } from "../secagg/threat";
 import { IssuerName } from "./admission";
 import {
   Base64,
@@ -117,6 +118,11 @@ export const SecAggRoundOptions = z.strictObject({
   k: z.optional(z.int().check(z.minimum(2), z.maximum(65_536))),
   t: z.optional(z.int().check(z.minimum(1), z.maximum(65_536))),
   consistencyCheck: z._default(z.boolean(), true),
+  /**
+   * The server threat preset (`../secagg/threat.ts`): `maliciousServer` chooses t > k/2 and
+   * requires the consistency check; absent means `honestButCurious`.
+   */
+  threat: z.optional(z.enum(THREAT_PRESETS)),
   /** Time limit of each protocol stage; a device that misses one is dropped. */
   stageSeconds: z._default(z.int().check(z.minimum(1), z.maximum(24 * 3600)), 60),
 });
@@ -196,6 +202,8 @@ export const SecAggRoundInfo = z.object({
   consistencyCheck: z.optional(z.boolean()),
   /** A DP round's noise shares, assumed colluders, delta and projected model epsilon. */
   privacy: z.optional(RoundPrivacyInfo),
+  /** `maliciousServer` when the round was opened under that preset (devices check the numbers). */
+  threat: z.optional(z.enum(THREAT_PRESETS)),
   /** Admission by token; absent: the round admits anyone with the publishable key (development). */
   admission: z.optional(RoundAdmissionInfo),
 });
