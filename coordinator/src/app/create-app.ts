@@ -568,6 +568,8 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
           targetEpsilon: dp.targetEpsilon,
           modulusBits: dp.modulusBits,
           ...(dp.minNoiseShares === undefined ? {} : { minNoiseShares: dp.minNoiseShares }),
+          // What the server is trusted with (README Security): the ledger states the preset.
+          threatModel: declaration.cohort.threat ?? "honestButCurious",
         },
       );
       return c.json(await ports.trainerFor(tenantId, modelId).declare(tenantId, modelId, declaration), 200);

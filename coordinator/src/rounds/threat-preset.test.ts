@@ -18,14 +18,15 @@ function setup() {
   const keys = generateTenantKeys(TENANT);
   memory.tenants.addTenant({ id: TENANT, name: TENANT, createdAt: 0 }, keys);
   const app = createCoordinatorApp({ ...memory });
-  return async (body: unknown) => {
-    const response = await app.request("/v1/rounds", {
-      method: "POST",
+  const call = async (body: unknown, method = "POST", path = "/v1/rounds") => {
+    const response = await app.request(path, {
+      method,
       headers: { authorization: `Bearer ${keys.secret.key}`, "content-type": "application/json" },
       body: JSON.stringify(body),
     });
     return { status: response.status, json: (await response.json()) as unknown };
   };
+  return Object.assign(call, { memory });
 }
 
 const round = (secagg: Record<string, unknown>) => ({
@@ -62,6 +63,35 @@ describe("the maliciousServer preset at round open", () => {
     expect(unchecked.status).toBe(400);
     expect(JSON.stringify(unchecked.json)).toContain("secagg.consistencyCheck");
     expect((await open(round({ threat: "maliciousServer", k: 8, t: 5 }))).status).toBe(201);
+  });
+
+  it("a model declared under the preset records it in its policy entry and its rounds run under it", async () => {
+    const call = setup();
+    const declared = await call(
+      {
+        v: 1,
+        kind: "kmeans",
+        spec: { k: 2, init: { gridBins: 3, histogramBins: 16 } },
+        dp: { targetEpsilon: 30, population: 1000 },
+        cohort: {
+          minDevices: 8,
+          maxDevices: 10,
+          maxShardSize: 10,
+          minShardSize: 2,
+          threat: "maliciousServer",
+        },
+        schedule: { stageSeconds: 2, maxRounds: 1, cadenceSeconds: 0, untilConverged: false },
+      },
+      "PUT",
+      "/v1/models/segments",
+    );
+    expect(declared.status).toBe(200);
+    const { rows } = await call.memory.ledger.rows(TENANT, { model: "segments", cursor: null, limit: 10 });
+    expect(JSON.stringify(rows)).toContain('"threatModel":"maliciousServer"');
+    // The trainer opens its first round by alarm: under the preset.
+    await call.memory.fireDueAlarms();
+    const open = await call.memory.rounds.findOpen(TENANT, "segments");
+    expect(open?.secagg?.threat).toBe("maliciousServer");
   });
 
   it("a policy that requires an honest majority refuses a shard with t = 3 of 8 neighbours", () => {
