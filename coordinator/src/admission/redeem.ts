@@ -84,7 +84,24 @@ export function roundAdmissionInfo(admission: RoundAdmission): RoundAdmissionInf
   return { kind: "privacypass", issuerName: admission.issuerName, keyId: admission.keyId };
 }
 
-async function admissionKey(admission: RoundAdmission): Promise<AdmissionKey> {
+/** Imported issuer keys by (name, key id, SPKI): an RSA key import per join would dominate redemption. */
+const imported = new Map<string, Promise<AdmissionKey>>();
+const MAX_IMPORTED = 64;
+
+function admissionKey(admission: RoundAdmission): Promise<AdmissionKey> {
+  const id = `${admission.issuerName}\n${admission.keyId}\n${admission.publicKey}`;
+  let key = imported.get(id);
+  if (!key) {
+    if (imported.size >= MAX_IMPORTED) imported.clear();
+    key = importAdmissionKey(admission);
+    imported.set(id, key);
+    // A failed import is not cached.
+    key.catch(() => imported.delete(id));
+  }
+  return key;
+}
+
+async function importAdmissionKey(admission: RoundAdmission): Promise<AdmissionKey> {
   const spki = base64ToBytes(admission.publicKey);
   const keyId = base64ToBytes(admission.keyId);
   // The stored key id was derived from the stored key; a mismatch is a corrupted round state.

@@ -4,8 +4,8 @@
  * message; types are derived with `z.infer`.
  */
 import * as z from "zod/mini";
-import { THREAT_PRESETS } from "../secagg/threat";
 import { VECTOR_FIELDS } from "../models/profile-vector";
+import { THREAT_PRESETS } from "../secagg/threat";
 import { EpochMillis, ModelId, RoundId, WireVersion } from "./common";
 
 /** A field of the standardised profile vector (`models/profile-vector.ts`). */
