@@ -157,7 +157,7 @@ describe("device privacy floors (issue 13, finding 2)", () => {
       admission,
     }).catch((e: unknown) => e);
     expect(sent()).toEqual(["join", "secaggView", "secaggMessage"]);
-  });
+  }, 30_000); // a blind-RSA token issuance takes seconds on a loaded machine
 
   it("a round that admits devices without a token is refused (one client could fill it)", async () => {
     const round = goodRound();
@@ -219,7 +219,7 @@ describe("device privacy floors (issue 13, finding 2)", () => {
     );
     // Joining reveals nothing about the device; its keys (and anything after) were never sent.
     expect(sent).toEqual(["join", "secaggView"]);
-  });
+  }, 30_000);
 
   it("plain-sum: [1, 4] is never sent in the clear unless the page opts in for development", async () => {
     const round: RoundInfo = { ...goodRound(), aggregation: "plain-sum", dimension: 2 };
