@@ -25,6 +25,18 @@ export default defineConfig({
   ],
   test: {
     name: "workers",
+    // blindrsa-ts's bundled sjcl assigns `module.exports` when `module` exists, which it does in
+    // the test runner's module wrapper (not in a wrangler-built Worker): pre-bundle it with esbuild.
+    deps: {
+      optimizer: {
+        ssr: {
+          enabled: true,
+          include: ["@cloudflare/blindrsa-ts"],
+          // Its node-only `require("crypto")` sits in a try/catch and is never reached in workerd.
+          rolldownOptions: { external: ["crypto"] },
+        },
+      },
+    },
     testTimeout: 60_000,
     include: ["test/**/*.workers.test.ts"],
     setupFiles: ["./test/apply-migrations.ts"],

@@ -18,6 +18,11 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
+import {
+  createTokenIssuer,
+  generateIssuerKeys,
+  ISSUER_DIRECTORY_PATH,
+} from "@fedprofile/coordinator/admission";
 import { localStddev } from "@fedprofile/coordinator/dp";
 import { isReleaseEntry, LEDGER_KEYS_PATH, LedgerEntry } from "@fedprofile/coordinator/ledger";
 import { seededUniform } from "@fedprofile/coordinator/models";
@@ -192,8 +197,17 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   step("Starting the coordinator (wrangler dev, local D1 + Durable Objects)");
   const coordinator = await startLocalCoordinator({ persistTo });
   info(`coordinator: ${coordinator.url} (pid ${coordinator.pid})`);
+  // The shop's own Privacy Pass issuer: one token per round joined, so a customer's quota is the
+  // demo's rounds: the activity rounds plus the segments model's init and two Lloyd rounds.
+  const roundsJoined = roundCount + 3;
+  const issuer = await createTokenIssuer({
+    name: "demo-shop.example",
+    keys: await generateIssuerKeys(),
+    limits: { perCustomer: roundsJoined, perClient: roundsJoined },
+  });
   const examples = await startExampleServer({
     config: { endpoint: coordinator.url, apiKey: keys.publishable },
+    issuer,
     // The shop publishes its coordinator's ledger key on its own origin, for auditors to pin.
     ledgerPublicKey: ensureLocalSigningKey().publicKey,
   });
@@ -203,6 +217,11 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   );
 
   const operator = createOperatorClient({ endpoint: coordinator.url, apiKey: keys.secret });
+  // Registered before any round opens: every demo round admits devices by token only.
+  const registered = await operator.registerAdmissionIssuer(issuer.registration());
+  info(
+    `admission:   Privacy Pass issuer ${registered.issuerName} (key id ${registered.keyId.slice(0, 12)}…)`,
+  );
   const auditor = createAuditorClient({ endpoint: coordinator.url, apiKey: keys.auditor });
   // The SDK's walking-skeleton model: every device contributes [1, events].
   const modelId = "activity";
@@ -215,7 +234,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     maxContributions: deviceCount,
     deadlineSeconds: 120,
     aggregation: "secagg" as const,
-    secagg: { ...(mechanism ? {} : { encoding: ENCODING }), minShardSize: 3, k: 4, t: 3, stageSeconds: 5 },
+    // 20 s stages: the join window is the first stage, and every device first gets its admission
+    // token from the shop's issuer (a blind RSA signature, 0.5-1.7 s each in one backend process).
+    secagg: { ...(mechanism ? {} : { encoding: ENCODING }), minShardSize: 3, k: 4, t: 3, stageSeconds: 20 },
     ...(mechanism
       ? {
           dp: {
@@ -260,6 +281,18 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         storage: "memory",
         currency: "GBP",
         fetch: deviceFetch(i),
+        // Each simulated device is a logged-in customer of the shop (the header stands for its session).
+        admission: {
+          directoryUrl: `${examples.url}${ISSUER_DIRECTORY_PATH}`,
+          fetch: (input, init) =>
+            fetch(input, {
+              ...init,
+              headers: {
+                ...Object.fromEntries(new Headers(init?.headers)),
+                "x-demo-customer": `customer-${i}`,
+              },
+            }),
+        },
         // A device that lost its connection gives up after 5 s (default 90 s) so the demo moves on.
         syncRetry: { windowMs: 5_000 },
       }),
@@ -319,10 +352,11 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       if (dropout >= 0) info(`device ${dropout + firstNode} will lose its connection after sharing its keys`);
 
       let finished = 0;
-      const report = (who: string, outcome: { status: string; stage?: string }) => {
+      const report = (who: string, outcome: { status: string; stage?: string; reason?: string }) => {
         finished++;
         const bar = "█".repeat(finished).padEnd(deviceCount, "·");
-        info(`[${bar}] ${who}: ${outcome.status}`);
+        const why = outcome.status === "contributed" || !outcome.reason ? "" : ` (${outcome.reason})`;
+        info(`[${bar}] ${who}: ${outcome.status}${why}`);
       };
       // SecAgg stages need the cohort together: every device syncs at once.
       const contributed: number[] = [];
@@ -510,7 +544,7 @@ async function trainSegments(context: {
       maxShardSize: deviceCount,
       minShardSize: 3,
     },
-    schedule: { stageSeconds: 5, maxRounds: 2, cadenceSeconds: 0, untilConverged: false },
+    schedule: { stageSeconds: 20, maxRounds: 2, cadenceSeconds: 0, untilConverged: false },
   };
   await operator.declareModel("segments", declaration);
   info(

@@ -6,6 +6,12 @@
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
+import {
+  createIssuerHandler,
+  ISSUER_DIRECTORY_PATH,
+  type TokenIssuer,
+  type TokenRequester,
+} from "@fedprofile/coordinator/admission";
 import { LEDGER_KEYS_PATH, publicKeyFromHex, publishedKey } from "@fedprofile/coordinator/ledger";
 import { build } from "esbuild";
 import { REPO_ROOT } from "../edge/scripts/local-dev";
@@ -60,6 +66,14 @@ export async function startExampleServer(options: {
    * it from here, not from the coordinator's own API.
    */
   ledgerPublicKey?: string;
+  /**
+   * The shop's Privacy Pass issuer (its backend holds the secret key): served at
+   * `/.well-known/private-token-issuer-directory` and `/token-request`, and named in `config.json`
+   * so the storefront fetches a token before each join. A request with `x-demo-customer: <id>`
+   * stands for a logged-in customer (a real shop reads its session cookie); any other is an
+   * anonymous visitor, rate-limited by its address.
+   */
+  issuer?: TokenIssuer;
 }): Promise<ExampleServer> {
   const [app, html, complianceApp, complianceHtml] = await Promise.all([
     bundleStorefront(),
@@ -67,7 +81,19 @@ export async function startExampleServer(options: {
     bundleCompliance(),
     readFile(join(EXAMPLES, "compliance/index.html"), "utf8"),
   ]);
-  const config = JSON.stringify({ modelId: "*", ...options.config });
+  const config = JSON.stringify({
+    modelId: "*",
+    ...options.config,
+    ...(options.issuer ? { admission: { directoryUrl: ISSUER_DIRECTORY_PATH } } : {}),
+  });
+  const issue = options.issuer
+    ? createIssuerHandler(options.issuer, (request): TokenRequester => {
+        const customer = request.headers.get("x-demo-customer");
+        return customer
+          ? { customerId: customer }
+          : { anonymous: request.headers.get("x-client-address") ?? "" };
+      })
+    : null;
   const routes: Record<string, [string, string]> = {
     "/": ["text/html; charset=utf-8", html],
     "/index.html": ["text/html; charset=utf-8", html],
@@ -85,8 +111,28 @@ export async function startExampleServer(options: {
     };
     routes[LEDGER_KEYS_PATH] = ["application/json", `${JSON.stringify(doc, null, 2)}\n`];
   }
-  const server: Server = createServer((request, response) => {
+  const server: Server = createServer(async (request, response) => {
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
+    if (issue && (path === ISSUER_DIRECTORY_PATH || path === "/token-request")) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of request) chunks.push(Buffer.from(chunk));
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(request.headers))
+        if (typeof value === "string" && name !== "x-client-address") headers.set(name, value);
+      headers.set("x-client-address", request.socket.remoteAddress ?? "");
+      const body = chunks.length > 0 ? Buffer.concat(chunks) : null;
+      const answer = await issue(
+        new Request(`http://127.0.0.1${request.url ?? "/"}`, {
+          method: request.method ?? "GET",
+          headers,
+          ...(body ? { body } : {}),
+        }),
+      );
+      if (!answer) return void response.writeHead(404).end();
+      response.writeHead(answer.status, Object.fromEntries(answer.headers));
+      response.end(Buffer.from(await answer.arrayBuffer()));
+      return;
+    }
     // The dashboard loads `./app.js`: without the slash that would be the storefront's bundle.
     if (path === "/compliance") {
       response.writeHead(308, { location: "/compliance/" }).end();

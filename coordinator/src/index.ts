@@ -1,4 +1,5 @@
 /** @fedprofile/coordinator: the runtime-neutral core. */
+export * from "./admission/index";
 export * from "./api-keys";
 export * from "./app/index";
 export * from "./errors";

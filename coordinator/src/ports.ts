@@ -102,7 +102,8 @@ export interface RoundIndex {
 export interface RoundHostHandle {
   /** Opens the round; `task` marks a trainer's round, whose result goes to the trainer. */
   open(tenantId: string, roundId: string, request: OpenRoundRequest, task?: RoundTask): Promise<RoundStatus>;
-  join(): Promise<JoinResponse>;
+  /** Admits a device; `token` is its Privacy Pass token when the round admits by token. */
+  join(token?: string): Promise<JoinResponse>;
   contribute(request: ContributionRequest): Promise<ContributionResponse>;
   status(): Promise<RoundStatus | null>;
   /** A trainer's round once it has ended (null before, and for rounds without a task). */

@@ -2,6 +2,7 @@
  * D1 implementations of the coordinator's storage ports. SQL lives here and only here.
  */
 import type {
+  AdmissionIssuerStore,
   ApiKeyKind,
   ApiKeyRecord,
   ModelDraft,
@@ -12,6 +13,7 @@ import type {
   TrainingStore,
 } from "@fedprofile/coordinator";
 import {
+  AdmissionIssuerStatus,
   ModelDeclaration,
   ModelVersion,
   RoundInfo,
@@ -397,5 +399,28 @@ export class D1TrainingStore implements TrainingStore {
         endedAt: row.ended_at,
       }),
     );
+  }
+}
+
+/** The tenants' registered Privacy Pass issuers (read when a round opens, not on a join). */
+export class D1AdmissionIssuerStore implements AdmissionIssuerStore {
+  constructor(private readonly db: D1Database) {}
+
+  async get(tenantId: string): Promise<AdmissionIssuerStatus | null> {
+    const row = await this.db
+      .prepare("SELECT issuer FROM admission_issuers WHERE tenant_id = ?")
+      .bind(tenantId)
+      .first<{ issuer: string }>();
+    return row ? AdmissionIssuerStatus.parse(JSON.parse(row.issuer)) : null;
+  }
+
+  async put(tenantId: string, issuer: AdmissionIssuerStatus): Promise<void> {
+    await this.db
+      .prepare(
+        `INSERT INTO admission_issuers (tenant_id, issuer, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (tenant_id) DO UPDATE SET issuer = excluded.issuer, updated_at = excluded.updated_at`,
+      )
+      .bind(tenantId, JSON.stringify(issuer), issuer.updatedAt)
+      .run();
   }
 }

@@ -11,15 +11,26 @@ import {
   type ChildOutcome,
   createAnyRoundHost,
   type RoundHostHandle,
+  type SpentTokens,
 } from "@fedprofile/coordinator";
 import type { ContributionRequest, OpenRoundRequest, RoundTask } from "@fedprofile/coordinator/wire";
-import { D1ModelStore, D1RoundIndex } from "./d1-stores";
+import { D1AdmissionIssuerStore, D1ModelStore, D1RoundIndex } from "./d1-stores";
 import type { Env } from "./env";
 import { floorsFor, privacyFor } from "./privacy";
 import { asResult, roundStub, unwrap } from "./rpc";
 import { shardHandle } from "./shard-do";
 import { trainerHandle } from "./trainer-do";
 import { aggregatorHandle, nodeStore } from "./tree-routing";
+
+/** Spent admission-token nonces live beside the state, one key each (a set could pass 128 KiB). */
+const SPENT_PREFIX = "spent:";
+
+function durableSpentTokens(storage: DurableObjectStorage): SpentTokens {
+  return {
+    has: async (roundId, nonce) => (await storage.get(`${SPENT_PREFIX}${roundId}:${nonce}`)) !== undefined,
+    markSpent: (roundId, nonce) => storage.put(`${SPENT_PREFIX}${roundId}:${nonce}`, 1),
+  };
+}
 
 export class RoundDO extends DurableObject<Env> {
   private readonly host: AnyRoundHost;
@@ -36,6 +47,8 @@ export class RoundDO extends DurableObject<Env> {
       aggregatorFor: (tenantId, roundId, index) => aggregatorHandle(env, tenantId, roundId, index),
       trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),
       floors: floorsFor(env),
+      admission: new D1AdmissionIssuerStore(env.DB),
+      spentTokens: durableSpentTokens(ctx.storage),
     });
   }
 
@@ -47,8 +60,8 @@ export class RoundDO extends DurableObject<Env> {
     return asResult(() => this.host.result());
   }
 
-  join() {
-    return asResult(() => this.host.join());
+  join(token?: string) {
+    return asResult(() => this.host.join(token));
   }
 
   contribute(request: ContributionRequest) {
@@ -74,7 +87,7 @@ export function roundHostHandle(env: Env, tenantId: string, roundId: string): Ro
   return {
     open: async (t, r, request, task) => unwrap(await stub.open(t, r, request, task)),
     result: async () => unwrap(await stub.result()),
-    join: async () => unwrap(await stub.join()),
+    join: async (token) => unwrap(await stub.join(token)),
     contribute: async (request) => unwrap(await stub.contribute(request)),
     status: async () => unwrap(await stub.status()),
   };

@@ -7,7 +7,13 @@ import {
   createCoordinatorApp,
   createRoundService,
 } from "@fedprofile/coordinator";
-import { D1ModelStore, D1RoundIndex, D1TenantStore, D1TrainingStore } from "./d1-stores";
+import {
+  D1AdmissionIssuerStore,
+  D1ModelStore,
+  D1RoundIndex,
+  D1TenantStore,
+  D1TrainingStore,
+} from "./d1-stores";
 import type { Env } from "./env";
 import { privacyFor } from "./privacy";
 import { roundHostHandle } from "./round-do";
@@ -34,6 +40,7 @@ function appFor(env: Env): App {
       tenants: cachedTenantStore(new D1TenantStore(env.DB)),
       models: new D1ModelStore(env.DB),
       training: new D1TrainingStore(env.DB),
+      admission: new D1AdmissionIssuerStore(env.DB),
       trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),
       rounds: createRoundService({
         index,

@@ -50,6 +50,8 @@ const ALLOWED_KINDS: Record<string, string[]> = {
   "GET /v1/models/{modelId}": ["secret", "auditor"],
   "GET /v1/models/{modelId}/rounds": ["secret", "auditor"],
   "GET /v1/tasks": ["publishable"],
+  "PUT /v1/admission/issuer": ["secret"],
+  "GET /v1/admission/issuer": ["publishable", "secret", "auditor"],
 };
 /** A well-formed participant credential (SecAgg routes check its shape before anything else). */
 const PARTICIPANT = { "x-participant": `p_${"A".repeat(22)}.${"B".repeat(32)}` };

@@ -11,6 +11,8 @@ interface DemoConfig {
   apiKey: string;
   /** The model "Sync now" takes part in; `*` (the default) is every declared model. */
   modelId: string;
+  /** The shop's Privacy Pass issuer directory, when its rounds admit by token. */
+  admission?: { directoryUrl: string };
 }
 
 async function loadConfig(): Promise<DemoConfig> {
@@ -22,6 +24,9 @@ async function loadConfig(): Promise<DemoConfig> {
     endpoint: params.get("endpoint") ?? fromServer.endpoint ?? "http://127.0.0.1:8787",
     apiKey: params.get("key") ?? fromServer.apiKey ?? "",
     modelId: params.get("model") ?? fromServer.modelId ?? "*",
+    ...(fromServer.admission
+      ? { admission: { directoryUrl: new URL(fromServer.admission.directoryUrl, location.href).toString() } }
+      : {}),
   };
 }
 
@@ -52,6 +57,8 @@ async function main() {
     endpoint: config.endpoint,
     // The local demo's rounds have a handful of devices: development floors, never in production.
     privacyPolicy: "development",
+    // One token per round from the shop's own issuer; the cookie identifies a logged-in customer.
+    ...(config.admission ? { admission: { ...config.admission, credentials: "include" as const } } : {}),
     apiKey: config.apiKey,
     dbName: "fedprofile-demo",
     currency: "GBP",

@@ -97,6 +97,7 @@ export {
 export { deleteDatabase, openIndexedDbStore } from "./store/indexeddb-store";
 export { createMemoryStore } from "./store/memory-store";
 export type { CachedModel, OutboxItem, ProfileStore, RetentionLimits } from "./store/types";
+export type { AdmissionOptions } from "./sync/admission";
 export type {
   DroppedCounts,
   DropReason,

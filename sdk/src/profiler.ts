@@ -43,6 +43,7 @@ import { assignSegment, type SegmentAssignment } from "./models/segment";
 import type { PrivacyPolicyOption } from "./privacy-policy";
 import { createStoreManager } from "./store/store-manager";
 import { type CachedModel, DEFAULT_RETENTION } from "./store/types";
+import type { AdmissionOptions } from "./sync/admission";
 import type { CoordinatorClient, RetryOptions } from "./sync/coordinator-client";
 import type { RoundOutcome } from "./sync/plain-round";
 import {
@@ -68,6 +69,13 @@ export interface ProfilerOptions {
    * demos only. A round below the policy is refused before anything is sent.
    */
   privacyPolicy?: PrivacyPolicyOption;
+  /**
+   * Where this device gets the single-use Privacy Pass token a round may require to join (one
+   * device, one contribution): the storefront's issuer directory, and `credentials: "include"` so
+   * a logged-in customer's session counts. A round that needs a token and cannot get one ends in
+   * the outcome `not-admitted`; nothing about the device is sent.
+   */
+  admission?: AdmissionOptions;
   /** The tenant's publishable key (`fp_pub_…`). */
   apiKey?: string;
   /** `indexeddb` (default) or `memory` (nothing is ever written to the device). */
@@ -517,6 +525,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
         sessions: createOutboxSessionStore(() => manager.store, now),
         ...(open ? { round: open } : {}),
         ...(options.privacyPolicy ? { policy: options.privacyPolicy } : {}),
+        ...(options.admission ? { admission: options.admission } : {}),
       },
     );
     if (outcome.status === "contributed") await manager.run(() => rememberRound(outcome.roundId));

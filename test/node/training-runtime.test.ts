@@ -178,7 +178,12 @@ describe("training runtime: a declared k-means model trains itself", () => {
     expect(report.ok).toBe(true);
     expect(entries[0]).toMatchObject({
       kind: "policy",
-      policy: { source: "model_declaration", epsilonCap: 30, mechanism: "distributed_discrete_gaussian" },
+      policy: {
+        source: "model_declaration",
+        epsilonCap: 30,
+        mechanism: "distributed_discrete_gaussian",
+        threatModel: "honestButCurious",
+      },
     });
     const ran = history.rounds;
     for (const e of entries) {

@@ -94,6 +94,12 @@ export function bytesToBase64url(bytes: Uint8Array): string {
   return bytesToBase64(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
+/** Decodes RFC 4648 §5 base64url, padded or not; throws `TypeError` on malformed input. */
+export function base64urlToBytes(text: string): Uint8Array {
+  const standard = text.replace(/=+$/, "").replaceAll("-", "+").replaceAll("_", "/");
+  return base64ToBytes(standard + "=".repeat((4 - (standard.length % 4)) % 4));
+}
+
 function sextet(text: string, i: number): number {
   const code = text.charCodeAt(i);
   const v = code < 128 ? (DECODE[code] as number) : -1;

@@ -10,6 +10,7 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import * as z from "zod";
+import type { AdmissionIssuerStore } from "../admission/redeem";
 import { FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { LedgerWitness } from "../ledger/schema";
 import { initialKMeansState } from "../models/kmeans";
@@ -17,6 +18,7 @@ import { nextRoundRequest, type TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, TenantStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import type { RoundService } from "../rounds/round-service";
+import { addAdmissionRoutes } from "./admission-routes";
 import { type AppEnv, requireKey } from "./auth";
 import { allowOriginFor } from "./cors-policy";
 import { describeZodError, errorResponse, handleError } from "./errors";
@@ -72,6 +74,8 @@ export interface CoordinatorAppOptions {
    * dashboard); `*` is ignored here. Default none.
    */
   operatorOrigins?: string[];
+  /** Tenants' registered token issuers; without it the admission routes answer 503. */
+  admission?: AdmissionIssuerStore;
   /** Largest accepted request body in bytes (default 8 MiB). */
   maxBodyBytes?: number;
   clock?: Clock;
@@ -254,8 +258,8 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       responses: { 200: json(JoinResponse, "Joined"), ...errors },
     }),
     async (c) => {
-      c.req.valid("json");
-      return c.json(await rounds.join(c.get("auth").tenantId, c.req.valid("param").roundId), 200);
+      const { token } = c.req.valid("json");
+      return c.json(await rounds.join(c.get("auth").tenantId, c.req.valid("param").roundId, token), 200);
     },
   );
 
@@ -536,6 +540,8 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
     (c) => c.json(privacy().publicKey, 200),
   );
 
+  addAdmissionRoutes(app, { operator, anyKey }, options.admission, clock);
+
   const trainingPorts = () => {
     if (!options.training || !options.trainerFor) {
       throw new FedprofileError(
@@ -582,6 +588,8 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
           targetEpsilon: dp.targetEpsilon,
           modulusBits: dp.modulusBits,
           ...(dp.minNoiseShares === undefined ? {} : { minNoiseShares: dp.minNoiseShares }),
+          // What the server is trusted with (README Security): the ledger states the preset.
+          threatModel: declaration.cohort.threat ?? "honestButCurious",
         },
       );
       return c.json(await ports.trainerFor(tenantId, modelId).declare(tenantId, modelId, declaration), 200);

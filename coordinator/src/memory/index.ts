@@ -7,6 +7,7 @@ import { type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes"
 import { DEVELOPMENT_PRIVACY_POLICY, type PrivacyPolicy } from "@fedprofile/protocol/dp";
 import type { ModelDeclaration, ModelVersion, RoundInfo, TrainingRound } from "@fedprofile/protocol/wire";
 import { WIRE_VERSION } from "@fedprofile/protocol/wire";
+import { MemoryAdmissionIssuerStore, MemorySpentTokens } from "../admission/redeem";
 import type { ApiKeyKind } from "../api-keys";
 import { NotFoundError } from "../errors";
 import { type LedgerSigner, signerFromSeed } from "../ledger/chain";
@@ -367,6 +368,10 @@ export interface MemoryCoordinator {
   budgets: MemoryPrivacyBudgetStore;
   ledger: MemoryAuditLedgerStore;
   privacy: RoundPrivacy;
+  /** Tenants' registered token issuers. */
+  admission: MemoryAdmissionIssuerStore;
+  /** Each round object's spent tokens (kept across `restartAll`, like its state). */
+  spentTokens: Map<string, MemorySpentTokens>;
   training: MemoryTrainingStore;
   trainers: Map<string, { host: TrainerHost; store: MemoryRoundStateStore<TrainerState> }>;
   /** The trainer of a model (created on first use, like a Durable Object). */
@@ -406,6 +411,8 @@ export function createMemoryCoordinator(
   const hosts: MemoryCoordinator["hosts"] = new Map();
   const shards: MemoryCoordinator["shards"] = new Map();
   const roundStores = new Map<string, MemoryRoundStateStore<AnyRoundState>>();
+  const admission = new MemoryAdmissionIssuerStore();
+  const spentTokens = new Map<string, MemorySpentTokens>();
   const shardStores = new Map<string, MemoryEntryStore>();
   const aggregators: MemoryCoordinator["aggregators"] = new Map();
   const aggregatorStores = new Map<string, MemoryRoundStateStore<AggregatorState>>();
@@ -469,7 +476,11 @@ export function createMemoryCoordinator(
     if (!entry) {
       const store = roundStores.get(key) ?? new MemoryRoundStateStore<AnyRoundState>();
       roundStores.set(key, store);
+      const spent = spentTokens.get(key) ?? new MemorySpentTokens();
+      spentTokens.set(key, spent);
       const host = createAnyRoundHost({
+        admission,
+        spentTokens: fence(spent, generation),
         store: fence(store, generation),
         models,
         index,
@@ -521,6 +532,8 @@ export function createMemoryCoordinator(
     budgets,
     ledger,
     privacy,
+    admission,
+    spentTokens,
     training,
     trainers,
     trainerFor,

@@ -129,6 +129,7 @@ export function nextRoundRequest(state: RoundBasis): { request: OpenRoundRequest
         minShardSize: Math.min(cohort.minShardSize, cohort.maxShardSize),
         consistencyCheck: true,
         stageSeconds: schedule.stageSeconds,
+        ...(cohort.threat ? { threat: cohort.threat } : {}),
       },
       dp: {
         mechanism: dp.mechanism,

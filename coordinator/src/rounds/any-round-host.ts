@@ -6,6 +6,7 @@
 import type { RandomBytes } from "@fedprofile/protocol/bytes";
 import { DEFAULT_PRIVACY_POLICY, type PrivacyPolicy } from "@fedprofile/protocol/dp";
 import type { OpenRoundRequest, RoundTask } from "@fedprofile/protocol/wire";
+import type { AdmissionIssuerStore, SpentTokens } from "../admission/redeem";
 import { InvalidRequestError } from "../errors";
 import type { TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex } from "../ports";
@@ -33,6 +34,9 @@ export interface AnyRoundHostOptions {
   trainerFor?(tenantId: string, modelId: string): Pick<TrainerHandle, "roundEnded">;
   /** Privacy floors a round must meet to open (default {@link DEFAULT_PRIVACY_POLICY}). */
   floors?: PrivacyPolicy;
+  /** Tenants' token issuers and this round object's spent tokens (SecAgg rounds; see the root host). */
+  admission?: AdmissionIssuerStore;
+  spentTokens?: SpentTokens;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -79,6 +83,8 @@ export function createAnyRoundHost(options: AnyRoundHostOptions): AnyRoundHost {
     ...(options.privacy ? { privacy: options.privacy } : {}),
     ...(options.trainerFor ? { trainerFor: options.trainerFor } : {}),
     ...(options.floors ? { floors: options.floors } : {}),
+    ...(options.admission ? { admission: options.admission } : {}),
+    ...(options.spentTokens ? { spentTokens: options.spentTokens } : {}),
   });
   const current = async () => ((await options.store.load())?.kind === "secagg-root" ? secagg : plain);
 
@@ -93,7 +99,7 @@ export function createAnyRoundHost(options: AnyRoundHostOptions): AnyRoundHost {
       return plain.open(tenantId, roundId, request, task);
     },
     result: async () => (await current()).result(),
-    join: async () => (await current()).join(),
+    join: async (token) => (await current()).join(token),
     contribute: async (request) => (await current()).contribute(request),
     status: async () => (await current()).status(),
     shardFinished: (outcome) => secagg.shardFinished(outcome),

@@ -5,13 +5,21 @@
 
 import { checkRoundFloors, DEFAULT_PRIVACY_POLICY } from "@fedprofile/protocol/dp";
 import { type OpenRoundInput, RoundStatus } from "@fedprofile/protocol/wire";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createTokenIssuer, generateIssuerKeys } from "../admission/issuer";
 import { generateTenantKeys } from "../api-keys";
 import { createCoordinatorApp } from "../app/create-app";
 import { signerFromSeedHex } from "../ledger/chain";
 import { createMemoryCoordinator } from "../memory/index";
 
 const TENANT = "floor-shop";
+
+/** The shop's Privacy Pass issuer registration (production floors require admission by token). */
+let registration: { v: 1; issuerName: string; publicKey: string };
+beforeAll(async () => {
+  const issuer = await createTokenIssuer({ name: "floor-shop.example", keys: await generateIssuerKeys() });
+  registration = issuer.registration();
+}, 60_000);
 
 function setup() {
   let now = Date.UTC(2026, 11, 1);
@@ -56,6 +64,15 @@ describe("privacy floors at round open", () => {
     expect(
       (await call("PUT", "/v1/privacy/budgets/segments", { v: 1, epsilonCap: 1000, delta: 1e-6 })).status,
     ).toBe(200);
+    // Without an admission issuer, even a sound round is refused: anyone could fill it.
+    const open = await call("POST", "/v1/rounds", {
+      ...base,
+      secagg: { minShardSize: 100 },
+      dp: { clipNorm: 1, targetEpsilon: 1, rounds: 10 },
+    } satisfies OpenRoundInput);
+    expect(open.status).toBe(400);
+    expect(open.json.error?.message).toContain("requireAdmission");
+    expect((await call("PUT", "/v1/admission/issuer", registration)).status).toBe(200);
     const bad = await call("POST", "/v1/rounds", {
       ...base,
       minContributions: 2,
@@ -95,6 +112,7 @@ describe("privacy floors at round open", () => {
         cohort: round.secagg?.minShardSize,
         threshold: round.secagg?.threshold,
         consistencyCheck: round.secagg?.consistencyCheck,
+        admission: round.secagg?.admission !== undefined,
       }),
     ).toEqual([]);
     expect(round.secagg?.privacy).toMatchObject({ colluders: expect.any(Number) });
@@ -125,6 +143,7 @@ describe("privacy floors at round open", () => {
   it("a key holder cannot drain the budget by opening rounds: ε per model per day is capped", async () => {
     const { call, advance } = setup();
     await call("PUT", "/v1/privacy/budgets/segments", { v: 1, epsilonCap: 10, delta: 1e-6 });
+    await call("PUT", "/v1/admission/issuer", registration);
     const open = () =>
       call("POST", "/v1/rounds", {
         ...base,

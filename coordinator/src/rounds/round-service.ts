@@ -57,10 +57,11 @@ export interface RoundService {
   findOpen(tenantId: string, modelId: string): Promise<RoundInfo | null>;
   status(tenantId: string, roundId: string): Promise<RoundStatus>;
   /**
-   * Joins a round. A SecAgg round's join goes straight to a shard picked by `pickShard(joinKey)`
-   * (the admission token's nonce when there is one; fresh random bytes otherwise), not the root.
+   * Joins a round. A SecAgg round's join goes straight to a shard picked by `pickShard` (fresh
+   * random bytes), not the root, unless the round admits by token (`token`): then the root's
+   * serialised join redeems it against the round's one spent set.
    */
-  join(tenantId: string, roundId: string, joinKey?: Uint8Array): Promise<JoinResponse>;
+  join(tenantId: string, roundId: string, token?: string): Promise<JoinResponse>;
   contribute(tenantId: string, roundId: string, request: ContributionRequest): Promise<ContributionResponse>;
   /** The SecAgg stage view for this participant. */
   secaggView(
@@ -171,13 +172,15 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
       if (!status) throw new NotFoundError(`round ${roundId} not found`);
       return status;
     },
-    async join(tenantId, roundId, joinKey) {
+    async join(tenantId, roundId, token) {
       const info = await index.get(tenantId, roundId);
       if (!info) throw new NotFoundError(`round ${roundId} not found`);
-      if (info.aggregation !== "secagg" || !info.secagg || !options.shardFor) {
-        return hostFor(tenantId, roundId).join();
+      // Token rounds join through the root: a shard picked by the token's nonce could be full and
+      // pass the device on to another shard, whose spent set would not know the token.
+      if (info.aggregation !== "secagg" || !info.secagg || !options.shardFor || info.secagg.admission) {
+        return hostFor(tenantId, roundId).join(token);
       }
-      return joinShard(tenantId, info, joinKey ?? randomBytes(16));
+      return joinShard(tenantId, info, randomBytes(16));
     },
     contribute: async (tenantId, roundId, request) =>
       (await knownHost(tenantId, roundId)).contribute(request),

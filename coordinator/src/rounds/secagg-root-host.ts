@@ -16,7 +16,12 @@ import {
   type PrivacyPolicy,
   paddedDim,
 } from "@fedprofile/protocol/dp";
-import { modulusBitsFor, STAGES } from "@fedprofile/protocol/secagg";
+import {
+  maliciousServerShortfalls,
+  modulusBitsFor,
+  STAGES,
+  type ThreatPreset,
+} from "@fedprofile/protocol/secagg";
 import type {
   ContributionResponse,
   FixedPointEncoding,
@@ -30,6 +35,14 @@ import type {
 } from "@fedprofile/protocol/wire";
 import { encodeFloat64Vector, WIRE_VERSION } from "@fedprofile/protocol/wire";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import {
+  type AdmissionIssuerStore,
+  type RoundAdmission,
+  redeemJoinToken,
+  roundAdmission,
+  roundAdmissionInfo,
+  type SpentTokens,
+} from "../admission/redeem";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { newParticipantId, newToken, sha256Hex } from "../ids";
 import { aggregateSha256 } from "../ledger/chain";
@@ -70,6 +83,8 @@ export interface SecAggRootState {
   /** The smallest shard threshold t and the consistency check, published for devices' policy. */
   threshold?: number;
   consistencyCheck?: boolean;
+  /** The threat preset the round was opened under (absent: honest-but-curious). */
+  threat?: ThreatPreset;
   minContributions: number;
   maxContributions: number;
   openedAt: number;
@@ -96,6 +111,8 @@ export interface SecAggRootState {
   task?: RoundTask;
   /** A trainer's round once ended, kept until the trainer has it (it may ask again after a crash). */
   result?: RoundResult;
+  /** The tenant's token issuer when the round opened: every join redeems one of its tokens. */
+  admission?: RoundAdmission;
 }
 
 export interface SecAggRootHostOptions {
@@ -111,6 +128,10 @@ export interface SecAggRootHostOptions {
   trainerFor?(tenantId: string, modelId: string): Pick<TrainerHandle, "roundEnded">;
   /** Privacy floors a round must meet to open (default {@link DEFAULT_PRIVACY_POLICY}). */
   floors?: PrivacyPolicy;
+  /** The tenants' registered token issuers; a tenant with one gets rounds that admit by token. */
+  admission?: AdmissionIssuerStore;
+  /** The root's spent-token set (its own storage); required once a round admits by token. */
+  spentTokens?: SpentTokens;
   clock?: Clock;
   randomBytes?: RandomBytes;
 }
@@ -130,10 +151,16 @@ const CLOSE_ATTEMPTS = 12;
 /** Neighbour-graph degree and threshold for a shard of `size` (explicit values win). */
 function graphParameters(size: number, options: SecAggRoundOptions): { k: number; t: number } {
   let chosen: { k: number; t: number };
+  const malicious = options.threat === "maliciousServer";
+  if (malicious && !options.consistencyCheck) {
+    throw new InvalidRequestError(
+      "secagg.consistencyCheck: the maliciousServer preset needs the consistency check",
+    );
+  }
   if (options.k !== undefined && options.t !== undefined) chosen = { k: options.k, t: options.t };
   else {
     try {
-      const defaults = chooseParameters({ n: size });
+      const defaults = chooseParameters({ n: size, honestMajority: malicious });
       chosen = { k: options.k ?? defaults.k, t: options.t ?? defaults.t };
     } catch (cause) {
       throw new InvalidRequestError(
@@ -146,6 +173,11 @@ function graphParameters(size: number, options: SecAggRoundOptions): { k: number
   if (chosen.k % 2 !== 0)
     throw new InvalidRequestError(`secagg.k: the graph degree must be even, got ${chosen.k}`);
   const most = Math.min(chosen.k, size - 1);
+  if (malicious) {
+    const short = maliciousServerShortfalls({ ...chosen, cohortSize: size, consistencyCheck: true });
+    if (short.length > 0)
+      throw new InvalidRequestError(`secagg.t: maliciousServer preset: ${short.join("; ")}`);
+  }
   if (chosen.t > most) {
     throw new InvalidRequestError(
       `secagg.t: a threshold of ${chosen.t} exceeds min(k, shard size - 1) = ${most} for a shard of ${size}`,
@@ -212,6 +244,8 @@ export function secaggRootInfo(state: SecAggRootState): RoundInfo {
       ...(state.threshold === undefined ? {} : { threshold: state.threshold }),
       ...(state.consistencyCheck === undefined ? {} : { consistencyCheck: state.consistencyCheck }),
       ...(state.dp ? { privacy: privacyInfo(state.dp) } : {}),
+      ...(state.admission ? { admission: roundAdmissionInfo(state.admission) } : {}),
+      ...(state.threat === "maliciousServer" ? { threat: state.threat } : {}),
     },
     ...(state.dp ? { dp: state.dp.config } : {}),
     ...(state.task ? { task: state.task } : {}),
@@ -291,29 +325,17 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       const aborts = Object.values(state.outcomes)
         .map(asRow)
         .flatMap((o) => [...(o.abort ? [`shard ${o.shard}: ${o.abort.code}`] : []), ...(o.aborts ?? [])]);
-      const ended: SecAggRootState = {
-        ...state,
-        stage: "aborted",
-        closedAt: now,
-        outcome: `too-few-contributions: ${contributors} < ${state.minContributions}${aborts.length ? ` (${aborts.join(", ")})` : ""}`,
-      };
-      const result: RoundResult | undefined = state.task
-        ? {
-            roundId: state.roundId,
-            modelId: state.modelId,
-            stage: "aborted",
-            outcome: ended.outcome ?? "aborted",
-            contributors,
-            weights: null,
-            noiseStddev: 0,
-          }
-        : undefined;
-      await store.save(result ? { ...ended, result } : ended);
-      await store.deleteAlarm();
-      await index.markEnded(state.tenantId, state.roundId, "aborted", null);
-      if (dp) await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
-      if (result) await handToTrainer(state, result);
-      return ended;
+      return abort(
+        state,
+        `too-few-contributions: ${contributors} < ${state.minContributions}${aborts.length ? ` (${aborts.join(", ")})` : ""}`,
+      );
+    }
+    if (dp?.config.mechanism === "distributed_discrete_gaussian" && (await combinedSum(state, dp)).survivors < 1) {
+      // Every shard sum is out of range (`./shard-combine.ts`): nothing can be published, but the
+      // coordinator saw the noised shard sums, so (as above) that is a release and it is recorded.
+      // Ending here, not throwing, keeps the alarm from retrying the decode forever.
+      await recordRelease(state, dp, undefined);
+      return abort(state, "implausible-shard-sums: every shard sum was outside its plausible range");
     }
     if (state.task) return endForTrainer(state, reason, contributors);
     const weights = dp ? (await decodeDp(state, dp)).weights : await decodeFixedPoint(state);
@@ -340,6 +362,28 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     await store.deleteAlarm();
     await index.markEnded(state.tenantId, state.roundId, "closed", published.version);
     if (dp) await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
+    return ended;
+  }
+
+  /** Ends the round as aborted: nothing is published; a trainer's round hands on an empty result. */
+  async function abort(state: SecAggRootState, outcome: string): Promise<SecAggRootState> {
+    const ended: SecAggRootState = { ...state, stage: "aborted", closedAt: clock(), outcome };
+    const result: RoundResult | undefined = state.task
+      ? {
+          roundId: state.roundId,
+          modelId: state.modelId,
+          stage: "aborted",
+          outcome,
+          contributors: contributorsOf(state),
+          weights: null,
+          noiseStddev: 0,
+        }
+      : undefined;
+    await store.save(result ? { ...ended, result } : ended);
+    await store.deleteAlarm();
+    await index.markEnded(state.tenantId, state.roundId, "aborted", null);
+    if (state.dp) await options.privacy?.release(state.tenantId, state.modelId, state.roundId);
+    if (result) await handToTrainer(state, result);
     return ended;
   }
 
@@ -410,6 +454,13 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     dp: RoundDpPlan,
   ): Promise<{ weights: number[]; noiseStddev: number }> {
     const { total, survivors } = await combinedSum(state, dp);
+    if (survivors < 1) {
+      throw new FedprofileError(
+        "implausible_shard_sums",
+        "every shard sum was outside its plausible range",
+        409,
+      );
+    }
     const decoded = decodeAggregate(dp.config, total, {
       survivors,
       rng: bufferedRandom(randomBytes),
@@ -430,31 +481,16 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     const dim = paddedDim(dp.config);
     if (state.aggregators) {
       // Each aggregator range-checked and combined its own shards (./secagg-aggregator-host.ts);
-      // their combined sums were added here on arrival.
+      // their combined sums were added here on arrival. survivors 0: every shard was out of range;
+      // `end` aborts such a round before decoding.
       const stored = await store.sum(TOTAL_KEY);
       const rows = Object.values(state.outcomes).map(asRow);
       const survivors = rows.reduce((n, r) => n + (r.hasSum ? (r.survivors ?? r.contributors) : 0), 0);
-      if (survivors < 1 && dp.config.mechanism === "distributed_discrete_gaussian") {
-        throw new FedprofileError(
-          "implausible_shard_sums",
-          "every shard sum was outside its plausible range",
-          409,
-        );
-      }
       return { total: stored ? wordsOf(stored) : new Uint32Array(dim), survivors };
     }
     const shards = await shardSums(state);
-    if (dp.config.mechanism === "distributed_discrete_gaussian") {
-      const combined = combineShardSums(dp.config, shards, dim);
-      if (combined.survivors < 1) {
-        throw new FedprofileError(
-          "implausible_shard_sums",
-          "every shard sum was outside its plausible range",
-          409,
-        );
-      }
-      return combined;
-    }
+    // survivors 0: every shard was out of range; `end` aborts such a round before decoding.
+    if (dp.config.mechanism === "distributed_discrete_gaussian") return combineShardSums(dp.config, shards, dim);
     const total = new Uint32Array(dim);
     for (const s of shards) addModular(total, s.words);
     return { total, survivors: contributorsOf(state) };
@@ -539,6 +575,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         const protocolEnd = now + stageCount * secagg.stageSeconds * 1000;
         const giveUpAt = protocolEnd + ROOT_GRACE_MS;
         const threshold = Math.min(...graphs.map((g) => g.t));
+        const issuer = await options.admission?.get(tenantId);
+        const admission = issuer ? roundAdmission(issuer) : undefined;
         // The privacy floors, checked on the planned round before any budget is reserved.
         const checkFloors = (plan: RoundDpPlan | undefined) =>
           enforceRoundFloors(options.floors ?? DEFAULT_PRIVACY_POLICY, {
@@ -548,6 +586,12 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             cohort: Math.min(...sizes),
             threshold,
             consistencyCheck: secagg.consistencyCheck,
+            admission: admission !== undefined,
+            honestMajority: graphs.every(
+              (g, i) =>
+                maliciousServerShortfalls({ ...g, cohortSize: sizes[i] as number, consistencyCheck: true })
+                  .length === 0,
+            ),
           });
         let dp: RoundDpPlan | undefined;
         if (request.dp) {
@@ -606,6 +650,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           outcome: null,
           modelVersion: null,
           ...(task ? { task } : {}),
+          ...(admission ? { admission } : {}),
+          ...(secagg.threat === "maliciousServer" ? { threat: secagg.threat } : {}),
         };
         if (task && !dp) throw new InvalidRequestError("a trainer's round needs dp");
         try {
@@ -671,7 +717,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         return secaggRootStatus(state);
       }),
 
-    join: (): Promise<JoinResponse> =>
+    join: (token?: string): Promise<JoinResponse> =>
       serialised(async () => {
         const state = await mustLoad();
         if (state.stage !== "collecting") {
@@ -680,31 +726,10 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
             `round ${state.roundId} is ${state.stage}, not collecting`,
           );
         }
-        const participantId = newParticipantId(randomBytes);
-        const participantToken = newToken(randomBytes);
-        const shards = state.shardSizes.length;
-        // Round-robin over shards, skipping full ones, so partial turnout spreads evenly.
-        for (let attempt = 0; attempt < shards; attempt++) {
-          const shard = (state.joined + attempt) % shards;
-          try {
-            const slot = await options
-              .shardFor(state.tenantId, state.roundId, shard)
-              .admit(participantId, sha256Hex(participantToken));
-            await store.save({ ...state, joined: state.joined + 1 });
-            return {
-              v: WIRE_VERSION,
-              roundId: state.roundId,
-              participantId,
-              participantToken,
-              dimension: state.dimension,
-              closesAt: state.closesAt,
-              secagg: { shard, slot },
-            };
-          } catch (error) {
-            if (!(error instanceof ConflictError && error.code === "round_full")) throw error;
-          }
-        }
-        throw new ConflictError("round_full", `round ${state.roundId} has no free slot`);
+        // One token, one place: spent only once a shard took the device (issue 13, finding 1).
+        return redeemJoinToken(state.roundId, state.admission, token, options.spentTokens, () =>
+          admitToShard(state),
+        );
       }),
 
     contribute: async (): Promise<ContributionResponse> => {
@@ -755,6 +780,36 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         );
       }),
   };
+
+  /** Admits a device to the next shard with room. */
+  async function admitToShard(state: SecAggRootState): Promise<JoinResponse> {
+    const participantId = newParticipantId(randomBytes);
+    const participantToken = newToken(randomBytes);
+    const shards = state.shardSizes.length;
+    // Round-robin over shards, skipping full ones, so partial turnout spreads evenly.
+    for (let attempt = 0; attempt < shards; attempt++) {
+      const shard = (state.joined + attempt) % shards;
+      try {
+        const slot = await options
+          .shardFor(state.tenantId, state.roundId, shard)
+          .admit(participantId, sha256Hex(participantToken));
+        await store.save({ ...state, joined: state.joined + 1 });
+        return {
+          v: WIRE_VERSION,
+          roundId: state.roundId,
+          participantId,
+          participantToken,
+          dimension: state.dimension,
+          closesAt: state.closesAt,
+          secagg: { shard, slot },
+        };
+      } catch (error) {
+        // Across a Durable Object RPC the error comes back as a FedprofileError with its code.
+        if (!(error instanceof FedprofileError && error.code === "round_full")) throw error;
+      }
+    }
+    throw new ConflictError("round_full", `round ${state.roundId} has no free slot`);
+  }
 
   /**
    * Asks every shard that has not reported for its outcome, closing it if it has not ended, so

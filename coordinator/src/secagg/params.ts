@@ -97,6 +97,11 @@ export interface ParameterOptions {
   colluding?: number;
   /** Statistical security parameter σ: collusion succeeds with probability ≤ 2^-σ (default 40). */
   securityBits?: number;
+  /**
+   * The `maliciousServer` preset: t > k/2, an honest majority of every device's neighbours
+   * (`@fedprofile/protocol/secagg` threat.ts). Costs a larger k for the same dropout target.
+   */
+  honestMajority?: boolean;
 }
 
 /** Chosen parameters and the bounds they achieve. */
@@ -127,6 +132,7 @@ export function chooseParameters(options: ParameterOptions): SecAggParameters {
     const degree = Math.min(k, n - 1);
     let t = 1;
     while (t <= degree && collusionBound(n, degree, t, colluding) > security) t++;
+    if (options.honestMajority) t = Math.max(t, Math.floor(degree / 2) + 1);
     if (t <= degree) {
       const f = failureBound({ n, k: degree, t, dropout });
       if (f <= failure) {

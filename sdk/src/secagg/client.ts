@@ -400,11 +400,15 @@ function checkSurvivors(state: ClientState, bitmap: string, stage: Stage): Set<n
 /**
  * Stage 3 (round 3, consistency check): MAC the announced survivor set U3 for each surviving
  * neighbour. The tags stand in for Bonawitz's signatures: only the neighbour can check them and the
- * server cannot forge them, so a device whose t confirming neighbours saw another U3 aborts. That
- * does not stop a malicious server: neighbour keys are relayed unsigned, and whenever t ≤ k/2 it
- * can show half of X's neighbours a U3 with X and half one without, each half consistent, and
- * collect t b-shares and t s-shares of X (issue 13, finding 4). Only an honest-but-curious server
- * is covered; a malicious one needs t > k/2 and signed key advertisements, not built yet.
+ * server cannot forge them for keys it relayed faithfully, so a device aborts unless t neighbours
+ * confirm the U3 it was shown. What that buys depends on the preset (`@fedprofile/protocol/secagg`
+ * threat.ts):
+ * - t ≤ k/2 (the default, honest-but-curious): a server that lies can show half of X's neighbours
+ *   a U3 with X and half one without, each half confirms itself, and the server collects t
+ *   b-shares and t s-shares of X and recovers X's input (`test/secagg/split-view.test.ts`).
+ * - t > k/2 (`maliciousServer`): two disjoint halves cannot both reach t, so that attack fails.
+ * Neither covers a server that substitutes neighbour keys (it relays them unauthenticated): that
+ * needs identity keys the server cannot mint, not built yet.
  */
 export function consistencyCheck(
   state: ClientState,

@@ -4,6 +4,7 @@
  */
 
 export { PolicyRefusedError, type PrivacyPolicyOption } from "../privacy-policy";
+export { type AdmissionOptions, AdmissionUnavailableError, fetchAdmissionToken } from "./admission";
 export {
   type CoordinatorClient,
   type CoordinatorClientOptions,

@@ -7,6 +7,7 @@
 import type { RoundInfo } from "@fedprofile/protocol/wire";
 import { encodeFloat64Vector } from "@fedprofile/protocol/wire";
 import type { PrivacyPolicyOption } from "../privacy-policy";
+import type { AdmissionOptions } from "./admission";
 import { type CoordinatorClient, CoordinatorError } from "./coordinator-client";
 import { assertFiniteVector, assertRoundMeetsPolicy, resolvePolicy } from "./policy-check";
 import type { SecAggSessionStore } from "./secagg-round";
@@ -21,6 +22,8 @@ export type RoundOutcome =
   | { status: "dropped"; roundId: string; reason: string }
   /** The round (or every shard with room) already has all the participants it can count. */
   | { status: "round-full"; roundId: string; reason: string }
+  /** The round admits by token and this device got none (no issuer configured, quota used, issuer down). */
+  | { status: "not-admitted"; roundId: string; reason: string }
   /** No answer (or only 429/5xx) from the coordinator for the whole retry window. */
   | { status: "unreachable"; reason: string }
   /** The device's privacy policy refused the round before anything was sent (`refused_by_policy`). */
@@ -51,6 +54,8 @@ export function failureOutcome(error: unknown, roundId: string | null = null): R
       ...(floors.length > 0 ? { floors } : {}),
     };
   }
+  if (error.code === "admission_unavailable" && roundId !== null)
+    return { status: "not-admitted", roundId, reason: error.message };
   if (!(error instanceof CoordinatorError)) return null;
   if (error.code === "round_full" && roundId !== null)
     return { status: "round-full", roundId, reason: error.message };
@@ -71,6 +76,8 @@ export interface ParticipationOptions {
    * with `PolicyRefusedError` before anything is sent.
    */
   policy?: PrivacyPolicyOption;
+  /** Where the device gets admission tokens for rounds that require them. */
+  admission?: AdmissionOptions;
 }
 
 /** This device's vector for a round (the round tells the model kind's task, if any). */
@@ -118,6 +125,7 @@ async function participateIn(
     const outcome = await participateInSecAggRound(client, round, vectorFor, {
       ...(sessions ? { sessions } : {}),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+      ...(options.admission ? { admission: options.admission } : {}),
       policy,
     });
     return outcome.status === "contributed"

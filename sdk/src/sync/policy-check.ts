@@ -12,6 +12,7 @@ import {
   privacyPolicy,
   type RoundFacts,
 } from "@fedprofile/protocol/dp";
+import { maliciousServerShortfalls } from "@fedprofile/protocol/secagg";
 import type { RoundInfo, SecAggConfig } from "@fedprofile/protocol/wire";
 import { FedprofileError } from "../errors";
 import { PolicyRefusedError, type PrivacyPolicyOption } from "../privacy-policy";
@@ -37,6 +38,7 @@ export function assertRoundMeetsPolicy(policy: PrivacyPolicy, round: RoundInfo):
     cohort: round.secagg?.minShardSize,
     threshold: round.secagg?.threshold,
     consistencyCheck: round.secagg?.consistencyCheck,
+    admission: round.secagg?.admission !== undefined,
   });
 }
 
@@ -49,6 +51,8 @@ export function assertSecAggMeetsPolicy(policy: PrivacyPolicy, round: RoundInfo,
     cohort: config.cohortSize,
     threshold: config.t,
     consistencyCheck: config.consistencyCheck,
+    admission: round.secagg?.admission !== undefined,
+    honestMajority: maliciousServerShortfalls(config).length === 0,
   });
 }
 

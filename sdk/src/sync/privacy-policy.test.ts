@@ -4,15 +4,38 @@
  * sent" means no call beyond the check-in reached it.
  */
 
+import {
+  createIssuerHandler,
+  createTokenIssuer,
+  generateIssuerKeys,
+  ISSUER_DIRECTORY_PATH,
+  type TokenIssuer,
+} from "@fedprofile/coordinator/admission";
 import { planCentralRound, planDistributedRound } from "@fedprofile/coordinator/dp";
+import { bytesToBase64 } from "@fedprofile/protocol/bytes";
 import { DEFAULT_PRIVACY_POLICY, roundEpsilon } from "@fedprofile/protocol/dp";
 import type { RoundInfo, SecAggConfig } from "@fedprofile/protocol/wire";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { AdmissionOptions } from "./admission";
 import type { CoordinatorClient } from "./coordinator-client";
 import { participateInRound } from "./plain-round";
 
 const ROUND_ID = "r_0123456789abcdefABCDEF";
 const SEED = "00112233445566778899aabbccddeeff";
+
+/** The storefront's token issuer, served through a fetch stub (each device is a new customer). */
+let issuer: TokenIssuer;
+let admission: AdmissionOptions;
+beforeAll(async () => {
+  issuer = await createTokenIssuer({ name: "shop.example", keys: await generateIssuerKeys() });
+  let customer = 0;
+  const handle = createIssuerHandler(issuer, () => ({ customerId: `c${customer++}` }));
+  admission = {
+    directoryUrl: `https://shop.example${ISSUER_DIRECTORY_PATH}`,
+    fetch: async (input, init) =>
+      (await handle(new Request(input, init))) ?? new Response("", { status: 404 }),
+  };
+}, 60_000);
 
 /** A distributed round that meets the production floors: 40 shares, t = 30, ε 1 over 10 rounds. */
 function goodRound(): RoundInfo {
@@ -47,6 +70,7 @@ function goodRound(): RoundInfo {
       threshold: 30,
       consistencyCheck: true,
       privacy: { noiseShares: 40, colluders: 2, delta: 1e-5, modelEpsilon: 0.4 },
+      admission: { kind: "privacypass", issuerName: "shop.example", keyId: bytesToBase64(issuer.keyId) },
     },
     dp,
   };
@@ -106,6 +130,7 @@ async function refusal(round: RoundInfo, config?: SecAggConfig, vector = [1, 4, 
   const error = await participateInRound(client, "segments", () => Float64Array.from(vector), {
     round,
     pollMs: 1,
+    admission,
   }).catch((e: unknown) => e);
   return { error, sent: sent() };
 }
@@ -129,8 +154,17 @@ describe("device privacy floors (issue 13, finding 2)", () => {
     await participateInRound(client, "segments", () => Float64Array.of(1, 4, 0, 0), {
       round,
       pollMs: 1,
+      admission,
     }).catch((e: unknown) => e);
     expect(sent()).toEqual(["join", "secaggView", "secaggMessage"]);
+  }, 30_000); // a blind-RSA token issuance takes seconds on a loaded machine
+
+  it("a round that admits devices without a token is refused (one client could fill it)", async () => {
+    const round = goodRound();
+    delete round.secagg!.admission;
+    const { error, sent } = await refusal(round);
+    expect(floorsOf(error)).toEqual(["requireAdmission"]);
+    expect(sent).toEqual([]);
   });
 
   it("localSigma = 2^-60: one device's input would decode exactly; refused before joining", async () => {
@@ -185,7 +219,7 @@ describe("device privacy floors (issue 13, finding 2)", () => {
     );
     // Joining reveals nothing about the device; its keys (and anything after) were never sent.
     expect(sent).toEqual(["join", "secaggView"]);
-  });
+  }, 30_000);
 
   it("plain-sum: [1, 4] is never sent in the clear unless the page opts in for development", async () => {
     const round: RoundInfo = { ...goodRound(), aggregation: "plain-sum", dimension: 2 };

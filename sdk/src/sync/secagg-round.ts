@@ -7,6 +7,7 @@
  */
 
 import type { RandomBytes } from "@fedprofile/protocol/bytes";
+import { FedprofileError } from "@fedprofile/protocol/errors";
 import { ERROR_CODES, encodeFixedPoint, ProtocolError, type Stage } from "@fedprofile/protocol/secagg";
 import type { RoundInfo } from "@fedprofile/protocol/wire";
 import { encodeClientFrame } from "@fedprofile/protocol/wire";
@@ -22,6 +23,7 @@ import {
   shareKeys,
   unmask,
 } from "../secagg/client";
+import type { AdmissionOptions } from "./admission";
 import { type CoordinatorClient, CoordinatorError } from "./coordinator-client";
 import {
   assertFiniteVector,
@@ -71,6 +73,8 @@ export interface SecAggParticipationOptions {
   now?: () => number;
   /** The device's privacy policy (default: the production floors); see `PolicyRefusedError`. */
   policy?: PrivacyPolicyOption;
+  /** Where to get the round's admission token, when it admits by token (`./admission.ts`). */
+  admission?: AdmissionOptions;
 }
 
 const STEP_OF: Record<Stage, ClientStep> = {
@@ -84,6 +88,25 @@ const STEPS: ClientStep[] = ["advertised", "shared", "masked", "checked", "unmas
 
 const answered = (client: ClientState | null, stage: Stage) =>
   client !== null && STEPS.indexOf(client.step) >= STEPS.indexOf(STEP_OF[stage]);
+
+/** The join's token for a round that admits by token (none otherwise); fetched from the issuer. */
+async function admissionToken(
+  round: RoundInfo,
+  admission: AdmissionOptions | undefined,
+): Promise<{ token: string } | undefined> {
+  const info = round.secagg?.admission;
+  if (!info) return undefined;
+  if (!admission) {
+    throw new FedprofileError(
+      "admission_unavailable",
+      `round ${round.roundId} admits by Privacy Pass token from ${info.issuerName}; no admission option is set`,
+      0,
+    );
+  }
+  // Loaded only here: the blind-RSA code stays out of the bundle of pages without admission.
+  const { fetchAdmissionToken } = await import("./admission");
+  return { token: await fetchAdmissionToken(admission, round.roundId, info) };
+}
 
 /** Takes part in `round` (a SecAgg round from check-in) with the vector `vectorFor` returns. */
 export async function participateInSecAggRound(
@@ -109,7 +132,7 @@ export async function participateInSecAggRound(
 
   let session = await sessions.load(round.roundId);
   if (!session) {
-    const joined = await client.join(round.roundId);
+    const joined = await client.join(round.roundId, await admissionToken(round, options.admission));
     if (!joined.secagg) throw new CoordinatorError("bad_response", "join did not assign a SecAgg shard", 200);
     session = {
       roundId: round.roundId,

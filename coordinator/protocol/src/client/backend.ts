@@ -5,6 +5,7 @@
  */
 
 import type * as z from "zod/mini";
+import { type AdmissionIssuerRequest, AdmissionIssuerStatus } from "../wire/admission";
 import { LedgerPage, LedgerPublicKey, PrivacyBudgetStatus } from "../wire/audit";
 import { ModelVersion } from "../wire/model";
 import { type OpenRoundRequest, RoundStatus } from "../wire/round";
@@ -57,6 +58,8 @@ export interface OperatorClient extends ReadClient {
   setBudget(modelId: string, request: BudgetRequest, o?: Call): Promise<PrivacyBudgetStatus>;
   /** `GET /v1/models/{id}/latest`, or `null` before the first version. */
   latestModel(modelId: string, o?: Call): Promise<ModelVersion | null>;
+  /** `PUT /v1/admission/issuer`: rounds opened from now on admit by this issuer's tokens. */
+  registerAdmissionIssuer(request: AdmissionIssuerRequest, o?: Call): Promise<AdmissionIssuerStatus>;
 }
 
 /** A page request of `GET /v1/audit/ledger`. */
@@ -100,6 +103,8 @@ export function createOperatorClient(options: ClientOptions): OperatorClient {
       callJson(http, ModelStatus, "PUT", `/v1/models/${seg(id)}`, { ...o, body: declaration }),
     setBudget: (id, request, o) =>
       callJson(http, PrivacyBudgetStatus, "PUT", `/v1/privacy/budgets/${seg(id)}`, { ...o, body: request }),
+    registerAdmissionIssuer: (request, o) =>
+      callJson(http, AdmissionIssuerStatus, "PUT", "/v1/admission/issuer", { ...o, body: request }),
     async latestModel(id, o) {
       try {
         return await callJson(http, ModelVersion, "GET", `/v1/models/${seg(id)}/latest`, o);

@@ -31,8 +31,11 @@ export interface DeviceClient {
   readonly endpoint: string;
   /** `POST /v1/checkin`: is a round open for `modelId`? Sends only the SDK version. */
   checkin(modelId: string, o?: DeviceCallOptions): Promise<CheckinResponse>;
-  /** `POST /v1/rounds/{id}/join`: a fresh, round-scoped identity (and a SecAgg shard). */
-  join(roundId: string, o?: DeviceCallOptions): Promise<JoinResponse>;
+  /**
+   * `POST /v1/rounds/{id}/join`: a fresh, round-scoped identity (and a SecAgg shard). `token`: the
+   * round's Privacy Pass token (standard base64) when it admits by token.
+   */
+  join(roundId: string, o?: DeviceCallOptions & { token?: string }): Promise<JoinResponse>;
   /** `POST /v1/rounds/{id}/contributions` (plain-sum): `vector` is base64 float64s. */
   contribute(
     roundId: string,
@@ -86,8 +89,13 @@ export function createDeviceClient(options: ClientOptions & { sdkVersion: string
         ...o,
         body: { v: WIRE_VERSION, modelId, sdkVersion: options.sdkVersion },
       }),
-    join: (roundId, o) =>
-      callJson(http, JoinResponse, "POST", `${round(roundId)}/join`, { ...o, body: { v: WIRE_VERSION } }),
+    join: (roundId, o) => {
+      const { token, ...call } = o ?? {};
+      return callJson(http, JoinResponse, "POST", `${round(roundId)}/join`, {
+        ...call,
+        body: { v: WIRE_VERSION, ...(token === undefined ? {} : { token }) },
+      });
+    },
     contribute: (roundId, participantId, participantToken, vector, o) =>
       callJson(http, ContributionResponse, "POST", `${round(roundId)}/contributions`, {
         ...o,

@@ -48,6 +48,17 @@ export const PrivacyPolicy = z.strictObject({
   /** Clip bounds: a clip outside them is a misconfiguration (1e-300 makes every update vanish). */
   minClipNorm: z.number().check(z.positive()),
   maxClipNorm: z.number().check(z.positive()),
+  /**
+   * Devices are admitted by a single-use Privacy Pass token per round (`../admission.ts`): without
+   * it a holder of the publishable key can fill a round with Sybils of known input.
+   */
+  requireAdmission: z.boolean(),
+  /**
+   * The `maliciousServer` preset's honest majority: t > k/2 of every shard's effective degree
+   * (`../secagg/threat.ts`), so a server showing split survivor sets learns nothing. Off in both
+   * presets here (it costs a larger k); a page that does not trust the coordinator turns it on.
+   */
+  requireHonestMajority: z.boolean(),
 });
 export type PrivacyPolicy = z.infer<typeof PrivacyPolicy>;
 
@@ -72,6 +83,8 @@ export const DEFAULT_PRIVACY_POLICY: Readonly<PrivacyPolicy> = Object.freeze({
   requireConsistencyCheck: true,
   minClipNorm: 1e-6,
   maxClipNorm: 1e6,
+  requireAdmission: true,
+  requireHonestMajority: false,
 });
 
 /**
@@ -92,6 +105,8 @@ export const DEVELOPMENT_PRIVACY_POLICY: Readonly<PrivacyPolicy> = Object.freeze
   requireConsistencyCheck: false,
   minClipNorm: 1e-6,
   maxClipNorm: 1e9,
+  requireAdmission: false,
+  requireHonestMajority: false,
 });
 
 /**
@@ -116,6 +131,13 @@ export interface RoundFacts {
   cohort?: number | undefined;
   threshold?: number | undefined;
   consistencyCheck?: boolean | undefined;
+  /** Whether devices are admitted by token. */
+  admission?: boolean | undefined;
+  /**
+   * Whether t > k/2 in every shard. Only known from a shard's configuration (k is not in the
+   * check-in round info): undefined skips the floor, which the advertise-keys view then checks.
+   */
+  honestMajority?: boolean | undefined;
 }
 
 /** One unmet floor: which, and why (a sentence a person can read). */
@@ -200,6 +222,15 @@ export function checkRoundFloors(policy: PrivacyPolicy, facts: RoundFacts): Floo
   }
   if (policy.requireConsistencyCheck && facts.consistencyCheck !== true) {
     fail("requireConsistencyCheck", "the consistency check is off");
+  }
+  if (policy.requireAdmission && facts.admission !== true) {
+    fail("requireAdmission", "the round admits devices without a token: one client could fill it");
+  }
+  if (policy.requireHonestMajority && facts.honestMajority === false) {
+    fail(
+      "requireHonestMajority",
+      "t is not above half of the neighbours: a split-view server could unmask a device",
+    );
   }
   return out;
 }

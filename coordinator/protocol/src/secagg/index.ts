@@ -15,3 +15,4 @@ export * from "./keys";
 export * from "./masking";
 export * from "./prg";
 export * from "./shamir";
+export * from "./threat";

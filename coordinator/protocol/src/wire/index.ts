@@ -2,6 +2,7 @@
  * Wire schemas shared by the SDK and the coordinator: the single source of truth for every
  * message. Types are derived with `z.infer`; parsed JSON is never cast.
  */
+export * from "./admission";
 export * from "./audit";
 export * from "./binary";
 export * from "./common";

@@ -1,5 +1,7 @@
 import * as z from "zod/mini";
 import { DpRoundConfig } from "../dp/config";
+import { THREAT_PRESETS } from "../secagg/threat";
+import { IssuerName } from "./admission";
 import {
   Base64,
   EpochMillis,
@@ -116,6 +118,11 @@ export const SecAggRoundOptions = z.strictObject({
   k: z.optional(z.int().check(z.minimum(2), z.maximum(65_536))),
   t: z.optional(z.int().check(z.minimum(1), z.maximum(65_536))),
   consistencyCheck: z._default(z.boolean(), true),
+  /**
+   * The server threat preset (`../secagg/threat.ts`): `maliciousServer` chooses t > k/2 and
+   * requires the consistency check; absent means `honestButCurious`.
+   */
+  threat: z.optional(z.enum(THREAT_PRESETS)),
   /** Time limit of each protocol stage; a device that misses one is dropped. */
   stageSeconds: z._default(z.int().check(z.minimum(1), z.maximum(24 * 3600)), 60),
 });
@@ -172,6 +179,17 @@ export const RoundPrivacyInfo = z.strictObject({
 });
 export type RoundPrivacyInfo = z.infer<typeof RoundPrivacyInfo>;
 
+/**
+ * How a round admits devices: a Privacy Pass token (RFC 9578 type 2) from `issuerName`, checked
+ * against the issuer key `keyId` (token_key_id, RFC 9578 §6.5). One token per join, per round.
+ */
+export const RoundAdmissionInfo = z.strictObject({
+  kind: z.literal("privacypass"),
+  issuerName: IssuerName,
+  keyId: Base64,
+});
+export type RoundAdmissionInfo = z.infer<typeof RoundAdmissionInfo>;
+
 /** Public SecAgg parameters of a round, as devices see them at check-in. */
 export const SecAggRoundInfo = z.object({
   /** Absent in a DP round: devices encode with the round's `dp` configuration instead. */
@@ -184,6 +202,10 @@ export const SecAggRoundInfo = z.object({
   consistencyCheck: z.optional(z.boolean()),
   /** A DP round's noise shares, assumed colluders, delta and projected model epsilon. */
   privacy: z.optional(RoundPrivacyInfo),
+  /** `maliciousServer` when the round was opened under that preset (devices check the numbers). */
+  threat: z.optional(z.enum(THREAT_PRESETS)),
+  /** Admission by token; absent: the round admits anyone with the publishable key (development). */
+  admission: z.optional(RoundAdmissionInfo),
 });
 
 export type SecAggRoundInfo = z.infer<typeof SecAggRoundInfo>;
@@ -237,7 +259,14 @@ export const CheckinResponse = z.object({
 export type CheckinResponse = z.infer<typeof CheckinResponse>;
 
 /** A device joins a collecting round and receives a fresh, round-scoped identity. */
-export const JoinRequest = z.strictObject({ v: WireVersion });
+/**
+ * A join. `token` is a Privacy Pass token (standard base64 of its 354 bytes) for this round, when
+ * the round admits by token (`RoundInfo.secagg.admission`).
+ */
+export const JoinRequest = z.strictObject({
+  v: WireVersion,
+  token: z.optional(Base64.check(z.maxLength(1024))),
+});
 export type JoinRequest = z.infer<typeof JoinRequest>;
 
 export const JoinResponse = z.object({

@@ -5,6 +5,7 @@
  */
 import * as z from "zod/mini";
 import { VECTOR_FIELDS } from "../models/profile-vector";
+import { THREAT_PRESETS } from "../secagg/threat";
 import { EpochMillis, ModelId, RoundId, WireVersion } from "./common";
 
 /** A field of the standardised profile vector (`models/profile-vector.ts`). */
@@ -94,6 +95,8 @@ export const TrainingCohort = z
     maxDevices: intIn(2, 100_000),
     maxShardSize: z._default(intIn(2, 65_536), 1000),
     minShardSize: z._default(intIn(2, 65_536), 100),
+    /** The server threat preset of every round (`../secagg/threat.ts`); recorded in the policy entry. */
+    threat: z.optional(z.enum(THREAT_PRESETS)),
   })
   .check(
     z.refine((c) => c.maxDevices >= c.minDevices, {
