@@ -534,10 +534,9 @@ async function trainSegments(context: {
     if ((now.latestVersion ?? 0) > shown) {
       shown = now.latestVersion ?? 0;
       const latest = ModelVersion.parse(await (await operator("GET", "/v1/models/segments/latest")).json());
-      info(
-        `published segments v${latest.version} (${latest.params?.phase}, iteration ${latest.params?.iteration}):`,
-      );
-      for (const s of latest.params?.segments ?? []) {
+      const params = latest.params?.kind === "kmeans" ? latest.params : null;
+      info(`published segments v${latest.version} (${params?.phase}, iteration ${params?.iteration}):`);
+      for (const s of params?.segments ?? []) {
         info(
           `  ${s.id}. ${s.label.padEnd(28)} ≈${String(s.size).padStart(3)} devices · ${s.real.recency.toFixed(0)} days since the last order · ${s.real.frequency.toFixed(1)} orders · £${s.real.monetary.toFixed(0)}`,
         );

@@ -3,3 +3,4 @@ export * from "@fedprofile/protocol/models";
 export * from "./kmeans";
 export * from "./lloyd";
 export * from "./trainer";
+export * from "./fcf";

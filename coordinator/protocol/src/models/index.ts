@@ -4,3 +4,4 @@
  */
 export * from "./kmeans-layout";
 export * from "./profile-vector";
+export * from "./fcf-layout";
