@@ -43,7 +43,7 @@ export function trainAls(data: RecsData, config: AlsConfig): { items: Float64Arr
   const n = data.items.length;
   const random = seededUniform(config.seed);
   const y = Float64Array.from({ length: n * r }, () => (random() - 0.5) * (0.6 / Math.sqrt(r)));
-  const users = data.users.map(() => new Float64Array(r));
+  const users: Float64Array[] = data.users.map(() => new Float64Array(r));
   const byItem: Array<Array<[number, number]>> = Array.from({ length: n }, () => []);
   data.users.forEach((u, ui) => {
     for (const [row, w] of u.items) byItem[row]?.push([ui, w]);

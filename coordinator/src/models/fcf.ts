@@ -6,8 +6,11 @@
  *
  *   g_j = (G y_j + S_j + λ y_j) / n,   G = Σ_u x_u x_uᵀ,
  *
- * and takes one Adam (Kingma & Ba 2015) or Adagrad (Duchi et al. 2011) step on the block's rows,
- * as FCF does with the summed device gradients. Everything here is post-processing of the DP
+ * and takes one step on the block's rows: by default (`mm`) the gradient preconditioned by
+ * M_j = G + (h_j + λ)I, where h_j is the noisy Σ (c_uj − 1)‖x_u‖² ≥ the largest eigenvalue of the
+ * item's sparse Hessian part, so M_j majorises the Hessian and y_j − M_j⁻¹ g_j never increases the
+ * loss (a majorise-minimise step, Lange 2016; a full ALS step when h_j is tight); or Adam (Kingma &
+ * Ba 2015) or Adagrad (Duchi et al. 2011), as FCF does with the summed device gradients. Everything here is post-processing of the DP
  * release, so it spends no further budget. The counts give the DP popularity of the cold start.
  */
 import {
@@ -158,7 +161,9 @@ export function applyFcf(
   const lr = spec.learningRate;
   let gradSq = 0;
   let countMass = 0;
+  let stepSq = 0;
   const grad = new Float64Array(r);
+  const precond = new Float64Array(r * r);
   for (let k = 0; k < block.size; k++) {
     const row = block.start + k;
     const o = row * r;
@@ -169,7 +174,19 @@ export function applyFcf(
       grad[a] = (gy + s + spec.lambda * (factors[o + a] as number)) / n;
       gradSq += (grad[a] as number) ** 2;
     }
-    for (let a = 0; a < r; a++) {
+    if (spec.optimizer === "mm") {
+      // M_j / n with noise: a negative h_j (noise) is taken as 0, and M_j keeps λ on its diagonal.
+      const h = Math.max(0, aggregate[off.curvature + k] as number);
+      for (let a = 0; a < r * r; a++) precond[a] = (gram[a] as number) / n;
+      for (let a = 0; a < r; a++) precond[a * r + a] = (precond[a * r + a] as number) + (h + spec.lambda) / n;
+      const step = solveSpd(precond, grad, r);
+      for (let a = 0; a < r; a++) {
+        const d = lr * (step[a] as number);
+        stepSq += d * d;
+        factors[o + a] = (factors[o + a] as number) - d;
+      }
+    }
+    for (let a = 0; a < r && spec.optimizer !== "mm"; a++) {
       const g = grad[a] as number;
       const i = o + a;
       if (spec.optimizer === "adam") {
@@ -204,8 +221,54 @@ export function applyFcf(
     metrics: {
       block: block.index,
       gradNorm: Math.sqrt(gradSq),
+      stepNorm: Math.sqrt(stepSq),
       countMass,
       noiseStddev: info.noiseStddev,
     },
   };
+}
+
+/**
+ * Solves M s = g for symmetric M (rank × rank, row-major) by Cholesky; a noisy M that is not
+ * positive definite gets its diagonal raised until it is (Tikhonov), so a DP release never stops
+ * the run.
+ */
+export function solveSpd(m: Float64Array, g: Float64Array, n: number): Float64Array {
+  let shift = 0;
+  let scale = 0;
+  for (let i = 0; i < n; i++) scale = Math.max(scale, Math.abs(m[i * n + i] as number));
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const l = new Float64Array(n * n);
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) {
+      for (let j = 0; j <= i; j++) {
+        let s = (m[i * n + j] as number) + (i === j ? shift : 0);
+        for (let k = 0; k < j; k++) s -= (l[i * n + k] as number) * (l[j * n + k] as number);
+        if (i === j) {
+          if (!(s > 0)) {
+            ok = false;
+            break;
+          }
+          l[i * n + i] = Math.sqrt(s);
+        } else l[i * n + j] = s / (l[j * n + j] as number);
+      }
+    }
+    if (ok) {
+      const y = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        let s = g[i] as number;
+        for (let k = 0; k < i; k++) s -= (l[i * n + k] as number) * (y[k] as number);
+        y[i] = s / (l[i * n + i] as number);
+      }
+      const x = new Float64Array(n);
+      for (let i = n - 1; i >= 0; i--) {
+        let s = y[i] as number;
+        for (let k = i + 1; k < n; k++) s -= (l[k * n + i] as number) * (x[k] as number);
+        x[i] = s / (l[i * n + i] as number);
+      }
+      return x;
+    }
+    shift = shift === 0 ? Math.max(1e-9, scale * 1e-6) : shift * 4;
+  }
+  throw new RangeError("solveSpd: no positive-definite shift found");
 }

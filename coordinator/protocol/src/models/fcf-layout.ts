@@ -12,12 +12,14 @@
  * So a device sends, for the round's item block (chosen by the trainer, public, the same for
  * every device), one vector of fixed shape whatever it holds:
  *
- *   [ x xᵀ (rank², row-major) | s_j for each of the block's `blockSize` items (rank each) | a
- *     count slot per block item (1 if the device bought it) ]
+ *   [ x xᵀ (rank², row-major) | s_j for each of the block's `blockSize` items (rank each) |
+ *     h_j = (c_uj − 1)‖x‖² per block item | a count slot per block item (1 if bought) ]
  *
- * Each part is clipped on its own (L2 `clipGram`, `clipItems`, `clipCounts`), so one device
- * moves the sum by at most `sqrt(clipGram² + clipItems² + clipCounts²)`: the round's user-level
- * L2 sensitivity. The user factor x never leaves the device; x xᵀ is its outer product, summed
+ * h_j sums to tr(H_j), the trace of item j's sparse Hessian part Σ (c_uj − 1) x xᵀ, which bounds
+ * its largest eigenvalue: the trainer's step preconditioned by G + (h_j + λ)I is then a
+ * majorise-minimise step on the (quadratic) loss in y_j, and never overshoots. Each part is
+ * clipped on its own (L2 `clipGram`, `clipItems`, `clipCurvature`, `clipCounts`), so one device
+ * moves the sum by at most the root of their squares: the round's user-level L2 sensitivity. The user factor x never leaves the device; x xᵀ is its outer product, summed
  * with every other device's under SecAgg and DP noise.
  */
 
@@ -27,6 +29,7 @@ export interface FcfLayoutSpec {
   blockSize: number;
   clipGram: number;
   clipItems: number;
+  clipCurvature: number;
   clipCounts: number;
 }
 
@@ -53,8 +56,9 @@ export function fcfBlock(items: number, blockSize: number, index: number): FcfBl
 export function fcfOffsets(spec: FcfLayoutSpec) {
   const gram = 0;
   const items = spec.rank * spec.rank;
-  const counts = items + spec.blockSize * spec.rank;
-  return { gram, items, counts, end: counts + spec.blockSize };
+  const curvature = items + spec.blockSize * spec.rank;
+  const counts = curvature + spec.blockSize;
+  return { gram, items, curvature, counts, end: counts + spec.blockSize };
 }
 
 /** Length of a round's vector: fixed by the spec (a last, shorter block is zero-padded). */
@@ -62,7 +66,7 @@ export const fcfDimension = (spec: FcfLayoutSpec): number => fcfOffsets(spec).en
 
 /** The round's L2 sensitivity (see the module comment). */
 export const fcfSensitivity = (spec: FcfLayoutSpec): number =>
-  Math.sqrt(spec.clipGram ** 2 + spec.clipItems ** 2 + spec.clipCounts ** 2);
+  Math.sqrt(spec.clipGram ** 2 + spec.clipItems ** 2 + spec.clipCurvature ** 2 + spec.clipCounts ** 2);
 
 /** Scales `v[from, to)` in place so its L2 norm is at most `clip`; returns the norm before. */
 export function clipRange(v: Float64Array, from: number, to: number, clip: number): number {

@@ -74,8 +74,11 @@ export type KMeansSpecInput = z.input<typeof KMeansSpec>;
 export const FcfSpec = z
   .strictObject({
     rank: z._default(intIn(2, 128), 32),
-    /** Items per round's block; the payload is rank² + blockSize·(rank + 1) values whatever the catalogue. */
-    blockSize: z._default(intIn(1, 8192), 960),
+    /**
+     * Items per round's block; a round vector has rank² + blockSize·(rank + 2) values whatever the
+     * catalogue (930 at rank 32: 32,644, under 2^15 once the DP rotation pads it).
+     */
+    blockSize: z._default(intIn(1, 8192), 930),
     /** HKV's α: confidence c = 1 + α·w of a touched item. */
     alpha: z._default(positiveUpTo(1000), 10),
     /** Implicit-signal weights w: distinct orders, cart adds and views of an item. */
@@ -86,16 +89,22 @@ export const FcfSpec = z
     lambda: z._default(positiveUpTo(1000), 0.1),
     clipGram: z._default(positiveUpTo(1000), 1),
     clipItems: z._default(positiveUpTo(1000), 4),
+    clipCurvature: z._default(positiveUpTo(1000), 4),
     clipCounts: z._default(positiveUpTo(1000), 2),
-    optimizer: z._default(z.enum(["adam", "adagrad"]), "adam"),
-    learningRate: z._default(positiveUpTo(10), 0.05),
+    /**
+     * `mm`: the gradient preconditioned by G + (h_j + λ)I, a majorise-minimise step (step size
+     * `learningRate`, 1 is the full step); `adam` (Kingma & Ba 2015) and `adagrad` (Duchi et al.
+     * 2011) as FCF uses them.
+     */
+    optimizer: z._default(z.enum(["mm", "adam", "adagrad"]), "mm"),
+    learningRate: z._default(positiveUpTo(10), 1),
     /** Seed of the public initial item factors (N(0, initScale²/rank) each). */
     seed: z._default(intIn(0, 2 ** 31), 1),
     initScale: z._default(positiveUpTo(10), 0.3),
   })
   .check(
-    z.refine((s) => s.rank * s.rank + s.blockSize * (s.rank + 1) <= 65_536, {
-      message: "rank² + blockSize·(rank + 1) must be at most 65,536 (the round's dimension)",
+    z.refine((s) => s.rank * s.rank + s.blockSize * (s.rank + 2) <= 65_536, {
+      message: "rank² + blockSize·(rank + 2) must be at most 65,536 (the round's dimension)",
       path: ["blockSize"],
     }),
   );
