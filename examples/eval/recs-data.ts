@@ -173,7 +173,11 @@ export function itemKnnScorer(data: RecsData): Scorer {
 }
 
 /** Scores Y x_u for every user, from row-major item factors and user factors. */
-export function factorScorer(itemFactors: ArrayLike<number>, userFactors: Float64Array[], rank: number): Scorer {
+export function factorScorer(
+  itemFactors: ArrayLike<number>,
+  userFactors: Float64Array[],
+  rank: number,
+): Scorer {
   const n = itemFactors.length / rank;
   return (_u, index) => {
     const x = userFactors[index] as Float64Array;

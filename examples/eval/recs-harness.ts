@@ -12,7 +12,11 @@
  * simulated.
  */
 import { randomBytes } from "node:crypto";
-import { createRoundPrivacy, MemoryAuditLedgerStore, MemoryPrivacyBudgetStore } from "@fedprofile/coordinator";
+import {
+  createRoundPrivacy,
+  MemoryAuditLedgerStore,
+  MemoryPrivacyBudgetStore,
+} from "@fedprofile/coordinator";
 import { localStddev } from "@fedprofile/coordinator/dp";
 import { signerFromSeed } from "@fedprofile/coordinator/ledger";
 import {
@@ -26,7 +30,13 @@ import {
   seededUniform,
 } from "@fedprofile/coordinator/models";
 import { FcfDeclaration, type FcfSpecInput } from "@fedprofile/coordinator/wire";
-import { choleskySolve, contributeFcf, decodeFcfModel, solveUserFactor, type Touched } from "../../sdk/src/models/fcf";
+import {
+  choleskySolve,
+  contributeFcf,
+  decodeFcfModel,
+  solveUserFactor,
+  type Touched,
+} from "../../sdk/src/models/fcf";
 import type { RecsData } from "./recs-data";
 
 export interface AlsConfig {
@@ -68,7 +78,8 @@ export function trainAls(data: RecsData, config: AlsConfig): { items: Float64Arr
       for (let p = 0; p < r; p++) {
         const vp = other[j * r + p] as number;
         b[p] = (b[p] as number) + c * vp;
-        for (let q = 0; q < r; q++) a[p * r + q] = (a[p * r + q] as number) + (c - 1) * vp * (other[j * r + q] as number);
+        for (let q = 0; q < r; q++)
+          a[p * r + q] = (a[p * r + q] as number) + (c - 1) * vp * (other[j * r + q] as number);
       }
     }
     return choleskySolve(a, b, r);
@@ -151,21 +162,33 @@ export async function trainFederatedRecs(
   let published = publishFcf(spec, catalogue, state);
   const touchedOf = data.users.map((u) =>
     [...u.items]
-      .map(([row, w]): Touched => ({
-        row,
-        purchases: w,
-        confidence: confidence(
-          { alpha: spec.alpha, purchase: spec.purchaseWeight, cart: spec.cartWeight, view: spec.viewWeight },
-          { purchases: w, carts: 0, views: 0 },
-        ),
-      }))
+      .map(
+        ([row, w]): Touched => ({
+          row,
+          purchases: w,
+          confidence: confidence(
+            {
+              alpha: spec.alpha,
+              purchase: spec.purchaseWeight,
+              cart: spec.cartWeight,
+              view: spec.viewWeight,
+            },
+            { purchases: w, carts: 0, views: 0 },
+          ),
+        }),
+      )
       .sort((a, b) => a.row - b.row),
   );
   let noiseStddev = 0;
   const deviceTimes: number[] = [];
   let dimension = 0;
   for (let index = 0; index < config.rounds; index++) {
-    const { request } = nextRoundRequest({ modelId: MODEL, declaration, model: state, latestVersion: index + 1 });
+    const { request } = nextRoundRequest({
+      modelId: MODEL,
+      declaration,
+      model: state,
+      latestVersion: index + 1,
+    });
     const { block } = fcfTask(spec, catalogue.items.length, state);
     dimension = request.dimension;
     // Every device downloads the same version: decode it once.

@@ -27,7 +27,14 @@ import {
   type Touched,
 } from "../../sdk/src/models/fcf";
 
-const spec = FcfSpec.parse({ rank: 8, blockSize: 50, clipGram: 2, clipItems: 5, clipCurvature: 3, clipCounts: 2 });
+const spec = FcfSpec.parse({
+  rank: 8,
+  blockSize: 50,
+  clipGram: 2,
+  clipItems: 5,
+  clipCurvature: 3,
+  clipCounts: 2,
+});
 const items = Array.from({ length: 400 }, (_, i) => `P${i}`);
 const state = initialFcfState(spec, items.length);
 const model = decodeFcfModel({ modelId: "recs", version: 1, ...publishFcf(spec, { items }, state) });
@@ -41,7 +48,9 @@ const touchedArb = fc
       fc.array(fc.integer({ min: 0, max: 20 }), { minLength: rows.length, maxLength: rows.length }),
     ),
   )
-  .map(([rows, w]): Touched[] => rows.map((row, i) => ({ row, purchases: w[i] ?? 0, confidence: 1 + 10 * (w[i] ?? 0) + 0.5 })));
+  .map(([rows, w]): Touched[] =>
+    rows.map((row, i) => ({ row, purchases: w[i] ?? 0, confidence: 1 + 10 * (w[i] ?? 0) + 0.5 })),
+  );
 
 beforeAll(async () => {
   await tf.setBackend("cpu");
@@ -83,7 +92,11 @@ describe("fcf device half", () => {
   });
 
   it("solves the user factor the same on tfjs (from TF_MIN_ROWS rows) and in plain loops", () => {
-    const touched = Array.from({ length: TF_MIN_ROWS }, (_, i) => ({ row: i, purchases: 1, confidence: 3 + (i % 5) }));
+    const touched = Array.from({ length: TF_MIN_ROWS }, (_, i) => ({
+      row: i,
+      purchases: 1,
+      confidence: 3 + (i % 5),
+    }));
     const viaTf = solveUserFactor(spec, model, touched);
     const viaLoops = solveUserFactor(spec, model, touched.slice(0, TF_MIN_ROWS - 1));
     // Both paths satisfy the float64 normal equations of their inputs.
@@ -95,7 +108,9 @@ describe("fcf device half", () => {
       for (let p = 0; p < r; p++) {
         const vp = model.factors[t.row * r + p] as number;
         b[p] = (b[p] as number) + t.confidence * vp;
-        for (let q = 0; q < r; q++) a[p * r + q] = (a[p * r + q] as number) + (t.confidence - 1) * vp * (model.factors[t.row * r + q] as number);
+        for (let q = 0; q < r; q++)
+          a[p * r + q] =
+            (a[p * r + q] as number) + (t.confidence - 1) * vp * (model.factors[t.row * r + q] as number);
       }
     }
     const check = (x: Float64Array, a: Float64Array, b: Float64Array) => {
@@ -111,15 +126,24 @@ describe("fcf device half", () => {
     for (let p = 0; p < r; p++) {
       const vp = model.factors[last.row * r + p] as number;
       b[p] = (b[p] as number) - last.confidence * vp;
-      for (let q = 0; q < r; q++) a[p * r + q] = (a[p * r + q] as number) - (last.confidence - 1) * vp * (model.factors[last.row * r + q] as number);
+      for (let q = 0; q < r; q++)
+        a[p * r + q] =
+          (a[p * r + q] as number) - (last.confidence - 1) * vp * (model.factors[last.row * r + q] as number);
     }
     check(viaLoops, a, b);
   });
 
   it("recommends without what was bought, within categories, and falls back to DP popularity", () => {
     const categories = items.map((_, i) => (i % 2 === 0 ? "even" : "odd"));
-    const withCats = { ...model, categories, popularity: items.map((_, i) => (i === 7 ? 50 : i === 9 ? 40 : 0)) };
-    const touched: Touched[] = [{ row: 10, purchases: 1, confidence: 11 }, { row: 11, purchases: 0, confidence: 2 }];
+    const withCats = {
+      ...model,
+      categories,
+      popularity: items.map((_, i) => (i === 7 ? 50 : i === 9 ? 40 : 0)),
+    };
+    const touched: Touched[] = [
+      { row: 10, purchases: 1, confidence: 11 },
+      { row: 11, purchases: 0, confidence: 2 },
+    ];
     const recs = recommendItems(spec, withCats, touched, 20, { categories: ["odd"] });
     expect(recs).toHaveLength(20);
     expect(recs.every((r) => r.category === "odd" && r.productId !== "P10")).toBe(true);
@@ -141,14 +165,18 @@ describe("fcf download and server half", () => {
       const row = state.factors.subarray(i * spec.rank, (i + 1) * spec.rank);
       const step = Math.max(...Array.from(row, Math.abs)) / 127;
       for (let k = 0; k < spec.rank; k++) {
-        expect(Math.abs((back[i * spec.rank + k] as number) - (row[k] as number))).toBeLessThanOrEqual(step / 2 + 1e-7);
+        expect(Math.abs((back[i * spec.rank + k] as number) - (row[k] as number))).toBeLessThanOrEqual(
+          step / 2 + 1e-7,
+        );
       }
     }
   });
 
   it("takes a majorise-minimise step that lowers the block's loss (exact sums)", () => {
     const users: Touched[][] = Array.from({ length: 60 }, (_, u) =>
-      [...new Set([u % 50, (u * 7) % 50, 50 + (u % 17)])].sort((a, b) => a - b).map((row) => ({ row, purchases: 1, confidence: 11 })),
+      [...new Set([u % 50, (u * 7) % 50, 50 + (u % 17)])]
+        .sort((a, b) => a - b)
+        .map((row) => ({ row, purchases: 1, confidence: 11 })),
     );
     const full = { index: 0, start: 0, size: 50 };
     // The loss in Y for the users' factors fixed (what one server step minimises).
@@ -168,13 +196,23 @@ describe("fcf download and server half", () => {
     };
     const sum = new Float64Array(fcfDimension(spec));
     for (const t of users) {
-      const v = contributeFcf({ ...spec, clipGram: 1000, clipItems: 1000, clipCurvature: 1000, clipCounts: 1000 }, full, model, t);
+      const v = contributeFcf(
+        { ...spec, clipGram: 1000, clipItems: 1000, clipCurvature: 1000, clipCounts: 1000 },
+        full,
+        model,
+        t,
+      );
       for (let k = 0; k < v.length; k++) sum[k] = (sum[k] as number) + (v[k] as number);
     }
-    const update = applyFcf(spec, { items }, state, full, sum, { contributors: users.length, noiseStddev: 0 });
+    const update = applyFcf(spec, { items }, state, full, sum, {
+      contributors: users.length,
+      noiseStddev: 0,
+    });
     expect(loss(update.state.factors)).toBeLessThan(loss(state.factors));
     const bought = users.reduce((n, t) => n + t.filter((h) => h.row < 50).length, 0);
     expect(update.params.popularity.slice(0, 50).reduce((a, b) => a + b, 0)).toBe(bought);
-    expect(() => applyFcf(spec, { items }, state, full, sum.subarray(1), { contributors: 1, noiseStddev: 0 })).toThrow(/expected/);
+    expect(() =>
+      applyFcf(spec, { items }, state, full, sum.subarray(1), { contributors: 1, noiseStddev: 0 }),
+    ).toThrow(/expected/);
   });
 });

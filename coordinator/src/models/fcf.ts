@@ -89,7 +89,8 @@ export function gramOf(factors: ArrayLike<number>, items: number, rank: number):
     for (let a = 0; a < rank; a++) {
       const ya = factors[o + a] as number;
       if (ya === 0) continue;
-      for (let b = a; b < rank; b++) g[a * rank + b] = (g[a * rank + b] as number) + ya * (factors[o + b] as number);
+      for (let b = a; b < rank; b++)
+        g[a * rank + b] = (g[a * rank + b] as number) + ya * (factors[o + b] as number);
     }
   }
   for (let a = 0; a < rank; a++) for (let b = 0; b < a; b++) g[a * rank + b] = g[b * rank + a] as number;
@@ -176,7 +177,7 @@ export function applyFcf(
     }
     if (spec.optimizer === "mm") {
       // M_j / n with noise: a negative h_j (noise) is taken as 0, and M_j keeps λ on its diagonal.
-      const h = Math.max(0, aggregate[off.curvature + k] as number);
+      const h = Math.max(0, aggregate[off.curvature + k] as number) / spec.curvatureSpread;
       for (let a = 0; a < r * r; a++) precond[a] = (gram[a] as number) / n;
       for (let a = 0; a < r; a++) precond[a * r + a] = (precond[a * r + a] as number) + (h + spec.lambda) / n;
       const step = solveSpd(precond, grad, r);

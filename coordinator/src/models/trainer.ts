@@ -123,11 +123,17 @@ export function defaultMinNoiseShares(declaration: ModelDeclaration): number {
 export type RoundBasis = Pick<TrainerState, "modelId" | "declaration" | "model" | "latestVersion">;
 
 /** The task of the next round of a model in `state`, its dimension, sensitivity and DP round count. */
-function nextTask(state: RoundBasis): { task: RoundTask; dimension: number; sensitivity: number; rounds: number } {
+function nextTask(state: RoundBasis): {
+  task: RoundTask;
+  dimension: number;
+  sensitivity: number;
+  rounds: number;
+} {
   const { declaration, model } = state;
   if (declaration.kind === "fcf") {
     const t = fcfTask(declaration.spec, declaration.catalogue.items.length, model);
-    if (state.latestVersion === null) throw new RangeError("an fcf round needs the published initial factors");
+    if (state.latestVersion === null)
+      throw new RangeError("an fcf round needs the published initial factors");
     return {
       task: {
         kind: "fcf",
@@ -373,7 +379,11 @@ export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
       latestVersion: published.version,
       nextRoundAt: now + cadence,
     };
-    if (update.converged && state.declaration.kind === "kmeans" && state.declaration.schedule.untilConverged) {
+    if (
+      update.converged &&
+      state.declaration.kind === "kmeans" &&
+      state.declaration.schedule.untilConverged
+    ) {
       return stop(next, `converged: no centroid moved more than ${state.declaration.spec.tolerance}`);
     }
     return next;

@@ -98,6 +98,14 @@ export const FcfSpec = z
      */
     optimizer: z._default(z.enum(["mm", "adam", "adagrad"]), "mm"),
     learningRate: z._default(positiveUpTo(10), 1),
+    /**
+     * `mm`: the preconditioner's h_j is divided by this. 1 keeps the guaranteed majoriser (the
+     * trace bounds the largest eigenvalue); larger trusts that an item's buyers spread over that
+     * many directions of the factor space, and converges faster. Default 4: on 481 Online Retail
+     * customers at rank 8, 24 rounds without DP reach HR@10 0.464 (sampled) / 0.079 (full) with 4,
+     * 0.437 / 0.077 with 2, and 16 overshoots (0.376 / 0.042 in 12 rounds); ALS 0.491 / 0.079.
+     */
+    curvatureSpread: z._default(z.number().check(z.minimum(1), z.maximum(128)), 4),
     /** Seed of the public initial item factors (N(0, initScale²/rank) each). */
     seed: z._default(intIn(0, 2 ** 31), 1),
     initScale: z._default(positiveUpTo(10), 0.3),
@@ -114,7 +122,9 @@ export type FcfSpecInput = z.input<typeof FcfSpec>;
 /** The public catalogue an FCF model recommends from: item (product) ids, optional categories. */
 export const Catalogue = z
   .strictObject({
-    items: z.array(z.string().check(z.minLength(1), z.maxLength(64))).check(z.minLength(2), z.maxLength(200_000)),
+    items: z
+      .array(z.string().check(z.minLength(1), z.maxLength(64)))
+      .check(z.minLength(2), z.maxLength(200_000)),
     /** One category per item (same order), or null; `recommend()` filters on it. */
     categories: z.optional(z.array(z.nullable(z.string().check(z.maxLength(128))))),
   })
