@@ -526,10 +526,9 @@ async function trainSegments(context: {
       shown = now.latestVersion ?? 0;
       const latest = await operator.latestModel("segments");
       if (!latest) throw new Error(`segments v${shown} is listed but not served`);
-      info(
-        `published segments v${latest.version} (${latest.params?.phase}, iteration ${latest.params?.iteration}):`,
-      );
-      for (const s of latest.params?.segments ?? []) {
+      const params = latest.params?.kind === "kmeans" ? latest.params : null;
+      info(`published segments v${latest.version} (${params?.phase}, iteration ${params?.iteration}):`);
+      for (const s of params?.segments ?? []) {
         info(
           `  ${s.id}. ${s.label.padEnd(28)} ≈${String(s.size).padStart(3)} devices · ${s.real.recency.toFixed(0)} days since the last order · ${s.real.frequency.toFixed(1)} orders · £${s.real.monetary.toFixed(0)}`,
         );
