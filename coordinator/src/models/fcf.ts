@@ -10,7 +10,11 @@
  * M_j = G + (h_j + λ)I, where h_j is the noisy Σ (c_uj − 1)‖x_u‖² ≥ the largest eigenvalue of the
  * item's sparse Hessian part, so M_j majorises the Hessian and y_j − M_j⁻¹ g_j never increases the
  * loss (a majorise-minimise step, Lange 2016; a full ALS step when h_j is tight); or Adam (Kingma &
- * Ba 2015) or Adagrad (Duchi et al. 2011), as FCF does with the summed device gradients. Everything here is post-processing of the DP
+ * Ba 2015) or Adagrad (Duchi et al. 2011), as FCF does with the summed device gradients. Under DP
+ * the step is made safe: the noisy G is projected to PSD, the MM preconditioner is damped by the
+ * round's noise, each row moves at most `trustRadius` and stays within `maxFactorNorm`, and a row
+ * that comes out non-finite keeps its old value; YᵀY is then computed from the published (int8)
+ * factors, the ones devices solve against. Everything here is post-processing of the DP
  * release, so it spends no further budget. The counts give the DP popularity of the cold start.
  */
 import {
@@ -149,6 +153,14 @@ export function applyFcf(
       gram[a * r + b] = ((aggregate[a * r + b] as number) + (aggregate[b * r + a] as number)) / 2;
     }
   }
+  // The true G = Σ x xᵀ is positive semi-definite; its noisy release need not be. The nearest
+  // PSD matrix in Frobenius norm (Higham 1988) is post-processing, so it spends no budget, and
+  // with λ > 0 it keeps the MM preconditioner positive definite.
+  const negative = projectPsd(gram, r);
+  // Noise-aware damping (Levenberg–Marquardt): the DP noise of a row's gradient has norm about
+  // σ√r/n; with μ = 2σ√r/trustRadius added to the preconditioner's diagonal, noise alone moves a
+  // row by at most half the trust radius, so noisy rows shrink rather than random-walk. 0 without DP.
+  const damping = (2 * info.noiseStddev * Math.sqrt(r)) / spec.trustRadius;
   const factors = Float32Array.from(state.factors);
   const moment1 = Float32Array.from(state.moment1);
   const moment2 = Float32Array.from(state.moment2);
@@ -163,11 +175,16 @@ export function applyFcf(
   let gradSq = 0;
   let countMass = 0;
   let stepSq = 0;
+  let maxStep = 0;
+  let clippedRows = 0;
+  let rejectedRows = 0;
   const grad = new Float64Array(r);
+  const before = new Float64Array(r);
   const precond = new Float64Array(r * r);
   for (let k = 0; k < block.size; k++) {
     const row = block.start + k;
     const o = row * r;
+    for (let a = 0; a < r; a++) before[a] = factors[o + a] as number;
     for (let a = 0; a < r; a++) {
       let gy = 0;
       for (let b = 0; b < r; b++) gy += (gram[a * r + b] as number) * (factors[o + b] as number);
@@ -179,13 +196,10 @@ export function applyFcf(
       // M_j / n with noise: a negative h_j (noise) is taken as 0, and M_j keeps λ on its diagonal.
       const h = Math.max(0, aggregate[off.curvature + k] as number) / spec.curvatureSpread;
       for (let a = 0; a < r * r; a++) precond[a] = (gram[a] as number) / n;
-      for (let a = 0; a < r; a++) precond[a * r + a] = (precond[a * r + a] as number) + (h + spec.lambda) / n;
+      for (let a = 0; a < r; a++)
+        precond[a * r + a] = (precond[a * r + a] as number) + (h + spec.lambda + damping) / n;
       const step = solveSpd(precond, grad, r);
-      for (let a = 0; a < r; a++) {
-        const d = lr * (step[a] as number);
-        stepSq += d * d;
-        factors[o + a] = (factors[o + a] as number) - d;
-      }
+      for (let a = 0; a < r; a++) factors[o + a] = (factors[o + a] as number) - lr * (step[a] as number);
     }
     for (let a = 0; a < r && spec.optimizer !== "mm"; a++) {
       const g = grad[a] as number;
@@ -201,6 +215,11 @@ export function applyFcf(
         factors[i] = (factors[i] as number) - (lr * g) / (Math.sqrt(moment2[i] as number) + eps);
       }
     }
+    const moved = boundRow(factors, o, r, before, spec);
+    if (moved.rejected) rejectedRows++;
+    if (moved.clipped) clippedRows++;
+    stepSq += moved.step ** 2;
+    maxStep = Math.max(maxStep, moved.step);
     const count = aggregate[off.counts + k] as number;
     popularity[row] = count;
     countMass += count;
@@ -223,10 +242,116 @@ export function applyFcf(
       block: block.index,
       gradNorm: Math.sqrt(gradSq),
       stepNorm: Math.sqrt(stepSq),
+      maxRowStep: maxStep,
+      clippedRows,
+      rejectedRows,
+      negativeGramEigenvalues: negative,
+      damping,
       countMass,
       noiseStddev: info.noiseStddev,
     },
   };
+}
+
+/**
+ * The trust region of one row after its step (`spec.trustRadius`, `spec.maxFactorNorm`): a step
+ * longer than the radius is shortened to it, the row is projected into the factor ball, and a
+ * row that came out non-finite keeps its previous value (rejected).
+ */
+function boundRow(
+  factors: Float32Array,
+  o: number,
+  r: number,
+  before: Float64Array,
+  spec: Pick<FcfSpec, "trustRadius" | "maxFactorNorm">,
+): { step: number; clipped: boolean; rejected: boolean } {
+  let stepSq = 0;
+  for (let a = 0; a < r; a++) stepSq += ((factors[o + a] as number) - (before[a] as number)) ** 2;
+  if (!Number.isFinite(stepSq)) {
+    for (let a = 0; a < r; a++) factors[o + a] = before[a] as number;
+    return { step: 0, clipped: false, rejected: true };
+  }
+  let step = Math.sqrt(stepSq);
+  let clipped = false;
+  if (step > spec.trustRadius) {
+    const t = spec.trustRadius / step;
+    for (let a = 0; a < r; a++) {
+      const b = before[a] as number;
+      factors[o + a] = b + t * ((factors[o + a] as number) - b);
+    }
+    step = spec.trustRadius;
+    clipped = true;
+  }
+  let normSq = 0;
+  for (let a = 0; a < r; a++) normSq += (factors[o + a] as number) ** 2;
+  if (normSq > spec.maxFactorNorm ** 2) {
+    const t = spec.maxFactorNorm / Math.sqrt(normSq);
+    for (let a = 0; a < r; a++) factors[o + a] = (factors[o + a] as number) * t;
+    clipped = true;
+  }
+  return { step, clipped, rejected: false };
+}
+
+/**
+ * Replaces symmetric `m` (n × n, row-major) in place by its nearest positive semi-definite matrix
+ * in Frobenius norm, V max(Λ, 0) Vᵀ (Higham 1988), by cyclic Jacobi (Golub & Van Loan §8.5).
+ * Returns how many eigenvalues were negative.
+ */
+export function projectPsd(m: Float64Array, n: number): number {
+  const a = Float64Array.from(m);
+  const v = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) v[i * n + i] = 1;
+  for (let sweep = 0; sweep < 50; sweep++) {
+    let off = 0;
+    let total = 0;
+    for (let i = 0; i < n * n; i++) total += (a[i] as number) ** 2;
+    for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) off += (a[p * n + q] as number) ** 2;
+    if (off <= 1e-24 * total) break;
+    for (let p = 0; p < n; p++) {
+      for (let q = p + 1; q < n; q++) {
+        const apq = a[p * n + q] as number;
+        if (apq === 0) continue;
+        const theta = ((a[q * n + q] as number) - (a[p * n + p] as number)) / (2 * apq);
+        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1);
+        const s = t * c;
+        for (let k = 0; k < n; k++) {
+          const akp = a[k * n + p] as number;
+          const akq = a[k * n + q] as number;
+          a[k * n + p] = c * akp - s * akq;
+          a[k * n + q] = s * akp + c * akq;
+        }
+        for (let k = 0; k < n; k++) {
+          const apk = a[p * n + k] as number;
+          const aqk = a[q * n + k] as number;
+          a[p * n + k] = c * apk - s * aqk;
+          a[q * n + k] = s * apk + c * aqk;
+        }
+        for (let k = 0; k < n; k++) {
+          const vkp = v[k * n + p] as number;
+          const vkq = v[k * n + q] as number;
+          v[k * n + p] = c * vkp - s * vkq;
+          v[k * n + q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  let negative = 0;
+  const lambda = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const l = a[i * n + i] as number;
+    if (l < 0) negative++;
+    lambda[i] = Math.max(0, l);
+  }
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let k = 0; k < n; k++)
+        sum += (v[i * n + k] as number) * (lambda[k] as number) * (v[j * n + k] as number);
+      m[i * n + j] = sum;
+    }
+  }
+  return negative;
 }
 
 /**

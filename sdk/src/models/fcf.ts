@@ -23,7 +23,20 @@ import {
   type ItemSignals,
 } from "@fedprofile/protocol/models";
 import * as tf from "@tensorflow/tfjs";
+import { FedprofileError } from "../errors";
 import type { EventProperties, StoredEvent } from "../events/schemas";
+
+/**
+ * A published fcf version this device cannot use: its YᵀY or factors are not finite, or the user
+ * solve's matrix stays indefinite even with a diagonal jitter. Code `model_unusable`: a round
+ * computing with it drops this device (nothing of it is revealed) instead of failing `sync()`.
+ */
+export class FcfModelError extends FedprofileError {
+  constructor(message: string) {
+    super("model_unusable", message);
+    this.name = "FcfModelError";
+  }
+}
 
 /** The parts of an FCF spec the device needs. */
 export interface FcfDeviceSpec {
@@ -75,6 +88,9 @@ export interface FcfVersion {
 export function decodeFcfModel(version: FcfVersion): FcfModel {
   const { rank, items } = version.params;
   if (version.params.gram.length !== rank * rank) throw new RangeError("fcf model: gram is not rank × rank");
+  const bad = version.params.gram.findIndex((g) => !Number.isFinite(g));
+  if (bad >= 0)
+    throw new FcfModelError(`fcf model ${version.modelId} v${version.version}: gram[${bad}] is not finite`);
   return {
     modelId: version.modelId,
     version: version.version,
@@ -193,6 +209,33 @@ export function choleskySolve(a: Float64Array, b: Float64Array, n: number): Floa
   return x;
 }
 
+/**
+ * Cholesky with a diagonal jitter (the usual GP/ALS remedy, Rasmussen & Williams 2006 §A.4): a
+ * published YᵀY that lost definiteness to rounding (int8 factors) or a diverged model gets
+ * `10⁻¹⁰·mean diag`, ×100 per retry, up to 10⁻²·mean diag; past that the model is unusable.
+ */
+export function choleskySolveJitter(a: Float64Array, b: Float64Array, n: number, what: string): Float64Array {
+  let trace = 0;
+  for (let i = 0; i < n; i++) trace += a[i * n + i] as number;
+  if (!Number.isFinite(trace) || !b.every(Number.isFinite)) {
+    throw new FcfModelError(`${what}: the user solve's system is not finite`);
+  }
+  const scale = Math.max(trace / n, 1e-12);
+  for (let jitter = 0; jitter <= 1e-2 * scale; jitter = jitter === 0 ? 1e-10 * scale : jitter * 100) {
+    const m = Float64Array.from(a);
+    for (let i = 0; i < n; i++) m[i * n + i] = (m[i * n + i] as number) + jitter;
+    try {
+      const x = choleskySolve(m, b, n);
+      if (x.every(Number.isFinite)) return x;
+    } catch {
+      // not positive definite yet: a larger jitter
+    }
+  }
+  throw new FcfModelError(
+    `${what}: the user solve's matrix is not positive definite (even with a jitter of 1e-2·mean diag)`,
+  );
+}
+
 /** The user's rows of Y (|touched| × rank). */
 function touchedRows(model: FcfModel, touched: readonly Touched[]): Float32Array {
   const r = model.rank;
@@ -254,7 +297,7 @@ export function solveUserFactor(
       }
     }
   }
-  return choleskySolve(a, b, r);
+  return choleskySolveJitter(a, b, r, `fcf model ${model.modelId} v${model.version}`);
 }
 
 /**
@@ -350,7 +393,16 @@ export function recommendItems(
   if (k === 0) return [];
   const bought = touched.filter((t) => t.purchases > 0);
   const anchors = bought.length > 0 ? bought : touched;
-  if (anchors.length === 0) {
+  let x: Float64Array | null = null;
+  if (anchors.length > 0) {
+    try {
+      x = solveUserFactor(spec, model, touched);
+    } catch (error) {
+      // A model this device cannot solve against still ranks by its DP popularity.
+      if (!(error instanceof FcfModelError)) throw error;
+    }
+  }
+  if (x === null) {
     const order = [...model.popularity.keys()]
       .filter((i) => allowed[i] === 0)
       .sort((a, b) => (model.popularity[b] as number) - (model.popularity[a] as number) || a - b)
@@ -362,11 +414,11 @@ export function recommendItems(
       reason: { kind: "popular", text: "popular in this shop" },
     }));
   }
-  const x = solveUserFactor(spec, model, touched);
+  const user = x;
   // Outside the tidy: the cached catalogue tensor outlives this call.
   const factors = factorTensor(model);
   const [values, indices] = tf.tidy(() => {
-    const xt = tf.tensor2d(Float32Array.from(x), [r, 1]);
+    const xt = tf.tensor2d(Float32Array.from(user), [r, 1]);
     const scores = tf.add(tf.reshape(tf.matMul(factors, xt), [count]), allowed);
     const top = tf.topk(scores, k);
     return [top.values, top.indices];

@@ -106,6 +106,14 @@ export const FcfSpec = z
      * 0.437 / 0.077 with 2, and 16 overshoots (0.376 / 0.042 in 12 rounds); ALS 0.491 / 0.079.
      */
     curvatureSpread: z._default(z.number().check(z.minimum(1), z.maximum(128)), 4),
+    /**
+     * Trust region of the server step: no item row moves more than this (L2) in one round, and a
+     * row is projected back into the ball of radius `maxFactorNorm`. Under DP noise the
+     * preconditioned step can be unbounded in a direction G barely spans; this keeps the
+     * published factors, and the YᵀY devices solve against, bounded (Conn, Gould & Toint 2000).
+     */
+    trustRadius: z._default(positiveUpTo(100), 4),
+    maxFactorNorm: z._default(positiveUpTo(1000), 10),
     /** Seed of the public initial item factors (N(0, initScale²/rank) each). */
     seed: z._default(intIn(0, 2 ** 31), 1),
     initScale: z._default(positiveUpTo(10), 0.3),
