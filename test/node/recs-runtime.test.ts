@@ -7,7 +7,7 @@
  * event: the catalogue travels only from the coordinator to the devices.
  */
 import { createCoordinatorApp, createMemoryCoordinator, generateTenantKeys } from "@fedprofile/coordinator";
-import { signerFromSeedHex } from "@fedprofile/coordinator/ledger";
+import { publicKeyFromHex, readAll, signerFromSeedHex, verifyLedger } from "@fedprofile/coordinator/ledger";
 import {
   type ModelDeclarationInput,
   ModelStatus,
@@ -68,7 +68,7 @@ function setup() {
       now: () => NOW,
       tfBackend: "cpu",
     });
-  return { keys, call, device, bodies, stop: () => clearInterval(ticker) };
+  return { memory, keys, call, device, bodies, stop: () => clearInterval(ticker) };
 }
 
 let stop: (() => void) | undefined;
@@ -128,6 +128,20 @@ describe("recommendations: a declared fcf model trains itself and devices recomm
     );
     // Blocks alternate round-robin over the two blocks of 12 items.
     expect(history.rounds.map((r) => r.metrics.block).reverse()).toEqual([0, 1, 0, 1, 0, 1]);
+    // The ledger chain: the declaration's policy first, then each released round and its version.
+    const entries = await readAll(t.memory.ledger, { tenant: TENANT, model: "recommendations" });
+    expect(entries.map((e) => e.kind)).toEqual([
+      "policy",
+      ...Array.from({ length: 6 }, () => ["round", "publication"]).flat(),
+    ]);
+    expect(entries[0]).toMatchObject({
+      kind: "policy",
+      policy: { source: "model_declaration", epsilonCap: 1000, mechanism: "distributed_discrete_gaussian" },
+    });
+    const report = verifyLedger(entries, publicKeyFromHex(t.memory.privacy.publicKey.publicKey));
+    expect(report.ok).toBe(true);
+    expect(report.ok && report.epsilon).toBeGreaterThan(0);
+    expect(report.ok && report.epsilon).toBeLessThanOrEqual(1000);
 
     const latest = ModelVersion.parse(
       (await t.call("GET", "/v1/models/recommendations/latest", t.keys.publishable.key)).json,
