@@ -1,7 +1,8 @@
 /**
  * Serves the examples on 127.0.0.1: the storefront page, its esbuild bundle of the SDK, and a
  * `config.json` naming the coordinator and the publishable key; and the compliance dashboard at
- * `/compliance/` (its bundle verifies the privacy ledger in the browser).
+ * `/compliance/` (its bundle verifies the privacy ledger in the browser), and tfjs' WASM backend
+ * binaries at `/wasm/` for the storefront's on-device recommendations.
  */
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
@@ -13,6 +14,9 @@ import { REPO_ROOT } from "../edge/scripts/local-dev";
 // From the repository root, not this module's URL: the built CLI (`fedprofile simulate`) runs a
 // bundled copy of this file from cli/dist/.
 const EXAMPLES = join(REPO_ROOT, "examples");
+/** tfjs-backend-wasm's binaries (plain and SIMD; the threaded one needs cross-origin isolation). */
+const WASM_DIR = join(REPO_ROOT, "node_modules/@tensorflow/tfjs-backend-wasm/dist");
+const WASM_FILES = ["tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"];
 
 export interface ExampleServer {
   url: string;
@@ -61,12 +65,14 @@ export async function startExampleServer(options: {
    */
   ledgerPublicKey?: string;
 }): Promise<ExampleServer> {
-  const [app, html, complianceApp, complianceHtml] = await Promise.all([
+  const [app, html, complianceApp, complianceHtml, ...wasm] = await Promise.all([
     bundleStorefront(),
     readFile(join(EXAMPLES, "storefront/index.html"), "utf8"),
     bundleCompliance(),
     readFile(join(EXAMPLES, "compliance/index.html"), "utf8"),
+    ...WASM_FILES.map((f) => readFile(join(WASM_DIR, f))),
   ]);
+  const binaries = new Map(WASM_FILES.map((f, i) => [`/wasm/${f}`, wasm[i] as Buffer]));
   const config = JSON.stringify({ modelId: "*", ...options.config });
   const routes: Record<string, [string, string]> = {
     "/": ["text/html; charset=utf-8", html],
@@ -90,6 +96,13 @@ export async function startExampleServer(options: {
     // The dashboard loads `./app.js`: without the slash that would be the storefront's bundle.
     if (path === "/compliance") {
       response.writeHead(308, { location: "/compliance/" }).end();
+      return;
+    }
+    const binary = binaries.get(path);
+    if (binary) {
+      response
+        .writeHead(200, { "content-type": "application/wasm", "cache-control": "no-store" })
+        .end(binary);
       return;
     }
     const route = routes[path];
