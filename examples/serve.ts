@@ -20,26 +20,40 @@ const WASM_FILES = ["tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"];
 
 export interface ExampleServer {
   url: string;
-  /** Bytes of the storefront bundle (minified). */
+  /** Bytes of the storefront bundle a page loads up front (minified; tfjs is a lazy chunk). */
   bundleBytes: number;
   /** Bytes of the compliance dashboard bundle (minified). */
   complianceBundleBytes: number;
   close(): Promise<void>;
 }
 
-/** Bundles the storefront for browsers (the same way a storefront would ship the SDK). */
-export function bundleStorefront(): Promise<string> {
-  return bundleExample("storefront/main.ts");
+/**
+ * Bundles the storefront for browsers (the same way a storefront would ship the SDK): `app.js`
+ * and, split off, the chunks the SDK imports lazily (sync, and tfjs for recommendations), each
+ * served at `/<name>`.
+ */
+export async function bundleStorefront(): Promise<{ app: string; chunks: Map<string, string> }> {
+  const files = await bundleExample("storefront/main.ts", true);
+  const app = files.get("app.js");
+  if (app === undefined) throw new Error("esbuild produced no app.js");
+  files.delete("app.js");
+  return { app, chunks: files };
 }
 
 /** Bundles the compliance dashboard for browsers (the ledger verifier, wire schemas and its page code). */
-export function bundleCompliance(): Promise<string> {
-  return bundleExample("compliance/main.ts");
+export async function bundleCompliance(): Promise<string> {
+  const app = (await bundleExample("compliance/main.ts", false)).get("app.js");
+  if (app === undefined) throw new Error("esbuild produced no app.js");
+  return app;
 }
 
-async function bundleExample(entry: string): Promise<string> {
+/** Output file name → text; the entry is `app.js`. */
+async function bundleExample(entry: string, splitting: boolean): Promise<Map<string, string>> {
   const result = await build({
-    entryPoints: [join(EXAMPLES, entry)],
+    entryPoints: { app: join(EXAMPLES, entry) },
+    outdir: "/out",
+    splitting,
+    chunkNames: "chunk-[hash]",
     // The storefront bundles the workspace packages from src/ (their `source` export condition).
     conditions: ["source"],
     bundle: true,
@@ -50,9 +64,7 @@ async function bundleExample(entry: string): Promise<string> {
     write: false,
     logLevel: "silent",
   });
-  const file = result.outputFiles[0];
-  if (!file) throw new Error("esbuild produced no output");
-  return file.text;
+  return new Map(result.outputFiles.map((f) => [f.path.replace(/^\/out\//, ""), f.text]));
 }
 
 export async function startExampleServer(options: {
@@ -65,7 +77,7 @@ export async function startExampleServer(options: {
    */
   ledgerPublicKey?: string;
 }): Promise<ExampleServer> {
-  const [app, html, complianceApp, complianceHtml, ...wasm] = await Promise.all([
+  const [storefront, html, complianceApp, complianceHtml, ...wasm] = await Promise.all([
     bundleStorefront(),
     readFile(join(EXAMPLES, "storefront/index.html"), "utf8"),
     bundleCompliance(),
@@ -74,6 +86,7 @@ export async function startExampleServer(options: {
   ]);
   const binaries = new Map(WASM_FILES.map((f, i) => [`/wasm/${f}`, wasm[i] as Buffer]));
   const config = JSON.stringify({ modelId: "*", ...options.config });
+  const app = storefront.app;
   const routes: Record<string, [string, string]> = {
     "/": ["text/html; charset=utf-8", html],
     "/index.html": ["text/html; charset=utf-8", html],
@@ -83,6 +96,7 @@ export async function startExampleServer(options: {
     "/compliance/index.html": ["text/html; charset=utf-8", complianceHtml],
     "/compliance/app.js": ["text/javascript; charset=utf-8", complianceApp],
   };
+  for (const [name, text] of storefront.chunks) routes[`/${name}`] = ["text/javascript; charset=utf-8", text];
   if (options.ledgerPublicKey) {
     const doc = {
       v: 1,

@@ -4,7 +4,6 @@
  */
 import { createProfiler, type Profiler } from "@fedprofile/sdk";
 import type { RoundOutcome } from "@fedprofile/sdk/sync";
-import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { CATALOGUE, type CatalogueItem } from "./catalogue";
 
 interface DemoConfig {
@@ -87,8 +86,6 @@ async function render(profiler: Profiler) {
 
 async function main() {
   const config = await loadConfig();
-  // The recommendation math runs on tfjs' WASM backend; the shop serves its binaries.
-  setWasmPaths("/wasm/");
   const profiler = createProfiler({
     endpoint: config.endpoint,
     // The local demo's rounds have a handful of devices: development floors, never in production.
@@ -96,6 +93,8 @@ async function main() {
     apiKey: config.apiKey,
     dbName: "fedprofile-demo",
     currency: "GBP",
+    // recommend() and fcf rounds load tfjs (a lazy chunk) on its WASM backend; the shop serves the binaries.
+    tfWasmPath: "/wasm/",
   });
   profiler.on((event) => {
     if (event.type === "error") log(`error: ${event.error.message}`);

@@ -150,6 +150,8 @@ export interface ProfilerOptions {
   recommendationModel?: string;
   /** tfjs backend of the recommendation math (default `wasm`; `cpu` where WASM cannot start). */
   tfBackend?: "wasm" | "cpu" | "webgl";
+  /** Where the page serves tfjs-backend-wasm's `.wasm` files (e.g. `/wasm/`; default: beside the script). */
+  tfWasmPath?: string;
   /**
    * The storefront's currency, ISO 4217 (default `USD`). Amounts without a `currency` are in
    * it; amounts in another are converted through `rates`, or kept out of monetary features.
@@ -529,7 +531,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
         throw new FedprofileError("model_unavailable", `round ${round.roundId} names no fcf base model`);
       }
       const recs = await import("./sync/recs");
-      await recs.ensureTfBackend(options.tfBackend);
+      await recs.ensureTfBackend(options.tfBackend, options.tfWasmPath);
       const model = recs.fcfModelOf({ ...base, params: base.params });
       const events = await manager.run(() => manager.store.events());
       const touched = recs.touchedItems(task.spec, model, recs.itemSignals(events));
@@ -721,7 +723,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       if (held?.params?.kind !== "fcf") return [];
       const params = held.params;
       const recs = await import("./sync/recs");
-      await recs.ensureTfBackend(options.tfBackend);
+      await recs.ensureTfBackend(options.tfBackend, options.tfWasmPath);
       const model = recs.fcfModelOf({ ...held, params });
       const events = await manager.run(() => manager.store.events());
       // The user solve uses the confidences and λ the model was trained with.

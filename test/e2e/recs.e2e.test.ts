@@ -39,6 +39,7 @@ let examples: ExampleServer;
 let browser: Browser;
 let keys: TenantKeys;
 const bodies: Buffer[] = [];
+const urls: string[] = [];
 const operatorCalls: string[] = [];
 
 type DemoWindow = {
@@ -76,6 +77,7 @@ const operator = (method: string, path: string, body?: unknown) => {
 async function openDevice(): Promise<Page> {
   const page = await (await browser.newContext()).newPage();
   page.on("request", (request) => {
+    urls.push(request.url());
     const body = request.postDataBuffer();
     if (body) bodies.push(body);
   });
@@ -174,6 +176,8 @@ describe("recommendations on wrangler dev: browser devices see on-device picks w
       for (const r of recs) expect(bought).toContain(r.reason.productId);
     }
 
+    // The math ran on tfjs' WASM backend: the pages fetched its binary from the shop.
+    expect(urls.some((u) => /\/wasm\/tfjs-backend-wasm(-simd)?\.wasm$/.test(u))).toBe(true);
     // Nothing the pages sent carries a product id, an order id or an event.
     expect(bodies.length).toBeGreaterThan(DEVICES * ROUNDS * 3);
     for (const body of bodies) {

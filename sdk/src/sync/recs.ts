@@ -5,7 +5,7 @@
  */
 import { base64ToBytes } from "@fedprofile/protocol/bytes";
 import * as tf from "@tensorflow/tfjs";
-import "@tensorflow/tfjs-backend-wasm";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { decodeFcfModel, type FcfModel, type FcfVersion } from "../models/fcf";
 
 export {
@@ -24,9 +24,13 @@ export type TfBackend = "wasm" | "cpu" | "webgl";
 
 let backend: Promise<TfBackend> | null = null;
 
-/** Starts tfjs once on `preferred` (default `wasm`), else on the CPU backend; resolves to the one in use. */
-export function ensureTfBackend(preferred: TfBackend = "wasm"): Promise<TfBackend> {
+/**
+ * Starts tfjs once on `preferred` (default `wasm`, its binaries under `wasmPath` when given), else
+ * on the CPU backend; resolves to the one in use.
+ */
+export function ensureTfBackend(preferred: TfBackend = "wasm", wasmPath?: string): Promise<TfBackend> {
   backend ??= (async () => {
+    if (wasmPath) setWasmPaths(wasmPath);
     for (const name of [preferred, "cpu"] as const) {
       try {
         if (await tf.setBackend(name)) {
