@@ -630,11 +630,15 @@ async function trainRecommendations(context: {
       maxShardSize: deviceCount,
       minShardSize: 3,
     },
-    schedule: { stageSeconds: 5, maxRounds: RECS_ROUNDS, cadenceSeconds: 0 },
+    // Stages end early once every device answered; 15 s leaves room for a slow first tfjs start.
+    schedule: { stageSeconds: 15, maxRounds: RECS_ROUNDS, cadenceSeconds: 0 },
   });
   info(
     `${items.length} items (the storefront's ${shop.length} and the data set's most bought), rank 8, ${RECS_ROUNDS} rounds, ε ${RECS_EPSILON} for the whole training; the catalogue is public, what each device touched is not`,
   );
+  // Each device fetches v1 (seeded, untrained factors) and starts tfjs before the first round.
+  await Promise.all(devices.map((d) => d.pullModel("recommendations").then(() => d.recommend(1))));
+  info("v1 (the seeded, untrained factors) is on every node device, and tfjs has started there");
   const status = () => operator.modelStatus("recommendations");
   const deadline = Date.now() + 300_000;
   let shown = 0;
