@@ -7,8 +7,10 @@
  *      Chromium page when Chromium is installed) through real rounds, printing progress,
  *   4. prints each published model and checks it against the devices' own contributions,
  *   5. with DP (the default), sets the model's privacy budget first, prints the ledger entry of
- *      every round, shows the round past the budget refused before any device joins, and runs
- *      `fedprofile audit verify` against the coordinator as an auditor would.
+ *      every round, shows the round past the budget refused before any device joins, trains the
+ *      segments (k-means) and recommendations (FCF) models by their trainers, shows each device's
+ *      recommendations with their reasons (the storefront's panel for the Chromium device), and
+ *      runs `fedprofile audit verify` against the coordinator as an auditor would.
  *
  * Options: --devices N (default 8) --rounds R (default 2) --serve (keep serving afterwards)
  *          --persist-to DIR (default .wrangler/state)
@@ -442,6 +444,15 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         info(`segments FAILED: ${error.message}`);
         exitCode = 1;
       });
+      await trainRecommendations({
+        operator,
+        devices: nodeDevices,
+        browser: browserDevice,
+        deviceCount,
+      }).catch((error: Error) => {
+        info(`recommendations FAILED: ${error.message}`);
+        exitCode = 1;
+      });
 
       step("Audit: `fedprofile audit verify` against the coordinator, as a compliance team would");
       const key = await auditor.publicKey();
@@ -560,10 +571,9 @@ async function trainSegments(context: {
       shown = now.latestVersion ?? 0;
       const latest = await operator.latestModel("segments");
       if (!latest) throw new Error(`segments v${shown} is listed but not served`);
-      info(
-        `published segments v${latest.version} (${latest.params?.phase}, iteration ${latest.params?.iteration}):`,
-      );
-      for (const s of latest.params?.segments ?? []) {
+      const params = latest.params?.kind === "kmeans" ? latest.params : null;
+      info(`published segments v${latest.version} (${params?.phase}, iteration ${params?.iteration}):`);
+      for (const s of params?.segments ?? []) {
         info(
           `  ${s.id}. ${s.label.padEnd(28)} ≈${String(s.size).padStart(3)} devices · ${s.real.recency.toFixed(0)} days since the last order · ${s.real.frequency.toFixed(1)} orders · £${s.real.monetary.toFixed(0)}`,
         );
@@ -600,6 +610,118 @@ async function trainSegments(context: {
   }
   if (browser) info(`device 1 (Chromium): ${await browser.segment()}`);
   if (profiles.some((p) => !p.segment)) throw new Error("a device has no segment");
+}
+
+/** FCF with a handful of devices: like the segments, ε is large because DP needs big cohorts. */
+const RECS_EPSILON = 30;
+const RECS_ROUNDS = 2;
+
+/**
+ * Recommendations: the operator declares an fcf model over the shop's public catalogue (the
+ * storefront's products and the data set's most bought StockCodes); its trainer publishes seeded
+ * factors and opens every round. Each device solves its own user factor against them (it never
+ * leaves the device) and sends its clipped item-gradient vector through SecAgg+ with the
+ * distributed discrete Gaussian; then each device ranks the catalogue on the device.
+ */
+async function trainRecommendations(context: {
+  operator: OperatorClient;
+  devices: Profiler[];
+  browser: Awaited<ReturnType<typeof openBrowserDevice>> | null;
+  deviceCount: number;
+}) {
+  const { operator, devices, browser, deviceCount } = context;
+  step("Recommendations: declaring the fcf model over the public catalogue; its trainer takes it from here");
+  const customers = await loadCustomers(join(REPO_ROOT, "examples/data/online_retail.csv.gz"));
+  const buyers = new Map<string, { count: number; category: string | null }>();
+  for (const invoices of customers) {
+    const seen = new Set<string>();
+    for (const invoice of invoices)
+      for (const p of invoice.refund ? [] : invoice.products)
+        if (p.product_id && !seen.has(p.product_id)) {
+          seen.add(p.product_id);
+          const b = buyers.get(p.product_id) ?? { count: 0, category: p.category ?? null };
+          b.count++;
+          buyers.set(p.product_id, b);
+        }
+  }
+  const shop = CATALOGUE.map((item) => item.product_id);
+  const top = [...buyers.entries()]
+    // Products only: StockCodes start with five digits (POST, DOT, M … are postage and fees).
+    .filter(([id]) => !shop.includes(id) && /^\d{5}/.test(id))
+    .sort((a, b) => b[1].count - a[1].count)
+    .slice(0, 120 - shop.length);
+  const items = [...shop, ...top.map(([id]) => id)];
+  const categories = [...CATALOGUE.map((item) => item.category), ...top.map(([, b]) => b.category)];
+  await operator.declareModel("recommendations", {
+    v: 1,
+    kind: "fcf",
+    spec: { rank: 8, blockSize: items.length, lambda: 1, alpha: 10 },
+    catalogue: { items, categories },
+    dp: { targetEpsilon: RECS_EPSILON, population: POPULATION },
+    cohort: {
+      minDevices: Math.max(3, deviceCount - 1),
+      maxDevices: deviceCount,
+      maxShardSize: deviceCount,
+      minShardSize: 3,
+    },
+    // Stages end early once every device answered; 15 s leaves room for a slow first tfjs start.
+    schedule: { stageSeconds: 15, maxRounds: RECS_ROUNDS, cadenceSeconds: 0 },
+  });
+  info(
+    `${items.length} items (the storefront's ${shop.length} and the data set's most bought), rank 8, ${RECS_ROUNDS} rounds, ε ${RECS_EPSILON} for the whole training; the catalogue is public, what each device touched is not`,
+  );
+  // Each device fetches v1 (seeded, untrained factors) and starts tfjs before the first round.
+  await Promise.all(devices.map((d) => d.pullModel("recommendations").then(() => d.recommend(1))));
+  info("v1 (the seeded, untrained factors) is on every node device, and tfjs has started there");
+  const status = () => operator.modelStatus("recommendations");
+  const deadline = Date.now() + 300_000;
+  let shown = 0;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error("recommendations training did not finish in 5 minutes");
+    const now = await status();
+    if ((now.latestVersion ?? 0) > shown) {
+      shown = now.latestVersion ?? 0;
+      const latest = await operator.latestModel("recommendations");
+      const params = latest?.params?.kind === "fcf" ? latest.params : null;
+      info(
+        `published recommendations v${latest?.version} (${params?.iteration ?? 0} rounds applied; int8 factors ${latest ? Math.ceil((latest.weights.length * 3) / 4) : 0} B)`,
+      );
+    }
+    if (now.trainer === "stopped") {
+      info(`trainer stopped: ${now.stoppedReason}`);
+      break;
+    }
+    if (now.trainer !== "in-round") {
+      await new Promise((r) => setTimeout(r, 300));
+      continue;
+    }
+    info(
+      `round ${now.currentRound} (fcf ${now.iteration + 1}/${RECS_ROUNDS}) opened by the trainer: devices sync`,
+    );
+    const outcomes = await Promise.all([
+      ...(browser ? [browser.sync("recommendations")] : []),
+      ...devices.map((d) =>
+        d.sync("recommendations").catch((e: Error) => ({ status: `failed: ${e.message}` })),
+      ),
+    ]);
+    const statuses = outcomes.map((o) =>
+      "outcomes" in o ? (o.outcomes[0]?.outcome.status ?? "no-round") : o.status,
+    );
+    info(`  ${statuses.filter((s) => s === "contributed").length}/${statuses.length} devices contributed`);
+    await waitFor(async () => (await status()).currentRound !== now.currentRound, 60_000);
+  }
+  await Promise.all(devices.map((d) => d.pullModel("recommendations")));
+  for (const [i, device] of devices.slice(0, 3).entries()) {
+    const picks = await device.recommend(3);
+    info(
+      `device ${i + (browser ? 2 : 1)} (node): ${picks.map((p) => `${p.productId} (${p.reason.text})`).join("; ") || "none"}`,
+    );
+    if (picks.length === 0) throw new Error("a device has no recommendation");
+  }
+  if (browser) {
+    await browser.sync("recommendations");
+    info(`device 1 (Chromium), the storefront's panel: ${(await browser.recommendations()).join("; ")}`);
+  }
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number) {
@@ -655,6 +777,15 @@ async function openBrowserDevice(storefront: string) {
         },
       );
       return (await page.textContent("#segment")) ?? "";
+    },
+    /** The storefront's "Recommended for you" panel: each pick and its "why am I seeing this?". */
+    recommendations: async () => {
+      await page.waitForSelector("#recommendations li", { timeout: 30_000 });
+      return page.$$eval("#recommendations li", (lis) =>
+        lis.map(
+          (li) => `${li.querySelector("strong")?.textContent} — ${li.querySelector(".reason")?.textContent}`,
+        ),
+      );
     },
     close: () => browser.close(),
   };

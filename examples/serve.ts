@@ -1,7 +1,8 @@
 /**
  * Serves the examples on 127.0.0.1: the storefront page, its esbuild bundle of the SDK, and a
  * `config.json` naming the coordinator and the publishable key; and the compliance dashboard at
- * `/compliance/` (its bundle verifies the privacy ledger in the browser).
+ * `/compliance/` (its bundle verifies the privacy ledger in the browser), and tfjs' WASM backend
+ * binaries at `/wasm/` for the storefront's on-device recommendations.
  */
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
@@ -19,29 +20,46 @@ import { REPO_ROOT } from "../edge/scripts/local-dev";
 // From the repository root, not this module's URL: the built CLI (`fedprofile simulate`) runs a
 // bundled copy of this file from cli/dist/.
 const EXAMPLES = join(REPO_ROOT, "examples");
+/** tfjs-backend-wasm's binaries (plain and SIMD; the threaded one needs cross-origin isolation). */
+const WASM_DIR = join(REPO_ROOT, "node_modules/@tensorflow/tfjs-backend-wasm/dist");
+const WASM_FILES = ["tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"];
 
 export interface ExampleServer {
   url: string;
-  /** Bytes of the storefront bundle (minified). */
+  /** Bytes of the storefront bundle a page loads up front (minified; tfjs is a lazy chunk). */
   bundleBytes: number;
   /** Bytes of the compliance dashboard bundle (minified). */
   complianceBundleBytes: number;
   close(): Promise<void>;
 }
 
-/** Bundles the storefront for browsers (the same way a storefront would ship the SDK). */
-export function bundleStorefront(): Promise<string> {
-  return bundleExample("storefront/main.ts");
+/**
+ * Bundles the storefront for browsers (the same way a storefront would ship the SDK): `app.js`
+ * and, split off, the chunks the SDK imports lazily (sync, and tfjs for recommendations), each
+ * served at `/<name>`.
+ */
+export async function bundleStorefront(): Promise<{ app: string; chunks: Map<string, string> }> {
+  const files = await bundleExample("storefront/main.ts", true);
+  const app = files.get("app.js");
+  if (app === undefined) throw new Error("esbuild produced no app.js");
+  files.delete("app.js");
+  return { app, chunks: files };
 }
 
 /** Bundles the compliance dashboard for browsers (the ledger verifier, wire schemas and its page code). */
-export function bundleCompliance(): Promise<string> {
-  return bundleExample("compliance/main.ts");
+export async function bundleCompliance(): Promise<string> {
+  const app = (await bundleExample("compliance/main.ts", false)).get("app.js");
+  if (app === undefined) throw new Error("esbuild produced no app.js");
+  return app;
 }
 
-async function bundleExample(entry: string): Promise<string> {
+/** Output file name → text; the entry is `app.js`. */
+async function bundleExample(entry: string, splitting: boolean): Promise<Map<string, string>> {
   const result = await build({
-    entryPoints: [join(EXAMPLES, entry)],
+    entryPoints: { app: join(EXAMPLES, entry) },
+    outdir: "/out",
+    splitting,
+    chunkNames: "chunk-[hash]",
     // The storefront bundles the workspace packages from src/ (their `source` export condition).
     conditions: ["source"],
     bundle: true,
@@ -52,9 +70,7 @@ async function bundleExample(entry: string): Promise<string> {
     write: false,
     logLevel: "silent",
   });
-  const file = result.outputFiles[0];
-  if (!file) throw new Error("esbuild produced no output");
-  return file.text;
+  return new Map(result.outputFiles.map((f) => [f.path.replace(/^\/out\//, ""), f.text]));
 }
 
 export async function startExampleServer(options: {
@@ -75,12 +91,15 @@ export async function startExampleServer(options: {
    */
   issuer?: TokenIssuer;
 }): Promise<ExampleServer> {
-  const [app, html, complianceApp, complianceHtml] = await Promise.all([
+  const [storefront, html, complianceApp, complianceHtml, ...wasm] = await Promise.all([
     bundleStorefront(),
     readFile(join(EXAMPLES, "storefront/index.html"), "utf8"),
     bundleCompliance(),
     readFile(join(EXAMPLES, "compliance/index.html"), "utf8"),
+    ...WASM_FILES.map((f) => readFile(join(WASM_DIR, f))),
   ]);
+  const binaries = new Map(WASM_FILES.map((f, i) => [`/wasm/${f}`, wasm[i] as Buffer]));
+  const app = storefront.app;
   const config = JSON.stringify({
     modelId: "*",
     ...options.config,
@@ -103,6 +122,7 @@ export async function startExampleServer(options: {
     "/compliance/index.html": ["text/html; charset=utf-8", complianceHtml],
     "/compliance/app.js": ["text/javascript; charset=utf-8", complianceApp],
   };
+  for (const [name, text] of storefront.chunks) routes[`/${name}`] = ["text/javascript; charset=utf-8", text];
   if (options.ledgerPublicKey) {
     const doc = {
       v: 1,
@@ -136,6 +156,13 @@ export async function startExampleServer(options: {
     // The dashboard loads `./app.js`: without the slash that would be the storefront's bundle.
     if (path === "/compliance") {
       response.writeHead(308, { location: "/compliance/" }).end();
+      return;
+    }
+    const binary = binaries.get(path);
+    if (binary) {
+      response
+        .writeHead(200, { "content-type": "application/wasm", "cache-control": "no-store" })
+        .end(binary);
       return;
     }
     const route = routes[path];

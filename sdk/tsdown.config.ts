@@ -13,7 +13,14 @@ import pkg from "./package.json" with { type: "json" };
  * (3.3 KB gzip over the budget, measured by `bench/bundle-size.ts`). The sync modules import the
  * core only for types, so nothing with identity (classes, registries) is shared across the two.
  */
-const SYNC_MODULES = ["coordinator-client", "plain-round", "session-store", "secagg-round", "model-tasks"];
+const SYNC_MODULES = [
+  "coordinator-client",
+  "plain-round",
+  "session-store",
+  "secagg-round",
+  "model-tasks",
+  "recs",
+];
 const { ".": _core, ...rest } = pkg.exports;
 
 /** Keeps the core's `import()` of each sync module external, pointing at the sync build's file. */

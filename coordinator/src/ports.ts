@@ -9,8 +9,9 @@ import type {
   ContributionRequest,
   ContributionResponse,
   JoinResponse,
-  KMeansModelParams,
   ModelDeclaration,
+  ModelKind,
+  ModelParams,
   ModelVersion,
   ModelVersionPage,
   OpenRoundRequest,
@@ -53,8 +54,8 @@ export interface ModelDraft {
   /** base64 of little-endian float64 weights */
   weights: string;
   /** A trainer's model: its kind and the kind's published parameters (e.g. k-means segments). */
-  kind?: "kmeans";
-  params?: KMeansModelParams;
+  kind?: ModelKind;
+  params?: ModelParams;
 }
 
 /** Versioned models: each closed round publishes the next version. */

@@ -25,7 +25,7 @@ import {
   nextRoundRequest,
 } from "@fedprofile/coordinator/models";
 import { chooseParameters } from "@fedprofile/coordinator/secagg";
-import { type KMeansModelParams, ModelDeclaration } from "@fedprofile/coordinator/wire";
+import { KMeansDeclaration, type KMeansModelParams } from "@fedprofile/coordinator/wire";
 import { prepareDpContribution } from "../../sdk/src/dp/client";
 import { contributeKMeans } from "../../sdk/src/models/kmeans";
 import { runSimulatedRound } from "../../test/secagg/driver";
@@ -84,7 +84,7 @@ export async function trainFederated(
   onRound?: (report: RoundReport, index: number) => void,
 ): Promise<TrainingRun> {
   const n = vectors.length;
-  const declaration = ModelDeclaration.parse({
+  const declaration = KMeansDeclaration.parse({
     v: 1,
     kind: "kmeans",
     spec: { k: config.k },

@@ -19,6 +19,8 @@ import { type WorkerdAgreement, workerdAgreement } from "./workerd";
 
 export const EVAL_HELP = `fedprofile eval: federated k-means under DP vs centralised k-means++ (best of 10)
 
+  fedprofile eval recs [--preset ci|full]   the recommendations eval (FCF vs ALS); --help there
+
 Options:
   --preset ci|full        ci (default): N = 2,000 sampled customers, k = 4, no DP and ε = 1, 2 Lloyd rounds
                           full: N ∈ {4338, 10000, 100000}, k ∈ {3,4,5,6}, ε ∈ {none, 0.5, 1, 3}
@@ -314,6 +316,8 @@ export function markdownReport(
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // `fedprofile eval recs …`: the recommendations eval (`recs-main.ts`).
+  if (argv[0] === "recs") return (await import("./recs-main")).recsMain(argv.slice(1));
   let options: Options | "help";
   try {
     options = parseEvalArgs(argv);

@@ -95,7 +95,11 @@ export async function workerdAgreement(options: {
       } else await new Promise((r) => setTimeout(r, 250));
     }
     const latest = await operator.latestModel("segments");
-    const workerdCost = costOf(vectors, latest?.params?.segments.map((s) => s.centroid) ?? []);
+    const segments = latest?.params?.kind === "kmeans" ? latest.params.segments : [];
+    const workerdCost = costOf(
+      vectors,
+      segments.map((s) => s.centroid),
+    );
     const workerdSeconds = (performance.now() - started) / 1000;
     const inProcessCosts: number[] = [];
     for (let r = 0; r < (options.repeats ?? 8); r++) {

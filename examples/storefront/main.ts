@@ -40,6 +40,43 @@ function log(text: string) {
   byId("log").prepend(li);
 }
 
+const nameOf = (productId: string) =>
+  CATALOGUE.find((item) => item.product_id === productId)?.name ?? `item ${productId}`;
+
+/**
+ * The "Recommended for you" panel: `recommend(3)` scores on this device (tfjs), each pick with
+ * its reason behind "Why am I seeing this?" (the nearest of the visitor's own items in factor
+ * space, or the shop's DP popularity for a new visitor).
+ */
+async function renderRecommendations(profiler: Profiler) {
+  const picks = await profiler.recommend(3);
+  const list = byId("recommendations");
+  if (picks.length === 0) return;
+  byId("recommendations-empty").hidden = true;
+  list.replaceChildren(
+    ...picks.map((pick) => {
+      const li = document.createElement("li");
+      li.dataset.product = pick.productId;
+      li.dataset.reason = pick.reason.kind;
+      const name = document.createElement("strong");
+      name.textContent = nameOf(pick.productId);
+      const why = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.textContent = "Why am I seeing this?";
+      const reason = document.createElement("span");
+      reason.className = "reason";
+      reason.textContent =
+        pick.reason.kind === "similar"
+          ? `Because you ${pick.reason.text.includes("bought") ? "bought" : "looked at"} ${nameOf(pick.reason.productId)}: the nearest of your own items to it in the shop's factor space.`
+          : "Popular in this shop (from its differentially private purchase counts): you have no history here yet.";
+      why.append(summary, reason);
+      li.append(name, ` ${pick.category ?? ""}`, why);
+      return li;
+    }),
+  );
+  list.dataset.count = String(picks.length);
+}
+
 async function render(profiler: Profiler) {
   const profile = await profiler.getProfile();
   byId("profile").textContent = JSON.stringify(profile, null, 2);
@@ -49,6 +86,7 @@ async function render(profiler: Profiler) {
       `${segment.label} (segment ${segment.id} of ${segment.modelId} v${segment.version}, distance ${segment.distance.toFixed(2)})`;
     byId("segment").dataset.segment = String(segment.id);
   }
+  await renderRecommendations(profiler).catch((e: Error) => log(`recommendations failed: ${e.message}`));
 }
 
 async function main() {
@@ -62,6 +100,8 @@ async function main() {
     apiKey: config.apiKey,
     dbName: "fedprofile-demo",
     currency: "GBP",
+    // recommend() and fcf rounds load tfjs (a lazy chunk) on its WASM backend; the shop serves the binaries.
+    tfWasmPath: "/wasm/",
   });
   profiler.on((event) => {
     if (event.type === "error") log(`error: ${event.error.message}`);

@@ -13,3 +13,10 @@ export function __fedprofileSync(): Promise<typeof import("../src/iife-sync")> {
   loading ??= import(/* @vite-ignore */ new URL("fedprofile-sync.min.js", base).href);
   return loading;
 }
+
+/** Loads `fedprofile-recs.min.js` (ESM: the recommendation math and tfjs) from beside this script, once. */
+let loadingRecs: Promise<typeof import("../src/sync/recs")> | undefined;
+export function __fedprofileRecs(): Promise<typeof import("../src/sync/recs")> {
+  loadingRecs ??= import(/* @vite-ignore */ new URL("fedprofile-recs.min.js", base).href);
+  return loadingRecs;
+}

@@ -59,6 +59,22 @@ import {
 
 export type { TrackOptions } from "./track";
 
+/** One recommendation (`recommend()`): a product id, its score, its category and the reason. */
+export interface Recommendation {
+  productId: string;
+  score: number;
+  category: string | null;
+  reason: { kind: "similar"; productId: string; text: string } | { kind: "popular"; text: string };
+}
+
+/** Options of `recommend()`. */
+export interface RecommendOptions {
+  /** Only products in these categories. */
+  categories?: readonly string[];
+  /** Also leave out products the visitor carted or viewed (default: only what it bought). */
+  excludeTouched?: boolean;
+}
+
 /** Options of `createProfiler`. Only `endpoint` and `apiKey` are needed, and only for sync. */
 export interface ProfilerOptions {
   /** Coordinator base URL (needed by `sync()` and `pullModel()`). */
@@ -138,6 +154,12 @@ export interface ProfilerOptions {
    * quantiles replace the default tag thresholds (default `segments`).
    */
   segmentModel?: string;
+  /** The fcf model `recommend()` scores with (default `recommendations`). */
+  recommendationModel?: string;
+  /** tfjs backend of the recommendation math (default `wasm`; `cpu` where WASM cannot start). */
+  tfBackend?: "wasm" | "cpu" | "webgl";
+  /** Where the page serves tfjs-backend-wasm's `.wasm` files (e.g. `/wasm/`; default: beside the script). */
+  tfWasmPath?: string;
   /**
    * The storefront's currency, ISO 4217 (default `USD`). Amounts without a `currency` are in
    * it; amounts in another are converted through `rates`, or kept out of monetary features.
@@ -234,6 +256,14 @@ export interface Profiler {
   sync(modelId?: string): Promise<SyncOutcome>;
   /** The latest published version of `modelId` (cached on the device with storage consent). */
   pullModel(modelId?: string): Promise<ModelVersion | null>;
+  /**
+   * The top `n` products for this visitor, scored on the device under the newest recommendation
+   * model it holds (`recommendationModel`; `pullModel` or `sync` fetch it): without what it
+   * bought, within `options.categories`, each with its score and a reason (the nearest of its
+   * own items in factor space, or "popular" from the model's DP counts for a new visitor).
+   * Resolves to `[]` while the device holds no such model. Nothing is sent.
+   */
+  recommend(n?: number, options?: RecommendOptions): Promise<Recommendation[]>;
   /** The cached version of `modelId`, without network. */
   cachedModel(modelId: string): Promise<ModelVersion | null>;
   /** Records explicit consent choices and applies them; resolves to the effective consent. */
@@ -259,6 +289,9 @@ export interface Profiler {
 
 /** The walking skeleton's model: `[1, eventCount]`, summed over devices. */
 export const ACTIVITY_MODEL = "activity";
+
+/** The default fcf model of `recommend()`. */
+export const RECOMMENDATION_MODEL = "recommendations";
 
 /** The default k-means model of `getProfile().segment`. */
 export const SEGMENT_MODEL = "segments";
@@ -354,7 +387,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
   const heldModels = new Map<string, ModelVersion>();
   const segmentOf = (vector: number[]): SegmentAssignment | null => {
     const model = heldModels.get(segmentModel);
-    return model?.params
+    return model?.params?.kind === "kmeans"
       ? assignSegment({ ...model.params, modelId: model.modelId, version: model.version }, vector)
       : null;
   };
@@ -386,14 +419,16 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
   async function loadRemembered() {
     const store = manager.store;
     if (store.kind !== "indexeddb") return;
-    const [remembered, contributed, cachedSegments] = await Promise.all([
+    const [remembered, contributed, cachedSegments, cachedRecommendations] = await Promise.all([
       store.getMeta("consent"),
       store.getMeta("rounds"),
       store.getModel(segmentModel),
+      store.getModel(options.recommendationModel ?? RECOMMENDATION_MODEL),
     ]);
     if (remembered) explicit = { ...remembered, ...explicit };
     for (const round of contributed ?? []) rounds.add(round);
     if (cachedSegments) hold(cachedSegments.model);
+    if (cachedRecommendations) hold(cachedRecommendations.model);
   }
 
   let stopCmp = () => {};
@@ -464,7 +499,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     const held = heldModels.get(model.modelId);
     if (held && held.version >= model.version) return false;
     heldModels.set(model.modelId, model);
-    if (model.modelId === segmentModel && model.params) {
+    if (model.modelId === segmentModel && model.params?.kind === "kmeans") {
       thresholds = { ...thresholds, ...model.params.tagThresholds };
     }
     return true;
@@ -498,13 +533,26 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     await ready;
     const task = round.task;
     if (!task) return profiler.roundVector(round.modelId, round.dimension);
+    if (task.kind === "fcf") {
+      const base = await baseModel(api, round.modelId, task.baseVersion);
+      if (base.params?.kind !== "fcf") {
+        throw new FedprofileError("model_unavailable", `round ${round.roundId} names no fcf base model`);
+      }
+      const recs = await import("./sync/recs");
+      await recs.ensureTfBackend(options.tfBackend, options.tfWasmPath);
+      const model = recs.fcfModelOf({ ...base, params: base.params });
+      const events = await manager.run(() => manager.store.events());
+      const touched = recs.touchedItems(task.spec, model, recs.itemSignals(events));
+      return recs.contributeFcf(task.spec, task.block, model, touched);
+    }
     const z = profileVector(computeFeatures(manager.view, now(), config));
     const base = task.baseVersion === null ? null : await baseModel(api, round.modelId, task.baseVersion);
-    if (task.phase === "lloyd" && !base?.params) {
+    const params = base?.params?.kind === "kmeans" ? base.params : null;
+    if (task.phase === "lloyd" && !params) {
       throw new FedprofileError("model_unavailable", `round ${round.roundId} names no base model`);
     }
     const { contributeKMeans } = await import("./sync/model-tasks");
-    return contributeKMeans(task.spec, task.phase, base?.params ?? null, z);
+    return contributeKMeans(task.spec, task.phase, params, z);
   }
 
   async function participate(
@@ -677,6 +725,20 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       const model = await (await coordinator()).model(modelId, "latest", held);
       await received(model);
       return model;
+    },
+    async recommend(n = 10, recommendOptions = {}) {
+      await ready;
+      const held = heldModels.get(options.recommendationModel ?? RECOMMENDATION_MODEL);
+      if (held?.params?.kind !== "fcf") return [];
+      const params = held.params;
+      const recs = await import("./sync/recs");
+      await recs.ensureTfBackend(options.tfBackend, options.tfWasmPath);
+      const model = recs.fcfModelOf({ ...held, params });
+      const events = await manager.run(() => manager.store.events());
+      // The user solve uses the confidences and λ the model was trained with.
+      const spec = params.spec;
+      const touched = recs.touchedItems(spec, model, recs.itemSignals(events));
+      return recs.recommendItems(spec, model, touched, n, recommendOptions);
     },
     async cachedModel(modelId) {
       await ready;

@@ -13,8 +13,7 @@ import * as z from "zod";
 import type { AdmissionIssuerStore } from "../admission/redeem";
 import { FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import { LedgerWitness } from "../ledger/schema";
-import { initialKMeansState } from "../models/kmeans";
-import { nextRoundRequest, type TrainerHandle } from "../models/trainer";
+import { initialModelState, nextRoundRequest, type TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, TenantStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import type { RoundService } from "../rounds/round-service";
@@ -653,11 +652,13 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       const ids = options.training ? await options.training.listModels(tenantId) : [];
       const tasks = await Promise.all(
         ids.map(async (modelId) => {
-          const [round, latest] = await Promise.all([
+          const [round, latest, declaration] = await Promise.all([
             rounds.findOpen(tenantId, modelId),
             models.latest(tenantId, modelId),
+            options.training?.getDeclaration(tenantId, modelId),
           ]);
-          return { modelId, kind: "kmeans" as const, latestVersion: latest?.version ?? null, round };
+          const kind = declaration?.kind ?? "kmeans";
+          return { modelId, kind, latestVersion: latest?.version ?? null, round };
         }),
       );
       return c.json({ v: WIRE_VERSION, tasks }, 200);
@@ -694,8 +695,9 @@ function checkDeclaration(modelId: string, declaration: protocolWire.ModelDeclar
   const { request } = nextRoundRequest({
     modelId,
     declaration,
-    model: initialKMeansState(),
-    latestVersion: null,
+    model: initialModelState(declaration),
+    // An fcf run publishes its initial factors at declaration; its first round improves on them.
+    latestVersion: declaration.kind === "fcf" ? 1 : null,
   });
   const parsed = OpenRoundRequest.safeParse(request);
   if (!parsed.success)

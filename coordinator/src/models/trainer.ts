@@ -10,7 +10,14 @@
  * in-process object in tests and the simulator. Every operation is serialised.
  */
 
-import type { ModelDeclaration, ModelStatus, RoundTask, TrainingRound } from "@fedprofile/protocol/wire";
+import { bytesToBase64, bytesToBase64url } from "@fedprofile/protocol/bytes";
+import type {
+  ModelDeclaration,
+  ModelStatus,
+  RoundTask,
+  TrainingPhase,
+  TrainingRound,
+} from "@fedprofile/protocol/wire";
 import {
   encodeFloat64Vector,
   type OpenRoundRequest,
@@ -23,7 +30,20 @@ import { jsonSha256 } from "../ledger/chain";
 import type { Clock, ModelStore, RoundStateStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import { createSerialQueue } from "../rounds/serial-queue";
+import { applyFcf, type FcfState, fcfTask, initialFcfState, publishFcf } from "./fcf";
 import { applyKMeans, initialKMeansState, type KMeansState, kmeansTask } from "./kmeans";
+
+/** The global model of any kind, between rounds. */
+export type ModelState = KMeansState | FcfState;
+
+const isFcfState = (m: ModelState): m is FcfState => "kind" in m && m.kind === "fcf";
+
+/** The state a fresh run of `declaration` starts from. */
+export function initialModelState(declaration: ModelDeclaration): ModelState {
+  return declaration.kind === "fcf"
+    ? initialFcfState(declaration.spec, declaration.catalogue.items.length)
+    : initialKMeansState();
+}
 
 /** What a trainer-driven round hands back when it ends. */
 export interface RoundResult {
@@ -63,11 +83,11 @@ export interface TrainerState {
   modelId: string;
   declaration: ModelDeclaration;
   declaredAt: number;
-  model: KMeansState;
+  model: ModelState;
   roundsOpened: number;
   /** Consecutive rounds that aborted. */
   failures: number;
-  current: { roundId: string; phase: KMeansState["phase"]; iteration: number; pollAt: number } | null;
+  current: { roundId: string; phase: TrainingPhase; iteration: number; pollAt: number } | null;
   nextRoundAt: number | null;
   latestVersion: number | null;
   stoppedReason: string | null;
@@ -103,23 +123,61 @@ export function defaultMinNoiseShares(declaration: ModelDeclaration): number {
 /** What a round request depends on: the model, its declaration, its state and its newest version. */
 export type RoundBasis = Pick<TrainerState, "modelId" | "declaration" | "model" | "latestVersion">;
 
-/** The request that opens the next round of a model in `state` (any `RoundBasis`). */
-export function nextRoundRequest(state: RoundBasis): { request: OpenRoundRequest; task: RoundTask } {
-  const { declaration } = state;
-  const { spec, dp, cohort, schedule } = declaration;
-  const task = kmeansTask(spec, state.model);
+/** The task of the next round of a model in `state`, its dimension, sensitivity and DP round count. */
+function nextTask(state: RoundBasis): {
+  task: RoundTask;
+  dimension: number;
+  sensitivity: number;
+  rounds: number;
+} {
+  const { declaration, model } = state;
+  if (declaration.kind === "fcf") {
+    const t = fcfTask(declaration.spec, declaration.catalogue.items.length, model);
+    if (state.latestVersion === null)
+      throw new RangeError("an fcf round needs the published initial factors");
+    return {
+      task: {
+        kind: "fcf",
+        phase: "train",
+        iteration: model.iteration,
+        spec: declaration.spec,
+        block: t.block,
+        baseVersion: state.latestVersion,
+      },
+      dimension: t.dimension,
+      sensitivity: t.sensitivity,
+      // Every round is a gradient step over one block: maxRounds of them in a run.
+      rounds: declaration.schedule.maxRounds,
+    };
+  }
+  if (isFcfState(model)) throw new RangeError("a k-means model holds fcf state");
+  const t = kmeansTask(declaration.spec, model);
   return {
     task: {
       kind: "kmeans",
-      phase: task.phase,
-      iteration: state.model.iteration,
-      spec,
-      baseVersion: task.phase === "init" ? null : state.latestVersion,
+      phase: t.phase,
+      iteration: model.iteration,
+      spec: declaration.spec,
+      baseVersion: t.phase === "init" ? null : state.latestVersion,
     },
+    dimension: t.dimension,
+    sensitivity: t.sensitivity,
+    // Initialisation plus maxRounds iterations.
+    rounds: 1 + declaration.schedule.maxRounds,
+  };
+}
+
+/** The request that opens the next round of a model in `state` (any `RoundBasis`). */
+export function nextRoundRequest(state: RoundBasis): { request: OpenRoundRequest; task: RoundTask } {
+  const { declaration } = state;
+  const { dp, cohort, schedule } = declaration;
+  const { task, dimension, sensitivity, rounds } = nextTask(state);
+  return {
+    task,
     request: {
       v: WIRE_VERSION,
       modelId: state.modelId,
-      dimension: task.dimension,
+      dimension,
       minContributions: cohort.minDevices,
       maxContributions: cohort.maxDevices,
       deadlineSeconds: schedule.stageSeconds,
@@ -133,15 +191,29 @@ export function nextRoundRequest(state: RoundBasis): { request: OpenRoundRequest
       },
       dp: {
         mechanism: dp.mechanism,
-        clipNorm: task.sensitivity,
-        // Every round of the run gets the same share: initialisation plus maxRounds iterations.
+        clipNorm: sensitivity,
+        // Every round of the run gets the same share of targetEpsilon.
         targetEpsilon: dp.targetEpsilon,
-        rounds: 1 + schedule.maxRounds,
+        rounds,
         minNoiseShares: dp.minNoiseShares ?? defaultMinNoiseShares(declaration),
         modulusBits: dp.modulusBits,
       },
     },
   };
+}
+
+/** Why a run that has applied `model` is over by its round limit, or null. */
+function roundLimit(declaration: ModelDeclaration, model: ModelState): string | null {
+  const { maxRounds } = declaration.schedule;
+  if (isFcfState(model)) return model.iteration >= maxRounds ? `max-rounds: ${model.iteration} rounds` : null;
+  return model.phase === "lloyd" && model.iteration >= maxRounds
+    ? `max-rounds: ${model.iteration} iterations`
+    : null;
+}
+
+/** A fresh, random round id (for the initial version an fcf run publishes before any round). */
+function freshRoundId(): string {
+  return `r_${bytesToBase64url(crypto.getRandomValues(new Uint8Array(16))).slice(0, 22)}`;
 }
 
 export function trainerStatus(state: TrainerState): ModelStatus {
@@ -159,6 +231,43 @@ export function trainerStatus(state: TrainerState): ModelStatus {
     latestVersion: state.latestVersion,
     stoppedReason: state.stoppedReason,
     declaredAt: state.declaredAt,
+  };
+}
+
+/** A closed round's server update, by kind, and what it publishes. */
+function serverUpdate(state: TrainerState, result: RoundResult & { weights: number[] }) {
+  const { declaration, model } = state;
+  const info = { noiseStddev: result.noiseStddev, contributors: result.contributors };
+  if (declaration.kind === "fcf") {
+    if (!isFcfState(model)) throw new RangeError("an fcf model holds k-means state");
+    const { spec, catalogue } = declaration;
+    const { block } = fcfTask(spec, catalogue.items.length, model);
+    const update = applyFcf(spec, catalogue, model, block, result.weights, info);
+    return {
+      state: update.state as ModelState,
+      metrics: update.metrics,
+      converged: false,
+      draft: {
+        dimension: catalogue.items.length * spec.rank,
+        weights: bytesToBase64(update.weights),
+        kind: "fcf" as const,
+        params: update.params,
+      },
+    };
+  }
+  if (isFcfState(model)) throw new RangeError("a k-means model holds fcf state");
+  const update = applyKMeans(declaration.spec, model, result.weights, { ...info, seed: state.roundsOpened });
+  const centroids = update.state.centroids ?? [];
+  return {
+    state: update.state as ModelState,
+    metrics: update.metrics,
+    converged: update.converged,
+    draft: {
+      dimension: centroids.length * (centroids[0]?.length ?? 0),
+      weights: encodeFloat64Vector(centroids.flat()),
+      kind: "kmeans" as const,
+      params: update.params,
+    },
   };
 }
 
@@ -184,9 +293,8 @@ export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
 
   async function openNext(state: TrainerState): Promise<TrainerState> {
     const now = clock();
-    if (state.model.phase === "lloyd" && state.model.iteration >= state.declaration.schedule.maxRounds) {
-      return stop(state, `max-rounds: ${state.model.iteration} iterations`);
-    }
+    const limit = roundLimit(state.declaration, state.model);
+    if (limit) return stop(state, limit);
     const { request, task } = nextRoundRequest(state);
     try {
       const opened = await rounds.open(state.tenantId, request, task);
@@ -248,23 +356,15 @@ export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
         ? stop(next, `aborted ${failures} rounds in a row (last: ${result.outcome})`)
         : next;
     }
-    const update = applyKMeans(state.declaration.spec, state.model, result.weights, {
-      noiseStddev: result.noiseStddev,
-      contributors: result.contributors,
-      seed: state.roundsOpened,
-    });
-    const centroids = update.state.centroids ?? [];
+    const update = serverUpdate(state, { ...result, weights: result.weights });
     const published = await models.publish(
       state.tenantId,
       {
         modelId: state.modelId,
         roundId: result.roundId,
-        dimension: centroids.length * (centroids[0]?.length ?? 0),
         contributions: Math.max(1, result.contributors),
         aggregation: "secagg",
-        weights: encodeFloat64Vector(centroids.flat()),
-        kind: "kmeans",
-        params: update.params,
+        ...update.draft,
       },
       now,
     );
@@ -287,7 +387,11 @@ export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
       latestVersion: published.version,
       nextRoundAt: now + cadence,
     };
-    if (update.converged && state.declaration.schedule.untilConverged) {
+    if (
+      update.converged &&
+      state.declaration.kind === "kmeans" &&
+      state.declaration.schedule.untilConverged
+    ) {
       return stop(next, `converged: no centroid moved more than ${state.declaration.spec.tolerance}`);
     }
     return next;
@@ -304,14 +408,14 @@ export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
       serialised(async () => {
         const now = clock();
         const previous = await store.load();
-        const state: TrainerState = {
+        let state: TrainerState = {
           kind: "trainer",
           tenantId,
           modelId,
           declaration,
           declaredAt: now,
-          // A re-declaration starts a new run from a DP initialisation; versions keep counting.
-          model: initialKMeansState(),
+          // A re-declaration starts a new run from its initialisation; versions keep counting.
+          model: initialModelState(declaration),
           roundsOpened: previous?.roundsOpened ?? 0,
           failures: 0,
           current: null,
@@ -319,6 +423,25 @@ export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
           latestVersion: previous?.latestVersion ?? null,
           stoppedReason: null,
         };
+        if (declaration.kind === "fcf" && isFcfState(state.model)) {
+          // An fcf run's rounds improve on published factors: publish the public, seeded start.
+          const { weights, params } = publishFcf(declaration.spec, declaration.catalogue, state.model);
+          const initial = await models.publish(
+            tenantId,
+            {
+              modelId,
+              roundId: freshRoundId(),
+              dimension: declaration.catalogue.items.length * declaration.spec.rank,
+              contributions: 1,
+              aggregation: "none",
+              weights: bytesToBase64(weights),
+              kind: "fcf",
+              params,
+            },
+            now,
+          );
+          state = { ...state, latestVersion: initial.version };
+        }
         await training.putDeclaration(tenantId, modelId, declaration, now);
         await schedule(state);
         return trainerStatus(state);

@@ -330,7 +330,10 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         `too-few-contributions: ${contributors} < ${state.minContributions}${aborts.length ? ` (${aborts.join(", ")})` : ""}`,
       );
     }
-    if (dp?.config.mechanism === "distributed_discrete_gaussian" && (await combinedSum(state, dp)).survivors < 1) {
+    if (
+      dp?.config.mechanism === "distributed_discrete_gaussian" &&
+      (await combinedSum(state, dp)).survivors < 1
+    ) {
       // Every shard sum is out of range (`./shard-combine.ts`): nothing can be published, but the
       // coordinator saw the noised shard sums, so (as above) that is a release and it is recorded.
       // Ending here, not throwing, keeps the alarm from retrying the decode forever.
@@ -490,7 +493,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     }
     const shards = await shardSums(state);
     // survivors 0: every shard was out of range; `end` aborts such a round before decoding.
-    if (dp.config.mechanism === "distributed_discrete_gaussian") return combineShardSums(dp.config, shards, dim);
+    if (dp.config.mechanism === "distributed_discrete_gaussian")
+      return combineShardSums(dp.config, shards, dim);
     const total = new Uint32Array(dim);
     for (const s of shards) addModular(total, s.words);
     return { total, survivors: contributorsOf(state) };

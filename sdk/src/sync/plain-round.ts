@@ -56,6 +56,9 @@ export function failureOutcome(error: unknown, roundId: string | null = null): R
   }
   if (error.code === "admission_unavailable" && roundId !== null)
     return { status: "not-admitted", roundId, reason: error.message };
+  // The round's model is one this device cannot compute with: it leaves the round, sync goes on.
+  if (error.code === "model_unusable" && roundId !== null)
+    return { status: "dropped", roundId, reason: `model_unusable: ${error.message}` };
   if (!(error instanceof CoordinatorError)) return null;
   if (error.code === "round_full" && roundId !== null)
     return { status: "round-full", roundId, reason: error.message };

@@ -187,8 +187,9 @@ export async function participateInSecAggRound(
         clientOptions,
       );
     } catch (error) {
-      // A stage this device cannot answer (it missed the one before): it has dropped out.
-      if (error instanceof ProtocolError) {
+      // A stage this device cannot answer (it missed the one before), or a model it cannot
+      // compute with (`model_unusable`, e.g. an indefinite fcf Gram): it drops out, sync goes on.
+      if (error instanceof ProtocolError || isModelUnusable(error)) {
         await sessions.remove(round.roundId);
         return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
       }
@@ -264,4 +265,9 @@ async function runStage(
     case "unmask":
       return unmask(state, view);
   }
+}
+
+/** A contribution the device cannot compute with the round's model (`FcfModelError`). */
+function isModelUnusable(error: unknown): error is Error & { code: string } {
+  return error instanceof Error && "code" in error && error.code === "model_unusable";
 }

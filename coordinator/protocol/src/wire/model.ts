@@ -1,6 +1,6 @@
 import * as z from "zod/mini";
 import { Base64, ModelId, RoundId, WireVersion } from "./common";
-import { KMeansModelParams } from "./training";
+import { ModelKind, ModelParams } from "./training";
 
 /** A published model version: the aggregate of one round. */
 export const ModelVersion = z.object({
@@ -11,11 +11,15 @@ export const ModelVersion = z.object({
   dimension: z.int().check(z.positive()),
   contributions: z.int().check(z.positive()),
   aggregation: z.string(),
-  weights: Base64.check(z.describe("base64 of `dimension` little-endian float64s")),
+  weights: Base64.check(
+    z.describe(
+      "base64 of `dimension` little-endian float64s; an `fcf` model: its int8 item factors with a float32 scale per row",
+    ),
+  ),
   publishedAt: z.iso.datetime(),
   /** Set for a trainer's model: its kind and parameters (k-means: segments and tag thresholds). */
-  kind: z.optional(z.literal("kmeans")),
-  params: z.optional(KMeansModelParams),
+  kind: z.optional(ModelKind),
+  params: z.optional(ModelParams),
 });
 export type ModelVersion = z.infer<typeof ModelVersion>;
 

@@ -11,7 +11,7 @@ import {
   RoundId,
   WireVersion,
 } from "./common";
-import { RoundTask } from "./training";
+import { ModelKind, RoundTask } from "./training";
 
 /**
  * How a round combines contributions: `plain-sum` is the walking skeleton's plaintext sum;
@@ -306,7 +306,7 @@ export const TasksResponse = z.object({
   tasks: z.array(
     z.object({
       modelId: ModelId,
-      kind: z.literal("kmeans"),
+      kind: ModelKind,
       latestVersion: z.nullable(z.int().check(z.positive())),
       round: z.nullable(RoundInfo),
     }),

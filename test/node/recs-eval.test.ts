@@ -1,0 +1,43 @@
+/**
+ * `fedprofile eval recs` in its CI preset (500 sampled customers, rank 8, 24 rounds, no DP and
+ * ε = 8): the real device step and server update against popularity, item-kNN and tuned implicit
+ * ALS on the same leave-last-out split. Without DP, FCF stays close to ALS under both protocols.
+ */
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseRecsArgs, recsMain, runRecsEval } from "../../examples/eval/recs-main";
+
+describe("fedprofile eval recs (CI preset)", () => {
+  it("trains FCF close to ALS without DP, spends at most ε with DP, and writes its outputs", async () => {
+    const out = mkdtempSync(join(tmpdir(), "fedprofile-recs-"));
+    const options = parseRecsArgs(["--out", out]);
+    if (options === "help") throw new Error("unexpected help");
+    const report = await runRecsEval(options, () => {});
+    const by = (method: string, epsilon: number | null = null) =>
+      report.results.find((r) => r.method === method && r.epsilon === epsilon);
+    const als = by("als");
+    const plain = by("fcf");
+    const dp = by("fcf", 8);
+    expect(report.rank).toBe(8);
+    expect(als?.hyperParameters).toMatchObject({ rank: 8 });
+    expect(plain?.metrics.hr10Sampled).toBeGreaterThan(0.85 * (als?.metrics.hr10Sampled ?? 1));
+    expect(plain?.metrics.hr10Full).toBeGreaterThan(0.85 * (als?.metrics.hr10Full ?? 1));
+    // Sampled metrics flatter every method several times over (Krichene & Rendle 2020).
+    expect(plain?.metrics.hr10Sampled).toBeGreaterThan(3 * (plain?.metrics.hr10Full ?? 1));
+    expect(dp?.epsilonSpent).toBeGreaterThan(0);
+    expect(dp?.epsilonSpent).toBeLessThanOrEqual(8);
+    expect(dp?.bytesPerDevicePerRound).toBeLessThanOrEqual(256 * 1024);
+    expect(JSON.parse(readFileSync(join(out, "eval.json"), "utf8")).results).toHaveLength(5);
+    expect(readFileSync(join(out, "report.md"), "utf8")).toMatch(/\| fcf no DP \|/);
+    expect(existsSync(join(out, "hr-vs-epsilon.svg"))).toBe(true);
+  }, 180_000);
+
+  it("names a bad argument", async () => {
+    expect(() => parseRecsArgs(["--rank", "x"])).toThrow(/--rank: "x"/);
+    expect(() => parseRecsArgs(["--epsilon", "0"])).toThrow(/--epsilon/);
+    expect(parseRecsArgs(["-h"])).toBe("help");
+    expect(await recsMain(["--preset", "huge"])).toBe(2);
+  });
+});
