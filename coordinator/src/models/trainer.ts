@@ -23,7 +23,7 @@ import { jsonSha256 } from "../ledger/chain";
 import type { Clock, ModelStore, RoundStateStore, TrainingStore } from "../ports";
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import { createSerialQueue } from "../rounds/serial-queue";
-import { applyKMeans, initialKMeansState, type KMeansState, kmeansTask } from "./kmeans";
+import { applyKMeans, initialKMeansState, type KMeansState, kmeansPlannedRounds, kmeansTask } from "./kmeans";
 
 /** What a trainer-driven round hands back when it ends. */
 export interface RoundResult {
@@ -133,9 +133,9 @@ export function nextRoundRequest(state: RoundBasis): { request: OpenRoundRequest
       dp: {
         mechanism: dp.mechanism,
         clipNorm: task.sensitivity,
-        // Every round of the run gets the same share: initialisation plus maxRounds iterations.
+        // The init round's share and the Lloyd rounds' shares add up to the run's budget.
         targetEpsilon: dp.targetEpsilon,
-        rounds: 1 + schedule.maxRounds,
+        rounds: kmeansPlannedRounds(spec, schedule.maxRounds, task.phase),
         minNoiseShares: dp.minNoiseShares ?? defaultMinNoiseShares(declaration),
         modulusBits: dp.modulusBits,
       },

@@ -30,7 +30,13 @@ export function contributeKMeans(
   base: KMeansCentroids | null,
   z: readonly number[],
 ): Float64Array {
-  const out = new Float64Array(kmeansDimension(spec, phase));
+  const centroids = base?.segments.length ?? spec.k;
+  if (phase === "lloyd" && (!base || centroids < spec.k || centroids > spec.k * (spec.init.overseed ?? 1))) {
+    throw new RangeError(
+      `a lloyd round needs the base model's ${spec.k} to ${spec.k * (spec.init.overseed ?? 1)} centroids`,
+    );
+  }
+  const out = new Float64Array(kmeansDimension(spec, phase, centroids));
   const clipped = clipL2(z, spec.clip);
   let block: number;
   if (phase === "init") {
@@ -41,11 +47,8 @@ export function contributeKMeans(
       out[offset + i * spec.init.histogramBins + bin] = spec.init.histogramWeight;
     });
   } else {
-    if (!base || base.segments.length !== spec.k) {
-      throw new RangeError(`a lloyd round needs the base model's ${spec.k} centroids`);
-    }
     block = nearestCentroid(
-      base.segments.map((s) => s.centroid),
+      (base as KMeansCentroids).segments.map((s) => s.centroid),
       z,
     ).index;
   }
