@@ -21,8 +21,9 @@ import type { KMeansCentroids } from "./segment";
 /**
  * This device's vector for a round of `phase`: its standardised profile vector `z`, clipped to
  * `spec.clip`, in its cell's (init) or nearest centroid's (lloyd) block, with `countWeight` in the
- * count slot; in the init round, also one `histogramWeight` per histogram field. The payload's
- * shape depends only on the spec, never on the device's data.
+ * count slot; in the init round, also one `histogramWeight` per histogram field. A Lloyd round has
+ * one block per centroid of the base model (k, or up to `overseed · k` in the first). The payload's
+ * shape depends only on the spec and the public base model, never on the device's data.
  */
 export function contributeKMeans(
   spec: KMeansLayoutSpec,
