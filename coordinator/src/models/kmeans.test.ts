@@ -12,14 +12,14 @@ import {
 } from "@fedprofile/protocol/models";
 import { KMeansSpec } from "@fedprofile/protocol/wire";
 import { describe, expect, it } from "vitest";
-import { applyKMeans, initialKMeansState, kmeansTask, labelSegments } from "./kmeans";
+import { applyKMeans, initialKMeansState, kmeansPlannedRounds, kmeansTask, labelSegments } from "./kmeans";
 import { kmeansCost, weightedKMeans } from "./lloyd";
 
 const spec = KMeansSpec.parse({ k: 2, init: { gridBins: 3, histogramBins: 8 } });
 
 /** The noiseless aggregate a set of devices would produce (the device half's layout, by hand). */
 function aggregateOf(phase: "init" | "lloyd", points: number[][], centroids?: number[][]) {
-  const out = new Float64Array(kmeansDimension(spec, phase));
+  const out = new Float64Array(kmeansDimension(spec, phase, centroids?.length));
   for (const z of points) {
     const norm = Math.hypot(...z);
     const x = norm > spec.clip ? z.map((v) => (v * spec.clip) / norm) : z;
@@ -88,6 +88,66 @@ describe("k-means server update", () => {
     const high = update.params.tagThresholds.highValueMinMonetary ?? 0;
     expect(high).toBeGreaterThan(realValue("monetary", 1.0));
     expect(high).toBeLessThan(realValue("monetary", 2.0));
+  });
+
+  it("over-seeds: the coreset gives overseed · k centroids, one Lloyd round refines them, then they merge to k", () => {
+    // Four tight groups in four cells: two near each other on the left, two on the right.
+    const group = (n: number, r: number, f: number, m: number) =>
+      Array.from({ length: n }, (_, i) => at({ recency: r + 0.001 * i, frequency: f, monetary: m }));
+    const four = [
+      ...group(30, -1, 1.2, 1.5),
+      ...group(20, -1, -0.8, 1.5),
+      ...group(25, 1.4, 1.2, -0.9),
+      ...group(25, 1.4, -0.8, -0.9),
+    ];
+    const init = applyKMeans(spec, initialKMeansState(), aggregateOf("init", four), {
+      noiseStddev: 0,
+      contributors: 100,
+    });
+    const seeded = init.state.centroids ?? [];
+    expect(seeded).toHaveLength(2 * spec.k);
+    // The next round has one block per over-seeded centroid; the sensitivity is unchanged.
+    expect(kmeansTask(spec, init.state)).toMatchObject({ phase: "lloyd", dimension: 4 * BLOCK });
+    const step = applyKMeans(spec, init.state, aggregateOf("lloyd", four, seeded), {
+      noiseStddev: 0,
+      contributors: 100,
+    });
+    expect(step.metrics.merged).toBe(4);
+    expect(step.converged).toBe(false);
+    const merged = [...(step.state.centroids ?? [])].sort((a, b) => (a[0] as number) - (b[0] as number));
+    expect(merged).toHaveLength(2);
+    // Merging by recency (the widest gap) gives each side's weighted mean.
+    expect(merged[0]?.[1]).toBeCloseTo((30 * 1.2 + 20 * -0.8) / 50, 9);
+    expect(merged[1]?.[1]).toBeCloseTo((25 * 1.2 + 25 * -0.8) / 50, 9);
+    expect(step.params.segments.map((s) => s.size).sort()).toEqual([50, 50]);
+    expect(kmeansTask(spec, step.state).dimension).toBe(2 * BLOCK);
+  });
+
+  it("over-seeds only as far as the coreset reaches above the noise", () => {
+    // Two occupied cells: k centroids, not overseed · k.
+    const update = applyKMeans(spec, initialKMeansState(), aggregateOf("init", all), {
+      noiseStddev: 0,
+      contributors: 100,
+    });
+    expect(update.state.centroids).toHaveLength(spec.k);
+  });
+
+  it("plans the init round's budget share and the Lloyd rounds' so that they add up to at most the run", () => {
+    // RDP of a Gaussian round calibrated as one of R rounds is 1/R of the run's curve.
+    const share = (s: KMeansSpec, maxRounds: number) =>
+      1 / kmeansPlannedRounds(s, maxRounds, "init") + maxRounds / kmeansPlannedRounds(s, maxRounds, "lloyd");
+    for (const budgetShare of [0.1, 0.25, 0.4, 0.5, 0.7, 0.9]) {
+      const s = KMeansSpec.parse({ k: 3, init: { budgetShare } });
+      for (const maxRounds of [1, 2, 3, 5, 10]) {
+        expect(share(s, maxRounds)).toBeLessThanOrEqual(1 + 1e-12);
+        expect(1 / kmeansPlannedRounds(s, maxRounds, "init")).toBeLessThanOrEqual(budgetShare + 1e-12);
+      }
+    }
+    expect(kmeansPlannedRounds(spec, 3, "init")).toBe(2);
+    expect(kmeansPlannedRounds(spec, 3, "lloyd")).toBe(6);
+    // A share of 1 / (1 + maxRounds) is the equal split.
+    const equal = KMeansSpec.parse({ k: 3, init: { budgetShare: 0.25 } });
+    expect([kmeansPlannedRounds(equal, 3, "init"), kmeansPlannedRounds(equal, 3, "lloyd")]).toEqual([4, 4]);
   });
 
   it("lloyd: centroids move to the cluster means; a still model is converged", () => {

@@ -5,12 +5,18 @@
  *
  * - `init`: the aggregate is a DP coreset: per cell of a public grid, a noisy count and a noisy
  *   sum of the clipped vectors. Cells whose count stands above the noise become weighted points
- *   (their means), and weighted k-means++ with Lloyd (best of 10 seeds) over them gives the first
+ *   (their means; in the gridded fields a mean is clamped into its cell, which is public), and
+ *   weighted k-means++ with Lloyd (best of 10 seeds) over them gives the first `overseed · k`
  *   centroids. The same round's histograms give DP quantiles, which become the SDK's tag
  *   thresholds. (A coreset of noisy cell means is the approach of DP clustering via coresets,
  *   e.g. Feldman et al. 2009; the grid here is public, so choosing it costs nothing.)
  * - `lloyd`: one DP Lloyd step (Blum et al. 2005, "SuLQ" k-means): centroid = noisy sum / noisy
- *   count; a cluster whose count is within the noise keeps its centroid.
+ *   count; a cluster whose count is within the noise keeps its centroid. After the first (over-
+ *   seeded) step, weighted k-means++ (best of 10) over the `overseed · k` noisy means, weighted by
+ *   their noisy counts, merges them to k: a coreset refined in the full space rather than on the
+ *   grid's fields (over-seeding then reducing, cf. k-means|| of Bahmani et al. 2012).
+ * - Budget: the init round gets `init.budgetShare` of the run's RDP budget, the Lloyd rounds share
+ *   the rest (`kmeansPlannedRounds`); the planner and ledger account every round as it ran.
  */
 
 import {
@@ -19,6 +25,7 @@ import {
   DEFAULT_VECTOR_REFERENCE,
   fieldIndex,
   gridCells,
+  gridEdges,
   histogramEdge,
   histogramOffset,
   kmeansDimension,
@@ -81,9 +88,21 @@ export const initialKMeansState = (): KMeansState => ({
 export function kmeansTask(spec: KMeansSpec, state: KMeansState) {
   return {
     phase: state.phase,
-    dimension: kmeansDimension(spec, state.phase),
+    dimension: kmeansDimension(spec, state.phase, state.centroids?.length ?? spec.k),
     sensitivity: kmeansSensitivity(spec, state.phase),
   };
+}
+
+/**
+ * The `rounds` a round of `phase` is calibrated for: a round planned as one of R equal rounds
+ * spends 1/R of the run's RDP curve (the Gaussian's RDP is linear in 1/σ², Mironov 2017), so the
+ * init round gets R₀ = ⌈1/budgetShare⌉ and each of the `maxRounds` Lloyd rounds
+ * R₁ = ⌈maxRounds / (1 − 1/R₀)⌉: together at most the whole curve, so the run stays at its ε.
+ */
+export function kmeansPlannedRounds(spec: KMeansSpec, maxRounds: number, phase: KMeansPhase): number {
+  const initRounds = Math.max(2, Math.ceil(1 / spec.init.budgetShare - 1e-9));
+  if (phase === "init") return initRounds;
+  return Math.ceil(maxRounds / (1 - 1 / initRounds) - 1e-9);
 }
 
 const clampZ = (v: number) => Math.min(Z_CLAMP, Math.max(-Z_CLAMP, v));
@@ -95,7 +114,7 @@ export function applyKMeans(
   aggregate: ArrayLike<number>,
   info: AggregateInfo,
 ): KMeansUpdate {
-  const expected = kmeansDimension(spec, state.phase);
+  const expected = kmeansDimension(spec, state.phase, state.centroids?.length ?? spec.k);
   if (aggregate.length !== expected) {
     throw new RangeError(
       `k-means ${state.phase}: aggregate has ${aggregate.length} values, expected ${expected}`,
@@ -107,7 +126,7 @@ export function applyKMeans(
   const countFloor = Math.max(1, (COUNT_NOISE_FLOOR * info.noiseStddev) / spec.countWeight);
   return state.phase === "init"
     ? applyInit(spec, aggregate, info, countFloor)
-    : applyLloyd(spec, state, aggregate, countFloor);
+    : applyLloyd(spec, state, aggregate, countFloor, info.seed ?? 1);
 }
 
 function blockAt(aggregate: ArrayLike<number>, block: number, countWeight: number) {
@@ -124,6 +143,7 @@ function applyInit(
   countFloor: number,
 ): KMeansUpdate {
   const cells = gridCells(spec);
+  const edges = gridEdges(spec.init.gridBins);
   const points: number[][] = [];
   const weights: number[] = [];
   const fallback: Array<{ count: number; cell: number }> = [];
@@ -131,14 +151,27 @@ function applyInit(
     const { count, sum } = blockAt(aggregate, cell, spec.countWeight);
     fallback.push({ count, cell });
     if (count < countFloor) continue;
-    points.push(sum.map((s) => clampZ(s / count)));
+    const mean = sum.map((s) => clampZ(s / count));
+    // The cell's bounds in its gridded fields are public: the true mean lies inside them.
+    let rest = cell;
+    for (let g = spec.init.gridFields.length - 1; g >= 0; g--) {
+      const bin = rest % spec.init.gridBins;
+      rest = Math.floor(rest / spec.init.gridBins);
+      const lo = bin === 0 ? -Z_CLAMP : (edges[bin - 1] as number);
+      const hi = bin === spec.init.gridBins - 1 ? Z_CLAMP : (edges[bin] as number);
+      const d = fieldIndex(spec.init.gridFields[g] as VectorField);
+      mean[d] = Math.min(hi, Math.max(lo, mean[d] as number));
+    }
+    points.push(mean);
     weights.push(count);
   }
-  // Too few cells above the noise (a tiny cohort): the heaviest cells at their public centres.
-  if (points.length < spec.k) {
+  // Over-seed only as far as the coreset has points above the noise (a small or noisy cohort
+  // gets plain k); too few even for k (a tiny cohort): the heaviest cells at their public centres.
+  const k = Math.max(spec.k, Math.min(spec.k * spec.init.overseed, points.length));
+  if (points.length < k) {
     const centres = binCentres(spec.init.gridBins);
     fallback.sort((a, b) => b.count - a.count);
-    for (const { cell } of fallback.slice(0, spec.k - points.length)) {
+    for (const { cell } of fallback.slice(0, k - points.length)) {
       const z = new Array<number>(PROFILE_DIMENSION).fill(0);
       let rest = cell;
       for (let g = spec.init.gridFields.length - 1; g >= 0; g--) {
@@ -150,7 +183,7 @@ function applyInit(
       weights.push(1);
     }
   }
-  const clustered = weightedKMeans(points, weights, { k: spec.k, seeds: 10, seed: info.seed ?? 1 });
+  const clustered = weightedKMeans(points, weights, { k, seeds: 10, seed: info.seed ?? 1 });
   const centroids = clustered.centroids.map((c) => Array.from(c, clampZ));
   const sizes = centroids.map(() => 0);
   points.forEach((p, i) => {
@@ -177,9 +210,10 @@ function applyLloyd(
   state: KMeansState,
   aggregate: ArrayLike<number>,
   countFloor: number,
+  seed: number,
 ): KMeansUpdate {
   const previous = state.centroids;
-  if (!previous || previous.length !== spec.k)
+  if (!previous || previous.length < spec.k)
     throw new RangeError("k-means lloyd: no centroids to improve on");
   let shift = 0;
   let kept = 0;
@@ -195,14 +229,38 @@ function applyLloyd(
     shift = Math.max(shift, Math.sqrt(squaredDistance(next, old)));
     return next;
   });
-  const converged = shift < spec.tolerance;
-  const next: KMeansState = { ...state, iteration: state.iteration + 1, centroids, sizes };
+  let next: KMeansState = { ...state, iteration: state.iteration + 1, centroids, sizes };
+  const overseeded = centroids.length > spec.k;
+  if (overseeded) next = mergeCentroids(spec, next, countFloor, seed);
+  // Merging moves centroids by construction: never converged on the merging step.
+  const converged = !overseeded && shift < spec.tolerance;
   return {
     state: next,
     params: publishedParams(next, shift, converged, "lloyd"),
-    metrics: { shift, clustersKept: kept, countFloor },
+    metrics: { shift, clustersKept: kept, countFloor, merged: overseeded ? centroids.length : 0 },
     converged,
   };
+}
+
+/**
+ * Merges the over-seeded centroids to k: weighted k-means++ with Lloyd (best of 10 seeds) over the
+ * noisy means, weighted by their noisy counts. For a fixed partition the data's cost is the
+ * clusters' own spread plus Σ nⱼ‖cⱼ − C‖², so this minimises what merging adds.
+ */
+function mergeCentroids(spec: KMeansSpec, state: KMeansState, floor: number, seed: number): KMeansState {
+  const points = state.centroids as number[][];
+  // A centroid whose count was within the noise carries no information: weight 0, unless fewer
+  // than k carry any.
+  const informative = state.sizes.filter((s) => s >= floor).length;
+  const weights = state.sizes.map((s) => (informative >= spec.k ? (s >= floor ? s : 0) : Math.max(1, s)));
+  const merged = weightedKMeans(points, weights, { k: spec.k, seeds: 10, seed });
+  const centroids = merged.centroids.map((c) => Array.from(c, clampZ));
+  const sizes = centroids.map(() => 0);
+  points.forEach((p, i) => {
+    const { index } = nearestCentroid(centroids, p);
+    sizes[index] = (sizes[index] as number) + (weights[i] as number);
+  });
+  return { ...state, centroids, sizes };
 }
 
 /** The `q`-quantile of histogram `h` of `spec.init.histogramFields`, in standardised units. */

@@ -31,7 +31,7 @@ import type { Clock, ModelStore, RoundStateStore, TrainingStore } from "../ports
 import type { RoundPrivacy } from "../rounds/round-privacy";
 import { createSerialQueue } from "../rounds/serial-queue";
 import { applyFcf, type FcfState, fcfTask, initialFcfState, publishFcf } from "./fcf";
-import { applyKMeans, initialKMeansState, type KMeansState, kmeansTask } from "./kmeans";
+import { applyKMeans, initialKMeansState, type KMeansState, kmeansPlannedRounds, kmeansTask } from "./kmeans";
 
 /** The global model of any kind, between rounds. */
 export type ModelState = KMeansState | FcfState;
@@ -162,8 +162,7 @@ function nextTask(state: RoundBasis): {
     },
     dimension: t.dimension,
     sensitivity: t.sensitivity,
-    // Initialisation plus maxRounds iterations.
-    rounds: 1 + declaration.schedule.maxRounds,
+    rounds: kmeansPlannedRounds(declaration.spec, declaration.schedule.maxRounds, t.phase),
   };
 }
 
@@ -192,7 +191,8 @@ export function nextRoundRequest(state: RoundBasis): { request: OpenRoundRequest
       dp: {
         mechanism: dp.mechanism,
         clipNorm: sensitivity,
-        // Every round of the run gets the same share of targetEpsilon.
+        // fcf: every round the same share; k-means: the init round's share and the Lloyd
+        // rounds' shares add up to the run's budget.
         targetEpsilon: dp.targetEpsilon,
         rounds,
         minNoiseShares: dp.minNoiseShares ?? defaultMinNoiseShares(declaration),

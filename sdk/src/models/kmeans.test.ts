@@ -41,8 +41,30 @@ describe("k-means device half", () => {
     expect(far[11]).toBeCloseTo(spec.clip, 12);
   });
 
+  it("fills one block per centroid of an over-seeded base model, within the same sensitivity", () => {
+    const six = {
+      ...centroids,
+      segments: Array.from({ length: 6 }, (_, id) => ({
+        id,
+        label: `s${id}`,
+        centroid: Array.from({ length: 9 }, (_, d) => (d === id ? 2 : 0)),
+      })),
+    };
+    const z = [0, 0, 0, 0, 0, 1.9, 0, 0, 0];
+    const out = contributeKMeans(spec, "lloyd", six, z);
+    expect(out.length).toBe(6 * 10);
+    expect(Array.from(out.subarray(50, 60))).toEqual([2, ...z]);
+    expect(norm(out)).toBeLessThanOrEqual(kmeansSensitivity(spec, "lloyd") + 1e-9);
+  });
+
   it("refuses a lloyd round without the base model's centroids, and a non-finite profile", () => {
     expect(() => contributeKMeans(spec, "lloyd", null, new Array(9).fill(0))).toThrow(/base model/);
+    // More centroids than k · overseed (3 · 2) is not a base this spec can have produced.
+    const seven = {
+      ...centroids,
+      segments: Array.from({ length: 7 }, (_, id) => ({ id, label: "x", centroid: new Array(9).fill(0) })),
+    };
+    expect(() => contributeKMeans(spec, "lloyd", seven, new Array(9).fill(0))).toThrow(/3 to 6 centroids/);
     expect(() => contributeKMeans(spec, "init", null, [Number.NaN, 0, 0, 0, 0, 0, 0, 0, 0])).toThrow(
       /not finite/,
     );

@@ -21,8 +21,9 @@ import type { KMeansCentroids } from "./segment";
 /**
  * This device's vector for a round of `phase`: its standardised profile vector `z`, clipped to
  * `spec.clip`, in its cell's (init) or nearest centroid's (lloyd) block, with `countWeight` in the
- * count slot; in the init round, also one `histogramWeight` per histogram field. The payload's
- * shape depends only on the spec, never on the device's data.
+ * count slot; in the init round, also one `histogramWeight` per histogram field. A Lloyd round has
+ * one block per centroid of the base model (k, or up to `overseed · k` in the first). The payload's
+ * shape depends only on the spec and the public base model, never on the device's data.
  */
 export function contributeKMeans(
   spec: KMeansLayoutSpec,
@@ -30,7 +31,13 @@ export function contributeKMeans(
   base: KMeansCentroids | null,
   z: readonly number[],
 ): Float64Array {
-  const out = new Float64Array(kmeansDimension(spec, phase));
+  const centroids = base?.segments.length ?? spec.k;
+  if (phase === "lloyd" && (!base || centroids < spec.k || centroids > spec.k * (spec.init.overseed ?? 1))) {
+    throw new RangeError(
+      `a lloyd round needs the base model's ${spec.k} to ${spec.k * (spec.init.overseed ?? 1)} centroids`,
+    );
+  }
+  const out = new Float64Array(kmeansDimension(spec, phase, centroids));
   const clipped = clipL2(z, spec.clip);
   let block: number;
   if (phase === "init") {
@@ -41,11 +48,8 @@ export function contributeKMeans(
       out[offset + i * spec.init.histogramBins + bin] = spec.init.histogramWeight;
     });
   } else {
-    if (!base || base.segments.length !== spec.k) {
-      throw new RangeError(`a lloyd round needs the base model's ${spec.k} centroids`);
-    }
     block = nearestCentroid(
-      base.segments.map((s) => s.centroid),
+      (base as KMeansCentroids).segments.map((s) => s.centroid),
       z,
     ).index;
   }

@@ -2,7 +2,8 @@
  * The vector layout of federated k-means, shared by the device half (`sdk/src/models/kmeans.ts`)
  * and the server half (`./kmeans.ts`). Pure and dependency-free, so the SDK can import it.
  *
- * - `lloyd` rounds: k blocks of `[w·1, x_1 … x_d]`; a device fills only its nearest centroid's
+ * - `lloyd` rounds: one block `[w·1, x_1 … x_d]` per centroid of the base model (k, or
+ *   `overseed · k` in the first Lloyd round); a device fills only its nearest centroid's
  *   block, with `w = countWeight` and `x` its vector clipped to `clip` (L2). One device moves the
  *   sum by at most `sqrt(w² + clip²)`: that is the round's L2 sensitivity.
  * - the `init` round: the same blocks over the cells of a public grid (a DP coreset), then one
@@ -22,6 +23,8 @@ export interface KMeansLayoutSpec {
     histogramFields: readonly VectorField[];
     histogramBins: number;
     histogramWeight: number;
+    /** Centroids per segment in the first Lloyd round (default 1). */
+    overseed?: number;
   };
 }
 
@@ -39,9 +42,13 @@ export const fieldIndex = (field: VectorField): number => VECTOR_FIELDS.indexOf(
 export const gridCells = (spec: KMeansLayoutSpec): number =>
   spec.init.gridBins ** spec.init.gridFields.length;
 
-/** Length of a round's vector. */
-export function kmeansDimension(spec: KMeansLayoutSpec, phase: KMeansLayoutPhase): number {
-  if (phase === "lloyd") return spec.k * BLOCK;
+/** Length of a round's vector; a Lloyd round has one block per centroid of its base model. */
+export function kmeansDimension(
+  spec: KMeansLayoutSpec,
+  phase: KMeansLayoutPhase,
+  centroids: number = spec.k,
+): number {
+  if (phase === "lloyd") return centroids * BLOCK;
   return gridCells(spec) * BLOCK + spec.init.histogramFields.length * spec.init.histogramBins;
 }
 

@@ -33,6 +33,17 @@ export const KMeansInitSpec = z.strictObject({
   histogramBins: z._default(intIn(4, 128), 32),
   /** Value a device puts in its histogram bin (trades histogram noise against sensitivity). */
   histogramWeight: z._default(positiveUpTo(64), 1),
+  /**
+   * Centroids per segment in the first Lloyd round: the coreset is clustered into `overseed · k`
+   * centroids, refined by one DP Lloyd round in the full space, then merged to k on the server
+   * (1 turns it off). Costs no budget: a device still fills one block.
+   */
+  overseed: z._default(intIn(1, 4), 2),
+  /**
+   * Share of the run's privacy budget (zCDP/RDP scale, which composes linearly) that the
+   * initialisation round gets; the Lloyd rounds share the rest equally.
+   */
+  budgetShare: z._default(z.number().check(z.positive(), z.maximum(0.9)), 0.5),
 });
 export type KMeansInitSpec = z.infer<typeof KMeansInitSpec>;
 
@@ -52,12 +63,18 @@ export const KMeansSpec = z
       histogramFields: ["recency", "frequency", "monetary", "tenure"],
       histogramBins: 32,
       histogramWeight: 1,
+      overseed: 2,
+      budgetShare: 0.5,
     }),
   })
   .check(
     z.refine((s) => new Set(s.init.gridFields).size === s.init.gridFields.length, {
       message: "init.gridFields: each field at most once",
       path: ["init", "gridFields"],
+    }),
+    z.refine((s) => s.k * s.init.overseed <= 32, {
+      message: "init.overseed: k · overseed must be at most 32 centroids",
+      path: ["init", "overseed"],
     }),
     z.refine((s) => s.init.gridBins ** s.init.gridFields.length <= 4096, {
       message: "init: gridBins^gridFields.length must be at most 4096 cells",
