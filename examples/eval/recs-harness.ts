@@ -233,6 +233,9 @@ export async function trainFederatedRecs(
         cohort: shard,
         threshold: plan.secaggThreshold ?? plan.plannedNoiseShares,
         consistencyCheck: true,
+        // The simulated devices are the population: admission (one token per device) holds by
+        // construction here, and is a deployment's floor, not the DP configuration's.
+        admission: true,
       });
       // δ = 1/N^1.1 (the design's rule) is above the floor's 1e-4 below N ≈ 4,300, as in the CI
       // preset: that floor alone is left out. A run at ε above the model floor (10) is a study.
