@@ -200,8 +200,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   const coordinator = await startLocalCoordinator({ persistTo });
   info(`coordinator: ${coordinator.url} (pid ${coordinator.pid})`);
   // The shop's own Privacy Pass issuer: one token per round joined, so a customer's quota is the
-  // demo's rounds: the activity rounds plus the segments model's init and two Lloyd rounds.
-  const roundsJoined = roundCount + 3;
+  // demo's rounds: the activity rounds, the segments model's init and two Lloyd rounds, and the
+  // recommendations model's rounds.
+  const roundsJoined = roundCount + 3 + RECS_ROUNDS;
   const issuer = await createTokenIssuer({
     name: "demo-shop.example",
     keys: await generateIssuerKeys(),
@@ -564,6 +565,7 @@ async function trainSegments(context: {
   const status = () => operator.modelStatus("segments");
   const deadline = Date.now() + 300_000;
   let shown = 0;
+  let emptyRounds = 0;
   for (;;) {
     if (Date.now() > deadline) throw new Error("training did not finish in 5 minutes");
     const now = await status();
@@ -597,7 +599,14 @@ async function trainSegments(context: {
     const statuses = outcomes.map((o) =>
       "outcomes" in o ? (o.outcomes[0]?.outcome.status ?? "no-round") : o.status,
     );
-    info(`  ${statuses.filter((s) => s === "contributed").length}/${statuses.length} devices contributed`);
+    const contributed = statuses.filter((s) => s === "contributed").length;
+    info(`  ${contributed}/${statuses.length} devices contributed`);
+    // A round nobody could join would repeat forever: say why and stop.
+    emptyRounds = contributed === 0 ? emptyRounds + 1 : 0;
+    if (emptyRounds >= 3)
+      throw new Error(
+        `3 segments rounds in a row got no contribution: ${[...new Set(statuses)].join(", ")}`,
+      );
     await waitFor(async () => (await status()).currentRound !== now.currentRound, 60_000);
   }
   // One more sync pulls the newest version; every device reads its own segment.
@@ -676,6 +685,7 @@ async function trainRecommendations(context: {
   const status = () => operator.modelStatus("recommendations");
   const deadline = Date.now() + 300_000;
   let shown = 0;
+  let emptyRounds = 0;
   for (;;) {
     if (Date.now() > deadline) throw new Error("recommendations training did not finish in 5 minutes");
     const now = await status();
@@ -707,7 +717,14 @@ async function trainRecommendations(context: {
     const statuses = outcomes.map((o) =>
       "outcomes" in o ? (o.outcomes[0]?.outcome.status ?? "no-round") : o.status,
     );
-    info(`  ${statuses.filter((s) => s === "contributed").length}/${statuses.length} devices contributed`);
+    const contributed = statuses.filter((s) => s === "contributed").length;
+    info(`  ${contributed}/${statuses.length} devices contributed`);
+    // A round nobody could join would repeat forever: say why and stop.
+    emptyRounds = contributed === 0 ? emptyRounds + 1 : 0;
+    if (emptyRounds >= 3)
+      throw new Error(
+        `3 recommendation rounds in a row got no contribution: ${[...new Set(statuses)].join(", ")}`,
+      );
     await waitFor(async () => (await status()).currentRound !== now.currentRound, 60_000);
   }
   await Promise.all(devices.map((d) => d.pullModel("recommendations")));
