@@ -604,9 +604,7 @@ async function trainSegments(context: {
     // A round nobody could join would repeat forever: say why and stop.
     emptyRounds = contributed === 0 ? emptyRounds + 1 : 0;
     if (emptyRounds >= 3)
-      throw new Error(
-        `3 segments rounds in a row got no contribution: ${[...new Set(statuses)].join(", ")}`,
-      );
+      throw new Error(`3 segments rounds in a row got no contribution: ${[...new Set(statuses)].join(", ")}`);
     await waitFor(async () => (await status()).currentRound !== now.currentRound, 60_000);
   }
   // One more sync pulls the newest version; every device reads its own segment.
