@@ -28,14 +28,14 @@ import {
 import { localStddev } from "@fedprofile/coordinator/dp";
 import { isReleaseEntry, LEDGER_KEYS_PATH, LedgerEntry } from "@fedprofile/coordinator/ledger";
 import { seededUniform } from "@fedprofile/coordinator/models";
-import { decodeFloat64Vector } from "@fedprofile/coordinator/wire";
+import { decodeFloat64Vector, type ModelStatus } from "@fedprofile/coordinator/wire";
 import {
   CoordinatorError,
   createAuditorClient,
   createOperatorClient,
   type OperatorClient,
 } from "@fedprofile/protocol/client";
-import { createProfiler, type Profiler } from "@fedprofile/sdk";
+import { createProfiler, type Profiler, type SyncOutcome } from "@fedprofile/sdk";
 import {
   applyLocalMigrations,
   ensureLocalSigningKey,
@@ -435,7 +435,10 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         exitCode = 1;
       }
 
+      // Both models' steps read the Online Retail customers: parse the file once.
+      const customers = await loadCustomers(join(REPO_ROOT, "examples/data/online_retail.csv.gz"));
       await trainSegments({
+        customers,
         coordinatorUrl: coordinator.url,
         operator,
         devices: nodeDevices,
@@ -446,6 +449,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         exitCode = 1;
       });
       await trainRecommendations({
+        customers,
         operator,
         devices: nodeDevices,
         browser: browserDevice,
@@ -520,6 +524,7 @@ const SEGMENTS_EPSILON = 30;
  * carries what it clicked on the storefront.
  */
 async function trainSegments(context: {
+  customers: Awaited<ReturnType<typeof loadCustomers>>;
   coordinatorUrl: string;
   operator: OperatorClient;
   devices: Profiler[];
@@ -528,7 +533,7 @@ async function trainSegments(context: {
 }) {
   const { operator, devices, browser, deviceCount } = context;
   step("Segments: devices replay real customers' orders (UCI Online Retail) on the device");
-  const customers = await loadCustomers(join(REPO_ROOT, "examples/data/online_retail.csv.gz"));
+  const { customers } = context;
   const buyers = customers.filter((c) => c.some((invoice) => !invoice.refund));
   const offset = RETAIL_AS_OF - Date.now();
   for (const [i, device] of devices.entries()) {
@@ -562,15 +567,10 @@ async function trainSegments(context: {
   info(
     `k = 3 over the 9-field profile vector; DP initialisation + 2 Lloyd rounds, ε ${SEGMENTS_EPSILON} for the whole training (distributed discrete Gaussian)`,
   );
-  const status = () => operator.modelStatus("segments");
-  const deadline = Date.now() + 300_000;
-  let shown = 0;
-  let emptyRounds = 0;
-  for (;;) {
-    if (Date.now() > deadline) throw new Error("training did not finish in 5 minutes");
-    const now = await status();
-    if ((now.latestVersion ?? 0) > shown) {
-      shown = now.latestVersion ?? 0;
+  await followTrainer({
+    operator,
+    modelId: "segments",
+    async showVersion(shown) {
       const latest = await operator.latestModel("segments");
       if (!latest) throw new Error(`segments v${shown} is listed but not served`);
       const params = latest.params?.kind === "kmeans" ? latest.params : null;
@@ -580,33 +580,14 @@ async function trainSegments(context: {
           `  ${s.id}. ${s.label.padEnd(28)} ≈${String(s.size).padStart(3)} devices · ${s.real.recency.toFixed(0)} days since the last order · ${s.real.frequency.toFixed(1)} orders · £${s.real.monetary.toFixed(0)}`,
         );
       }
-    }
-    if (now.trainer === "stopped") {
-      info(`trainer stopped: ${now.stoppedReason}`);
-      break;
-    }
-    if (now.trainer !== "in-round") {
-      await new Promise((r) => setTimeout(r, 300));
-      continue;
-    }
-    info(
-      `round ${now.currentRound} (${now.phase}${now.phase === "lloyd" ? ` ${now.iteration + 1}` : ""}) opened by the trainer: devices sync`,
-    );
-    const outcomes = await Promise.all([
-      ...(browser ? [browser.sync("*")] : []),
-      ...devices.map((d) => d.sync().catch((e: Error) => ({ status: `failed: ${e.message}` }))),
-    ]);
-    const statuses = outcomes.map((o) =>
-      "outcomes" in o ? (o.outcomes[0]?.outcome.status ?? "no-round") : o.status,
-    );
-    const contributed = statuses.filter((s) => s === "contributed").length;
-    info(`  ${contributed}/${statuses.length} devices contributed`);
-    // A round nobody could join would repeat forever: say why and stop.
-    emptyRounds = contributed === 0 ? emptyRounds + 1 : 0;
-    if (emptyRounds >= 3)
-      throw new Error(`3 segments rounds in a row got no contribution: ${[...new Set(statuses)].join(", ")}`);
-    await waitFor(async () => (await status()).currentRound !== now.currentRound, 60_000);
-  }
+    },
+    roundLabel: (now) => `${now.phase}${now.phase === "lloyd" ? ` ${now.iteration + 1}` : ""}`,
+    sync: () =>
+      Promise.all([
+        ...(browser ? [browser.sync("*")] : []),
+        ...devices.map((d) => d.sync().catch((e: Error) => ({ status: `failed: ${e.message}` }))),
+      ]),
+  });
   // One more sync pulls the newest version; every device reads its own segment.
   await Promise.all([...devices.map((d) => d.sync()), ...(browser ? [browser.sync("*")] : [])]);
   const profiles = await Promise.all(devices.map((d) => d.getProfile()));
@@ -631,6 +612,7 @@ const RECS_ROUNDS = 2;
  * distributed discrete Gaussian; then each device ranks the catalogue on the device.
  */
 async function trainRecommendations(context: {
+  customers: Awaited<ReturnType<typeof loadCustomers>>;
   operator: OperatorClient;
   devices: Profiler[];
   browser: Awaited<ReturnType<typeof openBrowserDevice>> | null;
@@ -638,7 +620,7 @@ async function trainRecommendations(context: {
 }) {
   const { operator, devices, browser, deviceCount } = context;
   step("Recommendations: declaring the fcf model over the public catalogue; its trainer takes it from here");
-  const customers = await loadCustomers(join(REPO_ROOT, "examples/data/online_retail.csv.gz"));
+  const { customers } = context;
   const buyers = new Map<string, { count: number; category: string | null }>();
   for (const invoices of customers) {
     const seen = new Set<string>();
@@ -680,51 +662,25 @@ async function trainRecommendations(context: {
   // Each device fetches v1 (seeded, untrained factors) and starts tfjs before the first round.
   await Promise.all(devices.map((d) => d.pullModel("recommendations").then(() => d.recommend(1))));
   info("v1 (the seeded, untrained factors) is on every node device, and tfjs has started there");
-  const status = () => operator.modelStatus("recommendations");
-  const deadline = Date.now() + 300_000;
-  let shown = 0;
-  let emptyRounds = 0;
-  for (;;) {
-    if (Date.now() > deadline) throw new Error("recommendations training did not finish in 5 minutes");
-    const now = await status();
-    if ((now.latestVersion ?? 0) > shown) {
-      shown = now.latestVersion ?? 0;
+  await followTrainer({
+    operator,
+    modelId: "recommendations",
+    async showVersion() {
       const latest = await operator.latestModel("recommendations");
       const params = latest?.params?.kind === "fcf" ? latest.params : null;
       info(
         `published recommendations v${latest?.version} (${params?.iteration ?? 0} rounds applied; int8 factors ${latest ? Math.ceil((latest.weights.length * 3) / 4) : 0} B)`,
       );
-    }
-    if (now.trainer === "stopped") {
-      info(`trainer stopped: ${now.stoppedReason}`);
-      break;
-    }
-    if (now.trainer !== "in-round") {
-      await new Promise((r) => setTimeout(r, 300));
-      continue;
-    }
-    info(
-      `round ${now.currentRound} (fcf ${now.iteration + 1}/${RECS_ROUNDS}) opened by the trainer: devices sync`,
-    );
-    const outcomes = await Promise.all([
-      ...(browser ? [browser.sync("recommendations")] : []),
-      ...devices.map((d) =>
-        d.sync("recommendations").catch((e: Error) => ({ status: `failed: ${e.message}` })),
-      ),
-    ]);
-    const statuses = outcomes.map((o) =>
-      "outcomes" in o ? (o.outcomes[0]?.outcome.status ?? "no-round") : o.status,
-    );
-    const contributed = statuses.filter((s) => s === "contributed").length;
-    info(`  ${contributed}/${statuses.length} devices contributed`);
-    // A round nobody could join would repeat forever: say why and stop.
-    emptyRounds = contributed === 0 ? emptyRounds + 1 : 0;
-    if (emptyRounds >= 3)
-      throw new Error(
-        `3 recommendation rounds in a row got no contribution: ${[...new Set(statuses)].join(", ")}`,
-      );
-    await waitFor(async () => (await status()).currentRound !== now.currentRound, 60_000);
-  }
+    },
+    roundLabel: (now) => `fcf ${now.iteration + 1}/${RECS_ROUNDS}`,
+    sync: () =>
+      Promise.all([
+        ...(browser ? [browser.sync("recommendations")] : []),
+        ...devices.map((d) =>
+          d.sync("recommendations").catch((e: Error) => ({ status: `failed: ${e.message}` })),
+        ),
+      ]),
+  });
   await Promise.all(devices.map((d) => d.pullModel("recommendations")));
   for (const [i, device] of devices.slice(0, 3).entries()) {
     const picks = await device.recommend(3);
@@ -736,6 +692,52 @@ async function trainRecommendations(context: {
   if (browser) {
     await browser.sync("recommendations");
     info(`device 1 (Chromium), the storefront's panel: ${(await browser.recommendations()).join("; ")}`);
+  }
+}
+
+/**
+ * Follows a declared model's trainer until it stops: shows each version it publishes, and has
+ * the devices sync in each round it opens. Three rounds in a row that nobody could join stop the
+ * demo with the devices' outcomes (such a round would repeat forever).
+ */
+async function followTrainer(o: {
+  operator: OperatorClient;
+  modelId: string;
+  showVersion: (version: number) => Promise<void>;
+  roundLabel: (status: ModelStatus) => string;
+  sync: () => Promise<Array<SyncOutcome | { status: string }>>;
+}) {
+  const status = () => o.operator.modelStatus(o.modelId);
+  const deadline = Date.now() + 300_000;
+  let shown = 0;
+  let emptyRounds = 0;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`${o.modelId} training did not finish in 5 minutes`);
+    const now = await status();
+    if ((now.latestVersion ?? 0) > shown) {
+      shown = now.latestVersion ?? 0;
+      await o.showVersion(shown);
+    }
+    if (now.trainer === "stopped") {
+      info(`trainer stopped: ${now.stoppedReason}`);
+      return;
+    }
+    if (now.trainer !== "in-round") {
+      await new Promise((r) => setTimeout(r, 300));
+      continue;
+    }
+    info(`round ${now.currentRound} (${o.roundLabel(now)}) opened by the trainer: devices sync`);
+    const statuses = (await o.sync()).map((x) =>
+      "outcomes" in x ? (x.outcomes[0]?.outcome.status ?? "no-round") : x.status,
+    );
+    const contributed = statuses.filter((x) => x === "contributed").length;
+    info(`  ${contributed}/${statuses.length} devices contributed`);
+    emptyRounds = contributed === 0 ? emptyRounds + 1 : 0;
+    if (emptyRounds >= 3)
+      throw new Error(
+        `3 ${o.modelId} rounds in a row got no contribution: ${[...new Set(statuses)].join(", ")}`,
+      );
+    await waitFor(async () => (await status()).currentRound !== now.currentRound, 60_000);
   }
 }
 
