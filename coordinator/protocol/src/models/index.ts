@@ -1,10 +1,8 @@
 /**
  * `@fedprofile/protocol/models`: what a model kind's device and server halves share, pure and
- * dependency-free: the public profile-vector transform, the k-means and fcf vector layouts, and
- * the Cholesky solve of the fcf halves.
+ * dependency-free: the public profile-vector transform and the k-means vector layout.
  */
 
-export * from "./cholesky";
 export * from "./fcf-layout";
 export * from "./kmeans-layout";
 export * from "./profile-vector";
