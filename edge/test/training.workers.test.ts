@@ -24,7 +24,10 @@ const DECLARATION: ModelDeclarationInput = {
   v: 1,
   kind: "kmeans",
   spec: { k: 2, init: { gridBins: 2, histogramBins: 8 } },
-  dp: { targetEpsilon: 40, population: 1000 },
+  // A wiring test, not an accuracy one: with three devices a group, any epsilon a shop would
+  // declare gives noise as wide as the gap between the groups, and the 6-device k-means then
+  // merges them in some runs (seen at 40: 2 of 5). The eval measures accuracy at real sizes.
+  dp: { targetEpsilon: 1000, population: 1000 },
   cohort: { minDevices: 6, maxDevices: 6, maxShardSize: 6, minShardSize: 2 },
   schedule: { stageSeconds: 30, maxRounds: 1, cadenceSeconds: 0, untilConverged: false },
 };
@@ -107,9 +110,11 @@ describe("training runtime on Durable Objects and D1", () => {
     );
     const segments = latest.params?.kind === "kmeans" ? latest.params.segments : [];
     expect(segments).toHaveLength(2);
-    const recencies = segments.map((s) => s.centroid[0] ?? 0).sort((a, b) => a - b);
-    expect(recencies[0]).toBeLessThan(0);
-    expect(recencies[1]).toBeGreaterThan(0);
+    const byRecency = [...segments].sort((a, b) => (a.centroid[0] ?? 0) - (b.centroid[0] ?? 0));
+    expect(byRecency[0]?.centroid[0]).toBeLessThan(0);
+    expect(byRecency[1]?.centroid[0]).toBeGreaterThan(0);
+    // Each group is one segment: the noisy counts put three devices (give or take one) in each.
+    for (const segment of byRecency) expect(Math.abs(segment.size - 3)).toBeLessThanOrEqual(1);
 
     const history = TrainingRoundPage.parse(
       await (await call("GET", "/v1/models/segments/rounds", keys.secret)).json(),

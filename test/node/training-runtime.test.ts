@@ -87,11 +87,18 @@ async function populate(profiler: Profiler, loyal: boolean, i: number) {
   }
 }
 
+/**
+ * A wiring test, not an accuracy one: at five devices a group, the noise of any epsilon a shop
+ * would declare is as wide as the gap between the groups (at 30 a centroid gap fell to 0.48 z in
+ * one of five runs). The eval measures accuracy at real population sizes.
+ */
+const RUNTIME_EPSILON = 1000;
+
 const DECLARATION: ModelDeclarationInput = {
   v: 1,
   kind: "kmeans",
   spec: { k: 2, init: { gridBins: 3, histogramBins: 16 } },
-  dp: { targetEpsilon: 30, population: 1000 },
+  dp: { targetEpsilon: RUNTIME_EPSILON, population: 1000 },
   cohort: { minDevices: 8, maxDevices: 10, maxShardSize: 10, minShardSize: 2 },
   schedule: { stageSeconds: 2, maxRounds: 2, cadenceSeconds: 0, untilConverged: false },
 };
@@ -152,12 +159,16 @@ describe("training runtime: a declared k-means model trains itself", () => {
       (await t.call("GET", "/v1/models/segments/latest", t.keys.publishable.key)).json,
     );
     const params = latest.params?.kind === "kmeans" ? latest.params : null;
-    expect(params?.segments.map((s) => s.label).sort()).toEqual(
-      expect.arrayContaining([
-        expect.stringMatching(/loyal|high spenders|frequent/),
-        expect.stringMatching(/lapsed|lapsing/),
-      ]),
-    );
+    // The lapsed devices' segment is the less recent and the lower-spending one. The names the
+    // labeller gives are not asserted: even here the noise is near its 0.7 z thresholds
+    // (kmeans.test.ts checks the labeller on exact centroids).
+    const centroidOf = (id: string | undefined) => params?.segments.find((s) => s.id === id)?.centroid ?? [];
+    const [loyalCentroid, lapsedCentroid] = [centroidOf([...loyal][0]), centroidOf([...lapsed][0])];
+    const RECENCY = 0;
+    const MONETARY = 2;
+    expect((lapsedCentroid[RECENCY] ?? 0) - (loyalCentroid[RECENCY] ?? 0)).toBeGreaterThan(1);
+    expect((loyalCentroid[MONETARY] ?? 0) - (lapsedCentroid[MONETARY] ?? 0)).toBeGreaterThan(1);
+    expect(new Set(params?.segments.map((s) => s.label)).size).toBe(2);
     // The init round's DP quantiles replaced the default tag thresholds.
     expect(Object.keys(params?.tagThresholds ?? {})).toEqual(
       expect.arrayContaining(["highValueMinMonetary", "lapsedMinRecencyDays", "newMaxTenureDays"]),
@@ -181,7 +192,7 @@ describe("training runtime: a declared k-means model trains itself", () => {
       kind: "policy",
       policy: {
         source: "model_declaration",
-        epsilonCap: 30,
+        epsilonCap: RUNTIME_EPSILON,
         mechanism: "distributed_discrete_gaussian",
         threatModel: "honestButCurious",
       },
@@ -216,7 +227,7 @@ describe("training runtime: a declared k-means model trains itself", () => {
       (await t.call("GET", "/v1/privacy/budgets/segments", t.keys.secret.key)).json,
     );
     expect(budget.epsilonSpent).toBeGreaterThan(0);
-    expect(budget.epsilonSpent).toBeLessThanOrEqual(30);
+    expect(budget.epsilonSpent).toBeLessThanOrEqual(RUNTIME_EPSILON);
     expect(report.ok && report.epsilon).toBeCloseTo(budget.epsilonSpent, 9);
 
     // Devices only ever sent SecAgg frames and JSON envelopes: no event, product id or order id.
