@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  addPackedInPlace,
   decodeFixedPointSum,
   encodeFixedPoint,
   modulusBitsFor,
@@ -109,5 +110,42 @@ describe("fixed-point encoding, properties", () => {
         expect(acc).toBe(Math.min(n, 64) * top);
       }),
     );
+  });
+});
+
+describe("adding a packed input into the running sum", () => {
+  it("equals unpack-then-add mod 2^m for every width, length and offset", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 32 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer(),
+        (bits, count, offset, seed) => {
+          const random = lcgBytes(seed);
+          const word = () => random(4).reduce((a, b) => a * 256 + b, 0) % 2 ** bits;
+          const acc = Uint32Array.from({ length: count }, word);
+          const input = Uint32Array.from({ length: count }, word);
+          // The packed bytes at an odd offset of a larger buffer, as inside a frame.
+          const packed = packWords(input, bits);
+          const framed = new Uint8Array(offset + packed.length + 3);
+          framed.set(packed, offset);
+          const expected = Array.from(acc, (a, i) => (a + (input[i] as number)) % 2 ** bits);
+          addPackedInPlace(acc, framed.subarray(offset, offset + packed.length), bits);
+          expect(Array.from(acc)).toEqual(expected);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("refuses a wrong length or nonzero padding bits before touching the sum", () => {
+    const acc = Uint32Array.of(1, 2, 3);
+    const packed = packWords(Uint32Array.of(1, 1, 1), 5); // 15 bits in 2 bytes: 1 padding bit
+    expect(() => addPackedInPlace(acc, packed.subarray(0, 1), 5)).toThrow(/expected 2 bytes/);
+    const padded = packed.slice();
+    padded[1] = (padded[1] as number) | 0x80;
+    expect(() => addPackedInPlace(acc, padded, 5)).toThrow(/padding/);
+    expect(Array.from(acc)).toEqual([1, 2, 3]);
   });
 });
