@@ -46,6 +46,7 @@ import {
 import { customerEvents } from "../sdk/cli/replay";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../test/chromium";
 import { loadCustomers, RETAIL_AS_OF } from "./eval/population";
+import { nodeBlindSigner } from "./node-blind-signer";
 import { startExampleServer } from "./serve";
 import { CATALOGUE } from "./storefront/catalogue";
 
@@ -203,9 +204,12 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   // demo's rounds: the activity rounds, the segments model's init and two Lloyd rounds, and the
   // recommendations model's rounds.
   const roundsJoined = roundCount + 3 + RECS_ROUNDS;
+  const issuerKeys = await generateIssuerKeys();
   const issuer = await createTokenIssuer({
     name: "demo-shop.example",
-    keys: await generateIssuerKeys(),
+    keys: issuerKeys,
+    // The RSA private operation on OpenSSL: ~5 ms a token instead of 0.5-2 s in JavaScript.
+    blindSign: nodeBlindSigner(issuerKeys),
     limits: { perCustomer: roundsJoined, perClient: roundsJoined },
   });
   const examples = await startExampleServer({
@@ -237,9 +241,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     maxContributions: deviceCount,
     deadlineSeconds: 120,
     aggregation: "secagg" as const,
-    // 20 s stages: the join window is the first stage, and every device first gets its admission
-    // token from the shop's issuer (a blind RSA signature, 0.5-1.7 s each in one backend process).
-    secagg: { ...(mechanism ? {} : { encoding: ENCODING }), minShardSize: 3, k: 4, t: 3, stageSeconds: 20 },
+    // 8 s stages: the join window is the first stage, and every device first gets its admission
+    // token from the shop's issuer (blinding ~0.1 s on the device, ~5 ms to sign on OpenSSL).
+    secagg: { ...(mechanism ? {} : { encoding: ENCODING }), minShardSize: 3, k: 4, t: 3, stageSeconds: 8 },
     ...(mechanism
       ? {
           dp: {
@@ -561,7 +565,7 @@ async function trainSegments(context: {
       maxShardSize: deviceCount,
       minShardSize: 3,
     },
-    schedule: { stageSeconds: 20, maxRounds: 2, cadenceSeconds: 0, untilConverged: false },
+    schedule: { stageSeconds: 8, maxRounds: 2, cadenceSeconds: 0, untilConverged: false },
   };
   await operator.declareModel("segments", declaration);
   info(

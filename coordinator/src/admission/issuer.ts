@@ -11,7 +11,9 @@
  *   client key (an IP address or a network prefix, as the storefront sees it), and at most
  *   `total` anonymous tokens per period in all, so a botnet cannot drain more than that.
  *
- * Runtime-neutral (WebCrypto): it runs in a node backend, a Worker or a test.
+ * Runtime-neutral (WebCrypto): it runs in a node backend, a Worker or a test. The RSA private
+ * operation is pluggable (`blindSign`): blindrsa-ts does it in JavaScript (WebCrypto has no raw
+ * RSA), 0.5–2 s a token; a node backend can hand it to OpenSSL (`examples/node-blind-signer.ts`).
  */
 import { publicVerif } from "@cloudflare/privacypass-ts";
 import { ADMISSION_BLIND_RSA_MODE, ADMISSION_TOKEN_TYPE, tokenKeyId } from "@fedprofile/protocol/admission";
@@ -77,10 +79,19 @@ export interface TokenIssuer {
   registration(): { v: 1; issuerName: string; publicKey: string };
 }
 
+/**
+ * RFC 9474 §4.3 BlindSign over a blinded message of the key's modulus length: RSASP1, then the
+ * RSAVP1 check that the signature opens to the message. Throws a `RangeError` on a message not
+ * below the modulus (the requester's fault), anything else on a signing failure (the issuer's).
+ */
+export type BlindSigner = (blindedMessage: Uint8Array) => Promise<Uint8Array>;
+
 export interface TokenIssuerOptions {
   /** The issuer name devices put in the challenge (a host name). */
   name: string;
   keys: CryptoKeyPair;
+  /** The RSA private operation over `keys.privateKey` (default: blindrsa-ts, in JavaScript). */
+  blindSign?: BlindSigner;
   limits?: Partial<IssuanceLimits>;
   counter?: IssuanceCounter;
   clock?: Clock;
@@ -156,7 +167,17 @@ export async function createTokenIssuer(options: TokenIssuerOptions): Promise<To
           throw new TokenQuotaError(`the ${limits.anonymousTotal} anonymous tokens of this period are gone`);
         }
       }
-      return (await issuer.issue(request)).serialize();
+      if (options.blindSign === undefined) return (await issuer.issue(request)).serialize();
+      let signature: Uint8Array;
+      try {
+        signature = await options.blindSign(request.blindedMsg);
+      } catch (cause) {
+        if (!(cause instanceof RangeError)) throw cause;
+        throw new InvalidRequestError("tokenRequest: the blinded message is not below the key's modulus", {
+          cause,
+        });
+      }
+      return new publicVerif.TokenResponse(signature).serialize();
     },
     directory: (requestUri) => ({
       "issuer-request-uri": requestUri,
