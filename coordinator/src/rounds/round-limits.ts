@@ -91,7 +91,7 @@ export function assertOpenRoundsBelowLimit(
   if (open >= limits.maxOpenRoundsPerModel) {
     throw new ConflictError(
       "too_many_open_rounds",
-      `model ${modelId} has ${open} rounds collecting, the limit of open rounds per model is ${limits.maxOpenRoundsPerModel}; wait for one to end`,
+      `model ${modelId} has ${open} rounds opening or collecting, the limit of open rounds per model is ${limits.maxOpenRoundsPerModel}; wait for one to end`,
     );
   }
 }
