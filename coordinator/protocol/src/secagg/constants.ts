@@ -71,9 +71,9 @@ export const LABELS = {
   consistency: "consistency",
   graph: "neighbour-graph",
   /** SHA-256 prefix of the admission token nonce that binds a round identity key (`identity.ts`). */
-  identityNonce: "fedprofile/secagg/v1 identity-nonce",
+  identityNonce: "identity-nonce",
   /** Ed25519-signed prefix of a key advertisement (`identity.ts`). */
-  advert: "fedprofile/secagg/v1 advert",
+  advert: "advert",
 } as const;
 
 /**

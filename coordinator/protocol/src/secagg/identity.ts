@@ -62,9 +62,14 @@ export function generateRoundIdentity(randomBytes: RandomBytes): RoundIdentity {
   return { seed, publicKey, salt: randomBytes(SIZES.identitySalt) };
 }
 
-/** The token nonce that binds `publicKey`: SHA-256(label ‖ 0 ‖ idPk ‖ salt). */
+/** "fedprofile/secagg/v1" ‖ 0 ‖ label ‖ 0: the domain of a hashed or signed statement. */
+function domain(label: string): Uint8Array {
+  return concatBytes(utf8(LABELS.salt), new Uint8Array([0]), utf8(label), new Uint8Array([0]));
+}
+
+/** The token nonce that binds `publicKey`: SHA-256(domain ‖ idPk ‖ salt). */
 export function identityNonce(publicKey: Uint8Array, salt: Uint8Array): Uint8Array {
-  return sha256(concatBytes(utf8(LABELS.identityNonce), new Uint8Array([0]), publicKey, salt));
+  return sha256(concatBytes(domain(LABELS.identityNonce), publicKey, salt));
 }
 
 /** The client nonce of a serialised type-2 token (RFC 9578 §6: it follows the 2-byte type). */
@@ -73,7 +78,7 @@ export function tokenNonce(token: Uint8Array): Uint8Array {
 }
 
 /**
- * What a device signs: label ‖ 0 ‖ round id ‖ 0 ‖ shard ‖ slot (32-bit LE) ‖ cPk ‖ sPk. Round ids
+ * What a device signs: domain ‖ round id ‖ 0 ‖ shard ‖ slot (32-bit LE) ‖ cPk ‖ sPk. Round ids
  * never contain NUL and the rest has fixed lengths, so the encoding is injective.
  */
 export function advertStatement(
@@ -84,8 +89,7 @@ export function advertStatement(
   sPk: Uint8Array,
 ): Uint8Array {
   return concatBytes(
-    utf8(LABELS.advert),
-    new Uint8Array([0]),
+    domain(LABELS.advert),
     utf8(roundId),
     new Uint8Array([0]),
     u32le(shard),
