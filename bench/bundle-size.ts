@@ -73,7 +73,11 @@ export async function measureEntry(entry: string, name: string): Promise<UpFront
     logLevel: "silent",
     absWorkingDir: ROOT,
   });
-  const entryOut = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint !== undefined)?.[0];
+  // The output named after the entry: esbuild also sets `entryPoint` on chunks reached by
+  // `import()`, so "the first output with an entryPoint" can be a lazy chunk.
+  const entryOut = Object.entries(result.metafile.outputs).find(
+    ([file, o]) => o.entryPoint !== undefined && file.endsWith(`/${name}.js`),
+  )?.[0];
   if (!entryOut) throw new Error(`esbuild produced no entry chunk for ${entry}`);
   const upFrontFiles = new Set(staticClosure(result.metafile, entryOut));
   const upFront: ChunkSize[] = [];

@@ -29,6 +29,7 @@ import {
 import { blake3 } from "@noble/hashes/blake3.js";
 import {
   advertiseKeys,
+  type ClientIdentity,
   type ClientOptions,
   type ClientState,
   consistencyCheck,
@@ -79,6 +80,10 @@ export interface SimulatedRound {
   persist?: boolean;
   /** Called with the server state after every accepted message and every deadline. */
   onServerState?: (state: ServerRoundState) => void;
+  /** Per-slot round identities: devices sign their keys and verify their neighbours' (preset). */
+  identities?: readonly ClientIdentity[];
+  /** The server requires signed advertisements (`maliciousServer`). */
+  signedKeys?: boolean;
 }
 
 /** Per-device and server costs observed during a simulated round. */
@@ -132,6 +137,8 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
       consistencyCheck: round.consistencyCheck ?? true,
       ...(round.modularInputs ? { modularInputs: true } : {}),
       ...(round.minInputs === undefined ? {} : { minInputs: round.minInputs }),
+      ...(round.signedKeys ? { signedKeys: true } : {}),
+      ...(round.identities?.[0] ? { shard: round.identities[0].shard } : {}),
       randomBytes: random,
     },
     now,
@@ -167,7 +174,14 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
       stats.bytesReceived[slot] = (stats.bytesReceived[slot] as number) + viewText.length;
       const received: unknown = JSON.parse(viewText);
       const t0 = performance.now();
-      const step = await runClientStage(stage, clients[slot] ?? null, received, round.inputs[slot], options);
+      const identity = round.identities?.[slot];
+      const step = await runClientStage(
+        stage,
+        clients[slot] ?? null,
+        received,
+        round.inputs[slot],
+        identity ? { ...options, identity } : options,
+      );
       stats.clientMs[slot] = (stats.clientMs[slot] as number) + performance.now() - t0;
       clients[slot] = round.persist ? roundTrip(step.state) : step.state;
       // What a device sends: the message as one binary frame, decoded once by the server.

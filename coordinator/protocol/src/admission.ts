@@ -15,7 +15,14 @@
  * This module is the math both sides share, over `@cloudflare/privacypass-ts` (the library runs
  * on WebCrypto: browsers, node ≥ 20 and workerd).
  */
-import { publicVerif, TOKEN_TYPES, Token, TokenChallenge, util } from "@cloudflare/privacypass-ts";
+import {
+  AuthenticatorInput,
+  publicVerif,
+  TOKEN_TYPES,
+  Token,
+  TokenChallenge,
+  util,
+} from "@cloudflare/privacypass-ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { utf8ToBytes } from "@noble/hashes/utils.js";
 import { constantTimeEqual } from "./bytes";
@@ -63,19 +70,35 @@ export interface PendingToken {
   finalize(response: Uint8Array): Promise<Uint8Array>;
 }
 
-/** Device side (RFC 9578 §6.1): a blinded token request for `roundId`. */
+/**
+ * Device side (RFC 9578 §6.1): a blinded token request for `roundId`. `nonce` is the token's
+ * 32-byte client nonce; the `maliciousServer` preset derives it from the round's identity key
+ * (`./secagg/identity.ts`), which is why this builds the request from the library's parts instead
+ * of `publicVerif.Client`, which always draws its own nonce. Default: 32 fresh random bytes.
+ */
 export async function createTokenRequest(
   issuerName: string,
   roundId: string,
   issuerPublicKeySpki: Uint8Array,
+  nonce: Uint8Array = crypto.getRandomValues(new Uint8Array(32)),
 ): Promise<PendingToken> {
-  const client = new publicVerif.Client(ADMISSION_BLIND_RSA_MODE);
-  const request = await client.createTokenRequest(roundChallenge(issuerName, roundId), issuerPublicKeySpki);
+  if (nonce.length !== AuthenticatorInput.NONCE_LENGTH) throw new RangeError("nonce: expected 32 bytes");
+  const type = ADMISSION_TOKEN_TYPE;
+  const keyId = tokenKeyId(issuerPublicKeySpki);
+  const digest = sha256(roundChallenge(issuerName, roundId).serialize());
+  const authInput = new AuthenticatorInput(type, type.value, nonce, digest, keyId);
+  const tokenInput = authInput.serialize();
+  const publicKey = await importIssuerPublicKey(issuerPublicKeySpki);
+  const suite = type.suite[ADMISSION_BLIND_RSA_MODE]();
+  const { blindedMsg, inv } = await suite.blind(publicKey, tokenInput);
+  // truncated_token_key_id: the last byte of token_key_id (RFC 9578 §6.1).
+  const request = new publicVerif.TokenRequest(keyId[keyId.length - 1] as number, blindedMsg, type);
   return {
     request: request.serialize(),
     async finalize(response) {
-      const token = await client.finalize(publicVerif.TokenResponse.deserialize(response));
-      return token.serialize();
+      const { blindSig } = publicVerif.TokenResponse.deserialize(response);
+      const authenticator = await suite.finalize(publicKey, tokenInput, blindSig, inv);
+      return new Token(type, authInput, authenticator).serialize();
     },
   };
 }

@@ -704,6 +704,9 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
                 t,
                 ...words,
                 consistencyCheck: secagg.consistencyCheck,
+                shard,
+                // The preset's signed advertisements are bound to admission tokens (identity.ts).
+                ...(secagg.threat === "maliciousServer" && admission ? { signedKeys: true } : {}),
                 stageTimeoutsMs: Object.fromEntries(STAGES.map((stage) => [stage, timeout])),
                 // Plain data only: these options cross a Durable Object RPC boundary.
                 graphSeed: randomBytes(32),

@@ -96,10 +96,19 @@ describe("the maliciousServer preset at round open", () => {
 
   it("a policy that requires an honest majority refuses a shard with t = 3 of 8 neighbours", () => {
     const policy = { ...DEVELOPMENT_PRIVACY_POLICY, requireHonestMajority: true };
-    const facts = { aggregation: "secagg" as const, cohort: 9, threshold: 3, consistencyCheck: true };
+    const facts = {
+      aggregation: "secagg" as const,
+      cohort: 9,
+      threshold: 3,
+      consistencyCheck: true,
+      admission: true,
+    };
     expect(checkRoundFloors(policy, { ...facts, honestMajority: false }).map((v) => v.floor)).toEqual([
       "requireHonestMajority",
     ]);
     expect(checkRoundFloors(policy, { ...facts, honestMajority: true })).toEqual([]);
+    // Signed advertisements need admission tokens to bind the identity keys to.
+    const unbound = checkRoundFloors(policy, { ...facts, honestMajority: true, admission: false });
+    expect(unbound.map((v) => v.reason)).toEqual([expect.stringMatching(/no admission tokens/)]);
   });
 });

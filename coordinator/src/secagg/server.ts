@@ -28,11 +28,14 @@
 import { base64ToBytes, bytesToBase64, constantTimeEqual, encodeSlotSet } from "@fedprofile/protocol/bytes";
 import {
   addPackedInPlace,
+  advertStatement,
   B_SHARE_BYTES,
   BOX_BYTES,
   buildNeighbourGraph,
+  defaultSignatureVerifier,
   ERROR_CODES,
   expectLength,
+  identityBindingFault,
   type NeighbourGraph,
   ProtocolError,
   packedLength,
@@ -112,6 +115,52 @@ function hasSmallOrder(publicKey: Uint8Array): boolean {
   return nacl.scalarMult(PROBE_SCALAR, publicKey).every((b) => b === 0);
 }
 
+/**
+ * An honest coordinator's check of a signed advertisement (`@fedprofile/protocol/secagg`
+ * identity.ts), so that one device's bad signature is refused here rather than making every
+ * neighbour abort. Devices check again for themselves: this check protects availability only.
+ * The token's RSA signature was checked when the device joined.
+ */
+async function checkAdvertIdentity(
+  state: ServerRoundState,
+  message: FrameOf<"advertise-keys">,
+): Promise<DeviceRecord["identity"]> {
+  const identity = message.identity;
+  const refuse = (why: string) =>
+    new ProtocolError(ERROR_CODES.unauthenticated, `slot ${message.slot}: ${why}`, {
+      stage: "advertise-keys",
+    });
+  if (!identity) {
+    if (state.config.signedKeys) throw refuse("this round (maliciousServer) needs a signed advertisement");
+    return undefined;
+  }
+  const fault = identityBindingFault(identity);
+  if (fault) throw refuse(fault);
+  const statement = advertStatement(
+    state.config.roundId,
+    state.config.shard ?? 0,
+    message.slot,
+    message.cPk,
+    message.sPk,
+  );
+  const verifier = await defaultSignatureVerifier();
+  const [ok] = await verifier.verifyMany([
+    { publicKey: identity.idPk, message: statement, signature: identity.sig },
+  ]);
+  if (!ok) throw refuse("the advertisement's signature does not verify");
+  const text = {
+    idPk: bytesToBase64(identity.idPk),
+    salt: bytesToBase64(identity.salt),
+    token: bytesToBase64(identity.token),
+    sig: bytesToBase64(identity.sig),
+  };
+  for (const [slot, record] of Object.entries(state.devices)) {
+    if (record.identity?.token === text.token || record.identity?.idPk === text.idPk)
+      throw refuse(`token or identity key already advertised by slot ${slot}`);
+  }
+  return text;
+}
+
 /** Stage 0: record a device's two public keys (Bonawitz round 0, "AdvertiseKeys"). */
 async function advertiseKeys(state: ServerRoundState, received: Received, now: number): Promise<Transition> {
   const { message, digest } = admit(state, received, "advertise-keys");
@@ -132,10 +181,12 @@ async function advertiseKeys(state: ServerRoundState, received: Received, now: n
       });
     }
   }
+  const identity = await checkAdvertIdentity(state, message);
   const next = withDevice(state, message.slot, (r) => ({
     ...r,
     cPk: cText,
     sPk: sText,
+    ...(identity ? { identity } : {}),
     digests: { ...r.digests, "advertise-keys": digest },
   }));
   return accept(next, message, now);
@@ -584,7 +635,12 @@ export function viewFor(state: ServerRoundState, slot: number): SecAggServerView
       if (!graph.has(slot)) throw dropped("share-keys");
       const neighbours = graph.neighbours(slot).map((v) => {
         const record = state.devices[String(v)] as DeviceRecord;
-        return { slot: v, cPk: record.cPk as string, sPk: record.sPk as string };
+        return {
+          slot: v,
+          cPk: record.cPk as string,
+          sPk: record.sPk as string,
+          ...(record.identity ? { identity: record.identity } : {}),
+        };
       });
       return {
         ...header,

@@ -64,6 +64,10 @@ export interface SecAggRoundConfig {
   graphSeed: string;
   /** Whether to run Bonawitz's consistency-check round (stage 3). */
   consistencyCheck: boolean;
+  /** This shard's index in the round: devices sign it into their advertisements. */
+  shard?: number;
+  /** Every advertisement must be signed and bound to an admission token (`maliciousServer`). */
+  signedKeys?: true;
   stageTimeoutsMs: StageTimeouts;
 }
 
@@ -72,6 +76,8 @@ export interface DeviceRecord {
   /** X25519 public keys from advertise-keys, base64. */
   cPk?: string;
   sPk?: string;
+  /** The signed advertisement's identity (idPk, salt, token, sig), base64; relayed to neighbours. */
+  identity?: { idPk: string; salt: string; token: string; sig: string };
   /** SHA-256 (base64) of each accepted message, to tell an idempotent retry from a conflict. */
   digests: Partial<Record<Stage, string>>;
   /** Sealed share boxes addressed to neighbours: [recipient slot, ciphertext]. */
@@ -143,6 +149,10 @@ export interface CreateRoundOptions {
   /** Defaults to 32 fresh random bytes. */
   graphSeed?: Uint8Array;
   consistencyCheck?: boolean;
+  /** See `SecAggRoundConfig.shard` (default 0). */
+  shard?: number;
+  /** See `SecAggRoundConfig.signedKeys`. */
+  signedKeys?: boolean;
   stageTimeoutsMs?: Partial<StageTimeouts>;
   randomBytes?: RandomBytes;
 }
@@ -211,6 +221,8 @@ export function createRoundState(options: CreateRoundOptions, now: number): Serv
       ...(minInputs !== undefined && minInputs > t ? { minInputs } : {}),
       graphSeed: bytesToBase64(seed),
       consistencyCheck: options.consistencyCheck ?? true,
+      ...(options.shard ? { shard: options.shard } : {}),
+      ...(options.signedKeys ? { signedKeys: true as const } : {}),
       stageTimeoutsMs,
     },
     phase: "advertise-keys",
@@ -273,6 +285,10 @@ export const DeviceRecordSchema = z
   .object({
     cPk: z.string().optional(),
     sPk: z.string().optional(),
+    identity: z
+      .object({ idPk: z.string(), salt: z.string(), token: z.string(), sig: z.string() })
+      .strict()
+      .optional(),
     digests: z.partialRecord(stageEnum, z.string()),
     boxes: pairList.optional(),
     tags: pairList.optional(),
@@ -298,6 +314,8 @@ export const RoundCoreSchema = z
         minInputs: z.number().int().min(1).optional(),
         graphSeed: z.string(),
         consistencyCheck: z.boolean(),
+        shard: z.number().int().min(0).optional(),
+        signedKeys: z.literal(true).optional(),
         stageTimeoutsMs: z.record(stageEnum, z.number().nonnegative()),
       })
       .strict(),

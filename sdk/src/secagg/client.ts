@@ -18,6 +18,7 @@ import {
   systemRandomBytes,
 } from "@fedprofile/protocol/bytes";
 import {
+  advertStatement,
   applyMasks,
   buildNeighbourGraph,
   consistencyKey,
@@ -38,11 +39,13 @@ import {
   pairwiseMaskSeed,
   pairwiseSign,
   SIZES,
+  type SignatureVerifier,
   type Stage,
   sealShares,
   selfMaskSeed,
   shareBoxKey,
   sharePoint,
+  signStatement,
   splitSecret,
 } from "@fedprofile/protocol/secagg";
 import {
@@ -60,12 +63,28 @@ import {
   UnmaskView,
 } from "@fedprofile/protocol/wire";
 import type * as z from "zod/mini";
+import type { IdentityContext } from "./identity";
+
+/**
+ * The round identity a device signs its advertisement with (`maliciousServer` preset,
+ * `@fedprofile/protocol/secagg` identity.ts). Made before the join, because the admission token's
+ * nonce is bound to it; all base64.
+ */
+export interface ClientIdentity extends IdentityContext {
+  /** Ed25519 secret seed; used once, to sign the advertisement, and not kept in the state. */
+  seed: string;
+  publicKey: string;
+  salt: string;
+}
 
 /** Injectable primitives; defaults are the platform CSPRNG, native X25519 if present, AES-CTR. */
 export interface ClientOptions {
   randomBytes?: RandomBytes;
   keyAgreement?: KeyAgreement;
   prg?: Prg;
+  /** Sign the advertisement and verify the neighbours' (needed under `maliciousServer`). */
+  identity?: ClientIdentity;
+  signatureVerifier?: SignatureVerifier;
 }
 
 /** The last stage a device completed. */
@@ -95,6 +114,8 @@ export interface ClientState {
   survivors: string | null;
   /** The last message sent, replayed verbatim on a retry of the same stage. */
   outbox: SecAggClientMessage | null;
+  /** Set when the device signed its keys: then every neighbour's advertisement is verified. */
+  identity?: IdentityContext;
 }
 
 /** A stage result: the next state and the message to send. */
@@ -205,6 +226,13 @@ export function advertiseKeys(
     cPk: state.secrets!.cPk,
     sPk: state.secrets!.sPk,
   };
+  const id = options.identity;
+  if (id) {
+    const statement = advertStatement(view.roundId, id.shard, view.slot, c.publicKey, s.publicKey);
+    const sig = signStatement(base64ToBytes(id.seed), statement);
+    message.identity = { idPk: id.publicKey, salt: id.salt, token: id.token, sig: bytesToBase64(sig) };
+    state.identity = { shard: id.shard, token: id.token, issuer: id.issuer };
+  }
   return { state: { ...state, outbox: message }, message };
 }
 
@@ -244,6 +272,11 @@ export async function shareKeys(
         stage: "share-keys",
       },
     );
+  }
+  if (state.identity) {
+    // Before any share is sealed to a neighbour's keys (maliciousServer preset).
+    const { verifyNeighbourAdverts } = await import("./identity");
+    await verifyNeighbourAdverts(config.roundId, state.identity, view.neighbours, options.signatureVerifier);
   }
   for (const n of view.neighbours) {
     for (const key of [n.cPk, n.sPk]) {
@@ -407,8 +440,11 @@ function checkSurvivors(state: ClientState, bitmap: string, stage: Stage): Set<n
  *   a U3 with X and half one without, each half confirms itself, and the server collects t
  *   b-shares and t s-shares of X and recovers X's input (`test/secagg/split-view.test.ts`).
  * - t > k/2 (`maliciousServer`): two disjoint halves cannot both reach t, so that attack fails.
- * Neither covers a server that substitutes neighbour keys (it relays them unauthenticated): that
- * needs identity keys the server cannot mint, not built yet.
+ * - A server that substitutes neighbour keys (a man in the middle of the c- and s-key agreements)
+ *   reads share boxes and forges these tags. Under `maliciousServer` each advertisement is signed
+ *   by a round identity key bound to the device's admission token and verified at share-keys
+ *   (`./identity.ts`), so the tags, keyed by X25519 of two signed c-keys, are bound to the same
+ *   identity keys. Without the preset, keys are relayed unauthenticated.
  */
 export function consistencyCheck(
   state: ClientState,

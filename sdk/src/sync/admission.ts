@@ -58,6 +58,28 @@ export async function fetchAdmissionToken(
   roundId: string,
   info: RoundAdmissionInfo,
 ): Promise<string> {
+  return (await fetchBoundAdmissionToken(options, roundId, info)).token;
+}
+
+/** A token and the issuer key it was fetched under (from the directory, not the coordinator). */
+export interface BoundAdmissionToken {
+  /** Standard base64 of the 354-byte token. */
+  token: string;
+  /** The issuer's RSASSA-PSS SPKI, base64: what neighbours' tokens are checked against. */
+  issuerPublicKey: string;
+}
+
+/**
+ * As {@link fetchAdmissionToken}, with the token's client nonce chosen by the caller (the
+ * `maliciousServer` preset binds it to the round identity key, `@fedprofile/protocol/secagg`
+ * identity.ts) and the issuer key returned with the token.
+ */
+export async function fetchBoundAdmissionToken(
+  options: AdmissionOptions,
+  roundId: string,
+  info: RoundAdmissionInfo,
+  nonce?: Uint8Array,
+): Promise<BoundAdmissionToken> {
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   const init = options.credentials ? { credentials: options.credentials } : {};
   const directoryResponse = await call(doFetch, options.directoryUrl, { ...init, method: "GET" });
@@ -76,7 +98,7 @@ export async function fetchAdmissionToken(
     .find((spki) => constantTimeEqual(tokenKeyId(spki), want));
   if (!key) throw new AdmissionUnavailableError("issuer directory: no type-2 key matches the round's keyId");
 
-  const pending = await createTokenRequest(info.issuerName, roundId, key);
+  const pending = await createTokenRequest(info.issuerName, roundId, key, nonce);
   const requestUrl = new URL(parsed.data["issuer-request-uri"], options.directoryUrl).toString();
   const response = await call(doFetch, requestUrl, {
     ...init,
@@ -86,7 +108,7 @@ export async function fetchAdmissionToken(
   });
   const bytes = new Uint8Array(await response.arrayBuffer());
   try {
-    return bytesToBase64(await pending.finalize(bytes));
+    return { token: bytesToBase64(await pending.finalize(bytes)), issuerPublicKey: bytesToBase64(key) };
   } catch (cause) {
     throw new AdmissionUnavailableError("issuer: the token response does not verify", 0, { cause });
   }

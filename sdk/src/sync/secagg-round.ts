@@ -6,15 +6,23 @@
  * (the server accepts it as an idempotent duplicate).
  */
 
-import type { RandomBytes } from "@fedprofile/protocol/bytes";
+import { bytesToBase64, type RandomBytes, systemRandomBytes } from "@fedprofile/protocol/bytes";
 import { FedprofileError } from "@fedprofile/protocol/errors";
-import { ERROR_CODES, encodeFixedPoint, ProtocolError, type Stage } from "@fedprofile/protocol/secagg";
+import {
+  ERROR_CODES,
+  encodeFixedPoint,
+  generateRoundIdentity,
+  identityNonce,
+  ProtocolError,
+  type Stage,
+} from "@fedprofile/protocol/secagg";
 import type { RoundInfo } from "@fedprofile/protocol/wire";
 import { encodeClientFrame } from "@fedprofile/protocol/wire";
 import { prepareDpContribution } from "../dp/client";
 import type { PrivacyPolicyOption } from "../privacy-policy";
 import {
   advertiseKeys,
+  type ClientIdentity,
   type ClientOptions,
   type ClientState,
   type ClientStep,
@@ -40,6 +48,11 @@ export interface SecAggSession {
   /** `<participantId>.<participantToken>`: a round-scoped credential, never reused. */
   participant: string;
   client: ClientState | null;
+  /**
+   * The round identity of a signed advertisement (`maliciousServer`), made before the join because
+   * the token's nonce is bound to it; dropped (with its secret seed) once the keys are signed.
+   */
+  identity?: Omit<ClientIdentity, "shard"> | null;
 }
 
 /** Where sessions live: IndexedDB in the browser, memory in node. */
@@ -89,13 +102,20 @@ const STEPS: ClientStep[] = ["advertised", "shared", "masked", "checked", "unmas
 const answered = (client: ClientState | null, stage: Stage) =>
   client !== null && STEPS.indexOf(client.step) >= STEPS.indexOf(STEP_OF[stage]);
 
-/** The join's token for a round that admits by token (none otherwise); fetched from the issuer. */
-async function admissionToken(
+/**
+ * The join's token for a round that admits by token (none otherwise), fetched from the issuer.
+ * A round under the `maliciousServer` preset (claimed by the round or required by the policy)
+ * also gets a round identity whose public key the token's nonce is bound to
+ * (`@fedprofile/protocol/secagg` identity.ts).
+ */
+async function admissionFor(
   round: RoundInfo,
-  admission: AdmissionOptions | undefined,
-): Promise<{ token: string } | undefined> {
+  signed: boolean,
+  options: SecAggParticipationOptions,
+): Promise<{ token?: string; identity?: Omit<ClientIdentity, "shard"> }> {
   const info = round.secagg?.admission;
-  if (!info) return undefined;
+  if (!info) return {};
+  const admission = options.admission;
   if (!admission) {
     throw new FedprofileError(
       "admission_unavailable",
@@ -104,8 +124,20 @@ async function admissionToken(
     );
   }
   // Loaded only here: the blind-RSA code stays out of the bundle of pages without admission.
-  const { fetchAdmissionToken } = await import("./admission");
-  return { token: await fetchAdmissionToken(admission, round.roundId, info) };
+  const { fetchBoundAdmissionToken } = await import("./admission");
+  if (!signed) return { token: (await fetchBoundAdmissionToken(admission, round.roundId, info)).token };
+  const id = generateRoundIdentity(options.randomBytes ?? systemRandomBytes);
+  const nonce = identityNonce(id.publicKey, id.salt);
+  const bound = await fetchBoundAdmissionToken(admission, round.roundId, info, nonce);
+  const identity = {
+    seed: bytesToBase64(id.seed),
+    publicKey: bytesToBase64(id.publicKey),
+    salt: bytesToBase64(id.salt),
+    token: bound.token,
+    issuer: { name: info.issuerName, publicKey: bound.issuerPublicKey },
+  };
+  id.seed.fill(0);
+  return { token: bound.token, identity };
 }
 
 /** Takes part in `round` (a SecAgg round from check-in) with the vector `vectorFor` returns. */
@@ -118,7 +150,9 @@ export async function participateInSecAggRound(
   const info = round.secagg;
   if (round.aggregation !== "secagg" || !info)
     throw new TypeError(`round ${round.roundId} is not a SecAgg round`);
-  const policy = resolvePolicy(options.policy);
+  // A round that claims the maliciousServer preset is held to it: t > k/2 and signed keys.
+  const claimed = resolvePolicy(options.policy);
+  const policy = info.threat === "maliciousServer" ? { ...claimed, requireHonestMajority: true } : claimed;
   assertRoundMeetsPolicy(policy, round);
   const sessions = options.sessions ?? createMemorySessionStore();
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
@@ -132,7 +166,11 @@ export async function participateInSecAggRound(
 
   let session = await sessions.load(round.roundId);
   if (!session) {
-    const joined = await client.join(round.roundId, await admissionToken(round, options.admission));
+    const admitted = await admissionFor(round, policy.requireHonestMajority, options);
+    const joined = await client.join(
+      round.roundId,
+      admitted.token === undefined ? undefined : { token: admitted.token },
+    );
     if (!joined.secagg) throw new CoordinatorError("bad_response", "join did not assign a SecAgg shard", 200);
     session = {
       roundId: round.roundId,
@@ -140,6 +178,7 @@ export async function participateInSecAggRound(
       slot: joined.secagg.slot,
       participant: `${joined.participantId}.${joined.participantToken}`,
       client: null,
+      ...(admitted.identity ? { identity: admitted.identity } : {}),
     };
     await sessions.save(session);
   }
@@ -184,11 +223,19 @@ export async function participateInSecAggRound(
         session.client,
         view,
         async () => encodeInput(round, await vectorFor(round.dimension, round), clientOptions.randomBytes),
-        clientOptions,
+        session.identity
+          ? { ...clientOptions, identity: { ...session.identity, shard: session.shard } }
+          : clientOptions,
       );
     } catch (error) {
       // A stage this device cannot answer (it missed the one before), or a model it cannot
       // compute with (`model_unusable`, e.g. an indefinite fcf Gram): it drops out, sync goes on.
+      // A neighbour's advertisement failed its check (maliciousServer preset): the server relayed
+      // keys it cannot vouch for, so this device stops before revealing anything, and says why.
+      if (error instanceof ProtocolError && error.code === ERROR_CODES.unauthenticated) {
+        await sessions.remove(round.roundId);
+        return { status: "aborted", roundId: round.roundId, code: error.code, reason: error.message };
+      }
       if (error instanceof ProtocolError || isModelUnusable(error)) {
         await sessions.remove(round.roundId);
         return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
@@ -204,7 +251,8 @@ export async function participateInSecAggRound(
         throw error;
       }
     }
-    session = { ...session, client: step.state };
+    // The identity's secret seed has signed the advertisement: it is not kept.
+    session = { ...session, client: step.state, identity: null };
     await sessions.save(session);
     try {
       await client.secaggMessage(

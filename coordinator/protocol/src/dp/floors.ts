@@ -55,7 +55,8 @@ export const PrivacyPolicy = z.strictObject({
   requireAdmission: z.boolean(),
   /**
    * The `maliciousServer` preset's honest majority: t > k/2 of every shard's effective degree
-   * (`../secagg/threat.ts`), so a server showing split survivor sets learns nothing. Off in both
+   * (`../secagg/threat.ts`), so a server showing split survivor sets learns nothing, and signed key
+   * advertisements bound to admission tokens (`../secagg/identity.ts`). Off in both
    * presets here (it costs a larger k); a page that does not trust the coordinator turns it on.
    */
   requireHonestMajority: z.boolean(),
@@ -225,6 +226,9 @@ export function checkRoundFloors(policy: PrivacyPolicy, facts: RoundFacts): Floo
   }
   if (policy.requireAdmission && facts.admission !== true) {
     fail("requireAdmission", "the round admits devices without a token: one client could fill it");
+  }
+  if (policy.requireHonestMajority && facts.admission !== true) {
+    fail("requireHonestMajority", "no admission tokens to bind signed keys to");
   }
   if (policy.requireHonestMajority && facts.honestMajority === false) {
     fail(

@@ -50,6 +50,12 @@ export const SIZES = {
   boxOverhead: 16,
   /** Truncated HMAC-SHA256 tag of the consistency check (128-bit forgery bound). */
   tag: 16,
+  /** Ed25519 public key and seed (RFC 8032 §5.1.5). */
+  identityKey: 32,
+  /** Ed25519 signature (RFC 8032 §5.1.6). */
+  signature: 64,
+  /** Random salt hashed with the identity key into the token nonce. */
+  identitySalt: 32,
 } as const;
 
 /**
@@ -64,6 +70,10 @@ export const LABELS = {
   shareBox: "share-box",
   consistency: "consistency",
   graph: "neighbour-graph",
+  /** SHA-256 prefix of the admission token nonce that binds a round identity key (`identity.ts`). */
+  identityNonce: "identity-nonce",
+  /** Ed25519-signed prefix of a key advertisement (`identity.ts`). */
+  advert: "advert",
 } as const;
 
 /**
@@ -101,6 +111,11 @@ export const ERROR_CODES = {
   authentication: "secagg_authentication",
   /** The server's view of the survivors is inconsistent (consistency check, Bonawitz §4). */
   inconsistent: "secagg_inconsistent",
+  /**
+   * A neighbour's key advertisement is not bound to an admission token of this round, or its
+   * signature does not verify (`maliciousServer` preset, `identity.ts`).
+   */
+  unauthenticated: "secagg_unauthenticated",
   /** A reconstructed secret does not match its advertised public key. */
   reconstruction: "secagg_reconstruction",
 } as const;

@@ -11,6 +11,7 @@ const STATUS: Record<ErrorCode, number> = {
   [ERROR_CODES.wrongRound]: 404,
   [ERROR_CODES.foreign]: 403,
   [ERROR_CODES.notParticipant]: 403,
+  [ERROR_CODES.unauthenticated]: 403,
   [ERROR_CODES.outOfOrder]: 409,
   [ERROR_CODES.staleStage]: 409,
   [ERROR_CODES.duplicate]: 409,

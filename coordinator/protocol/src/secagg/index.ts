@@ -11,6 +11,7 @@ export * from "./constants";
 export * from "./encoding";
 export * from "./errors";
 export * from "./graph";
+export * from "./identity";
 export * from "./keys";
 export * from "./masking";
 export * from "./prg";

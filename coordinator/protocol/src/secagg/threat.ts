@@ -9,8 +9,15 @@
  * - `maliciousServer`: t > k/2 (an honest majority of every device's neighbours must confirm the
  *   same survivor set) with the consistency check on. Two disjoint groups of neighbours can then
  *   not both reach t, so a device's b-share and s-share are never both revealed (Bonawitz §6.3
- *   argument with t > n/2; Bell §4 for the k-regular graph). It does NOT cover a server that
- *   invents devices: that is what admission tokens bound (`../admission.ts`).
+ *   argument with t > n/2; Bell §4 for the k-regular graph). With admission tokens, every key
+ *   advertisement is also signed by a round identity key that the device's token is bound to, and
+ *   neighbours verify it before sealing anything (`./identity.ts`): the server can neither swap a
+ *   device's keys (a man in the middle of its share boxes) nor fabricate a neighbour beyond the
+ *   tokens the storefront's issuer signed. A shard of such a round refuses unsigned
+ *   advertisements (`signedKeys`), and a device that requires the preset refuses a round without
+ *   admission (floor `requireHonestMajority`). Still not covered: Sybils up to the issuer's quota
+ *   (counted by `colluders`), and a server that drops honest devices to shrink a survivor set
+ *   below what the DP noise assumed (the device-side `minNoiseShares` floor bounds that).
  */
 
 /** The threat presets a round may be opened under. */

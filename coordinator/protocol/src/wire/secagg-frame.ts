@@ -25,7 +25,13 @@ const list = <T extends z.ZodMiniType>(item: T) => z.array(item).check(z.maxLeng
 
 /** Typed-bytes form of every client message (same fields as the JSON form, bytes for base64). */
 export const SecAggFrameMessage = z.discriminatedUnion("stage", [
-  z.strictObject({ ...header, stage: z.literal("advertise-keys"), cPk: Bytes, sPk: Bytes }),
+  z.strictObject({
+    ...header,
+    stage: z.literal("advertise-keys"),
+    cPk: Bytes,
+    sPk: Bytes,
+    identity: z.optional(z.strictObject({ idPk: Bytes, salt: Bytes, token: Bytes, sig: Bytes })),
+  }),
   z.strictObject({
     ...header,
     stage: z.literal("share-keys"),
@@ -135,6 +141,16 @@ export function encodeClientFrame(message: SecAggClientMessage | SecAggFrameMess
     case "advertise-keys":
       w.field(message.cPk);
       w.field(message.sPk);
+      // A signed advertisement appends its identity; an unsigned one ends here (canonical).
+      if (message.identity) {
+        for (const f of [
+          message.identity.idPk,
+          message.identity.salt,
+          message.identity.token,
+          message.identity.sig,
+        ])
+          w.field(f);
+      }
       break;
     case "share-keys":
       w.u16(message.shares.length);
@@ -199,6 +215,9 @@ export function decodeClientFrame(frame: Uint8Array): SecAggFrameMessage {
       case "advertise-keys":
         raw.cPk = r.field();
         raw.sPk = r.field();
+        if (r.offset < frame.length) {
+          raw.identity = { idPk: r.field(), salt: r.field(), token: r.field(), sig: r.field() };
+        }
         break;
       case "share-keys":
         raw.shares = items(() => ({ to: r.u16(), ct: r.field() }));
@@ -243,8 +262,25 @@ export function frameMessageFromJson(input: unknown): SecAggFrameMessage {
   const m = parsed.data;
   const head = { v: m.v, roundId: m.roundId, slot: m.slot };
   switch (m.stage) {
-    case "advertise-keys":
-      return { ...head, stage: m.stage, cPk: base64ToBytes(m.cPk), sPk: base64ToBytes(m.sPk) };
+    case "advertise-keys": {
+      const id = m.identity;
+      return {
+        ...head,
+        stage: m.stage,
+        cPk: base64ToBytes(m.cPk),
+        sPk: base64ToBytes(m.sPk),
+        ...(id
+          ? {
+              identity: {
+                idPk: base64ToBytes(id.idPk),
+                salt: base64ToBytes(id.salt),
+                token: base64ToBytes(id.token),
+                sig: base64ToBytes(id.sig),
+              },
+            }
+          : {}),
+      };
+    }
     case "share-keys":
       return {
         ...head,

@@ -61,12 +61,26 @@ export type SecAggConfig = z.infer<typeof SecAggConfig>;
 
 const header = { v: WireVersion, roundId: RoundId, slot: Slot };
 
-/** Stage 0 (Bonawitz §4 round 0): the device's two X25519 public keys. */
+/**
+ * A signed key advertisement's identity (`maliciousServer` preset, `../secagg/identity.ts`): the
+ * round's Ed25519 identity key, the salt of the token nonce, the admission token (354 bytes) and
+ * the signature over (round id, shard, slot, cPk, sPk). Lengths are checked by the protocol.
+ */
+export const AdvertIdentity = z.strictObject({
+  idPk: Base64,
+  salt: Base64,
+  token: Base64.check(z.maxLength(1024)),
+  sig: Base64,
+});
+export type AdvertIdentity = z.infer<typeof AdvertIdentity>;
+
+/** Stage 0 (Bonawitz §4 round 0): the device's two X25519 public keys, signed under the preset. */
 export const AdvertiseKeysMessage = z.strictObject({
   ...header,
   stage: z.literal("advertise-keys"),
   cPk: Base64,
   sPk: Base64,
+  identity: z.optional(AdvertIdentity),
 });
 export type AdvertiseKeysMessage = z.infer<typeof AdvertiseKeysMessage>;
 
@@ -146,8 +160,13 @@ export const AdvertiseKeysView = z.strictObject({
 });
 export type AdvertiseKeysView = z.infer<typeof AdvertiseKeysView>;
 
-/** A neighbour's advertised keys. */
-export const NeighbourKeys = z.strictObject({ slot: Slot, cPk: Base64, sPk: Base64 });
+/** A neighbour's advertised keys, with its identity when it signed them. */
+export const NeighbourKeys = z.strictObject({
+  slot: Slot,
+  cPk: Base64,
+  sPk: Base64,
+  identity: z.optional(AdvertIdentity),
+});
 export type NeighbourKeys = z.infer<typeof NeighbourKeys>;
 
 /** View of stage 1: who advertised (U1, a bitmap) and the keys of this device's neighbours. */
