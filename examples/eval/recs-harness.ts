@@ -110,6 +110,11 @@ export interface FederatedRecsConfig {
   epsilon: number | null;
   rounds: number;
   seed: number;
+  /** Called every `every` rounds with the published factors and every user's factor against them. */
+  checkpoint?: {
+    every: number;
+    onModel: (rounds: number, items: Float32Array, users: Float64Array[]) => void;
+  };
 }
 
 export interface FederatedRecsRun {
@@ -263,6 +268,15 @@ export async function trainFederatedRecs(
     published = { weights: update.weights, params: update.params };
     const status = config.epsilon === null ? null : await privacy.budgetStatus(TENANT, MODEL);
     onRound?.(index, { block: block.index, epsilon: status?.epsilonSpent ?? 0, metrics: update.metrics });
+    const every = config.checkpoint?.every ?? 0;
+    if (config.checkpoint && every > 0 && (index + 1) % every === 0 && index + 1 < config.rounds) {
+      const at = decodeFcfModel({ modelId: MODEL, version: index + 2, ...published });
+      config.checkpoint.onModel(
+        index + 1,
+        at.factors,
+        touchedOf.map((touched) => solveUserFactor(spec, at, touched)),
+      );
+    }
   }
   const status = config.epsilon === null ? null : await privacy.budgetStatus(TENANT, MODEL);
   const model = decodeFcfModel({ modelId: MODEL, version: config.rounds + 1, ...published });

@@ -14,7 +14,10 @@ describe("fedprofile eval recs (CI preset)", () => {
     const out = mkdtempSync(join(tmpdir(), "fedprofile-recs-"));
     const options = parseRecsArgs(["--out", out]);
     if (options === "help") throw new Error("unexpected help");
-    const report = await runRecsEval(options, () => {});
+    const [report, ...more] = await runRecsEval(options, () => {});
+    if (!report) throw new Error("no report");
+    expect(more).toHaveLength(0);
+    expect(report.population).toBe("sample-500");
     const by = (method: string, epsilon: number | null = null) =>
       report.results.find((r) => r.method === method && r.epsilon === epsilon);
     const als = by("als");
@@ -39,5 +42,8 @@ describe("fedprofile eval recs (CI preset)", () => {
     expect(() => parseRecsArgs(["--epsilon", "0"])).toThrow(/--epsilon/);
     expect(parseRecsArgs(["-h"])).toBe("help");
     expect(await recsMain(["--preset", "huge"])).toBe(2);
+    expect(() => parseRecsArgs(["--populations", "retail,huge-3"])).toThrow(/--populations: "huge-3"/);
+    const options = parseRecsArgs(["--populations", "retail,synthetic-10000"]);
+    expect(options !== "help" && options.populations).toEqual(["retail", "synthetic-10000"]);
   });
 });
