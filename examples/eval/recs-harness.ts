@@ -31,13 +31,8 @@ import {
 } from "@fedprofile/coordinator/models";
 import { FcfDeclaration, type FcfSpecInput } from "@fedprofile/coordinator/wire";
 import { checkRoundFloors, DEFAULT_PRIVACY_POLICY } from "@fedprofile/protocol/dp";
-import {
-  choleskySolve,
-  contributeFcf,
-  decodeFcfModel,
-  solveUserFactor,
-  type Touched,
-} from "../../sdk/src/models/fcf";
+import { choleskySolve } from "@fedprofile/protocol/linalg";
+import { contributeFcf, decodeFcfModel, solveUserFactor, type Touched } from "../../sdk/src/models/fcf";
 import type { RecsData } from "./recs-data";
 
 export interface AlsConfig {

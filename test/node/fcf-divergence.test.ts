@@ -16,18 +16,13 @@ import {
   seededUniform,
 } from "@fedprofile/coordinator/models";
 import { FcfSpec } from "@fedprofile/coordinator/wire";
+import { choleskySolve } from "@fedprofile/protocol/linalg";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadCustomers } from "../../examples/eval/population";
 import { leaveLastOut } from "../../examples/eval/recs-data";
 import { trainFederatedRecs } from "../../examples/eval/recs-harness";
-import {
-  choleskySolve,
-  choleskySolveJitter,
-  decodeFcfModel,
-  FcfModelError,
-  recommendItems,
-} from "../../sdk/src/models/fcf";
+import { choleskySolveJitter, decodeFcfModel, FcfModelError, recommendItems } from "../../sdk/src/models/fcf";
 import { failureOutcome } from "../../sdk/src/sync/plain-round";
 
 beforeAll(async () => {

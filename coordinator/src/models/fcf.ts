@@ -17,6 +17,8 @@
  * factors, the ones devices solve against. Everything here is post-processing of the DP
  * release, so it spends no further budget. The counts give the DP popularity of the cold start.
  */
+
+import { choleskySolve } from "@fedprofile/protocol/linalg";
 import {
   dequantiseFactors,
   type FcfBlock,
@@ -360,41 +362,14 @@ export function projectPsd(m: Float64Array, n: number): number {
  * the run.
  */
 export function solveSpd(m: Float64Array, g: Float64Array, n: number): Float64Array {
-  let shift = 0;
   let scale = 0;
   for (let i = 0; i < n; i++) scale = Math.max(scale, Math.abs(m[i * n + i] as number));
-  for (let attempt = 0; attempt < 30; attempt++) {
-    const l = new Float64Array(n * n);
-    let ok = true;
-    for (let i = 0; i < n && ok; i++) {
-      for (let j = 0; j <= i; j++) {
-        let s = (m[i * n + j] as number) + (i === j ? shift : 0);
-        for (let k = 0; k < j; k++) s -= (l[i * n + k] as number) * (l[j * n + k] as number);
-        if (i === j) {
-          if (!(s > 0)) {
-            ok = false;
-            break;
-          }
-          l[i * n + i] = Math.sqrt(s);
-        } else l[i * n + j] = s / (l[j * n + j] as number);
-      }
+  for (let attempt = 0, shift = 0; attempt < 30; attempt++) {
+    try {
+      return choleskySolve(m, g, n, shift);
+    } catch {
+      shift = shift === 0 ? Math.max(1e-9, scale * 1e-6) : shift * 4;
     }
-    if (ok) {
-      const y = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        let s = g[i] as number;
-        for (let k = 0; k < i; k++) s -= (l[i * n + k] as number) * (y[k] as number);
-        y[i] = s / (l[i * n + i] as number);
-      }
-      const x = new Float64Array(n);
-      for (let i = n - 1; i >= 0; i--) {
-        let s = y[i] as number;
-        for (let k = i + 1; k < n; k++) s -= (l[k * n + i] as number) * (x[k] as number);
-        x[i] = s / (l[i * n + i] as number);
-      }
-      return x;
-    }
-    shift = shift === 0 ? Math.max(1e-9, scale * 1e-6) : shift * 4;
   }
   throw new RangeError("solveSpd: no positive-definite shift found");
 }

@@ -13,6 +13,8 @@
  *
  * Loaded only by `recommend()` and fcf rounds (`../sync/recs.ts`), never by the tracking core.
  */
+
+import { choleskySolve } from "@fedprofile/protocol/linalg";
 import {
   clipRange,
   confidence,
@@ -181,34 +183,6 @@ export function touchedItems(
   return out.sort((a, b) => a.row - b.row);
 }
 
-/** Solves A x = b for symmetric positive-definite A (n × n, row-major) by Cholesky. */
-export function choleskySolve(a: Float64Array, b: Float64Array, n: number): Float64Array {
-  const l = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = a[i * n + j] as number;
-      for (let k = 0; k < j; k++) s -= (l[i * n + k] as number) * (l[j * n + k] as number);
-      if (i === j) {
-        if (!(s > 0)) throw new RangeError("choleskySolve: matrix is not positive definite");
-        l[i * n + i] = Math.sqrt(s);
-      } else l[i * n + j] = s / (l[j * n + j] as number);
-    }
-  }
-  const y = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = b[i] as number;
-    for (let k = 0; k < i; k++) s -= (l[i * n + k] as number) * (y[k] as number);
-    y[i] = s / (l[i * n + i] as number);
-  }
-  const x = new Float64Array(n);
-  for (let i = n - 1; i >= 0; i--) {
-    let s = y[i] as number;
-    for (let k = i + 1; k < n; k++) s -= (l[k * n + i] as number) * (x[k] as number);
-    x[i] = s / (l[i * n + i] as number);
-  }
-  return x;
-}
-
 /**
  * Cholesky with a diagonal jitter (the usual GP/ALS remedy, Rasmussen & Williams 2006 §A.4): a
  * published YᵀY that lost definiteness to rounding (int8 factors) or a diverged model gets
@@ -222,10 +196,8 @@ export function choleskySolveJitter(a: Float64Array, b: Float64Array, n: number,
   }
   const scale = Math.max(trace / n, 1e-12);
   for (let jitter = 0; jitter <= 1e-2 * scale; jitter = jitter === 0 ? 1e-10 * scale : jitter * 100) {
-    const m = Float64Array.from(a);
-    for (let i = 0; i < n; i++) m[i * n + i] = (m[i * n + i] as number) + jitter;
     try {
-      const x = choleskySolve(m, b, n);
+      const x = choleskySolve(a, b, n, jitter);
       if (x.every(Number.isFinite)) return x;
     } catch {
       // not positive definite yet: a larger jitter
