@@ -40,6 +40,8 @@ interface Variant {
   trials?: number[];
   noNoise?: boolean;
   verbose?: boolean;
+  /** Plan every round on fixed shares, not on what the run's released rounds left. */
+  fixedShares?: boolean;
 }
 
 const N = Number(process.argv[2] ?? 10000);
@@ -76,8 +78,16 @@ for (const v of variants) {
     let params: KMeansModelParams | null = null;
     let converged = false;
     const log: string[] = [];
+    const runRounds: string[] = [];
     for (let index = 0; index <= rounds && !converged; index++) {
-      const { request } = nextRoundRequest({ modelId: "segments", declaration, model, latestVersion: index });
+      const { request } = nextRoundRequest({
+        modelId: "segments",
+        declaration,
+        model,
+        latestVersion: index,
+        ...(v.fixedShares ? {} : { runRounds }),
+      });
+      runRounds.push(`r${index}`);
       const task = kmeansTask(spec, model);
       const { floors } = planRoundShards(request, randomBytes(32));
       if (!request.dp) throw new Error("no DP in the request");

@@ -162,7 +162,7 @@ describe("training runtime: a declared k-means model trains itself", () => {
     // The lapsed devices' segment is the less recent and the lower-spending one. The names the
     // labeller gives are not asserted: even here the noise is near its 0.7 z thresholds
     // (kmeans.test.ts checks the labeller on exact centroids).
-    const centroidOf = (id: string | undefined) => params?.segments.find((s) => s.id === id)?.centroid ?? [];
+    const centroidOf = (id: number | undefined) => params?.segments.find((s) => s.id === id)?.centroid ?? [];
     const [loyalCentroid, lapsedCentroid] = [centroidOf([...loyal][0]), centroidOf([...lapsed][0])];
     const RECENCY = 0;
     const MONETARY = 2;

@@ -96,12 +96,21 @@ export function kmeansTask(spec: KMeansSpec, state: KMeansState) {
 /**
  * The `rounds` a round of `phase` is calibrated for: a round planned as one of R equal rounds
  * spends 1/R of the run's RDP curve (the Gaussian's RDP is linear in 1/σ², Mironov 2017), so the
- * init round gets R₀ = ⌈1/budgetShare⌉ and each of the `maxRounds` Lloyd rounds
- * R₁ = ⌈maxRounds / (1 − 1/R₀)⌉: together at most the whole curve, so the run stays at its ε.
+ * init round gets R₀ = ⌈1/budgetShare⌉. With fixed shares (`iteration` not given) each of the
+ * `maxRounds` Lloyd rounds gets R₁ = ⌈maxRounds / (1 − 1/R₀)⌉: together at most the whole curve.
+ * Given the Lloyd `iteration`, the round is planned on what the run's released rounds left (the
+ * planner's `priorRounds`): R = the Lloyd rounds still to run, this one included. Survivors beyond
+ * a round's noise floor add noise its plan did not count on, and this hands that saving on.
  */
-export function kmeansPlannedRounds(spec: KMeansSpec, maxRounds: number, phase: KMeansPhase): number {
+export function kmeansPlannedRounds(
+  spec: KMeansSpec,
+  maxRounds: number,
+  phase: KMeansPhase,
+  iteration?: number,
+): number {
   const initRounds = Math.max(2, Math.ceil(1 / spec.init.budgetShare - 1e-9));
   if (phase === "init") return initRounds;
+  if (iteration !== undefined) return Math.max(1, maxRounds - iteration);
   return Math.ceil(maxRounds / (1 - 1 / initRounds) - 1e-9);
 }
 
