@@ -4,10 +4,13 @@
  * the ledger records what ran. Rounds are planned and recorded through the real planner and
  * ledger; no devices are needed for the accounting.
  */
-import { randomBytes } from "node:crypto";
 import { type DistributedDiscreteGaussianConfig, localStddev } from "@fedprofile/protocol/dp";
 import { ModelDeclaration } from "@fedprofile/protocol/wire";
 import { describe, expect, it } from "vitest";
+
+const randomBytes = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
 import { signerFromSeed } from "../ledger/chain";
 import { MemoryAuditLedgerStore, MemoryPrivacyBudgetStore } from "../memory/index";
 import { createRoundPrivacy } from "../rounds/round-privacy";
@@ -72,7 +75,7 @@ async function run(turnout: number, fixedShares = false) {
       dimension: request.dimension,
       threshold: floor,
       expectedClients: N,
-      rotationSeed: randomBytes(32).toString("hex"),
+      rotationSeed: hex(randomBytes(32)),
       expiresAt: Date.now() + 60_000,
     });
     projected.push(plan.projectedEpsilon);

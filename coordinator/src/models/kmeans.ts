@@ -135,7 +135,7 @@ export function applyKMeans(
   const countFloor = Math.max(1, (COUNT_NOISE_FLOOR * info.noiseStddev) / spec.countWeight);
   return state.phase === "init"
     ? applyInit(spec, aggregate, info, countFloor)
-    : applyLloyd(spec, state, aggregate, countFloor, info.seed ?? 1);
+    : applyLloyd(spec, state, aggregate, countFloor, info.noiseStddev, info.seed ?? 1);
 }
 
 function blockAt(aggregate: ArrayLike<number>, block: number, countWeight: number) {
@@ -219,6 +219,7 @@ function applyLloyd(
   state: KMeansState,
   aggregate: ArrayLike<number>,
   countFloor: number,
+  noiseStddev: number,
   seed: number,
 ): KMeansUpdate {
   const previous = state.centroids;
@@ -234,7 +235,8 @@ function applyLloyd(
       kept++;
       return old;
     }
-    const next = sum.map((s) => clampZ(s / count));
+    const mean = sum.map((s) => clampZ(s / count));
+    const next = spec.shrink ? shrinkTowards(old, mean, noiseStddev / count) : mean;
     shift = Math.max(shift, Math.sqrt(squaredDistance(next, old)));
     return next;
   });
@@ -249,6 +251,20 @@ function applyLloyd(
     metrics: { shift, clustersKept: kept, countFloor, merged: overseeded ? centroids.length : 0 },
     converged,
   };
+}
+
+/**
+ * Positive-part James–Stein (James & Stein 1961; Baranchik 1964) towards `old`: the noisy `mean`
+ * has independent noise of standard deviation `noise` per coordinate (the sum's noise over the
+ * count), so `old + (1 − (d − 2)·noise² / ‖mean − old‖²)₊ (mean − old)` has a lower expected
+ * squared error than `mean` for d ≥ 3, whatever the true mean. A large cluster (noise ≪ its move)
+ * keeps its mean; one whose move is within its noise stays put.
+ */
+function shrinkTowards(old: readonly number[], mean: number[], noise: number): number[] {
+  const move = squaredDistance(mean, old);
+  if (!(move > 0)) return mean;
+  const factor = Math.max(0, 1 - ((PROFILE_DIMENSION - 2) * noise ** 2) / move);
+  return mean.map((m, d) => (old[d] as number) + factor * (m - (old[d] as number)));
 }
 
 /**
