@@ -5,7 +5,7 @@
  * ledger; no devices are needed for the accounting.
  */
 import { type DistributedDiscreteGaussianConfig, localStddev } from "@fedprofile/protocol/dp";
-import { ModelDeclaration } from "@fedprofile/protocol/wire";
+import { DpRoundRequest, ModelDeclaration } from "@fedprofile/protocol/wire";
 import { describe, expect, it } from "vitest";
 
 const randomBytes = (n: number) => crypto.getRandomValues(new Uint8Array(n));
@@ -67,7 +67,7 @@ async function run(turnout: number, fixedShares = false) {
       ...(fixedShares ? {} : { runRounds }),
     });
     if (!request.dp?.minNoiseShares) throw new Error("a k-means round without DP");
-    const roundId = `r_round_${index}_${"x".repeat(12)}`;
+    const roundId = `r_${String(index).padStart(22, "0")}`;
     runRounds.push(roundId);
     const floor = request.dp.minNoiseShares;
     const plan = await privacy.plan("t", "segments", request.dp, {
@@ -126,5 +126,18 @@ describe("k-means budget: planned on what the run's released rounds left", () =>
     const fixed = await run(1, true);
     expect(saved.sigmas[0]).toBe(fixed.sigmas[0]);
     for (let i = 1; i <= LLOYD_ROUNDS; i++) expect(saved.sigmas[i]).toBeLessThan(fixed.sigmas[i] as number);
+  });
+
+  it("the request's priorRounds: distributed rounds only, at most 1,000, named in the error", () => {
+    const base = { clipNorm: 1, targetEpsilon: 1, rounds: 3 };
+    expect(DpRoundRequest.safeParse({ ...base, priorRounds: [`r_${"a".repeat(22)}`] }).success).toBe(true);
+    const central = DpRoundRequest.safeParse({ ...base, mechanism: "central_gaussian", priorRounds: [] });
+    expect(central.success).toBe(false);
+    expect(central.error?.issues[0]?.path).toEqual(["priorRounds"]);
+    const many = DpRoundRequest.safeParse({
+      ...base,
+      priorRounds: Array.from({ length: 1001 }, (_, i) => `r_${String(i).padStart(22, "0")}`),
+    });
+    expect(many.error?.issues[0]?.path).toEqual(["priorRounds"]);
   });
 });

@@ -15,8 +15,11 @@
  *   seeded) step, weighted k-means++ (best of 10) over the `overseed · k` noisy means, weighted by
  *   their noisy counts, merges them to k: a coreset refined in the full space rather than on the
  *   grid's fields (over-seeding then reducing, cf. k-means|| of Bahmani et al. 2012).
- * - Budget: the init round gets `init.budgetShare` of the run's RDP budget, the Lloyd rounds share
- *   the rest (`kmeansPlannedRounds`); the planner and ledger account every round as it ran.
+ *   Each step's noisy mean is shrunk towards the centroid it improves on by the positive-part
+ *   James–Stein factor of its noise (`spec.shrink`), so a small cluster does not jump by its noise.
+ * - Budget: the init round gets `init.budgetShare` of the run's RDP budget; each Lloyd round is
+ *   planned on what the run's released rounds left, split over the Lloyd rounds still to run
+ *   (`kmeansPlannedRounds`, the planner's `priorRounds`); the ledger accounts every round as it ran.
  */
 
 import {
