@@ -5,8 +5,11 @@
  * discrete Gaussian shares is that close to Gaussian; the real thing is `npx fedprofile eval`).
  * Many seeds in minutes instead of one seed in 12 minutes.
  *
- *   npx tsx --conditions=source bench/kmeans-init.ts N K '[{"rounds":3,"trials":[1,2,3,4,5]},
- *     {"rounds":3,"spec":{"init":{"overseed":1}}}]'
+ *   npx tsx --conditions=source bench/kmeans-init.ts N K '[{"rounds":5,"trials":[1,2,3,4,5]},
+ *     {"rounds":3,"spec":{"shrink":false}},{"fixedShares":true}]'
+ *
+ * `rounds`: Lloyd rounds (default 5, as the full eval preset); `fixedShares`: plan every round on
+ * fixed budget shares instead of on what the run's released rounds left (`priorRounds`).
  *
  * Prints, per variant, the cost ratio against centralised Lloyd (k-means++, best of 10, seed 1)
  * of each noise seed, the median and the worst; the population is `syntheticPopulation(N, 1)`.
@@ -40,6 +43,8 @@ interface Variant {
   trials?: number[];
   noNoise?: boolean;
   verbose?: boolean;
+  /** Plan every round on fixed shares, not on what the run's released rounds left. */
+  fixedShares?: boolean;
 }
 
 const N = Number(process.argv[2] ?? 10000);
@@ -52,7 +57,7 @@ const central = centralisedKMeans(vectors, K, 10, 1).cost;
 for (const v of variants) {
   const ratios: number[] = [];
   const eps = v.eps ?? 1;
-  const rounds = v.rounds ?? 3;
+  const rounds = v.rounds ?? 5;
   for (const trial of v.trials ?? [1, 2, 3, 4, 5]) {
     const rng = seededUniform(1000 + trial);
     const normal = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
@@ -76,8 +81,16 @@ for (const v of variants) {
     let params: KMeansModelParams | null = null;
     let converged = false;
     const log: string[] = [];
+    const runRounds: string[] = [];
     for (let index = 0; index <= rounds && !converged; index++) {
-      const { request } = nextRoundRequest({ modelId: "segments", declaration, model, latestVersion: index });
+      const { request } = nextRoundRequest({
+        modelId: "segments",
+        declaration,
+        model,
+        latestVersion: index,
+        ...(v.fixedShares ? {} : { runRounds }),
+      });
+      runRounds.push(`r${index}`);
       const task = kmeansTask(spec, model);
       const { floors } = planRoundShards(request, randomBytes(32));
       if (!request.dp) throw new Error("no DP in the request");

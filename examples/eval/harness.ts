@@ -109,9 +109,17 @@ export async function trainFederated(
   const rounds: RoundReport[] = [];
   let converged = false;
   let noiseStddev = 0;
+  // The run's rounds: each is calibrated for what the released ones left (`priorRounds`).
+  const runRounds: string[] = [];
 
   for (let index = 0; index <= config.maxRounds && !converged; index++) {
-    const { request } = nextRoundRequest({ modelId: MODEL, declaration, model, latestVersion: index });
+    const { request } = nextRoundRequest({
+      modelId: MODEL,
+      declaration,
+      model,
+      latestVersion: index,
+      runRounds,
+    });
     const task = kmeansTask(spec, model);
     const { sizes, graphs, floors } = planRoundShards(request, randomBytes(32));
     const base = params;
@@ -132,6 +140,7 @@ export async function trainFederated(
       deviceMs = median(deviceTimes);
     } else {
       const roundId = `r_${randomBytes(16).toString("base64url").slice(0, 22)}`;
+      runRounds.push(roundId);
       const plan = await privacy.plan(TENANT, MODEL, request.dp, {
         roundId,
         dimension: task.dimension,

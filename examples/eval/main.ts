@@ -57,7 +57,7 @@ const PRESETS: Record<string, Omit<Options, "data" | "out" | "seed" | "workerd">
     populations: ["retail", "synthetic-10000", "synthetic-100000"],
     k: [3, 4, 5, 6],
     epsilon: [null, 0.5, 1, 3],
-    rounds: 3,
+    rounds: 5,
     shard: 1000,
     secaggShard: 100,
   },

@@ -116,19 +116,30 @@ export function calibrateNoiseMultiplier(t: NoiseMultiplierTarget): CalibrationR
   );
 }
 
-/** Epsilon of `steps` rounds of the distributed discrete Gaussian (`ddgauss_epsilon`). */
+/** RDP already spent, at `orders` (an accountant's curve), that a calibration composes with. */
+export interface PriorRdp {
+  readonly orders: readonly number[];
+  readonly rdp: ArrayLike<number>;
+}
+
+/**
+ * Epsilon of `steps` rounds of the distributed discrete Gaussian (`ddgauss_epsilon`), after
+ * `prior` if given (RDP composes additively per order, Mironov 2017 Prop. 1).
+ */
 export function distributedDiscreteGaussianEpsilon(
   p: DistributedDiscreteGaussianParams & {
     readonly steps: number;
     readonly delta: number;
     readonly orders?: readonly number[];
+    readonly prior?: PriorRdp;
   },
 ): { epsilon: number; optimalOrder: number } {
   assertInteger("steps", p.steps, 1);
-  const orders = p.orders ?? FEDERATED_RDP_ORDERS;
+  const orders = p.prior?.orders ?? p.orders ?? FEDERATED_RDP_ORDERS;
   assertOrders(orders);
+  if (p.prior && p.prior.rdp.length !== orders.length) throw new RangeError("prior: one RDP value per order");
   const params = distributedDiscreteGaussianRdpParams(p);
-  const rdp = orders.map((a) => p.steps * discreteGaussianRdp(params, a));
+  const rdp = orders.map((a, i) => (p.prior?.rdp[i] ?? 0) + p.steps * discreteGaussianRdp(params, a));
   return rdpToEpsilon(orders, rdp, p.delta);
 }
 
@@ -144,6 +155,8 @@ export interface DistributedTarget
   readonly steps: number;
   /** RDP orders (default {@link FEDERATED_RDP_ORDERS}). */
   readonly orders?: readonly number[];
+  /** RDP already spent: `prior` plus the `steps` rounds reach `targetEpsilon` (its orders win). */
+  readonly prior?: PriorRdp;
 }
 
 /**

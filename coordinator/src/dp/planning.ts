@@ -15,7 +15,11 @@ import type {
   DistributedDiscreteGaussianConfig,
 } from "@fedprofile/protocol/dp";
 import { assertInRange, assertInteger, dyadicSigmaAtLeast, nextPowerOfTwo } from "@fedprofile/protocol/dp";
-import { calibrateDistributedDiscreteGaussian, calibrateNoiseMultiplier } from "./calibration.ts";
+import {
+  calibrateDistributedDiscreteGaussian,
+  calibrateNoiseMultiplier,
+  type PriorRdp,
+} from "./calibration.ts";
 
 /**
  * KLS21 Section 4.4: the scale `1/gamma` such that `2^b = 2k sqrt(rho/d (c n)^2 + (gamma^2/4 +
@@ -75,6 +79,8 @@ export interface DistributedPlan extends PlanBase {
   readonly threshold: number;
   /** Clients assumed to collude with the coordinator (their noise does not count). */
   readonly colluders?: number;
+  /** RDP the run has already spent: the noise is calibrated for `prior` plus `rounds` such rounds. */
+  readonly prior?: PriorRdp;
 }
 
 function indicatorFor(
@@ -118,6 +124,7 @@ export function planDistributedRound(p: DistributedPlan): DistributedDiscreteGau
       beta,
       dim: padded,
       tolerance: 1e-7 * clip,
+      ...(p.prior ? { prior: p.prior } : {}),
     });
     sigma = cal.noise;
     // The indicator's weight is the ratio of the total noise to the desired count noise, and it

@@ -186,6 +186,31 @@ describe("k-means server update", () => {
     expect(step.metrics.clustersKept).toBe(1);
   });
 
+  it("shrinks a noisy mean towards its old centroid by the James–Stein factor of its noise", () => {
+    const start = {
+      ...initialKMeansState(),
+      phase: "lloyd" as const,
+      centroids: [at({ recency: -0.5 }), at({ recency: 0.5 })],
+    };
+    // The exact sums, with a noise level stated: group A (40 devices) has noise 2/40 = 0.05 per
+    // coordinate of its mean, so its move of about 2.2 is kept at factor 1 − 7·0.05²/‖move‖².
+    const exact = aggregateOf("lloyd", all, start.centroids);
+    const info = { noiseStddev: 2, contributors: 100 };
+    const raw = applyKMeans({ ...spec, shrink: false }, start, exact, info).state.centroids ?? [];
+    const shrunk = applyKMeans(spec, start, exact, info).state.centroids ?? [];
+    const old = start.centroids[0] as number[];
+    const move = (raw[0] as number[]).reduce((s, v, d) => s + (v - (old[d] as number)) ** 2, 0);
+    const factor = 1 - (7 * 0.05 ** 2) / move;
+    shrunk[0]?.forEach((v, d) => {
+      expect(v).toBeCloseTo((old[d] as number) + factor * ((raw[0]?.[d] as number) - (old[d] as number)), 12);
+    });
+    // Ten times the noise (0.5 per coordinate of A's mean, 1.5 of its norm): about half the move.
+    const noisy = applyKMeans(spec, start, exact, { noiseStddev: 20, contributors: 100 });
+    const kept = (noisy.state.centroids?.[0] ?? []).reduce((s, v, d) => s + (v - (old[d] as number)) ** 2, 0);
+    expect(Math.sqrt(kept / move)).toBeCloseTo(1 - (7 * 0.5 ** 2) / move, 12);
+    expect(Math.sqrt(kept / move)).toBeLessThan(0.6);
+  });
+
   it("refuses an aggregate of the wrong length or with a non-finite value", () => {
     expect(() =>
       applyKMeans(spec, initialKMeansState(), new Float64Array(3), { noiseStddev: 0, contributors: 1 }),

@@ -15,8 +15,11 @@
  *   seeded) step, weighted k-means++ (best of 10) over the `overseed · k` noisy means, weighted by
  *   their noisy counts, merges them to k: a coreset refined in the full space rather than on the
  *   grid's fields (over-seeding then reducing, cf. k-means|| of Bahmani et al. 2012).
- * - Budget: the init round gets `init.budgetShare` of the run's RDP budget, the Lloyd rounds share
- *   the rest (`kmeansPlannedRounds`); the planner and ledger account every round as it ran.
+ *   Each step's noisy mean is shrunk towards the centroid it improves on by the positive-part
+ *   James–Stein factor of its noise (`spec.shrink`), so a small cluster does not jump by its noise.
+ * - Budget: the init round gets `init.budgetShare` of the run's RDP budget; each Lloyd round is
+ *   planned on what the run's released rounds left, split over the Lloyd rounds still to run
+ *   (`kmeansPlannedRounds`, the planner's `priorRounds`); the ledger accounts every round as it ran.
  */
 
 import {
@@ -96,12 +99,21 @@ export function kmeansTask(spec: KMeansSpec, state: KMeansState) {
 /**
  * The `rounds` a round of `phase` is calibrated for: a round planned as one of R equal rounds
  * spends 1/R of the run's RDP curve (the Gaussian's RDP is linear in 1/σ², Mironov 2017), so the
- * init round gets R₀ = ⌈1/budgetShare⌉ and each of the `maxRounds` Lloyd rounds
- * R₁ = ⌈maxRounds / (1 − 1/R₀)⌉: together at most the whole curve, so the run stays at its ε.
+ * init round gets R₀ = ⌈1/budgetShare⌉. With fixed shares (`iteration` not given) each of the
+ * `maxRounds` Lloyd rounds gets R₁ = ⌈maxRounds / (1 − 1/R₀)⌉: together at most the whole curve.
+ * Given the Lloyd `iteration`, the round is planned on what the run's released rounds left (the
+ * planner's `priorRounds`): R = the Lloyd rounds still to run, this one included. Survivors beyond
+ * a round's noise floor add noise its plan did not count on, and this hands that saving on.
  */
-export function kmeansPlannedRounds(spec: KMeansSpec, maxRounds: number, phase: KMeansPhase): number {
+export function kmeansPlannedRounds(
+  spec: KMeansSpec,
+  maxRounds: number,
+  phase: KMeansPhase,
+  iteration?: number,
+): number {
   const initRounds = Math.max(2, Math.ceil(1 / spec.init.budgetShare - 1e-9));
   if (phase === "init") return initRounds;
+  if (iteration !== undefined) return Math.max(1, maxRounds - iteration);
   return Math.ceil(maxRounds / (1 - 1 / initRounds) - 1e-9);
 }
 
@@ -126,7 +138,7 @@ export function applyKMeans(
   const countFloor = Math.max(1, (COUNT_NOISE_FLOOR * info.noiseStddev) / spec.countWeight);
   return state.phase === "init"
     ? applyInit(spec, aggregate, info, countFloor)
-    : applyLloyd(spec, state, aggregate, countFloor, info.seed ?? 1);
+    : applyLloyd(spec, state, aggregate, countFloor, info.noiseStddev, info.seed ?? 1);
 }
 
 function blockAt(aggregate: ArrayLike<number>, block: number, countWeight: number) {
@@ -210,6 +222,7 @@ function applyLloyd(
   state: KMeansState,
   aggregate: ArrayLike<number>,
   countFloor: number,
+  noiseStddev: number,
   seed: number,
 ): KMeansUpdate {
   const previous = state.centroids;
@@ -225,7 +238,8 @@ function applyLloyd(
       kept++;
       return old;
     }
-    const next = sum.map((s) => clampZ(s / count));
+    const mean = sum.map((s) => clampZ(s / count));
+    const next = spec.shrink ? shrinkTowards(old, mean, noiseStddev / count) : mean;
     shift = Math.max(shift, Math.sqrt(squaredDistance(next, old)));
     return next;
   });
@@ -240,6 +254,20 @@ function applyLloyd(
     metrics: { shift, clustersKept: kept, countFloor, merged: overseeded ? centroids.length : 0 },
     converged,
   };
+}
+
+/**
+ * Positive-part James–Stein (James & Stein 1961; Baranchik 1964) towards `old`: the noisy `mean`
+ * has independent noise of standard deviation `noise` per coordinate (the sum's noise over the
+ * count), so `old + (1 − (d − 2)·noise² / ‖mean − old‖²)₊ (mean − old)` has a lower expected
+ * squared error than `mean` for d ≥ 3, whatever the true mean. A large cluster (noise ≪ its move)
+ * keeps its mean; one whose move is within its noise stays put.
+ */
+function shrinkTowards(old: readonly number[], mean: number[], noise: number): number[] {
+  const move = squaredDistance(mean, old);
+  if (!(move > 0)) return mean;
+  const factor = Math.max(0, 1 - ((PROFILE_DIMENSION - 2) * noise ** 2) / move);
+  return mean.map((m, d) => (old[d] as number) + factor * (m - (old[d] as number)));
 }
 
 /**

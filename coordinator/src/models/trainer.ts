@@ -91,6 +91,11 @@ export interface TrainerState {
   nextRoundAt: number | null;
   latestVersion: number | null;
   stoppedReason: string | null;
+  /**
+   * The rounds this run opened (k-means: the planner composes their ledger entries as the run's
+   * prior spend, see `DpRoundRequest.priorRounds`). Absent in state saved before it existed.
+   */
+  runRounds?: string[];
 }
 
 export interface TrainerHostOptions {
@@ -121,7 +126,13 @@ export function defaultMinNoiseShares(declaration: ModelDeclaration): number {
 }
 
 /** What a round request depends on: the model, its declaration, its state and its newest version. */
-export type RoundBasis = Pick<TrainerState, "modelId" | "declaration" | "model" | "latestVersion">;
+export type RoundBasis = Pick<TrainerState, "modelId" | "declaration" | "model" | "latestVersion"> & {
+  /** The run's rounds so far: given, a k-means round is calibrated for what they left. */
+  runRounds?: readonly string[] | undefined;
+};
+
+/** Most prior rounds a request names (the wire's bound); a longer run falls back to fixed shares. */
+const MAX_PRIOR_ROUNDS = 1000;
 
 /** The task of the next round of a model in `state`, its dimension, sensitivity and DP round count. */
 function nextTask(state: RoundBasis): {
@@ -129,6 +140,7 @@ function nextTask(state: RoundBasis): {
   dimension: number;
   sensitivity: number;
   rounds: number;
+  priorRounds?: string[];
 } {
   const { declaration, model } = state;
   if (declaration.kind === "fcf") {
@@ -152,6 +164,8 @@ function nextTask(state: RoundBasis): {
   }
   if (isFcfState(model)) throw new RangeError("a k-means model holds fcf state");
   const t = kmeansTask(declaration.spec, model);
+  const prior =
+    state.runRounds && state.runRounds.length <= MAX_PRIOR_ROUNDS ? [...state.runRounds] : undefined;
   return {
     task: {
       kind: "kmeans",
@@ -162,7 +176,13 @@ function nextTask(state: RoundBasis): {
     },
     dimension: t.dimension,
     sensitivity: t.sensitivity,
-    rounds: kmeansPlannedRounds(declaration.spec, declaration.schedule.maxRounds, t.phase),
+    rounds: kmeansPlannedRounds(
+      declaration.spec,
+      declaration.schedule.maxRounds,
+      t.phase,
+      prior ? model.iteration : undefined,
+    ),
+    ...(prior ? { priorRounds: prior } : {}),
   };
 }
 
@@ -170,7 +190,7 @@ function nextTask(state: RoundBasis): {
 export function nextRoundRequest(state: RoundBasis): { request: OpenRoundRequest; task: RoundTask } {
   const { declaration } = state;
   const { dp, cohort, schedule } = declaration;
-  const { task, dimension, sensitivity, rounds } = nextTask(state);
+  const { task, dimension, sensitivity, rounds, priorRounds } = nextTask(state);
   return {
     task,
     request: {
@@ -195,6 +215,7 @@ export function nextRoundRequest(state: RoundBasis): { request: OpenRoundRequest
         // rounds' shares add up to the run's budget.
         targetEpsilon: dp.targetEpsilon,
         rounds,
+        ...(priorRounds ? { priorRounds } : {}),
         minNoiseShares: dp.minNoiseShares ?? defaultMinNoiseShares(declaration),
         modulusBits: dp.modulusBits,
       },
@@ -302,6 +323,7 @@ export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
       return {
         ...state,
         roundsOpened: state.roundsOpened + 1,
+        ...(state.runRounds ? { runRounds: [...state.runRounds, opened.roundId] } : {}),
         current: {
           roundId: opened.roundId,
           phase: task.phase,
@@ -422,6 +444,7 @@ export function createTrainerHost(options: TrainerHostOptions): TrainerHost {
           nextRoundAt: now,
           latestVersion: previous?.latestVersion ?? null,
           stoppedReason: null,
+          runRounds: [],
         };
         if (declaration.kind === "fcf" && isFcfState(state.model)) {
           // An fcf run's rounds improve on published factors: publish the public, seeded start.

@@ -13,6 +13,7 @@ import type { DpEvent, DpRoundConfig } from "@fedprofile/protocol/dp";
 import {
   centralRoundEvent,
   DEFAULT_PRIVACY_POLICY,
+  DEFAULT_RDP_ORDERS,
   defaultColluders,
   distributedRoundEvent,
 } from "@fedprofile/protocol/dp";
@@ -289,6 +290,17 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
     await publishCheckpoints(scope, schedule.minIntervalMs).catch(() => []);
   }
 
+  /** The RDP curve (ledger orders) of the model's release entries of `roundIds`. */
+  async function priorRdp(tenantId: string, modelId: string, roundIds: readonly string[]) {
+    const wanted = new Set(roundIds);
+    const accountant = new RdpAccountant({ orders: DEFAULT_RDP_ORDERS });
+    for (const entry of await readAll(store, { tenant: tenantId, model: modelId })) {
+      if (!isReleaseEntry(entry) || entry.roundId === undefined || !wanted.has(entry.roundId)) continue;
+      for (const c of entry.events) accountant.compose(c.event, c.count);
+    }
+    return { orders: DEFAULT_RDP_ORDERS, rdp: accountant.rdp() };
+  }
+
   /** Refuses the round if the model's last 24 hours, open rounds and this one pass the daily cap. */
   async function assertDailyCap(tenantId: string, modelId: string, budget: PrivacyBudget, event: DpEvent) {
     const since = clock() - DAY_MS;
@@ -402,6 +414,9 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
               samplingRate: SELF_SELECTED.rate,
             }
           : null;
+      // The run's released rounds as the ledger recorded them, at the ledger's own orders, so
+      // the calibration and the cap check below compose the same curve.
+      const prior = request.priorRounds ? await priorRdp(tenantId, modelId, request.priorRounds) : undefined;
       let config: DpRoundConfig;
       try {
         if (request.mechanism === "distributed_discrete_gaussian") {
@@ -412,6 +427,7 @@ export function createRoundPrivacy(options: RoundPrivacyOptions): RoundPrivacy {
             ...target,
             threshold: shape.threshold,
             colluders,
+            ...(prior ? { prior } : {}),
           });
         } else {
           const noise =

@@ -72,6 +72,13 @@ export const DpRoundRequest = z
      * shares (KLS21 §5). Default `defaultColluders` (5% of the shares, at least 1), never 0.
      */
     colluders: z.optional(z.int().check(z.minimum(0), z.maximum(65_536))),
+    /**
+     * Distributed rounds: the rounds of the same training run already released. The noise is then
+     * calibrated so that those rounds, as the ledger recorded them, and `rounds` rounds like this
+     * one reach `targetEpsilon`: what a round's survivors beyond its noise floor saved goes to the
+     * rounds after it (a trainer sets it; each round is still checked against the cap).
+     */
+    priorRounds: z.optional(z.array(RoundId).check(z.maxLength(1000))),
     /** Bits m of the modular arithmetic (KLS21 §4.4); the upload is m bits per coordinate. */
     modulusBits: z._default(z.int().check(z.minimum(8), z.maximum(32)), 24),
     /**
@@ -97,6 +104,10 @@ export const DpRoundRequest = z
     z.refine((r) => r.targetEpsilon !== undefined || r.noiseMultiplier !== undefined, {
       message: "give targetEpsilon with rounds, or (central_gaussian) noiseMultiplier",
       path: ["targetEpsilon"],
+    }),
+    z.refine((r) => r.priorRounds === undefined || r.mechanism === "distributed_discrete_gaussian", {
+      message: "priorRounds applies to distributed_discrete_gaussian rounds only",
+      path: ["priorRounds"],
     }),
     z.refine((r) => r.noiseMultiplier === undefined || r.mechanism === "central_gaussian", {
       message:

@@ -55,6 +55,12 @@ export const KMeansSpec = z
     clip: z._default(positiveUpTo(64), 4),
     /** Value a device puts in its cluster's count slot: the count's share of the sensitivity. */
     countWeight: z._default(positiveUpTo(64), 2),
+    /**
+     * Shrinks each Lloyd step's noisy mean towards the centroid it improves on, by the positive-part
+     * James–Stein factor of its noise (James & Stein 1961): a small cluster's mean, whose noise is
+     * of the size of its move, barely moves. Post-processing; `false` takes the raw noisy means.
+     */
+    shrink: z._default(z.boolean(), true),
     /** Converged when no centroid moves more than this (standardised units) in a round. */
     tolerance: z._default(positiveUpTo(10), 0.02),
     init: z._default(KMeansInitSpec, {
