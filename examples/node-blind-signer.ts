@@ -23,8 +23,13 @@ export function nodeBlindSigner(keys: CryptoKeyPair): BlindSigner {
       // OpenSSL refuses m ≥ n ("data too large for modulus").
       throw new RangeError("blinded message: not below the modulus", { cause });
     }
-    const opened = publicEncrypt({ key: publicKey, padding: constants.RSA_NO_PADDING }, signature);
-    if (!opened.equals(blindedMessage)) throw new Error("blind signature: signing failure (RSAVP1 check)");
+    let opened: Buffer | undefined;
+    try {
+      opened = publicEncrypt({ key: publicKey, padding: constants.RSA_NO_PADDING }, signature);
+    } catch {
+      // s ≥ n of the public key: the private half is not this key's, a signing failure too.
+    }
+    if (!opened?.equals(blindedMessage)) throw new Error("blind signature: signing failure (RSAVP1 check)");
     return new Uint8Array(signature);
   };
 }

@@ -44,10 +44,20 @@ describe("the issuer's RSA private operation on OpenSSL", () => {
     await expect(sign(new Uint8Array(256).fill(0xff))).rejects.toThrow(RangeError);
     await expect(sign(new Uint8Array(255))).rejects.toThrow(/expected 256 bytes/);
     // A signer whose private half is not the issuer's: the RSAVP1 check stops its signature.
-    const mismatched = nodeBlindSigner({ privateKey: otherKeys.privateKey, publicKey: keys.publicKey });
-    const message = new Uint8Array(256);
-    message[255] = 7;
-    await expect(mismatched(message)).rejects.toThrow(/signing failure/);
+    // Either way round, so that both a signature below and one above the other modulus are met
+    // (CI once drew the second, which the check then let through as an OpenSSL error).
+    for (const [a, b] of [
+      [otherKeys, keys],
+      [keys, otherKeys],
+    ] as const) {
+      const mismatched = nodeBlindSigner({ privateKey: a.privateKey, publicKey: b.publicKey });
+      for (let i = 1; i <= 8; i++) {
+        const message = new Uint8Array(256);
+        message[0] = 0x08 * i; // below any 2048-bit modulus (top bit set)
+        message[255] = i;
+        await expect(mismatched(message)).rejects.toThrow(/signing failure/);
+      }
+    }
     // Through the issuer, m ≥ n is a 400 naming the request.
     const issuer = await createTokenIssuer({ name: "shop.example", keys, blindSign: sign });
     const request = new Uint8Array(3 + 256).fill(0xff);
