@@ -10,11 +10,19 @@
  */
 
 import { AuthenticatorInput, publicVerif, Token } from "@cloudflare/privacypass-ts";
+import {
+  createIssuerHandler,
+  createTokenIssuer,
+  generateIssuerKeys,
+  ISSUER_DIRECTORY_PATH,
+  type TokenIssuer,
+} from "@fedprofile/coordinator/admission";
 import { ADMISSION_TOKEN_TYPE, roundChallenge, tokenKeyId } from "@fedprofile/protocol/admission";
 import { bytesToBase64, type RandomBytes } from "@fedprofile/protocol/bytes";
 import { generateRoundIdentity, identityNonce } from "@fedprofile/protocol/secagg";
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { ClientIdentity } from "../../sdk/src/secagg/client";
+import type { AdmissionOptions } from "../../sdk/src/sync/admission";
 
 /** An issuer as the tests hold it: name, key pair, and the public key in RSASSA-PSS SPKI form. */
 export interface TestIssuer {
@@ -70,4 +78,22 @@ export async function mintIdentity(
     shard,
     issuer: { name: issuer.name, publicKey: bytesToBase64(issuer.spki) },
   };
+}
+
+/**
+ * A storefront issuer behind a fetch stub, each token request from a new customer, and the
+ * `admission` option a device points at it (real blinded issuance, no network).
+ */
+export async function stubbedStorefrontIssuer(
+  name = "shop.example",
+): Promise<{ issuer: TokenIssuer; admission: AdmissionOptions }> {
+  const issuer = await createTokenIssuer({ name, keys: await generateIssuerKeys() });
+  let customer = 0;
+  const handle = createIssuerHandler(issuer, () => ({ customerId: `c${customer++}` }));
+  const admission: AdmissionOptions = {
+    directoryUrl: `https://${name}${ISSUER_DIRECTORY_PATH}`,
+    fetch: async (input, init) =>
+      (await handle(new Request(input, init))) ?? new Response("", { status: 404 }),
+  };
+  return { issuer, admission };
 }

@@ -6,13 +6,7 @@
  * share, with the reason reported.
  */
 import { createCoordinatorApp, createMemoryCoordinator, generateTenantKeys } from "@fedprofile/coordinator";
-import {
-  createIssuerHandler,
-  createTokenIssuer,
-  generateIssuerKeys,
-  ISSUER_DIRECTORY_PATH,
-  type TokenIssuer,
-} from "@fedprofile/coordinator/admission";
+import type { TokenIssuer } from "@fedprofile/coordinator/admission";
 import { decodeFloat64Vector } from "@fedprofile/coordinator/wire";
 import {
   type AdmissionOptions,
@@ -22,6 +16,7 @@ import {
   type SecAggOutcome,
 } from "@fedprofile/sdk/sync";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { stubbedStorefrontIssuer } from "./identities";
 
 const TENANT = "signed-shop";
 const ENCODING = { kind: "fixed-point" as const, clip: 64, valueBits: 16 };
@@ -37,14 +32,7 @@ const VECTORS = [
 let issuer: TokenIssuer;
 let admission: AdmissionOptions;
 beforeAll(async () => {
-  issuer = await createTokenIssuer({ name: "shop.example", keys: await generateIssuerKeys() });
-  let customer = 0;
-  const handle = createIssuerHandler(issuer, () => ({ customerId: `c${customer++}` }));
-  admission = {
-    directoryUrl: `https://shop.example${ISSUER_DIRECTORY_PATH}`,
-    fetch: async (input, init) =>
-      (await handle(new Request(input, init))) ?? new Response("", { status: 404 }),
-  };
+  ({ issuer, admission } = await stubbedStorefrontIssuer());
 }, 60_000);
 
 let stop: (() => void) | undefined;

@@ -49,6 +49,7 @@ import {
   tokenKeyId,
   verifyAdmissionToken,
 } from "@fedprofile/protocol/admission";
+import type { RandomBytes } from "@fedprofile/protocol/bytes";
 import nacl from "tweetnacl";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -88,6 +89,25 @@ async function identitiesFor(roundId: string, seed: string): Promise<ClientIdent
   return out;
 }
 
+/** The test shard's server state at round start, with the check this test turns on. */
+function shardState(random: RandomBytes, check: { consistencyCheck: true } | { signedKeys: true }) {
+  return createRoundState(
+    {
+      roundId: ROUND,
+      cohortSize: N,
+      k: K,
+      t: T,
+      dimension: DIM,
+      valueBits: BITS,
+      modulusBits: M,
+      shard: SHARD,
+      ...check,
+      randomBytes: random,
+    },
+    0,
+  );
+}
+
 type NeighbourView = { slot: number; cPk: string; sPk: string; identity?: ClientIdentityWire };
 type ClientIdentityWire = { idPk: string; salt: string; token: string; sig: string };
 
@@ -103,21 +123,7 @@ async function keySwapAttack(
 ): Promise<{ recovered: Uint32Array | null; aborts: string[]; codes: string[] }> {
   const random = seededRandomBytes(`swap-${identities ? "signed" : "plain"}`);
   const options = { randomBytes: random, keyAgreement: tweetnaclKeyAgreement };
-  let server: ServerRoundState = createRoundState(
-    {
-      roundId: ROUND,
-      cohortSize: N,
-      k: K,
-      t: T,
-      dimension: DIM,
-      valueBits: BITS,
-      modulusBits: M,
-      shard: SHARD,
-      consistencyCheck: true,
-      randomBytes: random,
-    },
-    0,
-  );
+  let server: ServerRoundState = shardState(random, { consistencyCheck: true });
   const clients: Array<ClientState | null> = [];
   for (let u = 0; u < N; u++) {
     const id = identities?.[u];
@@ -291,21 +297,7 @@ describe("signed key advertisements (maliciousServer preset, issue 13)", () => {
     expect(outcome.sum).toEqual(expected);
 
     const random = seededRandomBytes("server-check");
-    const server = createRoundState(
-      {
-        roundId: ROUND,
-        cohortSize: N,
-        k: K,
-        t: T,
-        dimension: DIM,
-        valueBits: BITS,
-        modulusBits: M,
-        shard: SHARD,
-        signedKeys: true,
-        randomBytes: random,
-      },
-      0,
-    );
+    const server = shardState(random, { signedKeys: true });
     const unsigned = advertiseKeys(viewFor(server, 0), { randomBytes: random }).message;
     await expect(handleFrame(server, encodeClientFrame(unsigned), 0)).rejects.toThrow(
       /needs a signed advertisement/,

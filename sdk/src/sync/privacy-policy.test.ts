@@ -4,18 +4,13 @@
  * sent" means no call beyond the check-in reached it.
  */
 
-import {
-  createIssuerHandler,
-  createTokenIssuer,
-  generateIssuerKeys,
-  ISSUER_DIRECTORY_PATH,
-  type TokenIssuer,
-} from "@fedprofile/coordinator/admission";
+import type { TokenIssuer } from "@fedprofile/coordinator/admission";
 import { planCentralRound, planDistributedRound } from "@fedprofile/coordinator/dp";
 import { bytesToBase64 } from "@fedprofile/protocol/bytes";
 import { DEFAULT_PRIVACY_POLICY, roundEpsilon } from "@fedprofile/protocol/dp";
 import type { RoundInfo, SecAggConfig } from "@fedprofile/protocol/wire";
 import { beforeAll, describe, expect, it } from "vitest";
+import { stubbedStorefrontIssuer } from "../../../test/secagg/identities";
 import type { AdmissionOptions } from "./admission";
 import type { CoordinatorClient } from "./coordinator-client";
 import { participateInRound } from "./plain-round";
@@ -27,14 +22,7 @@ const SEED = "00112233445566778899aabbccddeeff";
 let issuer: TokenIssuer;
 let admission: AdmissionOptions;
 beforeAll(async () => {
-  issuer = await createTokenIssuer({ name: "shop.example", keys: await generateIssuerKeys() });
-  let customer = 0;
-  const handle = createIssuerHandler(issuer, () => ({ customerId: `c${customer++}` }));
-  admission = {
-    directoryUrl: `https://shop.example${ISSUER_DIRECTORY_PATH}`,
-    fetch: async (input, init) =>
-      (await handle(new Request(input, init))) ?? new Response("", { status: 404 }),
-  };
+  ({ issuer, admission } = await stubbedStorefrontIssuer());
 }, 60_000);
 
 /** A distributed round that meets the production floors: 40 shares, t = 30, ε 1 over 10 rounds. */
