@@ -226,6 +226,45 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
       expect(Math.abs(w - 6)).toBeLessThanOrEqual(3 * STEP);
   });
 
+  it("a masked input whose storage write fails is retried and counted once (the sum is added in place)", async () => {
+    const ctx = setup();
+    stop = ctx.stop;
+    await ctx.open({ maxContributions: 3, secagg: { k: 2, t: 2 } });
+    // The second masked input's write fails once, after the shard has added it into its sum.
+    let sumWrites = 0;
+    let failed = false;
+    for (const { store } of ctx.memory.shards.values()) {
+      const put = store.put.bind(store);
+      store.put = async (entries) => {
+        if ("sum" in entries && ++sumWrites === 2 && !failed) {
+          failed = true;
+          throw new Error("storage write failed");
+        }
+        return put(entries);
+      };
+    }
+    const outcomes = await Promise.all(
+      [1, 2, 3].map(async (x) => {
+        const client = ctx.device();
+        return participateInSecAggRound(
+          client,
+          await checkinRound(client),
+          () => Float64Array.of(x, -x, 2 * x),
+          {
+            policy: "development",
+            pollMs: 10,
+          },
+        );
+      }),
+    );
+    expect(failed).toBe(true);
+    expect(outcomes.map((o) => o.status)).toEqual(["contributed", "contributed", "contributed"]);
+    const model = await ctx.memory.models.latest("sa-shop", "activity");
+    const weights = Array.from(decodeFloat64Vector(model!.weights, 3));
+    for (const [i, expected] of [6, -6, 12].entries())
+      expect(Math.abs((weights[i] as number) - expected)).toBeLessThanOrEqual(3 * STEP);
+  });
+
   it("no request body carries a device's vector in the clear, in any encoding", async () => {
     const ctx = setup();
     stop = ctx.stop;

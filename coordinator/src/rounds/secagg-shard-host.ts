@@ -303,9 +303,19 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
           );
         }
         // ProtocolError is a FedprofileError: its stable code and status reach the client.
-        const transition = await handleReceived(state, received, clock(), options.unmask);
-        await commit(record, transition.state, transition.changed);
-        return transition.reply;
+        // The step adds a masked input into the cached sum in place (`consumeSum`), so after a
+        // failed masked-input step the cache may hold a sum storage does not: storage is the truth.
+        try {
+          const transition = await handleReceived(state, received, clock(), {
+            ...options.unmask,
+            consumeSum: true,
+          });
+          await commit(record, transition.state, transition.changed);
+          return transition.reply;
+        } catch (error) {
+          if (received.message.stage === "masked-input") cache = null;
+          throw error;
+        }
       }),
 
     status: () =>

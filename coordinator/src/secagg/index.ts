@@ -22,6 +22,7 @@ export {
   handleUnmask,
   onDeadline,
   roundGraph,
+  type StepOptions,
   type Transition,
   viewFor,
 } from "./server";

@@ -60,6 +60,17 @@ import {
 } from "./state";
 import { finalizeUnmask, type UnmaskOptions } from "./unmask";
 
+/** Options of one server step. */
+export interface StepOptions extends UnmaskOptions {
+  /**
+   * The caller hands over `state.maskedSum`: a masked input is added into it in place rather than
+   * into a copy (one 256 KB copy less per input at d = 2^16). The `state` passed in must then not
+   * be used again after a masked-input step, whether it returned or threw; the shard host, which
+   * reloads from storage after such a failure, sets this.
+   */
+  consumeSum?: boolean;
+}
+
 /** Result of accepting a message. */
 export interface Transition {
   state: ServerRoundState;
@@ -86,19 +97,41 @@ function ack(state: ServerRoundState, slot: number, stage: Stage): SecAggAck {
   return { v: SECAGG_VERSION, roundId: state.config.roundId, slot, stage, accepted: true };
 }
 
+/**
+ * Per-stage submission counts of a `devices` object, carried from one state to the next by
+ * `withDevice`, so that accept does not scan every device record per message.
+ */
+const countsOf = new WeakMap<ServerRoundState["devices"], Partial<Record<Stage, number>>>();
+
 function withDevice(
   state: ServerRoundState,
   slot: number,
   update: (r: DeviceRecord) => DeviceRecord,
 ): ServerRoundState {
   const current = state.devices[String(slot)] ?? { digests: {} };
-  return { ...state, devices: { ...state.devices, [String(slot)]: update(current) } };
+  const updated = update(current);
+  const devices = { ...state.devices, [String(slot)]: updated };
+  const counts = countsOf.get(state.devices);
+  if (counts) {
+    const next = { ...counts };
+    for (const stage in next) {
+      const key = stage as Stage;
+      const delta = Number(updated.digests[key] !== undefined) - Number(current.digests[key] !== undefined);
+      next[key] = (next[key] as number) + delta;
+    }
+    countsOf.set(devices, next);
+  }
+  return { ...state, devices };
 }
 
 /** How many devices have submitted `stage` (no list, no sort: accept asks this per message). */
 function submittedCount(state: ServerRoundState, stage: Stage): number {
+  const counts = countsOf.get(state.devices);
+  const known = counts?.[stage];
+  if (known !== undefined) return known;
   let count = 0;
   for (const slot in state.devices) if (state.devices[slot]?.digests[stage] !== undefined) count++;
+  countsOf.set(state.devices, { ...counts, [stage]: count });
   return count;
 }
 
@@ -235,9 +268,14 @@ async function shareKeys(state: ServerRoundState, received: Received, now: numbe
  * The vector itself is not kept: only Σ y_u mod 2^m, as words, added straight from the packed
  * bytes of the frame (`addSumInput`).
  */
-async function maskedInput(state: ServerRoundState, received: Received, now: number): Promise<Transition> {
+async function maskedInput(
+  state: ServerRoundState,
+  received: Received,
+  now: number,
+  consumeSum: boolean,
+): Promise<Transition> {
   const { message, digest } = admit(state, received, "masked-input");
-  const sum = addSumInput(state, message.masked);
+  const sum = addSumInput(state, message.masked, consumeSum);
   const next = withDevice({ ...state, maskedSum: sum }, message.slot, (r) => ({
     ...r,
     digests: { ...r.digests, "masked-input": digest },
@@ -247,13 +285,13 @@ async function maskedInput(state: ServerRoundState, received: Received, now: num
 }
 
 /**
- * The running sum after one more packed masked input: a copy of the stored words plus the input,
- * mod 2^m. Checks the exact packed length and the padding bits first.
+ * The running sum after one more packed masked input, mod 2^m: the stored words themselves when
+ * `consumeSum`, else a copy. Checks the exact packed length and the padding bits first.
  */
-function addSumInput(state: ServerRoundState, packed: Uint8Array): Uint32Array {
+function addSumInput(state: ServerRoundState, packed: Uint8Array, consumeSum: boolean): Uint32Array {
   const { dimension, modulusBits } = state.config;
   expectLength("masked", packed, packedLength(dimension, modulusBits), "masked-input");
-  const sum = maskedSumWords(state);
+  const sum = consumeSum && state.maskedSum !== null ? state.maskedSum : maskedSumWords(state);
   try {
     addPackedInPlace(sum, packed, modulusBits);
   } catch (cause) {
@@ -372,7 +410,7 @@ export function handleReceived(
   state: ServerRoundState,
   received: Received,
   now: number,
-  options: UnmaskOptions = {},
+  options: StepOptions = {},
 ): Promise<Transition> {
   switch (received.message.stage) {
     case "advertise-keys":
@@ -380,7 +418,7 @@ export function handleReceived(
     case "share-keys":
       return shareKeys(state, received, now);
     case "masked-input":
-      return maskedInput(state, received, now);
+      return maskedInput(state, received, now, options.consumeSum === true);
     case "consistency-check":
       return consistencyCheck(state, received, now);
     case "unmask":
@@ -393,7 +431,7 @@ export async function handleFrame(
   state: ServerRoundState,
   frame: Uint8Array,
   now: number,
-  options: UnmaskOptions = {},
+  options: StepOptions = {},
 ): Promise<Transition> {
   return handleReceived(state, await receiveFrame(frame), now, options);
 }
