@@ -34,6 +34,7 @@ import {
   utf8,
 } from "../bytes";
 import { LABELS, SIZES } from "./constants";
+import { nativeOrReference } from "./native-or-reference";
 
 /** A device's identity key pair for one round, and the salt of its token nonce. */
 export interface RoundIdentity {
@@ -176,27 +177,20 @@ export const RFC8032_TEST2 = {
     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
 } as const;
 
-let probed: Promise<SignatureVerifier> | undefined;
-
 /**
  * The fastest verifier that accepts RFC 8032 §7.1 TEST 2 and rejects it with one bit flipped:
  * WebCrypto's Ed25519 if present and correct, else tweetnacl. Probed once per process.
  */
-export function defaultSignatureVerifier(): Promise<SignatureVerifier> {
-  probed ??= (async () => {
-    try {
-      const good = {
-        publicKey: hexToBytes(RFC8032_TEST2.publicKey),
-        message: hexToBytes(RFC8032_TEST2.message),
-        signature: hexToBytes(RFC8032_TEST2.signature),
-      };
-      const bad = { ...good, message: Uint8Array.of(0x73) };
-      const [ok, forged] = await webCryptoSignatureVerifier.verifyMany([good, bad]);
-      if (ok === true && forged === false) return webCryptoSignatureVerifier;
-    } catch {
-      // No native Ed25519 here (older browser): fall back to the reference implementation.
-    }
-    return tweetnaclSignatureVerifier;
-  })();
-  return probed;
-}
+export const defaultSignatureVerifier: () => Promise<SignatureVerifier> = nativeOrReference(
+  webCryptoSignatureVerifier,
+  tweetnaclSignatureVerifier,
+  async (verifier) => {
+    const good = {
+      publicKey: hexToBytes(RFC8032_TEST2.publicKey),
+      message: hexToBytes(RFC8032_TEST2.message),
+      signature: hexToBytes(RFC8032_TEST2.signature),
+    };
+    const [ok, forged] = await verifier.verifyMany([good, { ...good, message: Uint8Array.of(0x73) }]);
+    return ok === true && forged === false;
+  },
+);

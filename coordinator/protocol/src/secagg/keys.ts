@@ -23,6 +23,7 @@ import {
 } from "../bytes";
 import { ERROR_CODES, LABELS, SIZES } from "./constants";
 import { ProtocolError } from "./errors";
+import { nativeOrReference } from "./native-or-reference";
 
 /** An X25519 key pair. */
 export interface KeyPair {
@@ -102,29 +103,22 @@ export const RFC7748_VECTOR = {
   shared: "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742",
 } as const;
 
-let probed: Promise<KeyAgreement> | undefined;
-
 /**
  * The fastest backend that reproduces RFC 7748 §6.1 on this platform: WebCrypto's X25519 if
  * present and correct, else tweetnacl. Probed once per process.
  */
-export function defaultKeyAgreement(): Promise<KeyAgreement> {
-  probed ??= (async () => {
-    try {
-      const own = {
-        secretKey: hexToBytes(RFC7748_VECTOR.aliceSecret),
-        publicKey: hexToBytes(RFC7748_VECTOR.alicePublic),
-      };
-      const [shared] = await webCryptoKeyAgreement.agreeMany(own, [hexToBytes(RFC7748_VECTOR.bobPublic)]);
-      if (shared && bytesToBase64(shared) === bytesToBase64(hexToBytes(RFC7748_VECTOR.shared)))
-        return webCryptoKeyAgreement;
-    } catch {
-      // No native X25519 here (older browser): fall back to the reference implementation.
-    }
-    return tweetnaclKeyAgreement;
-  })();
-  return probed;
-}
+export const defaultKeyAgreement: () => Promise<KeyAgreement> = nativeOrReference(
+  webCryptoKeyAgreement,
+  tweetnaclKeyAgreement,
+  async (agreement) => {
+    const own = {
+      secretKey: hexToBytes(RFC7748_VECTOR.aliceSecret),
+      publicKey: hexToBytes(RFC7748_VECTOR.alicePublic),
+    };
+    const [shared] = await agreement.agreeMany(own, [hexToBytes(RFC7748_VECTOR.bobPublic)]);
+    return shared !== undefined && bytesToBase64(shared) === bytesToBase64(hexToBytes(RFC7748_VECTOR.shared));
+  },
+);
 
 /**
  * HKDF `info` for a derived key: label ‖ 0 ‖ round id ‖ 0 ‖ a ‖ b (32-bit LE). Round ids never
