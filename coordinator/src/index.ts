@@ -9,6 +9,7 @@ export * from "./models/index";
 export * from "./ports";
 export * from "./rounds/any-round-host";
 export * from "./rounds/hot-path-cache";
+export * from "./rounds/lazy-shards";
 export * from "./rounds/pick-shard";
 export * from "./rounds/plain-sum-round";
 export * from "./rounds/round-floors";

@@ -11,6 +11,7 @@ import {
   type ChildOutcome,
   createAnyRoundHost,
   type RoundHostHandle,
+  type ShardMeta,
   type SpentTokens,
 } from "@fedprofile/coordinator";
 import type { ContributionRequest, OpenRoundRequest, RoundTask } from "@fedprofile/coordinator/wire";
@@ -74,6 +75,15 @@ export class RoundDO extends DurableObject<Env> {
 
   shardFinished(outcome: ChildOutcome) {
     return asResult(() => this.host.shardFinished(outcome));
+  }
+
+  /** A lazily opened shard's first touch (`coordinator/src/rounds/lazy-shards.ts`). */
+  registerShard(meta: ShardMeta) {
+    return asResult(() => this.host.registerShard(meta));
+  }
+
+  registerAggregator(index: number) {
+    return asResult(() => this.host.registerAggregator(index));
   }
 
   override async alarm(): Promise<void> {

@@ -50,8 +50,8 @@ export class SecAggShardDO extends DurableObject<Env> {
     return asResult(() => this.host.open(meta, options));
   }
 
-  admit(participantId: string, tokenHash: string) {
-    return asResult(() => this.host.admit(participantId, tokenHash));
+  admit(participantId: string, tokenHash: string, meta?: ShardMeta) {
+    return asResult(() => this.host.admit(participantId, tokenHash, meta));
   }
 
   view(participantId: string, tokenHash: string) {
@@ -80,7 +80,7 @@ export function shardHandle(env: Env, tenantId: string, roundId: string, shard: 
   const stub = env.SHARD.get(env.SHARD.idFromName(`${tenantId}/${roundId}/${shard}`));
   return {
     open: async (meta, options) => unwrap(await stub.open(meta, options)),
-    admit: async (participantId, tokenHash) => unwrap(await stub.admit(participantId, tokenHash)),
+    admit: async (participantId, tokenHash, meta) => unwrap(await stub.admit(participantId, tokenHash, meta)),
     view: async (participantId, tokenHash) => unwrap(await stub.view(participantId, tokenHash)),
     message: async (participantId, tokenHash, frame) =>
       unwrap(await stub.message(participantId, tokenHash, frame)),

@@ -121,7 +121,12 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
           tenantId,
           info.roundId,
           shard,
-        ).admit(participantId, sha256Hex(participantToken));
+        ).admit(participantId, sha256Hex(participantToken), {
+          tenantId,
+          roundId: info.roundId,
+          shard,
+          shards,
+        });
         return {
           v: WIRE_VERSION,
           roundId: info.roundId,

@@ -30,6 +30,7 @@ import {
   type UnmaskOptions,
   viewFor,
 } from "../secagg/index";
+import type { LazyShardConfig } from "./lazy-shards";
 import { createSerialQueue } from "./serial-queue";
 
 /** A per-object key-value store with one alarm (Durable Object storage, or memory). */
@@ -55,16 +56,21 @@ export interface ShardOutcome {
   admitted?: number;
 }
 
-/** The root as a shard sees it. */
+/** The root (or its aggregator) as a shard sees it. */
 export interface SecAggRootHandle {
   shardFinished(outcome: ShardOutcome): Promise<void>;
+  /** A lazily opened shard's first touch: registers it, answers its options (`./lazy-shards.ts`). */
+  registerShard(meta: ShardMeta): Promise<LazyShardConfig>;
 }
 
 /** One shard, wherever it lives; every method is serialised by the host. */
 export interface SecAggShardHandle {
   open(meta: ShardMeta, options: CreateRoundOptions): Promise<void>;
-  /** Admits a participant (by its token's digest) to the next free slot. */
-  admit(participantId: string, tokenHash: string): Promise<number>;
+  /**
+   * Admits a participant (by its token's digest) to the next free slot. With `meta`, a shard that
+   * does not exist yet opens first, with the options its parent gives it (lazy open).
+   */
+  admit(participantId: string, tokenHash: string, meta?: ShardMeta): Promise<number>;
   view(participantId: string, tokenHash: string): Promise<SecAggServerView>;
   /** One message as its binary frame: decoded here, once, and digested over its raw bytes. */
   message(participantId: string, tokenHash: string, frame: Uint8Array): Promise<SecAggAck>;
@@ -158,11 +164,21 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
     return cache;
   }
 
-  /** Persists the changed entries, keeps the alarm in step, and reports an ended shard. */
-  async function commit(record: ShardRecord, state: ServerRoundState, changed: string[]): Promise<void> {
+  /**
+   * Persists the changed entries, keeps the alarm in step, and reports an ended shard. The alarm
+   * is written only when the deadline moved (a stage change), not on every message: `before` is
+   * the deadline the stored alarm already has.
+   */
+  async function commit(
+    record: ShardRecord,
+    state: ServerRoundState,
+    changed: string[],
+    before?: number | null,
+  ): Promise<void> {
     await persist(record, state, changed);
-    if (state.deadline !== null) await store.setAlarm(state.deadline);
-    else if (ended(state) && !record.reported) {
+    if (state.deadline !== null) {
+      if (state.deadline !== before) await store.setAlarm(state.deadline);
+    } else if (ended(state) && !record.reported) {
       // Durable before the root is called: a crash from here on still leaves an alarm that
       // delivers the report (issue 11: the release was lost when the alarm was deleted first).
       await store.setAlarm(clock() + REPORT_RETRY_MS);
@@ -220,15 +236,25 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
     cache = { record: reported, state };
   }
 
-  /** Drops per-device state of a shard the root has, keeping its outcome's counts. */
-  async function prune(record: ShardRecord, state: ServerRoundState): Promise<void> {
-    const summary = statusOf(record, state);
-    const keys = [...(await store.list()).keys()].filter((key) => key !== SHARD_KEY);
-    await store.delete(keys);
-    const pruned: ShardRecord = { ...record, participants: {}, pruned: summary };
-    await store.put({ [SHARD_KEY]: pruned });
-    await store.deleteAlarm();
+  /**
+   * Erases a finished shard whose report the parent acknowledged a retention period ago: every
+   * entry and the alarm (`deleteAll`). Nothing here is needed any more: the parent stored the
+   * outcome before acknowledging it, and the ledger entry lives with the root's privacy store.
+   */
+  async function erase(): Promise<void> {
+    await store.deleteAll();
     cache = null;
+  }
+
+  /**
+   * First touch of a lazily opened shard: its parent registers it and answers its options; its
+   * first deadline counts from the round's open, so every shard keeps the round's schedule.
+   */
+  async function openLazily(meta: ShardMeta): Promise<void> {
+    const config = await options.root(meta).registerShard(meta);
+    const state = createRoundState(config.options, config.openedAt);
+    const record: ShardRecord = { ...meta, participants: {}, nextSlot: 0, reported: false };
+    await commit(record, state, Object.keys(toStorageEntries(state)));
   }
 
   function statusOf(record: ShardRecord, state: ServerRoundState): ShardStatus {
@@ -264,8 +290,9 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
         await commit(record, state, Object.keys(toStorageEntries(state)));
       }),
 
-    admit: (participantId, tokenHash) =>
+    admit: (participantId, tokenHash, meta) =>
       serialised(async () => {
+        if (meta && !cache && !(await store.list()).has(SHARD_KEY)) await openLazily(meta);
         const { record, state } = await load();
         if (state.phase !== "advertise-keys") {
           throw new ConflictError("round_not_collecting", `shard ${record.shard} is past advertise-keys`);
@@ -303,8 +330,9 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
           );
         }
         // ProtocolError is a FedprofileError: its stable code and status reach the client.
+        const deadline = state.deadline;
         const transition = await handleReceived(state, received, clock(), options.unmask);
-        await commit(record, transition.state, transition.changed);
+        await commit(record, transition.state, transition.changed, deadline);
         return transition.reply;
       }),
 
@@ -354,7 +382,7 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
         const { record, state } = await load();
         if (state.deadline === null) {
           if (!record.reported) await reportOrRetry();
-          else if (clock() >= (record.reportedAt ?? 0) + retentionMs) await prune(record, state);
+          else if (clock() >= (record.reportedAt ?? 0) + retentionMs) await erase();
           else await store.setAlarm((record.reportedAt ?? clock()) + retentionMs);
           return;
         }
