@@ -6,6 +6,7 @@ export * from "./errors";
 export * from "./ids";
 export * from "./memory/index";
 export * from "./models/index";
+export * from "./models/model-blobs";
 export * from "./ports";
 export * from "./rounds/any-round-host";
 export * from "./rounds/hot-path-cache";

@@ -47,8 +47,8 @@ export class AggregatorDO extends DurableObject<Env> {
     return asResult(() => this.host.close());
   }
 
-  registerShard(meta: ShardMeta) {
-    return asResult(() => this.host.registerShard(meta));
+  registerShard(meta: ShardMeta, config?: AggregatorConfig) {
+    return asResult(() => this.host.registerShard(meta, config));
   }
 
   override async alarm(): Promise<void> {

@@ -64,7 +64,7 @@ export function aggregatorHandle(
     open: async (config) => unwrap(await stub.open(config)),
     shardFinished: async (outcome) => unwrap(await stub.shardFinished(outcome)),
     close: async () => unwrap(await stub.close()),
-    registerShard: async (meta) => unwrap(await stub.registerShard(meta)),
+    registerShard: async (meta, config) => unwrap(await stub.registerShard(meta, config)),
   };
 }
 

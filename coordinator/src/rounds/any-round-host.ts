@@ -27,7 +27,11 @@ export interface AnyRoundHostOptions {
   index: RoundIndex;
   shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
   /** Aggregators of rounds of more than `FAN_OUT` shards. */
-  aggregatorFor?(tenantId: string, roundId: string, index: number): Pick<AggregatorHandle, "close">;
+  aggregatorFor?(
+    tenantId: string,
+    roundId: string,
+    index: number,
+  ): Pick<AggregatorHandle, "close" | "registerShard">;
   /** Budget checks and the privacy ledger (DP rounds). */
   privacy?: RoundPrivacy;
   /** The trainer of a model, which takes the result of the rounds it opened. */

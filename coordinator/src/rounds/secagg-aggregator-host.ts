@@ -98,7 +98,7 @@ export interface AggregatorHandle {
    * A lazily opened shard's first touch: registers it (opening this aggregator, by registering
    * with the root, on its own first touch) and answers the shard's options.
    */
-  registerShard(meta: ShardMeta): Promise<LazyShardConfig>;
+  registerShard(meta: ShardMeta, config?: AggregatorConfig): Promise<LazyShardConfig>;
 }
 
 export interface AggregatorHost extends AggregatorHandle {
@@ -272,11 +272,14 @@ export function createAggregatorHost(options: AggregatorHostOptions): Aggregator
         return outcomeOf(state);
       }),
 
-    registerShard: (meta) =>
+    registerShard: (meta, given) =>
       serialised(async () => {
         let state = await store.load();
         if (!state) {
-          const config = await options.root(meta).registerAggregator(Math.floor(meta.shard / FAN_OUT));
+          // `given`: the root registered this aggregator itself (a token round's join, which holds
+          // the root's queue); otherwise register with the root now.
+          const config =
+            given ?? (await options.root(meta).registerAggregator(Math.floor(meta.shard / FAN_OUT)));
           state = {
             ...config,
             kind: "secagg-aggregator",

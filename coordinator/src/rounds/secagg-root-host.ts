@@ -68,6 +68,7 @@ import {
   type ChildOutcome,
   type ChildRow,
   doublesOf,
+  FAN_OUT,
   foldInto,
   revealedBy,
   rowOf,
@@ -134,7 +135,11 @@ export interface SecAggRootHostOptions {
   store: NodeStore<SecAggRootState>;
   shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
   /** Aggregator `index` of a round of more than `FAN_OUT` shards (`./shard-tree.ts`). */
-  aggregatorFor?(tenantId: string, roundId: string, index: number): Pick<AggregatorHandle, "close">;
+  aggregatorFor?(
+    tenantId: string,
+    roundId: string,
+    index: number,
+  ): Pick<AggregatorHandle, "close" | "registerShard">;
   models: ModelStore;
   index: RoundIndex;
   /** Budget checks and the ledger; required for DP rounds. */
@@ -358,6 +363,21 @@ const asRow = (o: ChildRow | ShardOutcome): ChildRow => ("hasSum" in o ? o : row
 
 /** Children of the root: its aggregators, or its shards. */
 const childCount = (state: SecAggRootState) => state.aggregators || state.shardSizes.length;
+
+/** What aggregator `index` of a lazy round is told on its first touch. */
+function aggregatorConfigOf(state: SecAggRootState, index: number, plan: ShardPlan): AggregatorConfig {
+  const { first, end } = shardsOf(index, state.shardSizes.length);
+  return {
+    tenantId: state.tenantId,
+    roundId: state.roundId,
+    index,
+    first,
+    end,
+    dim: state.dp ? paddedDim(state.dp.config) : state.dimension,
+    ...(state.dp ? { dp: state.dp.config } : {}),
+    plan,
+  };
+}
 
 /** The children that exist: every one of an eagerly opened round, the registered ones of a lazy one. */
 const childrenOf = (state: SecAggRootState): number[] =>
@@ -845,17 +865,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           throw new ConflictError("no_such_aggregator", `round ${state.roundId} has no aggregator ${index}`);
         }
         await register(state, index);
-        const { first, end } = shardsOf(index, state.shardSizes.length);
-        return {
-          tenantId: state.tenantId,
-          roundId: state.roundId,
-          index,
-          first,
-          end,
-          dim: state.dp ? paddedDim(state.dp.config) : state.dimension,
-          ...(state.dp ? { dp: state.dp.config } : {}),
-          plan: state.plan,
-        };
+        return aggregatorConfigOf(state, index, state.plan);
       }),
 
     alarm: () =>
@@ -892,19 +902,18 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     const participantId = newParticipantId(randomBytes);
     const participantToken = newToken(randomBytes);
     const shards = state.shardSizes.length;
+    let current = state;
     // Round-robin over shards, skipping full ones, so partial turnout spreads evenly.
     for (let attempt = 0; attempt < shards; attempt++) {
       const shard = (state.joined + attempt) % shards;
+      const meta = { tenantId: state.tenantId, roundId: state.roundId, shard, shards };
+      const lazy = await registerForJoin(current, meta);
+      current = lazy.state;
       try {
         const slot = await options
           .shardFor(state.tenantId, state.roundId, shard)
-          .admit(participantId, sha256Hex(participantToken), {
-            tenantId: state.tenantId,
-            roundId: state.roundId,
-            shard,
-            shards,
-          });
-        await store.save({ ...state, joined: state.joined + 1 });
+          .admit(participantId, sha256Hex(participantToken), meta, lazy.config);
+        await store.save({ ...current, joined: current.joined + 1 });
         return {
           v: WIRE_VERSION,
           roundId: state.roundId,
@@ -920,6 +929,29 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       }
     }
     throw new ConflictError("round_full", `round ${state.roundId} has no free slot`);
+  }
+
+  /**
+   * A token round's join runs inside the root's serialised join, so a shard it opens cannot call
+   * back to register (that call would wait on this very queue): the root registers the shard (or
+   * its aggregator, handing it its configuration) itself and gives the shard its options.
+   */
+  async function registerForJoin(
+    state: SecAggRootState,
+    meta: ShardMeta,
+  ): Promise<{ state: SecAggRootState; config?: LazyShardConfig }> {
+    const plan = state.plan;
+    if (!plan) return { state };
+    const child = state.aggregators ? Math.floor(meta.shard / FAN_OUT) : meta.shard;
+    const before = state.opened ?? [];
+    const opened = registerChild(before, child, state.closesAt, clock());
+    const next = opened.length === before.length ? state : { ...state, opened };
+    if (next !== state) await store.save(next);
+    if (!state.aggregators) {
+      return { state: next, config: { options: shardOptionsOf(plan, meta.shard), openedAt: plan.openedAt } };
+    }
+    const config = await aggregator(state, child).registerShard(meta, aggregatorConfigOf(next, child, plan));
+    return { state: next, config };
   }
 
   /**
