@@ -6,8 +6,9 @@
  */
 import { env } from "cloudflare:workers";
 import { initialFcfState, publishFcf } from "@fedprofile/coordinator";
-import { CheckinResponse, FcfSpec, ModelVersion } from "@fedprofile/coordinator/wire";
+import { CheckinResponse, FcfSpec } from "@fedprofile/coordinator/wire";
 import { describe, expect, it } from "vitest";
+import * as z from "zod";
 import { modelStore } from "../src/r2-blobs";
 import { call, seedTenant } from "./helpers";
 
@@ -66,7 +67,13 @@ describe("model weights in R2 (workerd)", () => {
     // The SDK's JSON download: the whole model, weights and params, from R2.
     const latest = await call("GET", "/v1/models/recs/latest", keys.publishable);
     expect(latest.status).toBe(200);
-    const model = ModelVersion.parse(await latest.json());
+    // Compared field by field: `ModelVersion.parse`'s base64 regex overflows workerd's stack on
+    // 4.8 MB of text (a finding for the device client, which parses it so; the raw route below
+    // needs no parse).
+    const model = z
+      .object({ version: z.number(), weights: z.string(), params: z.unknown() })
+      .parse(await latest.json());
+    expect(model.version).toBe(1);
     expect(model.weights).toBe(bytesToBase64(weights));
     expect(model.params).toEqual(params);
 

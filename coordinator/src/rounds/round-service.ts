@@ -20,7 +20,7 @@ import { ConflictError, FedprofileError, NotFoundError } from "../errors";
 import { newParticipantId, newRoundId, newToken, sha256Hex } from "../ids";
 import type { RoundResult } from "../models/trainer";
 import type { Clock, RoundHostHandle, RoundIndex } from "../ports";
-import { pickShard } from "./pick-shard";
+import { isShardClosedToJoins, pickShard } from "./pick-shard";
 import {
   assertOpenRoundsBelowLimit,
   assertRoundFits,
@@ -138,7 +138,8 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
         };
       } catch (error) {
         // Across a Durable Object RPC the error comes back as a FedprofileError with its code.
-        if (!(error instanceof FedprofileError && error.code === "round_full")) throw error;
+        // A shard whose devices have all advertised has moved on: as full as a full one.
+        if (!(error instanceof FedprofileError && isShardClosedToJoins(error.code))) throw error;
       }
     }
     throw new ConflictError("round_full", `round ${info.roundId} has no free slot`);

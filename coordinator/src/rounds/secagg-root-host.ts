@@ -57,6 +57,7 @@ import {
   shardOptionsOf,
   shardSizes,
 } from "./lazy-shards";
+import { isShardClosedToJoins } from "./pick-shard";
 import { enforceRoundFloors } from "./round-floors";
 import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
 import type { AggregatorConfig, AggregatorHandle, NodeStore } from "./secagg-aggregator-host";
@@ -925,7 +926,8 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         };
       } catch (error) {
         // Across a Durable Object RPC the error comes back as a FedprofileError with its code.
-        if (!(error instanceof FedprofileError && error.code === "round_full")) throw error;
+        // A shard whose devices have all advertised has moved on: as full as a full one.
+        if (!(error instanceof FedprofileError && isShardClosedToJoins(error.code))) throw error;
       }
     }
     throw new ConflictError("round_full", `round ${state.roundId} has no free slot`);
