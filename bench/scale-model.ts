@@ -133,8 +133,10 @@ const D_PADDED = 131_072;
  * per isolate per 5 s; the isolate count is an assumption (Cloudflare does not publish one): one
  * isolate per {@link ISOLATE_RPS} device requests a second.
  */
-const D1_PER_ISOLATE_PER_SECOND = 2 / 5;
+const D1_PER_ISOLATE_PER_SECOND = 1 / 5;
 const ISOLATE_RPS = 100;
+/** Check-in's open-round query is not cached (a round that ended early would be served stale). */
+const D1_PER_DEVICE = 1;
 /** SQLite rows written per device message (issue 16's count: 4-5; one per changed entry). */
 const ROWS_PER_MESSAGE = 4.5;
 /** Device messages per round (advertise, share, masked input, unmask, consistency). */
@@ -190,7 +192,9 @@ function row(devices: number, tree: { combineMs: number; foldMs: number }): Scal
   };
   const storageGb = (shards * shardBytes(ours.k) + (aggregators + 1) * FAN_OUT * 4 * D_PADDED) / 1e9;
   const isolates = Math.ceil(deviceRequests / ROUND_SECONDS / ISOLATE_RPS);
-  const d1QueriesPerSecond = Math.min(devices / ROUND_SECONDS, isolates) * D1_PER_ISOLATE_PER_SECOND;
+  const d1QueriesPerSecond =
+    (devices * D1_PER_DEVICE) / ROUND_SECONDS +
+    Math.min(devices / ROUND_SECONDS, isolates) * D1_PER_ISOLATE_PER_SECOND;
   const shardRequestsPerSecond = (SHARD_SIZE * requestsPerDevice) / ROUND_SECONDS;
   const rootRequestsPerSecond = Math.min(shards, FAN_OUT) / ROUND_SECONDS;
   const cpuMsTotal =

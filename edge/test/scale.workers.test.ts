@@ -17,7 +17,7 @@ import {
   RoundStatus as RoundStatusSchema,
 } from "@fedprofile/coordinator/wire";
 import { describe, expect, it } from "vitest";
-import { D1ModelStore } from "../src/d1-stores";
+import { modelStore } from "../src/r2-blobs";
 import { registerAt, reportTo } from "../src/tree-routing";
 import { seedTenant } from "./helpers";
 
@@ -92,7 +92,7 @@ async function runRound(tenant: string, shards: number) {
 }
 
 async function weightsOf(tenant: string, status: RoundStatus) {
-  const model = await new D1ModelStore(env.DB).get(tenant, "wide", status.modelVersion ?? 0);
+  const model = await modelStore(env).get(tenant, "wide", status.modelVersion ?? 0);
   return Array.from(decodeFloat64Vector(model?.weights ?? "", D));
 }
 

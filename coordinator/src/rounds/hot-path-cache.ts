@@ -63,20 +63,14 @@ export function cachedTenantStore(inner: TenantStore, options: HotPathCacheOptio
 export function cachedRoundIndex(inner: RoundIndex, options: HotPathCacheOptions = {}): RoundIndex {
   const clock = options.clock ?? Date.now;
   const rounds = ttlCache<RoundInfo>(options.ttlMs ?? 5_000, options.maxEntries ?? 10_000, clock);
-  const open = ttlCache<RoundInfo>(options.ttlMs ?? 5_000, options.maxEntries ?? 10_000, clock, true);
   return {
     insert: async (tenantId, info) => {
       await inner.insert(tenantId, info);
       rounds.drop(`${tenantId}/${info.roundId}`);
-      open.drop(`${tenantId}/${info.modelId}`);
     },
-    // Check-in's question, asked by every device: kept 5 s, "no open round" too (a new round
-    // opened through this index is seen at once, elsewhere within the TTL); a cached round past
-    // its join window is not served.
-    findOpen: async (tenantId, modelId, now) => {
-      const found = await open.get(`${tenantId}/${modelId}`, () => inner.findOpen(tenantId, modelId, now));
-      return found && found.stage === "collecting" && found.closesAt > now ? found : null;
-    },
+    // Not cached: a round that ended early (every shard reported) would be served for the TTL,
+    // and devices would join a round that has moved on (the training workers test caught it).
+    findOpen: (tenantId, modelId, now) => inner.findOpen(tenantId, modelId, now),
     countOpen: (tenantId, modelId) => inner.countOpen(tenantId, modelId),
     reserveOpen: (...args) => inner.reserveOpen(...args),
     releaseOpen: (tenantId, roundId) => inner.releaseOpen(tenantId, roundId),

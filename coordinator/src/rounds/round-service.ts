@@ -114,6 +114,7 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
     const participantId = newParticipantId(randomBytes);
     const participantToken = newToken(randomBytes);
     const first = pickShard(joinKey, shards);
+    let movedOn = false;
     for (let attempt = 0; attempt < shards; attempt++) {
       const shard = (first + attempt) % shards;
       try {
@@ -140,8 +141,11 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
         // Across a Durable Object RPC the error comes back as a FedprofileError with its code.
         // A shard whose devices have all advertised has moved on: as full as a full one.
         if (!(error instanceof FedprofileError && isShardClosedToJoins(error.code))) throw error;
+        movedOn ||= error.code === "round_not_collecting";
       }
     }
+    // Every shard refused: if one had moved on, the round has (its join window closed).
+    if (movedOn) throw new ConflictError("round_not_collecting", `round ${info.roundId} is not collecting`);
     throw new ConflictError("round_full", `round ${info.roundId} has no free slot`);
   }
 

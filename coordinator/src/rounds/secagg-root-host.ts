@@ -904,6 +904,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     const participantToken = newToken(randomBytes);
     const shards = state.shardSizes.length;
     let current = state;
+    let movedOn = false;
     // Round-robin over shards, skipping full ones, so partial turnout spreads evenly.
     for (let attempt = 0; attempt < shards; attempt++) {
       const shard = (state.joined + attempt) % shards;
@@ -928,8 +929,11 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         // Across a Durable Object RPC the error comes back as a FedprofileError with its code.
         // A shard whose devices have all advertised has moved on: as full as a full one.
         if (!(error instanceof FedprofileError && isShardClosedToJoins(error.code))) throw error;
+        movedOn ||= error.code === "round_not_collecting";
       }
     }
+    // Every shard refused: if one had moved on, the round has (its join window closed).
+    if (movedOn) throw new ConflictError("round_not_collecting", `round ${state.roundId} is not collecting`);
     throw new ConflictError("round_full", `round ${state.roundId} has no free slot`);
   }
 
