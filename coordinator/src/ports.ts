@@ -58,11 +58,17 @@ export interface ModelDraft {
   params?: ModelParams;
 }
 
+import type { ModelBlob } from "./models/model-blobs";
+
 /** Versioned models: each closed round publishes the next version. */
 export interface ModelStore {
   /** Stores `draft` as version latest+1 and returns it; idempotent per `roundId`. */
   publish(tenantId: string, draft: ModelDraft, publishedAt: number): Promise<ModelVersion>;
   latest(tenantId: string, modelId: string): Promise<ModelVersion | null>;
+  /** The newest version number alone, without reading weights (check-in); optional. */
+  latestVersion?(tenantId: string, modelId: string): Promise<number | null>;
+  /** A version's weights as bytes with their ETag (a blob store's; `../models/model-blobs.ts`); optional. */
+  weights?(tenantId: string, modelId: string, version: number): Promise<ModelBlob | null>;
   get(tenantId: string, modelId: string, version: number): Promise<ModelVersion | null>;
   /** Newest first; `cursor` is opaque and comes from the previous page. */
   list(

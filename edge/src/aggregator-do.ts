@@ -9,6 +9,7 @@ import {
   type AggregatorHost,
   type AggregatorState,
   createAggregatorHost,
+  type ShardMeta,
   type ShardOutcome,
 } from "@fedprofile/coordinator";
 import type { Env } from "./env";
@@ -23,10 +24,13 @@ export class AggregatorDO extends DurableObject<Env> {
     super(ctx, env);
     this.host = createAggregatorHost({
       store: nodeStore<AggregatorState>(ctx.storage),
-      root: (config) => ({
-        shardFinished: async (outcome) =>
-          unwrap(await roundStub(env, config.tenantId, config.roundId).shardFinished(outcome)),
-      }),
+      root: (round) => {
+        const stub = roundStub(env, round.tenantId, round.roundId);
+        return {
+          shardFinished: async (outcome) => unwrap(await stub.shardFinished(outcome)),
+          registerAggregator: async (index) => unwrap(await stub.registerAggregator(index)),
+        };
+      },
       shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
     });
   }
@@ -41,6 +45,10 @@ export class AggregatorDO extends DurableObject<Env> {
 
   close() {
     return asResult(() => this.host.close());
+  }
+
+  registerShard(meta: ShardMeta, config?: AggregatorConfig) {
+    return asResult(() => this.host.registerShard(meta, config));
   }
 
   override async alarm(): Promise<void> {

@@ -148,6 +148,15 @@ export class D1ModelStore implements ModelStore {
     return row ? versionOf(row) : null;
   }
 
+  /** The newest version number alone: one indexed MAX, no weights read (check-in). */
+  async latestVersion(tenantId: string, modelId: string): Promise<number | null> {
+    const row = await this.db
+      .prepare("SELECT MAX(version) AS version FROM model_versions WHERE tenant_id = ? AND model_id = ?")
+      .bind(tenantId, modelId)
+      .first<{ version: number | null }>();
+    return row?.version ?? null;
+  }
+
   async get(tenantId: string, modelId: string, version: number): Promise<ModelVersion | null> {
     const row = await this.db
       .prepare(

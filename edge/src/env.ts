@@ -6,6 +6,8 @@ import type { TrainerDO } from "./trainer-do";
 /** Bindings declared in wrangler.toml. */
 export interface Env {
   DB: D1Database;
+  /** Published model weights, one immutable object per round (`coordinator/src/models/model-blobs.ts`). */
+  WEIGHTS: R2Bucket;
   ROUND: DurableObjectNamespace<RoundDO>;
   SHARD: DurableObjectNamespace<SecAggShardDO>;
   /** The aggregator tier of rounds of more than FAN_OUT shards (coordinator/src/rounds/shard-tree.ts). */

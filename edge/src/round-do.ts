@@ -11,12 +11,14 @@ import {
   type ChildOutcome,
   createAnyRoundHost,
   type RoundHostHandle,
+  type ShardMeta,
   type SpentTokens,
 } from "@fedprofile/coordinator";
 import type { ContributionRequest, OpenRoundRequest, RoundTask } from "@fedprofile/coordinator/wire";
-import { D1AdmissionIssuerStore, D1ModelStore, D1RoundIndex } from "./d1-stores";
+import { D1AdmissionIssuerStore, D1RoundIndex } from "./d1-stores";
 import type { Env } from "./env";
 import { floorsFor, privacyFor } from "./privacy";
+import { modelStore } from "./r2-blobs";
 import { asResult, roundStub, unwrap } from "./rpc";
 import { shardHandle } from "./shard-do";
 import { trainerHandle } from "./trainer-do";
@@ -41,7 +43,7 @@ export class RoundDO extends DurableObject<Env> {
     this.host = createAnyRoundHost({
       ...(privacy ? { privacy } : {}),
       store: nodeStore<AnyRoundState>(ctx.storage),
-      models: new D1ModelStore(env.DB),
+      models: modelStore(env),
       index: new D1RoundIndex(env.DB),
       shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
       aggregatorFor: (tenantId, roundId, index) => aggregatorHandle(env, tenantId, roundId, index),
@@ -74,6 +76,15 @@ export class RoundDO extends DurableObject<Env> {
 
   shardFinished(outcome: ChildOutcome) {
     return asResult(() => this.host.shardFinished(outcome));
+  }
+
+  /** A lazily opened shard's first touch (`coordinator/src/rounds/lazy-shards.ts`). */
+  registerShard(meta: ShardMeta) {
+    return asResult(() => this.host.registerShard(meta));
+  }
+
+  registerAggregator(index: number) {
+    return asResult(() => this.host.registerAggregator(index));
   }
 
   override async alarm(): Promise<void> {

@@ -9,6 +9,7 @@ import { DurableObject } from "cloudflare:workers";
 import {
   createSecAggShardHost,
   type EntryStore,
+  type LazyShardConfig,
   type SecAggShardHandle,
   type SecAggShardHost,
   type ShardMeta,
@@ -50,8 +51,8 @@ export class SecAggShardDO extends DurableObject<Env> {
     return asResult(() => this.host.open(meta, options));
   }
 
-  admit(participantId: string, tokenHash: string) {
-    return asResult(() => this.host.admit(participantId, tokenHash));
+  admit(participantId: string, tokenHash: string, meta?: ShardMeta, config?: LazyShardConfig) {
+    return asResult(() => this.host.admit(participantId, tokenHash, meta, config));
   }
 
   view(participantId: string, tokenHash: string) {
@@ -80,7 +81,8 @@ export function shardHandle(env: Env, tenantId: string, roundId: string, shard: 
   const stub = env.SHARD.get(env.SHARD.idFromName(`${tenantId}/${roundId}/${shard}`));
   return {
     open: async (meta, options) => unwrap(await stub.open(meta, options)),
-    admit: async (participantId, tokenHash) => unwrap(await stub.admit(participantId, tokenHash)),
+    admit: async (participantId, tokenHash, meta, config) =>
+      unwrap(await stub.admit(participantId, tokenHash, meta, config)),
     view: async (participantId, tokenHash) => unwrap(await stub.view(participantId, tokenHash)),
     message: async (participantId, tokenHash, frame) =>
       unwrap(await stub.message(participantId, tokenHash, frame)),

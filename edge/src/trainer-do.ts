@@ -22,9 +22,10 @@ import {
   unpackTrainerState,
 } from "@fedprofile/coordinator";
 import type { ModelDeclaration } from "@fedprofile/coordinator/wire";
-import { D1ModelStore, D1RoundIndex, D1TrainingStore } from "./d1-stores";
+import { D1RoundIndex, D1TrainingStore } from "./d1-stores";
 import type { Env } from "./env";
 import { privacyFor } from "./privacy";
+import { modelStore } from "./r2-blobs";
 import { roundHostHandle } from "./round-do";
 import { asResult, unwrap } from "./rpc";
 import { shardHandle } from "./shard-do";
@@ -91,7 +92,7 @@ export class TrainerDO extends DurableObject<Env> {
         hostFor: (tenantId, roundId) => roundHostHandle(env, tenantId, roundId),
         shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
       }),
-      models: new D1ModelStore(env.DB),
+      models: modelStore(env),
       training: new D1TrainingStore(env.DB),
     });
   }

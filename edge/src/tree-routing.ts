@@ -45,6 +45,10 @@ export function nodeStore<State>(storage: DurableObjectStorage): NodeStore<State
     },
     setAlarm: (at) => storage.setAlarm(at),
     deleteAlarm: () => storage.deleteAlarm(),
+    deleteAll: async () => {
+      await storage.deleteAlarm();
+      await storage.deleteAll();
+    },
   };
 }
 
@@ -60,6 +64,7 @@ export function aggregatorHandle(
     open: async (config) => unwrap(await stub.open(config)),
     shardFinished: async (outcome) => unwrap(await stub.shardFinished(outcome)),
     close: async () => unwrap(await stub.close()),
+    registerShard: async (meta, config) => unwrap(await stub.registerShard(meta, config)),
   };
 }
 
@@ -67,13 +72,20 @@ export function aggregatorHandle(
 export function parentHandle(env: Env, meta: ShardMeta): SecAggRootHandle {
   const parent = parentOf(meta.shard, meta.shards ?? 0);
   if (parent.kind === "aggregator") return aggregatorHandle(env, meta.tenantId, meta.roundId, parent.index);
+  const root = roundStub(env, meta.tenantId, meta.roundId);
   return {
-    shardFinished: async (outcome: ChildOutcome) =>
-      unwrap(await roundStub(env, meta.tenantId, meta.roundId).shardFinished(outcome)),
+    shardFinished: async (outcome: ChildOutcome) => unwrap(await root.shardFinished(outcome)),
+    registerShard: async (shardMeta) => unwrap(await root.registerShard(shardMeta)),
   };
 }
 
 /** Delivers a shard's report to its parent, as the shard itself would (tests, synthetic reports). */
 export function reportTo(env: Env, meta: ShardMeta, shards: number, outcome: ChildOutcome): Promise<void> {
   return parentHandle(env, { ...meta, shards }).shardFinished(outcome);
+}
+
+/** Registers a shard with its parent, as its first join would (tests, synthetic reports). */
+export function registerAt(env: Env, meta: ShardMeta, shards: number): Promise<unknown> {
+  const full = { ...meta, shards };
+  return parentHandle(env, full).registerShard(full);
 }

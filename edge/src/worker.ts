@@ -2,20 +2,16 @@
  * The Worker entry: builds the coordinator app over D1 and Durable Object ports.
  */
 import {
+  cachedModelVersions,
   cachedRoundIndex,
   cachedTenantStore,
   createCoordinatorApp,
   createRoundService,
 } from "@fedprofile/coordinator";
-import {
-  D1AdmissionIssuerStore,
-  D1ModelStore,
-  D1RoundIndex,
-  D1TenantStore,
-  D1TrainingStore,
-} from "./d1-stores";
+import { D1AdmissionIssuerStore, D1RoundIndex, D1TenantStore, D1TrainingStore } from "./d1-stores";
 import type { Env } from "./env";
 import { privacyFor } from "./privacy";
+import { modelStore } from "./r2-blobs";
 import { roundHostHandle } from "./round-do";
 import { shardHandle } from "./shard-do";
 import { trainerHandle } from "./trainer-do";
@@ -38,7 +34,7 @@ function appFor(env: Env): App {
     app = createCoordinatorApp({
       ...(privacy ? { privacy } : {}),
       tenants: cachedTenantStore(new D1TenantStore(env.DB)),
-      models: new D1ModelStore(env.DB),
+      models: cachedModelVersions(modelStore(env)),
       training: new D1TrainingStore(env.DB),
       admission: new D1AdmissionIssuerStore(env.DB),
       trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),

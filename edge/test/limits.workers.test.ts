@@ -76,7 +76,7 @@ describe("round limits at open (workerd)", () => {
     expect(refused.status).toBe(400);
     const error = await errorOf(refused);
     expect(error.code).toBe("too_many_shards");
-    expect(error.message).toMatch(/50000 shards, over the limit of 128 shards per round/);
+    expect(error.message).toMatch(/50000 shards, over the limit of 10000 shards per round/);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect((await listDurableObjectIds(env.SHARD)).length).toBe(before);
     expect((await call("GET", "/v1/health")).status).toBe(200);

@@ -17,8 +17,8 @@ import {
   RoundStatus as RoundStatusSchema,
 } from "@fedprofile/coordinator/wire";
 import { describe, expect, it } from "vitest";
-import { D1ModelStore } from "../src/d1-stores";
-import { reportTo } from "../src/tree-routing";
+import { modelStore } from "../src/r2-blobs";
+import { registerAt, reportTo } from "../src/tree-routing";
 import { seedTenant } from "./helpers";
 
 const D = 65_536;
@@ -77,6 +77,8 @@ async function runRound(tenant: string, shards: number) {
   for (let shard = 0; shard < shards; shard++) {
     const words = syntheticSum(shard);
     for (let i = 0; i < D; i++) total[i] = (total[i] as number) + (words[i] as number);
+    // Each synthetic shard registers as a real one does on its first join (lazy open).
+    await registerAt(env, { tenantId: tenant, roundId, shard }, shards);
     await reportTo(env, { tenantId: tenant, roundId, shard }, shards, {
       shard,
       sum: base64(words),
@@ -90,7 +92,7 @@ async function runRound(tenant: string, shards: number) {
 }
 
 async function weightsOf(tenant: string, status: RoundStatus) {
-  const model = await new D1ModelStore(env.DB).get(tenant, "wide", status.modelVersion ?? 0);
+  const model = await modelStore(env).get(tenant, "wide", status.modelVersion ?? 0);
   return Array.from(decodeFloat64Vector(model?.weights ?? "", D));
 }
 

@@ -121,9 +121,11 @@ describe("a DP release survives a crash (issue 11, finding 1)", () => {
     const ctx = setup();
     await ctx.call("PUT", "/v1/privacy/budgets/segments", { v: 1, epsilonCap: 8, delta: 1e-6 });
     const round = await ctx.open();
-    const shard = ctx.memory.shards.get(`${TENANT}/${round.roundId}/0`);
     ctx.crashOnReport(round.roundId);
     await ctx.runDevices();
+    // The shard opened on its first join (lazy open); its storage outlives the crash.
+    ctx.memory.shardFor(TENANT, round.roundId, 0);
+    const shard = ctx.memory.shards.get(`${TENANT}/${round.roundId}/0`);
     // After the crash the shard's storage holds the sum, unreported, and a retry alarm (the
     // old code had deleted its alarm before reporting, so nothing would ever report it).
     expect(shard?.store.entries.get("shard")).toMatchObject({ reported: false });
@@ -136,6 +138,13 @@ describe("a DP release survives a crash (issue 11, finding 1)", () => {
     const entries = await ctx.entriesOf();
     expect(entries.filter((e) => e.roundId === round.roundId)).toHaveLength(1);
     expect(verifyLedger(await ctx.chainOf(), SIGNER.publicKey).ok).toBe(true);
+    // The retried report was acknowledged: a retention period later the shard's storage is empty.
+    const rebuilt = ctx.memory.shards.get(`${TENANT}/${round.roundId}/0`);
+    expect(rebuilt?.store.entries.get("shard")).toMatchObject({ reported: true });
+    ctx.advance(SHARD_RETENTION_MS + 1_000);
+    await ctx.memory.fireDueAlarms();
+    expect(rebuilt?.store.entries.size).toBe(0);
+    expect(rebuilt?.store.alarmAt).toBeNull();
   });
 
   it("the root's give-up closes a shard whose report is late and counts its sum (a fence)", async () => {
@@ -192,13 +201,13 @@ describe("a DP release survives a crash (issue 11, finding 1)", () => {
   });
 });
 
-describe("finished shards keep per-device state only for the retention period (issue 11)", () => {
-  it("after the root has the report and the retention period has passed, only the outcome is left", async () => {
+describe("finished shards are kept only for the retention period (issues 11, 16)", () => {
+  it("after the root has the report and the retention period has passed, the shard erases itself", async () => {
     const ctx = setup();
     await ctx.call("PUT", "/v1/privacy/budgets/segments", { v: 1, epsilonCap: 8, delta: 1e-6 });
     const round = await ctx.open();
-    const shard = ctx.memory.shards.get(`${TENANT}/${round.roundId}/0`);
     await ctx.runDevices();
+    const shard = ctx.memory.shards.get(`${TENANT}/${round.roundId}/0`);
     const before = [...(shard?.store.entries.keys() ?? [])].sort();
     expect(before.filter((k) => k.startsWith("device:"))).toHaveLength(VECTORS.length);
     // The report landed: the alarm now waits for the retention period.
@@ -209,18 +218,12 @@ describe("finished shards keep per-device state only for the retention period (i
     expect([...(shard?.store.entries.keys() ?? [])].sort()).toEqual(before);
     ctx.advance(120_000);
     await ctx.memory.fireDueAlarms();
-    expect([...(shard?.store.entries.keys() ?? [])]).toEqual(["shard"]);
-    const record = shard?.store.entries.get("shard");
-    expect(record).toMatchObject({
-      participants: {},
-      pruned: { phase: "done", contributors: VECTORS.length },
-    });
+    // Erased (issue 16): no entry and no alarm is left; the root has the outcome, the ledger the entry.
+    expect(shard?.store.entries.size).toBe(0);
     expect(shard?.store.alarmAt).toBeNull();
-    // The round and its ledger entry are untouched; the shard still answers its status.
-    expect(await ctx.memory.shards.get(`${TENANT}/${round.roundId}/0`)?.host.status()).toMatchObject({
-      phase: "done",
-      contributors: VECTORS.length,
-    });
+    await expect(ctx.memory.shards.get(`${TENANT}/${round.roundId}/0`)?.host.status()).rejects.toThrow(
+      /not found/,
+    );
     const status = RoundStatus.parse((await ctx.call("GET", `/v1/rounds/${round.roundId}`)).json);
     expect(status.stage).toBe("closed");
     expect((await ctx.entriesOf()).filter((e) => e.roundId === round.roundId)).toHaveLength(1);

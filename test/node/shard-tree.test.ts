@@ -14,6 +14,7 @@ import {
   createMemoryCoordinator,
   generateTenantKeys,
   MemoryRoundStateStore,
+  SHARD_RETENTION_MS,
   wordsOf,
 } from "@fedprofile/coordinator";
 import { isReleaseEntry, readAll } from "@fedprofile/coordinator/ledger";
@@ -56,6 +57,12 @@ function shardSum(v: number): string {
   return Buffer.from(words.buffer).toString("base64");
 }
 
+/** A synthetic shard registers as a real one does on its first join (lazy open). */
+const register = (memory: ReturnType<typeof createMemoryCoordinator>, roundId: string, shard: number) =>
+  memory
+    .aggregatorFor(TENANT, roundId, Math.floor(shard / 32))
+    .registerShard({ tenantId: TENANT, roundId, shard, shards: SHARDS });
+
 const aggregatorOf = (memory: ReturnType<typeof createMemoryCoordinator>, roundId: string, shard: number) => {
   const host = memory.aggregatorFor(TENANT, roundId, Math.floor(shard / 32));
   const entry = memory.aggregators.get(`${TENANT}/${roundId}/${Math.floor(shard / 32)}`);
@@ -67,8 +74,10 @@ describe("aggregation tree (memory)", () => {
   it("40 shards, 2 aggregators: a lying shard is range-checked out, the total is exact, one ledger entry", async () => {
     const { memory } = setup();
     const status = await open(memory);
-    expect(memory.aggregators.size).toBe(2);
+    // Nothing opens with the round (lazy open): each aggregator opens on its first shard.
+    expect(memory.aggregators.size).toBe(0);
     for (let shard = 0; shard < SHARDS; shard++) {
+      await register(memory, status.roundId, shard);
       // Shard 5 lies: 2^(m-1) in every coordinate, far outside what 2 clipped devices can sum to.
       const sum =
         shard === 5
@@ -98,6 +107,18 @@ describe("aggregation tree (memory)", () => {
     const { memory, clock, advance } = setup();
     const status = await open(memory);
     // Group 1 (shards 32..39) reports fully while the root is unreachable (a restart in between).
+    for (let shard = 32; shard < SHARDS; shard++) await register(memory, status.roundId, shard);
+    await register(memory, status.roundId, 0);
+    // Shards 1..31 open for real on a join (and then stay silent).
+    for (let shard = 1; shard < 32; shard++) {
+      await memory.shardFor(TENANT, status.roundId, shard).admit(`p_${shard}`, "0".repeat(64), {
+        tenantId: TENANT,
+        roundId: status.roundId,
+        shard,
+        shards: SHARDS,
+      });
+    }
+    expect(memory.aggregators.size).toBe(2);
     const group1 = aggregatorOf(memory, status.roundId, 32);
     for (let shard = 32; shard < SHARDS - 1; shard++)
       await group1.host.shardFinished({ shard, sum: shardSum(1), contributors: 2, abort: null });
@@ -134,11 +155,13 @@ describe("aggregation tree (memory)", () => {
     const store = new MemoryRoundStateStore<AggregatorState>();
     const received: ChildOutcome[] = [];
     let failures = 1;
+    let now = 1_000;
     const host = createAggregatorHost({
       store,
-      clock: () => 1_000,
+      clock: () => now,
       shardFor: () => ({ close: () => Promise.reject(new Error("not used")) }),
       root: () => ({
+        registerAggregator: () => Promise.reject(new Error("not used")),
         shardFinished: async (outcome) => {
           if (failures-- > 0) throw new Error("root restarted mid-request");
           received.push(outcome);
@@ -159,5 +182,15 @@ describe("aggregation tree (memory)", () => {
     const sum = new Float64Array(Uint8Array.from(Buffer.from(received[0]?.sum ?? "", "base64")).buffer);
     expect(Array.from(sum)).toEqual([6, 12, 18, 24]);
     expect(received[0]).toMatchObject({ contributors: 4, survivors: 4, revealed: [2, 2], sumKind: "f64" });
+    // Acknowledged: kept for the retention period, then erased (state, sums and alarm).
+    expect(store.alarmAt).toBe(1_000 + SHARD_RETENTION_MS);
+    now = 1_000 + SHARD_RETENTION_MS - 1;
+    await host.alarm();
+    expect(store.state?.reported).toBe(true);
+    now = 1_000 + SHARD_RETENTION_MS;
+    await host.alarm();
+    expect(store.state).toBeNull();
+    expect(store.sums.size).toBe(0);
+    expect(store.alarmAt).toBeNull();
   });
 });

@@ -84,6 +84,8 @@ export interface SimulatedRound {
   identities?: readonly ClientIdentity[];
   /** The server requires signed advertisements (`maliciousServer`). */
   signedKeys?: boolean;
+  /** Unmask in slices of at most this many mask words (`UnmaskOptions.maxMaskWordsPerSlice`). */
+  maxMaskWordsPerSlice?: number;
 }
 
 /** Per-device and server costs observed during a simulated round. */
@@ -123,6 +125,7 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
   const serverOptions = {
     ...(round.keyAgreement ? { keyAgreement: round.keyAgreement } : {}),
     ...(round.prg ? { prg: round.prg } : {}),
+    ...(round.maxMaskWordsPerSlice ? { maxMaskWordsPerSlice: round.maxMaskWordsPerSlice } : {}),
   };
   let now = 0;
   let state = createRoundState(

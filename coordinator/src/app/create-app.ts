@@ -209,11 +209,14 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
     async (c) => {
       const { tenantId } = c.get("auth");
       const body = c.req.valid("json");
-      const [round, latest] = await Promise.all([
+      // The version number only (issue 16): never the model row, whose weights may be megabytes.
+      const [round, latestModelVersion] = await Promise.all([
         rounds.findOpen(tenantId, body.modelId),
-        models.latest(tenantId, body.modelId),
+        models.latestVersion
+          ? models.latestVersion(tenantId, body.modelId)
+          : models.latest(tenantId, body.modelId).then((m) => m?.version ?? null),
       ]);
-      return c.json({ v: WIRE_VERSION, round, latestModelVersion: latest?.version ?? null }, 200);
+      return c.json({ v: WIRE_VERSION, round, latestModelVersion }, 200);
     },
   );
 
@@ -434,6 +437,36 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       const found = await models.get(c.get("auth").tenantId, modelId, version);
       if (!found) throw new NotFoundError(`model ${modelId} has no version ${version}`);
       return versionResponse(c, found, "private, max-age=31536000, immutable");
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/models/{modelId}/versions/{version}/weights",
+      summary: "One model version's weights as raw bytes, immutable (a CDN may keep them)",
+      security,
+      middleware: [anyKey] as const,
+      request: { params: VersionParams },
+      responses: {
+        200: { description: "The weights (application/octet-stream)" },
+        304: { description: "The client's copy (If-None-Match) is these bytes" },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { modelId, version } = c.req.valid("param");
+      const found = models.weights ? await models.weights(c.get("auth").tenantId, modelId, version) : null;
+      if (!found) throw new NotFoundError(`model ${modelId} has no version ${version}`);
+      // A version's bytes never change (model-blobs.ts: first write wins), so any cache may keep
+      // them for a year. The key decides the tenant: a shared cache keys on Authorization too.
+      c.header("ETag", found.etag);
+      c.header("Cache-Control", "public, max-age=31536000, immutable");
+      c.header("Vary", "Authorization");
+      const match = c.req.header("if-none-match");
+      if (match?.split(",").some((tag) => tag.trim() === found.etag)) return c.body(null, 304);
+      c.header("Content-Type", "application/octet-stream");
+      return c.body(found.bytes.slice().buffer, 200);
     },
   );
 

@@ -327,6 +327,11 @@ export class MemoryRoundStateStore<State> implements RoundStateStore<State>, Nod
   async deleteAlarm(): Promise<void> {
     this.alarmAt = null;
   }
+  async deleteAll(): Promise<void> {
+    this.state = null;
+    this.sums.clear();
+    this.alarmAt = null;
+  }
 }
 
 /** An entry store in memory, with an alarm a test fires by hand. */
@@ -365,6 +370,8 @@ export interface MemoryCoordinator {
   aggregators: Map<string, { host: AggregatorHost; store: MemoryRoundStateStore<AggregatorState> }>;
   /** Aggregator `index` of a round (created on first use, like a Durable Object). */
   aggregatorFor(tenantId: string, roundId: string, index: number): AggregatorHost;
+  /** Shard `shard` of a round (created on first use, like a Durable Object). */
+  shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHost;
   budgets: MemoryPrivacyBudgetStore;
   ledger: MemoryAuditLedgerStore;
   privacy: RoundPrivacy;
@@ -529,6 +536,7 @@ export function createMemoryCoordinator(
     shards,
     aggregators,
     aggregatorFor,
+    shardFor,
     budgets,
     ledger,
     privacy,

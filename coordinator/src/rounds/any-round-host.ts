@@ -15,7 +15,7 @@ import { enforceRoundFloors } from "./round-floors";
 import { createPlainSumRoundHost } from "./round-host";
 import type { RoundPrivacy } from "./round-privacy";
 import type { AggregatorHandle, NodeStore } from "./secagg-aggregator-host";
-import { createSecAggRootHost, type SecAggRootState } from "./secagg-root-host";
+import { createSecAggRootHost, type SecAggRootHost, type SecAggRootState } from "./secagg-root-host";
 import type { SecAggShardHandle } from "./secagg-shard-host";
 import type { ChildOutcome } from "./shard-tree";
 
@@ -27,7 +27,11 @@ export interface AnyRoundHostOptions {
   index: RoundIndex;
   shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
   /** Aggregators of rounds of more than `FAN_OUT` shards. */
-  aggregatorFor?(tenantId: string, roundId: string, index: number): Pick<AggregatorHandle, "open" | "close">;
+  aggregatorFor?(
+    tenantId: string,
+    roundId: string,
+    index: number,
+  ): Pick<AggregatorHandle, "close" | "registerShard">;
   /** Budget checks and the privacy ledger (DP rounds). */
   privacy?: RoundPrivacy;
   /** The trainer of a model, which takes the result of the rounds it opened. */
@@ -43,6 +47,8 @@ export interface AnyRoundHostOptions {
 
 export interface AnyRoundHost extends RoundHostHandle {
   shardFinished(outcome: ChildOutcome): Promise<void>;
+  registerShard: SecAggRootHost["registerShard"];
+  registerAggregator: SecAggRootHost["registerAggregator"];
   alarm(): Promise<void>;
 }
 
@@ -103,6 +109,8 @@ export function createAnyRoundHost(options: AnyRoundHostOptions): AnyRoundHost {
     contribute: async (request) => (await current()).contribute(request),
     status: async () => (await current()).status(),
     shardFinished: (outcome) => secagg.shardFinished(outcome),
+    registerShard: (meta) => secagg.registerShard(meta),
+    registerAggregator: (index) => secagg.registerAggregator(index),
     alarm: async () => (await current()).alarm(),
   };
 }

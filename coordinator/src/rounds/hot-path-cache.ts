@@ -8,7 +8,7 @@
  */
 
 import type { RoundInfo } from "@fedprofile/protocol/wire";
-import type { ApiKeyRecord, Clock, RoundIndex, Tenant, TenantStore } from "../ports";
+import type { ApiKeyRecord, Clock, ModelStore, RoundIndex, Tenant, TenantStore } from "../ports";
 
 export interface HotPathCacheOptions {
   /** How long a found row is served from memory (default 5 s for rounds, 30 s for keys). */
@@ -18,8 +18,8 @@ export interface HotPathCacheOptions {
   clock?: Clock;
 }
 
-/** A TTL cache of found values, bounded in size, with in-flight reads shared. */
-function ttlCache<T>(ttlMs: number, maxEntries: number, clock: Clock) {
+/** A TTL cache of found values (and misses, with `keepMisses`), bounded in size, in-flight reads shared. */
+function ttlCache<T>(ttlMs: number, maxEntries: number, clock: Clock, keepMisses = false) {
   const entries = new Map<string, { at: number; value: Promise<T | null> }>();
   return {
     get(key: string, load: () => Promise<T | null>): Promise<T | null> {
@@ -31,7 +31,7 @@ function ttlCache<T>(ttlMs: number, maxEntries: number, clock: Clock) {
       // A miss or a failure is not kept: the next request asks the database again.
       value.then(
         (found) => {
-          if (found === null && entries.get(key)?.value === value) entries.delete(key);
+          if (found === null && !keepMisses && entries.get(key)?.value === value) entries.delete(key);
         },
         () => {
           if (entries.get(key)?.value === value) entries.delete(key);
@@ -68,6 +68,8 @@ export function cachedRoundIndex(inner: RoundIndex, options: HotPathCacheOptions
       await inner.insert(tenantId, info);
       rounds.drop(`${tenantId}/${info.roundId}`);
     },
+    // Not cached: a round that ended early (every shard reported) would be served for the TTL,
+    // and devices would join a round that has moved on (the training workers test caught it).
     findOpen: (tenantId, modelId, now) => inner.findOpen(tenantId, modelId, now),
     countOpen: (tenantId, modelId) => inner.countOpen(tenantId, modelId),
     reserveOpen: (...args) => inner.reserveOpen(...args),
@@ -77,5 +79,31 @@ export function cachedRoundIndex(inner: RoundIndex, options: HotPathCacheOptions
       await inner.markEnded(tenantId, roundId, stage, modelVersion);
       rounds.drop(`${tenantId}/${roundId}`);
     },
+  };
+}
+
+/**
+ * `inner` with check-in's `latestVersion` cached for `ttlMs` (default 5 s), "none yet" too, so a
+ * check-in reads neither D1 nor a model row; a publish through this store drops the entry.
+ */
+export function cachedModelVersions(inner: ModelStore, options: HotPathCacheOptions = {}): ModelStore {
+  const clock = options.clock ?? Date.now;
+  const versions = ttlCache<number>(options.ttlMs ?? 5_000, options.maxEntries ?? 10_000, clock, true);
+  const read = (tenantId: string, modelId: string) =>
+    inner.latestVersion
+      ? inner.latestVersion(tenantId, modelId)
+      : inner.latest(tenantId, modelId).then((m) => m?.version ?? null);
+  return {
+    publish: async (tenantId, draft, publishedAt) => {
+      const published = await inner.publish(tenantId, draft, publishedAt);
+      versions.drop(`${tenantId}/${draft.modelId}`);
+      return published;
+    },
+    latest: (tenantId, modelId) => inner.latest(tenantId, modelId),
+    latestVersion: (tenantId, modelId) =>
+      versions.get(`${tenantId}/${modelId}`, () => read(tenantId, modelId)),
+    get: (tenantId, modelId, version) => inner.get(tenantId, modelId, version),
+    list: (tenantId, modelId, page) => inner.list(tenantId, modelId, page),
+    ...(inner.weights ? { weights: inner.weights.bind(inner) } : {}),
   };
 }

@@ -19,3 +19,12 @@ export function pickShard(joinKey: Uint8Array, shardCount: number): number {
   // The modulo bias is below shardCount / 2^64: negligible for any shard count.
   return Number(value % BigInt(shardCount));
 }
+
+/**
+ * Whether a shard's refusal of a join means "try the next shard": it is full, or every device it
+ * admitted has advertised keys and it has moved past advertise-keys while the round still takes
+ * joins elsewhere (with lazy open, joins arrive spread out, so this is common).
+ */
+export function isShardClosedToJoins(code: string): boolean {
+  return code === "round_full" || code === "round_not_collecting";
+}

@@ -41,7 +41,18 @@ describe("round limits", () => {
   it("a shard count past the limit names it and the maxShardSize that would fit", () => {
     const error = refusal(() => assertRoundFits(dpRound(4, 100_000, 2)));
     expect(error).toMatchObject({ status: 400, code: "too_many_shards" });
-    expect(error.message).toMatch(/50000 shards, over the limit of 128.*at least 782/);
+    expect(error.message).toMatch(/50000 shards, over the limit of 10000.*at least 10/);
+  });
+
+  it("10^6 devices (1,000 shards, 32 aggregators) and 10^7 (10,000 shards) open: shards open lazily", () => {
+    // Before lazy open: 128 shards at most, and the wire refused maxContributions over 100,000.
+    expect(() => assertRoundFits(dpRound(1024, 1_000_000, 1000))).not.toThrow();
+    expect(() => assertRoundFits(dpRound(1024, 10_000_000, 1000))).not.toThrow();
+    const error = refusal(() => assertRoundFits(dpRound(1024, 10_000_000, 999)));
+    expect(error).toMatchObject({ status: 400, code: "too_many_shards" });
+    expect(
+      OpenRoundRequest.safeParse({ ...dpRound(4, 1000, 1000), maxContributions: 10_000_001 }).success,
+    ).toBe(false);
   });
 
   it("open rounds per model: the limit-th is refused with 409", () => {

@@ -10,7 +10,7 @@
 
 import type { OpenRoundRequest } from "@fedprofile/protocol/wire";
 import { ConflictError, InvalidRequestError } from "../errors";
-import { FAN_OUT } from "./shard-tree";
+import { aggregatorCount, FAN_OUT } from "./shard-tree";
 
 /** The limits a coordinator enforces at open; each is named in the error that refuses a round. */
 export interface RoundLimits {
@@ -23,8 +23,10 @@ export interface RoundLimits {
 }
 
 export const DEFAULT_ROUND_LIMITS: RoundLimits = {
-  // 100,000 devices (the schema's cap) in shards of 1,000 (the default) is 100 shards.
-  maxShards: 128,
+  // Shards open lazily on their first join (./lazy-shards.ts), so a round's open costs O(1)
+  // subrequests whatever this is: 10^7 devices (the schema's cap) in shards of 1,000 (the default)
+  // is 10,000 shards under 313 aggregators, whose rows the root keeps (313 x 512 B).
+  maxShards: 10_000,
   // A trainer runs one round at a time; a few more leave room for an operator's own rounds.
   maxOpenRoundsPerModel: 4,
   // Under the documented 2 MB: workerd's SQLite refused a 1,998,893-byte value (SQLITE_TOOBIG).
@@ -73,7 +75,9 @@ export function assertRoundFits(request: OpenRoundRequest, limits: RoundLimits =
   const words = request.dp ? nextPowerOfTwo(request.dimension + 1) : request.dimension;
   // A shard keeps its running sum as one value; nodes above it keep only rows and chunked sums.
   const shardSum = sumBytes(words);
-  const rootState = Math.min(shards, FAN_OUT) * OUTCOME_BYTES;
+  // The root keeps one row per child and each shard's size (9 B a double).
+  const children = shards > FAN_OUT ? aggregatorCount(shards) : shards;
+  const rootState = children * OUTCOME_BYTES + 9 * shards;
   if (shardSum > max || rootState > max) {
     throw new InvalidRequestError(
       `dimension: ${request.dimension} values (${words} words summed) need ${shardSum} bytes for a shard's sum, over the limit of ${max} bytes a Durable Object value holds; use a smaller dimension (at most about ${Math.floor((3 * max) / 16)} words)`,

@@ -20,7 +20,7 @@ import { ConflictError, FedprofileError, NotFoundError } from "../errors";
 import { newParticipantId, newRoundId, newToken, sha256Hex } from "../ids";
 import type { RoundResult } from "../models/trainer";
 import type { Clock, RoundHostHandle, RoundIndex } from "../ports";
-import { pickShard } from "./pick-shard";
+import { isShardClosedToJoins, pickShard } from "./pick-shard";
 import {
   assertOpenRoundsBelowLimit,
   assertRoundFits,
@@ -114,6 +114,7 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
     const participantId = newParticipantId(randomBytes);
     const participantToken = newToken(randomBytes);
     const first = pickShard(joinKey, shards);
+    let movedOn = false;
     for (let attempt = 0; attempt < shards; attempt++) {
       const shard = (first + attempt) % shards;
       try {
@@ -121,7 +122,12 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
           tenantId,
           info.roundId,
           shard,
-        ).admit(participantId, sha256Hex(participantToken));
+        ).admit(participantId, sha256Hex(participantToken), {
+          tenantId,
+          roundId: info.roundId,
+          shard,
+          shards,
+        });
         return {
           v: WIRE_VERSION,
           roundId: info.roundId,
@@ -133,9 +139,13 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
         };
       } catch (error) {
         // Across a Durable Object RPC the error comes back as a FedprofileError with its code.
-        if (!(error instanceof FedprofileError && error.code === "round_full")) throw error;
+        // A shard whose devices have all advertised has moved on: as full as a full one.
+        if (!(error instanceof FedprofileError && isShardClosedToJoins(error.code))) throw error;
+        movedOn ||= error.code === "round_not_collecting";
       }
     }
+    // Every shard refused: if one had moved on, the round has (its join window closed).
+    if (movedOn) throw new ConflictError("round_not_collecting", `round ${info.roundId} is not collecting`);
     throw new ConflictError("round_full", `round ${info.roundId} has no free slot`);
   }
 

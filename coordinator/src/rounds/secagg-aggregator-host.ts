@@ -18,13 +18,27 @@ import { base64ToBytes, bytesToBase64 } from "@fedprofile/protocol/bytes";
 import type { DpRoundConfig } from "@fedprofile/protocol/dp";
 import { ConflictError, FedprofileError, InvalidRequestError, NotFoundError } from "../errors";
 import type { Clock, RoundStateStore } from "../ports";
-import { REPORT_RETRY_MS, type SecAggShardHandle, type ShardOutcome } from "./secagg-shard-host";
+import {
+  type LazyShardConfig,
+  lazyComplete,
+  registerChild,
+  type ShardPlan,
+  shardOptionsOf,
+} from "./lazy-shards";
+import {
+  REPORT_RETRY_MS,
+  type SecAggShardHandle,
+  SHARD_RETENTION_MS,
+  type ShardMeta,
+  type ShardOutcome,
+} from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";
 import type { ShardSum } from "./shard-combine";
 import {
   type ChildOutcome,
   type ChildRow,
   combineChildren,
+  FAN_OUT,
   revealedBy,
   rowOf,
   type SumStore,
@@ -32,7 +46,10 @@ import {
 } from "./shard-tree";
 
 /** A node's store: its small state value, chunked sums beside it, and its alarm. */
-export interface NodeStore<State> extends Omit<RoundStateStore<State>, "save">, SumStore<State> {}
+export interface NodeStore<State> extends Omit<RoundStateStore<State>, "save">, SumStore<State> {
+  /** Erases the state, every sum and the alarm (a finished node past its retention). */
+  deleteAll?(): Promise<void>;
+}
 
 /** What the root tells an aggregator when the round opens (plain data: it crosses RPC). */
 export interface AggregatorConfig {
@@ -46,6 +63,8 @@ export interface AggregatorConfig {
   dim: number;
   /** The DP configuration of a DP round (the combine depends on the mechanism). */
   dp?: DpRoundConfig;
+  /** A round whose shards open lazily: their options come from this plan (`./lazy-shards.ts`). */
+  plan?: ShardPlan;
 }
 
 export interface AggregatorState extends AggregatorConfig {
@@ -55,11 +74,17 @@ export interface AggregatorState extends AggregatorConfig {
   result: ChildRow | null;
   reported: boolean;
   reportAttempts?: number;
+  /** When the root acknowledged (or took) the report; the aggregator erases itself a retention later. */
+  reportedAt?: number;
+  /** The shards that registered (lazy rounds): the only ones it waits for or closes. */
+  opened?: number[];
 }
 
 /** The root as an aggregator sees it. */
 export interface AggregatorParent {
   shardFinished(outcome: ChildOutcome): Promise<void>;
+  /** The aggregator's own first touch: registers it with the root, answers its configuration. */
+  registerAggregator(index: number): Promise<AggregatorConfig>;
 }
 
 /** An aggregator, wherever it lives. */
@@ -69,6 +94,11 @@ export interface AggregatorHandle {
   shardFinished(outcome: ShardOutcome): Promise<void>;
   /** The root gives up: close silent shards, combine, answer the outcome (a fence, as a shard's). */
   close(): Promise<ChildOutcome>;
+  /**
+   * A lazily opened shard's first touch: registers it (opening this aggregator, by registering
+   * with the root, on its own first touch) and answers the shard's options.
+   */
+  registerShard(meta: ShardMeta, config?: AggregatorConfig): Promise<LazyShardConfig>;
 }
 
 export interface AggregatorHost extends AggregatorHandle {
@@ -77,9 +107,11 @@ export interface AggregatorHost extends AggregatorHandle {
 
 export interface AggregatorHostOptions {
   store: NodeStore<AggregatorState>;
-  root(config: AggregatorConfig): AggregatorParent;
+  root(round: Pick<AggregatorConfig, "tenantId" | "roundId">): AggregatorParent;
   shardFor(tenantId: string, roundId: string, shard: number): Pick<SecAggShardHandle, "close">;
   clock?: Clock;
+  /** How long a reported aggregator is kept before `deleteAll` (default {@link SHARD_RETENTION_MS}). */
+  retentionMs?: number;
 }
 
 const REPORT_RETRY_CAP_MS = 60_000;
@@ -90,7 +122,16 @@ const RESULT_KEY = "result";
 export function createAggregatorHost(options: AggregatorHostOptions): AggregatorHost {
   const { store } = options;
   const clock = options.clock ?? Date.now;
+  const retentionMs = options.retentionMs ?? SHARD_RETENTION_MS;
   const serialised = createSerialQueue();
+
+  /** Marks the report delivered and schedules the erase a retention period later. */
+  async function delivered(state: AggregatorState): Promise<AggregatorState> {
+    const next: AggregatorState = { ...state, reported: true, reportedAt: clock() };
+    await store.save(next);
+    await store.setAlarm(clock() + retentionMs);
+    return next;
+  }
 
   async function mustLoad(): Promise<AggregatorState> {
     const state = await store.load();
@@ -98,7 +139,14 @@ export function createAggregatorHost(options: AggregatorHostOptions): Aggregator
     return state;
   }
 
-  const complete = (state: AggregatorState) => Object.keys(state.rows).length === state.end - state.first;
+  /** Every shard that exists (or, once the join window closed, can) has reported. */
+  const complete = (state: AggregatorState) =>
+    Object.keys(state.rows).length === state.end - state.first ||
+    (state.plan !== undefined && lazyComplete(state.opened ?? [], state.rows, state.plan.closesAt, clock()));
+  const shardsBelow = (state: AggregatorState): number[] =>
+    state.plan
+      ? (state.opened ?? [])
+      : Array.from({ length: state.end - state.first }, (_, i) => state.first + i);
 
   /** Combines the stored shard sums (plus any not yet stored) and stores the result. */
   async function finish(
@@ -152,8 +200,7 @@ export function createAggregatorHost(options: AggregatorHostOptions): Aggregator
       await store.setAlarm(clock() + Math.min(REPORT_RETRY_MS * 2 ** attempts, REPORT_RETRY_CAP_MS));
       return;
     }
-    await store.save({ ...state, reported: true });
-    await store.deleteAlarm();
+    await delivered(state);
   }
 
   return {
@@ -178,7 +225,15 @@ export function createAggregatorHost(options: AggregatorHostOptions): Aggregator
         if (row.hasSum && outcome.sum !== null && base64ToBytes(outcome.sum).length !== 4 * state.dim) {
           throw new InvalidRequestError(`sum: shard ${outcome.shard}'s sum is not ${state.dim} u32 words`);
         }
-        const next: AggregatorState = { ...state, rows: { ...state.rows, [outcome.shard]: row } };
+        // A shard that reports exists, registered or not (a synthetic report, a lost write).
+        const opened = state.plan
+          ? [...new Set([...(state.opened ?? []), outcome.shard])].sort((a, b) => a - b)
+          : undefined;
+        const next: AggregatorState = {
+          ...state,
+          rows: { ...state.rows, [outcome.shard]: row },
+          ...(opened ? { opened } : {}),
+        };
         const sums: Record<string, Uint8Array> =
           row.hasSum && outcome.sum !== null ? { [sumKey(outcome.shard)]: base64ToBytes(outcome.sum) } : {};
         if (!complete(next)) {
@@ -197,7 +252,7 @@ export function createAggregatorHost(options: AggregatorHostOptions): Aggregator
         if (!state.result) {
           const rows = { ...state.rows };
           const fresh: Record<string, Uint8Array> = {};
-          for (let shard = state.first; shard < state.end; shard++) {
+          for (const shard of shardsBelow(state)) {
             if (rows[shard] !== undefined) continue;
             try {
               const outcome = await options.shardFor(state.tenantId, state.roundId, shard).close();
@@ -211,18 +266,62 @@ export function createAggregatorHost(options: AggregatorHostOptions): Aggregator
             }
           }
           state = await finish({ ...state, rows }, fresh, true);
-        } else if (!state.reported) {
-          state = { ...state, reported: true };
-          await store.save(state);
         }
-        await store.deleteAlarm();
+        // The root takes this outcome itself: no report is owed; erase after the retention.
+        if (state.reportedAt === undefined) state = await delivered(state);
         return outcomeOf(state);
+      }),
+
+    registerShard: (meta, given) =>
+      serialised(async () => {
+        let state = await store.load();
+        if (!state) {
+          // `given`: the root registered this aggregator itself (a token round's join, which holds
+          // the root's queue); otherwise register with the root now.
+          const config =
+            given ?? (await options.root(meta).registerAggregator(Math.floor(meta.shard / FAN_OUT)));
+          state = {
+            ...config,
+            kind: "secagg-aggregator",
+            rows: {},
+            result: null,
+            reported: false,
+            opened: [],
+          };
+          // At the join window's end it knows every shard it will ever have.
+          if (config.plan) await store.setAlarm(config.plan.closesAt);
+        }
+        const plan = state.plan;
+        if (!plan)
+          throw new ConflictError("round_not_lazy", "this aggregator's shards opened with the round");
+        if (meta.shard < state.first || meta.shard >= state.end) {
+          throw new ConflictError("foreign_shard", `shard ${meta.shard} does not report to this aggregator`);
+        }
+        if (state.result) throw new ConflictError("round_not_collecting", "this aggregator has ended");
+        const before = state.opened ?? [];
+        const opened = registerChild(before, meta.shard, plan.closesAt, clock());
+        if (opened.length !== before.length) await store.save({ ...state, opened });
+        return { options: shardOptionsOf(plan, meta.shard), openedAt: plan.openedAt };
       }),
 
     alarm: () =>
       serialised(async () => {
         const state = await store.load();
-        if (state?.result && !state.reported) await reportOrRetry(state);
+        if (!state) return;
+        if (state.result) {
+          if (!state.reported) await reportOrRetry(state);
+          else if (clock() >= (state.reportedAt ?? 0) + retentionMs) await store.deleteAll?.();
+          else await store.setAlarm((state.reportedAt ?? clock()) + retentionMs);
+          return;
+        }
+        if (!state.plan) return;
+        // The join window's end: if every registered shard is in, combine and report now.
+        if (clock() < state.plan.closesAt) await store.setAlarm(state.plan.closesAt);
+        else if (complete(state)) {
+          const ended = await finish(state);
+          await store.setAlarm(clock() + REPORT_RETRY_MS);
+          await reportOrRetry(ended);
+        }
       }),
   };
 }

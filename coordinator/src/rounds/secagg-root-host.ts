@@ -48,11 +48,20 @@ import { newParticipantId, newToken, sha256Hex } from "../ids";
 import { aggregateSha256 } from "../ledger/chain";
 import type { RoundResult, TrainerHandle } from "../models/trainer";
 import type { Clock, ModelStore, RoundHostHandle, RoundIndex } from "../ports";
-import { chooseParameters, planShards } from "../secagg/index";
+import { chooseParameters } from "../secagg/index";
+import {
+  type LazyShardConfig,
+  lazyComplete,
+  registerChild,
+  type ShardPlan,
+  shardOptionsOf,
+  shardSizes,
+} from "./lazy-shards";
+import { isShardClosedToJoins } from "./pick-shard";
 import { enforceRoundFloors } from "./round-floors";
 import type { RoundDpPlan, RoundPrivacy } from "./round-privacy";
-import type { AggregatorHandle, NodeStore } from "./secagg-aggregator-host";
-import type { SecAggShardHandle, ShardOutcome } from "./secagg-shard-host";
+import type { AggregatorConfig, AggregatorHandle, NodeStore } from "./secagg-aggregator-host";
+import type { SecAggShardHandle, ShardMeta, ShardOutcome } from "./secagg-shard-host";
 import { createSerialQueue } from "./serial-queue";
 import { combineShardSums, type ShardSum } from "./shard-combine";
 import {
@@ -60,6 +69,7 @@ import {
   type ChildOutcome,
   type ChildRow,
   doublesOf,
+  FAN_OUT,
   foldInto,
   revealedBy,
   rowOf,
@@ -102,6 +112,13 @@ export interface SecAggRootState {
   outcomes: Record<string, ChildRow | ShardOutcome>;
   /** Aggregators between the shards and this root (0 or absent: shards report here). */
   aggregators?: number;
+  /**
+   * Rounds whose shards open lazily (`./lazy-shards.ts`): the plan shards take their options
+   * from, and the children (shards, or aggregators) that registered. Absent: every child was
+   * opened with the round.
+   */
+  plan?: ShardPlan;
+  opened?: number[];
   closedAt: number | null;
   outcome: string | null;
   modelVersion: number | null;
@@ -119,7 +136,11 @@ export interface SecAggRootHostOptions {
   store: NodeStore<SecAggRootState>;
   shardFor(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
   /** Aggregator `index` of a round of more than `FAN_OUT` shards (`./shard-tree.ts`). */
-  aggregatorFor?(tenantId: string, roundId: string, index: number): Pick<AggregatorHandle, "open" | "close">;
+  aggregatorFor?(
+    tenantId: string,
+    roundId: string,
+    index: number,
+  ): Pick<AggregatorHandle, "close" | "registerShard">;
   models: ModelStore;
   index: RoundIndex;
   /** Budget checks and the ledger; required for DP rounds. */
@@ -138,6 +159,10 @@ export interface SecAggRootHostOptions {
 
 export interface SecAggRootHost extends RoundHostHandle {
   shardFinished(outcome: ChildOutcome): Promise<void>;
+  /** A lazily opened shard's first touch (root over shards): registers it, answers its options. */
+  registerShard(meta: ShardMeta): Promise<LazyShardConfig>;
+  /** A lazily opened aggregator's first touch: registers it, answers its configuration. */
+  registerAggregator(index: number): Promise<AggregatorConfig>;
   alarm(): Promise<void>;
 }
 
@@ -193,18 +218,18 @@ function graphParameters(size: number, options: SecAggRoundOptions): { k: number
  */
 export function planRoundShards(
   request: OpenRoundRequest,
-  seed: Uint8Array,
+  _seed?: Uint8Array,
 ): { sizes: number[]; graphs: Array<{ k: number; t: number }>; floors: number[] } {
   const secagg = request.secagg;
   if (!secagg) throw new InvalidRequestError("secagg: options are required");
   let sizes: number[];
   try {
-    const cohort = Array.from({ length: request.maxContributions }, (_, i) => i);
-    sizes = planShards(cohort, {
-      maxShardSize: secagg.maxShardSize,
-      minShardSize: Math.min(secagg.minShardSize, secagg.maxShardSize),
-      seed,
-    }).map((shard) => shard.length);
+    // Sizes only (as planShards splits them): a round of 10^6 devices never builds its cohort here.
+    sizes = shardSizes(
+      request.maxContributions,
+      Math.min(secagg.minShardSize, secagg.maxShardSize),
+      secagg.maxShardSize,
+    );
   } catch (cause) {
     throw new InvalidRequestError(
       `secagg: ${cause instanceof Error ? cause.message : "cannot shard the cohort"}`,
@@ -213,16 +238,79 @@ export function planRoundShards(
       },
     );
   }
-  const graphs = sizes.map((size) => graphParameters(size, secagg));
+  // At most two distinct sizes: one graph choice each, not one per shard.
+  const bySize = new Map<number, { k: number; t: number }>();
+  const graphs = sizes.map((size) => {
+    const graph = bySize.get(size) ?? graphParameters(size, secagg);
+    bySize.set(size, graph);
+    return graph;
+  });
   const minNoiseShares = request.dp?.minNoiseShares ?? 0;
   const floors = graphs.map((g) => Math.max(g.t, minNoiseShares));
-  const smallest = Math.min(...sizes);
+  const smallest = sizes.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
   if (minNoiseShares > smallest) {
     throw new InvalidRequestError(
       `dp.minNoiseShares: ${minNoiseShares} exceeds the smallest shard (${smallest} devices)`,
     );
   }
   return { sizes, graphs, floors };
+}
+
+/**
+ * The plan every lazily opened shard takes its options from (`./lazy-shards.ts`): what the root
+ * used to send each shard at open, once per distinct shard size.
+ */
+function shardPlanOf(
+  state: SecAggRootState,
+  request: OpenRoundRequest,
+  graphs: ReadonlyArray<{ k: number; t: number }>,
+  floors: readonly number[],
+  admission: boolean,
+  dp: RoundDpPlan | undefined,
+  seed: Uint8Array,
+): ShardPlan {
+  const secagg = request.secagg as SecAggRoundOptions;
+  const bySize: ShardPlan["bySize"] = {};
+  for (const [shard, size] of state.shardSizes.entries()) {
+    if (bySize[size]) continue;
+    const { k, t } = graphs[shard] as { k: number; t: number };
+    const floor = floors[shard] as number;
+    let modulusBits: number;
+    if (dp) modulusBits = dp.config.modulusBits;
+    else {
+      try {
+        modulusBits = modulusBitsFor((secagg.encoding as FixedPointEncoding).valueBits, size);
+      } catch (cause) {
+        throw new InvalidRequestError(
+          `secagg: ${cause instanceof Error ? cause.message : "modulus too large"}`,
+          {
+            cause,
+          },
+        );
+      }
+    }
+    bySize[size] = { k, t, modulusBits, ...(dp && floor !== t ? { minInputs: floor } : {}) };
+  }
+  const timeout = secagg.stageSeconds * 1000;
+  return {
+    roundId: state.roundId,
+    devices: request.maxContributions,
+    shards: state.shardSizes.length,
+    openedAt: state.openedAt,
+    closesAt: state.closesAt,
+    base: {
+      // A DP round's inputs are residues mod 2^m that are meant to wrap (KLS21 Alg. 1).
+      ...(dp
+        ? { dimension: paddedDim(dp.config), valueBits: dp.config.modulusBits, modularInputs: true }
+        : { dimension: request.dimension, valueBits: (secagg.encoding as FixedPointEncoding).valueBits }),
+      consistencyCheck: secagg.consistencyCheck,
+      // The preset's signed advertisements are bound to admission tokens (identity.ts).
+      ...(secagg.threat === "maliciousServer" && admission ? { signedKeys: true } : {}),
+      stageTimeoutsMs: Object.fromEntries(STAGES.map((stage) => [stage, timeout])),
+    },
+    bySize,
+    seed: bytesToHex(seed),
+  };
 }
 
 export function secaggRootInfo(state: SecAggRootState): RoundInfo {
@@ -276,6 +364,32 @@ const asRow = (o: ChildRow | ShardOutcome): ChildRow => ("hasSum" in o ? o : row
 
 /** Children of the root: its aggregators, or its shards. */
 const childCount = (state: SecAggRootState) => state.aggregators || state.shardSizes.length;
+
+/** What aggregator `index` of a lazy round is told on its first touch. */
+function aggregatorConfigOf(state: SecAggRootState, index: number, plan: ShardPlan): AggregatorConfig {
+  const { first, end } = shardsOf(index, state.shardSizes.length);
+  return {
+    tenantId: state.tenantId,
+    roundId: state.roundId,
+    index,
+    first,
+    end,
+    dim: state.dp ? paddedDim(state.dp.config) : state.dimension,
+    ...(state.dp ? { dp: state.dp.config } : {}),
+    plan,
+  };
+}
+
+/** The children that exist: every one of an eagerly opened round, the registered ones of a lazy one. */
+const childrenOf = (state: SecAggRootState): number[] =>
+  state.plan ? (state.opened ?? []) : Array.from({ length: childCount(state) }, (_, i) => i);
+
+/** Whether every child that exists, or ever can, has reported (`./lazy-shards.ts`). */
+function heardFromAll(state: SecAggRootState, now: number): boolean {
+  // Every child the round can have reported (an eager round's, or a lazy one's before its close).
+  if (Object.keys(state.outcomes).length === childCount(state)) return true;
+  return state.plan !== undefined && lazyComplete(state.opened ?? [], state.outcomes, state.closesAt, now);
+}
 
 const TOTAL_KEY = "total";
 const sumKey = (shard: number) => `sum:${shard}`;
@@ -564,7 +678,11 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
       total = foldInto(total, bytes, outcome.sumKind ?? "u32", dim);
     }
     if (total) sums[TOTAL_KEY] = total;
-    return { next: { ...state, outcomes: rows }, sums };
+    // A child that reports exists, registered or not (synthetic reports, a lost registration write).
+    const opened = state.plan
+      ? [...new Set([...(state.opened ?? []), ...outcomes.map((o) => o.shard)])].sort((a, b) => a - b)
+      : undefined;
+    return { next: { ...state, outcomes: rows, ...(opened ? { opened } : {}) }, sums };
   }
 
   return {
@@ -659,67 +777,26 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         };
         if (task && !dp) throw new InvalidRequestError("a trainer's round needs dp");
         try {
-          await openAggregators(state);
-          for (const [shard, size] of sizes.entries()) {
-            const { k, t } = graphs[shard] as { k: number; t: number };
-            // A DP round's inputs are residues mod 2^m that are meant to wrap (KLS21 Alg. 1).
-            let words: {
-              dimension: number;
-              valueBits: number;
-              modulusBits: number;
-              modularInputs?: boolean;
-              minInputs?: number;
-            };
-            if (dp) {
-              const m = dp.config.modulusBits;
-              words = {
-                dimension: paddedDim(dp.config),
-                valueBits: m,
-                modulusBits: m,
-                modularInputs: true,
-                ...(floors[shard] !== t ? { minInputs: floors[shard] } : {}),
-              };
-            } else {
-              const valueBits = (secagg.encoding as FixedPointEncoding).valueBits;
-              try {
-                words = {
-                  dimension: request.dimension,
-                  valueBits,
-                  modulusBits: modulusBitsFor(valueBits, size),
-                };
-              } catch (cause) {
-                throw new InvalidRequestError(
-                  `secagg: ${cause instanceof Error ? cause.message : "modulus too large"}`,
-                  { cause },
-                );
-              }
-            }
-            const timeout = secagg.stageSeconds * 1000;
-            await options.shardFor(tenantId, roundId, shard).open(
-              { tenantId, roundId, shard, shards: sizes.length },
-              {
-                roundId,
-                cohortSize: size,
-                k,
-                t,
-                ...words,
-                consistencyCheck: secagg.consistencyCheck,
-                shard,
-                // The preset's signed advertisements are bound to admission tokens (identity.ts).
-                ...(secagg.threat === "maliciousServer" && admission ? { signedKeys: true } : {}),
-                stageTimeoutsMs: Object.fromEntries(STAGES.map((stage) => [stage, timeout])),
-                // Plain data only: these options cross a Durable Object RPC boundary.
-                graphSeed: randomBytes(32),
-              },
-            );
-          }
+          // No shard or aggregator opens here (O(1) subrequests): each opens on its first join
+          // and registers with its parent, which hands it its options from this plan.
+          state.plan = shardPlanOf(
+            state,
+            request,
+            graphs,
+            floors,
+            admission !== undefined,
+            dp,
+            randomBytes(32),
+          );
+          state.opened = [];
         } catch (error) {
           // The round never opened: its budget reservation goes with it.
           if (dp) await options.privacy?.release(tenantId, request.modelId, roundId);
           throw error;
         }
         await store.save(state);
-        await store.setAlarm(state.giveUpAt);
+        // The end of the join window first: from then on the registered children are all there are.
+        await store.setAlarm(state.closesAt);
         await index.insert(tenantId, secaggRootInfo(state));
         return secaggRootStatus(state);
       }),
@@ -767,14 +844,45 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
           await store.save(next, stored.sums);
         }
         // Also when this report is a retry after a crash that hit before the round ended.
-        if (Object.keys(next.outcomes).length === childCount(next)) await end(next, "all-shards-finished");
+        if (heardFromAll(next, clock())) await end(next, "all-shards-finished");
+      }),
+
+    registerShard: ({ shard }) =>
+      serialised(async () => {
+        const state = await registrable();
+        if (state.aggregators) {
+          throw new ConflictError("foreign_shard", `shard ${shard} registers with its aggregator`);
+        }
+        const options = shardOptionsOf(state.plan, shard);
+        await register(state, shard);
+        return { options, openedAt: state.plan.openedAt };
+      }),
+
+    registerAggregator: (index) =>
+      serialised(async () => {
+        const state = await registrable();
+        const count = state.aggregators ?? 0;
+        if (!Number.isInteger(index) || index < 0 || index >= count) {
+          throw new ConflictError("no_such_aggregator", `round ${state.roundId} has no aggregator ${index}`);
+        }
+        await register(state, index);
+        return aggregatorConfigOf(state, index, state.plan);
       }),
 
     alarm: () =>
       serialised(async () => {
         const state = await store.load();
         if (state?.stage !== "collecting") return;
-        if (clock() < state.giveUpAt) {
+        const now = clock();
+        if (state.plan && now < state.giveUpAt) {
+          // The join window's end: the registered children are all there are; the round ends
+          // now if they have all reported (shards no device touched never existed).
+          if (now < state.closesAt) await store.setAlarm(state.closesAt);
+          else if (heardFromAll(state, now)) await end(state, "all-shards-finished");
+          else await store.setAlarm(state.giveUpAt);
+          return;
+        }
+        if (now < state.giveUpAt) {
           await store.setAlarm(state.giveUpAt);
           return;
         }
@@ -783,7 +891,9 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         // Shards that never reported count as aborted: their devices are not in the sum.
         await end(
           closed,
-          Object.keys(state.outcomes).length === childCount(state) ? "all-shards-finished" : "deadline",
+          childrenOf(state).every((child) => state.outcomes[child] !== undefined)
+            ? "all-shards-finished"
+            : "deadline",
         );
       }),
   };
@@ -793,14 +903,19 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     const participantId = newParticipantId(randomBytes);
     const participantToken = newToken(randomBytes);
     const shards = state.shardSizes.length;
+    let current = state;
+    let movedOn = false;
     // Round-robin over shards, skipping full ones, so partial turnout spreads evenly.
     for (let attempt = 0; attempt < shards; attempt++) {
       const shard = (state.joined + attempt) % shards;
+      const meta = { tenantId: state.tenantId, roundId: state.roundId, shard, shards };
+      const lazy = await registerForJoin(current, meta);
+      current = lazy.state;
       try {
         const slot = await options
           .shardFor(state.tenantId, state.roundId, shard)
-          .admit(participantId, sha256Hex(participantToken));
-        await store.save({ ...state, joined: state.joined + 1 });
+          .admit(participantId, sha256Hex(participantToken), meta, lazy.config);
+        await store.save({ ...current, joined: current.joined + 1 });
         return {
           v: WIRE_VERSION,
           roundId: state.roundId,
@@ -812,10 +927,37 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
         };
       } catch (error) {
         // Across a Durable Object RPC the error comes back as a FedprofileError with its code.
-        if (!(error instanceof FedprofileError && error.code === "round_full")) throw error;
+        // A shard whose devices have all advertised has moved on: as full as a full one.
+        if (!(error instanceof FedprofileError && isShardClosedToJoins(error.code))) throw error;
+        movedOn ||= error.code === "round_not_collecting";
       }
     }
+    // Every shard refused: if one had moved on, the round has (its join window closed).
+    if (movedOn) throw new ConflictError("round_not_collecting", `round ${state.roundId} is not collecting`);
     throw new ConflictError("round_full", `round ${state.roundId} has no free slot`);
+  }
+
+  /**
+   * A token round's join runs inside the root's serialised join, so a shard it opens cannot call
+   * back to register (that call would wait on this very queue): the root registers the shard (or
+   * its aggregator, handing it its configuration) itself and gives the shard its options.
+   */
+  async function registerForJoin(
+    state: SecAggRootState,
+    meta: ShardMeta,
+  ): Promise<{ state: SecAggRootState; config?: LazyShardConfig }> {
+    const plan = state.plan;
+    if (!plan) return { state };
+    const child = state.aggregators ? Math.floor(meta.shard / FAN_OUT) : meta.shard;
+    const before = state.opened ?? [];
+    const opened = registerChild(before, child, state.closesAt, clock());
+    const next = opened.length === before.length ? state : { ...state, opened };
+    if (next !== state) await store.save(next);
+    if (!state.aggregators) {
+      return { state: next, config: { options: shardOptionsOf(plan, meta.shard), openedAt: plan.openedAt } };
+    }
+    const config = await aggregator(state, child).registerShard(meta, aggregatorConfigOf(next, child, plan));
+    return { state: next, config };
   }
 
   /**
@@ -826,7 +968,7 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
   async function closeSilentShards(state: SecAggRootState): Promise<SecAggRootState | null> {
     const closed: ChildOutcome[] = [];
     let unreachable = 0;
-    for (let child = 0; child < childCount(state); child++) {
+    for (const child of childrenOf(state)) {
       if (state.outcomes[child] !== undefined) continue;
       try {
         closed.push(await closeChild(state, child));
@@ -852,27 +994,27 @@ export function createSecAggRootHost(options: SecAggRootHostOptions): SecAggRoot
     return aggregator(state, child).close();
   }
 
+  /** A lazy round that still takes children. */
+  async function registrable(): Promise<SecAggRootState & { plan: ShardPlan }> {
+    const state = await mustLoad();
+    if (!state.plan) throw new ConflictError("round_not_lazy", `round ${state.roundId} opened every shard`);
+    if (state.stage !== "collecting") {
+      throw new ConflictError("round_not_collecting", `round ${state.roundId} is ${state.stage}`);
+    }
+    return { ...state, plan: state.plan };
+  }
+
+  /** Adds `child` to the registered children (idempotent; refused once the join window closed). */
+  async function register(state: SecAggRootState, child: number): Promise<void> {
+    const before = state.opened ?? [];
+    const opened = registerChild(before, child, state.closesAt, clock());
+    if (opened.length !== before.length) await store.save({ ...state, opened });
+  }
+
   function aggregator(state: SecAggRootState, index: number) {
     if (!options.aggregatorFor) {
       throw new FedprofileError("internal", "a round of this many shards needs aggregators", 500);
     }
     return options.aggregatorFor(state.tenantId, state.roundId, index);
-  }
-
-  /** Opens the aggregator tier of a round of more than FAN_OUT shards (none otherwise). */
-  async function openAggregators(state: SecAggRootState): Promise<void> {
-    const count = state.aggregators ?? 0;
-    for (let index = 0; index < count; index++) {
-      const { first, end } = shardsOf(index, state.shardSizes.length);
-      await aggregator(state, index).open({
-        tenantId: state.tenantId,
-        roundId: state.roundId,
-        index,
-        first,
-        end,
-        dim: state.dp ? paddedDim(state.dp.config) : state.dimension,
-        ...(state.dp ? { dp: state.dp.config } : {}),
-      });
-    }
   }
 }

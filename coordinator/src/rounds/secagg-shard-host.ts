@@ -30,6 +30,7 @@ import {
   type UnmaskOptions,
   viewFor,
 } from "../secagg/index";
+import type { LazyShardConfig } from "./lazy-shards";
 import { createSerialQueue } from "./serial-queue";
 
 /** A per-object key-value store with one alarm (Durable Object storage, or memory). */
@@ -55,16 +56,27 @@ export interface ShardOutcome {
   admitted?: number;
 }
 
-/** The root as a shard sees it. */
+/** The root (or its aggregator) as a shard sees it. */
 export interface SecAggRootHandle {
   shardFinished(outcome: ShardOutcome): Promise<void>;
+  /** A lazily opened shard's first touch: registers it, answers its options (`./lazy-shards.ts`). */
+  registerShard(meta: ShardMeta): Promise<LazyShardConfig>;
 }
 
 /** One shard, wherever it lives; every method is serialised by the host. */
 export interface SecAggShardHandle {
   open(meta: ShardMeta, options: CreateRoundOptions): Promise<void>;
-  /** Admits a participant (by its token's digest) to the next free slot. */
-  admit(participantId: string, tokenHash: string): Promise<number>;
+  /**
+   * Admits a participant (by its token's digest) to the next free slot. With `meta`, a shard that
+   * does not exist yet opens first, with the options its parent gives it (lazy open), or with
+   * `config` when the parent already registered it.
+   */
+  admit(
+    participantId: string,
+    tokenHash: string,
+    meta?: ShardMeta,
+    config?: LazyShardConfig,
+  ): Promise<number>;
   view(participantId: string, tokenHash: string): Promise<SecAggServerView>;
   /** One message as its binary frame: decoded here, once, and digested over its raw bytes. */
   message(participantId: string, tokenHash: string, frame: Uint8Array): Promise<SecAggAck>;
@@ -113,6 +125,13 @@ export const REPORT_RETRY_MS = 1_000;
 const REPORT_RETRY_CAP_MS = 60_000;
 /** How long a finished shard keeps per-device keys, share boxes and digests (default one day). */
 export const SHARD_RETENTION_MS = 24 * 60 * 60 * 1000;
+/**
+ * Mask words one invocation strips at most (`UnmaskOptions.maxMaskWordsPerSlice`): 2^27 words is
+ * 1,024 masks at d = 131,072 (d = 65,536 with DP padding), about 0.7 s of PRG at the measured
+ * 0.66 ms a mask (bench/results/secagg.json, k = 54: 3,825 ms for about 5,800 masks), far under
+ * the 30 s CPU limit of one Durable Object invocation whatever the dropout or shard size.
+ */
+export const UNMASK_SLICE_WORDS = 2 ** 27;
 
 export interface SecAggShardHostOptions {
   store: EntryStore;
@@ -132,6 +151,8 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
   const { store } = options;
   const clock = options.clock ?? Date.now;
   const retentionMs = options.retentionMs ?? SHARD_RETENTION_MS;
+  // Unmasking runs in slices, one per alarm (issue 16), unless the caller sets its own.
+  const unmask: UnmaskOptions = { maxMaskWordsPerSlice: UNMASK_SLICE_WORDS, ...options.unmask };
   let cache: { record: ShardRecord; state: ServerRoundState } | null = null;
   const serialised = createSerialQueue();
 
@@ -158,11 +179,21 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
     return cache;
   }
 
-  /** Persists the changed entries, keeps the alarm in step, and reports an ended shard. */
-  async function commit(record: ShardRecord, state: ServerRoundState, changed: string[]): Promise<void> {
+  /**
+   * Persists the changed entries, keeps the alarm in step, and reports an ended shard. The alarm
+   * is written only when the deadline moved (a stage change), not on every message: `before` is
+   * the deadline the stored alarm already has.
+   */
+  async function commit(
+    record: ShardRecord,
+    state: ServerRoundState,
+    changed: string[],
+    before?: number | null,
+  ): Promise<void> {
     await persist(record, state, changed);
-    if (state.deadline !== null) await store.setAlarm(state.deadline);
-    else if (ended(state) && !record.reported) {
+    if (state.deadline !== null) {
+      if (state.deadline !== before) await store.setAlarm(state.deadline);
+    } else if (ended(state) && !record.reported) {
       // Durable before the root is called: a crash from here on still leaves an alarm that
       // delivers the report (issue 11: the release was lost when the alarm was deleted first).
       await store.setAlarm(clock() + REPORT_RETRY_MS);
@@ -220,15 +251,26 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
     cache = { record: reported, state };
   }
 
-  /** Drops per-device state of a shard the root has, keeping its outcome's counts. */
-  async function prune(record: ShardRecord, state: ServerRoundState): Promise<void> {
-    const summary = statusOf(record, state);
-    const keys = [...(await store.list()).keys()].filter((key) => key !== SHARD_KEY);
-    await store.delete(keys);
-    const pruned: ShardRecord = { ...record, participants: {}, pruned: summary };
-    await store.put({ [SHARD_KEY]: pruned });
-    await store.deleteAlarm();
+  /**
+   * Erases a finished shard whose report the parent acknowledged a retention period ago: every
+   * entry and the alarm (`deleteAll`). Nothing here is needed any more: the parent stored the
+   * outcome before acknowledging it, and the ledger entry lives with the root's privacy store.
+   */
+  async function erase(): Promise<void> {
+    await store.deleteAll();
     cache = null;
+  }
+
+  /**
+   * First touch of a lazily opened shard: its parent registers it and answers its options; its
+   * first deadline counts from the round's open, so every shard keeps the round's schedule.
+   */
+  async function openLazily(meta: ShardMeta, given?: LazyShardConfig): Promise<void> {
+    // `given`: the parent registered this shard itself (a token round's join holds the root).
+    const config = given ?? (await options.root(meta).registerShard(meta));
+    const state = createRoundState(config.options, config.openedAt);
+    const record: ShardRecord = { ...meta, participants: {}, nextSlot: 0, reported: false };
+    await commit(record, state, Object.keys(toStorageEntries(state)));
   }
 
   function statusOf(record: ShardRecord, state: ServerRoundState): ShardStatus {
@@ -264,8 +306,9 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
         await commit(record, state, Object.keys(toStorageEntries(state)));
       }),
 
-    admit: (participantId, tokenHash) =>
+    admit: (participantId, tokenHash, meta, config) =>
       serialised(async () => {
+        if (meta && !cache && !(await store.list()).has(SHARD_KEY)) await openLazily(meta, config);
         const { record, state } = await load();
         if (state.phase !== "advertise-keys") {
           throw new ConflictError("round_not_collecting", `shard ${record.shard} is past advertise-keys`);
@@ -305,12 +348,10 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
         // ProtocolError is a FedprofileError: its stable code and status reach the client.
         // The step adds a masked input into the cached sum in place (`consumeSum`), so after a
         // failed masked-input step the cache may hold a sum storage does not: storage is the truth.
+        const deadline = state.deadline;
         try {
-          const transition = await handleReceived(state, received, clock(), {
-            ...options.unmask,
-            consumeSum: true,
-          });
-          await commit(record, transition.state, transition.changed);
+          const transition = await handleReceived(state, received, clock(), { ...unmask, consumeSum: true });
+          await commit(record, transition.state, transition.changed, deadline);
           return transition.reply;
         } catch (error) {
           if (received.message.stage === "masked-input") cache = null;
@@ -332,7 +373,7 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
         const { record } = await load();
         let { state } = await load();
         if (!ended(state) && state.deadline !== null && clock() >= state.deadline) {
-          const advance = await onDeadline(state, clock(), options.unmask);
+          const advance = await onDeadline(state, clock(), unmask);
           state = advance.state;
           await persist(record, state, advance.changed);
         }
@@ -364,7 +405,7 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
         const { record, state } = await load();
         if (state.deadline === null) {
           if (!record.reported) await reportOrRetry();
-          else if (clock() >= (record.reportedAt ?? 0) + retentionMs) await prune(record, state);
+          else if (clock() >= (record.reportedAt ?? 0) + retentionMs) await erase();
           else await store.setAlarm((record.reportedAt ?? clock()) + retentionMs);
           return;
         }
@@ -372,7 +413,7 @@ export function createSecAggShardHost(options: SecAggShardHostOptions): SecAggSh
           await store.setAlarm(state.deadline);
           return;
         }
-        const advance = await onDeadline(state, clock(), options.unmask);
+        const advance = await onDeadline(state, clock(), unmask);
         await commit(record, advance.state, advance.changed);
       }),
   };

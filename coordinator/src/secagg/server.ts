@@ -354,6 +354,16 @@ async function unmask(
   options: UnmaskOptions = {},
 ): Promise<Transition> {
   const { message, digest } = admit(state, received, "unmask");
+  if (state.unmasking) {
+    // The stage closed when unmasking began; its shares are fixed (issue 16: a sliced unmask).
+    throw new ProtocolError(
+      ERROR_CODES.staleStage,
+      "unmask: the stage has closed; the sum is being unmasked",
+      {
+        stage: "unmask",
+      },
+    );
+  }
   const survivors = new Set(state.survivors ?? []);
   const sharers = new Set(state.sharers ?? []);
   const holders = roundGraph(state)
@@ -621,7 +631,8 @@ export async function closeStage(
       return { state: nextStage({ ...state, checked }, phase, now), changed: [CORE_KEY] };
     }
     case "unmask": {
-      const revealers = submitted(state, phase);
+      // Unmasking under way (split across alarms): the revealers were fixed when it began.
+      const revealers = state.unmasking ? (state.revealers ?? []) : submitted(state, phase);
       return finalizeUnmask({ ...state, revealers }, roundGraph(state), now, options);
     }
     default:

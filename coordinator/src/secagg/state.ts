@@ -123,6 +123,12 @@ export interface ServerRoundState {
   checked: number[] | null;
   /** Devices that revealed shares at unmask time. */
   revealers: number[] | null;
+  /**
+   * Unmasking split across invocations (`./unmask.ts`): masks already stripped from `maskedSum`,
+   * in the deterministic order of the mask jobs. Stored with the sum in one write, so a host
+   * killed between slices resumes from here and never strips a mask twice.
+   */
+  unmasking?: { applied: number };
   devices: Record<string, DeviceRecord>;
   /**
    * Running Σ y_u mod 2^m as d words; null before the first input. Kept and persisted as words
@@ -327,6 +333,7 @@ export const RoundCoreSchema = z
     survivors: slotList.nullable(),
     checked: slotList.nullable(),
     revealers: slotList.nullable(),
+    unmasking: z.object({ applied: z.number().int().nonnegative() }).strict().optional(),
     result: z.object({ sum: z.string(), contributors: slotList }).strict().nullable(),
     abort: z
       .object({ code: z.string(), stage: stageEnum, reason: z.string(), at: z.number() })

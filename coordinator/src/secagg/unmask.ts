@@ -50,6 +50,13 @@ export interface UnmaskOptions {
   prg?: Prg;
   /** PRG expansions in flight at once (default 16). */
   concurrency?: number;
+  /**
+   * Words of masks one call expands at most (default: all). Past it the call strips a slice,
+   * stores how far it got with the partial sum, and sets the deadline to now, so the host's next
+   * alarm runs the next slice: one invocation never approaches a CPU limit (issue 16; Workers:
+   * 30 s per invocation).
+   */
+  maxMaskWordsPerSlice?: number;
 }
 
 /** Collects revealed shares per owner: owner slot → shares (point = revealer slot + 1). */
@@ -142,9 +149,25 @@ export async function finalizeUnmask(
     wipe(secretKey);
   }
 
+  // The jobs come out in the same order every time (survivors, then dropped devices and their
+  // peers, in slot order, from the same shares): a slice resumes at `applied`.
+  const start = state.unmasking?.applied ?? 0;
+  const perSlice = Math.max(
+    1,
+    Math.floor((options.maxMaskWordsPerSlice ?? Number.POSITIVE_INFINITY) / state.config.dimension),
+  );
+  const end = Math.min(jobs.length, start + perSlice);
   const sum = maskedSumWords(state);
-  await applyMasks(sum, jobs, modulusBits, options.prg ?? SERVER_MASK_PRG, options.concurrency ?? 16);
+  const slice = jobs.slice(start, end);
+  await applyMasks(sum, slice, modulusBits, options.prg ?? SERVER_MASK_PRG, options.concurrency ?? 16);
   for (const job of jobs) wipe(job.seed);
+  if (end < jobs.length) {
+    // Not done: the partial sum and how far it got, in one write; due again at once.
+    return {
+      state: { ...state, maskedSum: sum, unmasking: { applied: end }, deadline: now },
+      changed: [CORE_KEY, SUM_KEY],
+    };
+  }
 
   // The shares have served their purpose; keep only the digests that make retries idempotent.
   const devices: ServerRoundState["devices"] = {};
@@ -153,7 +176,7 @@ export async function finalizeUnmask(
   }
   return {
     state: {
-      ...state,
+      ...withoutUnmasking(state),
       phase: "done",
       deadline: null,
       maskedSum: null,
@@ -162,4 +185,9 @@ export async function finalizeUnmask(
     },
     changed: [CORE_KEY, SUM_KEY, ...Object.keys(devices).map((s) => deviceKey(Number(s)))],
   };
+}
+
+function withoutUnmasking(state: ServerRoundState): ServerRoundState {
+  const { unmasking: _unmasking, ...rest } = state;
+  return rest;
 }

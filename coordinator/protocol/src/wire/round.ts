@@ -145,9 +145,10 @@ export const OpenRoundRequest = z
     v: WireVersion,
     modelId: ModelId,
     dimension: z.int().check(z.minimum(1), z.maximum(MAX_DIMENSION)),
-    minContributions: z.int().check(z.minimum(1), z.maximum(100_000)),
+    minContributions: z.int().check(z.minimum(1), z.maximum(10_000_000)),
     /** The most devices that may contribute; in a SecAgg round, the cohort size. */
-    maxContributions: z.int().check(z.minimum(1), z.maximum(100_000)),
+    // 10^7: a SecAgg round's shards open lazily (coordinator/src/rounds/lazy-shards.ts).
+    maxContributions: z.int().check(z.minimum(1), z.maximum(10_000_000)),
     deadlineSeconds: z.int().check(z.minimum(1), z.maximum(7 * 24 * 3600)),
     aggregation: z._default(AggregationKind, "plain-sum"),
     /** Required when, and only when, `aggregation` is `secagg`. */
