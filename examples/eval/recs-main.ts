@@ -26,12 +26,14 @@ import {
 } from "./recs-data";
 import { trainAls, trainFederatedRecs } from "./recs-harness";
 import { POPULATION_NAME, recsCustomers } from "./recs-population";
+import { chooseBlendWeight, fcfScorer } from "./recs-scorers";
 
 export const RECS_EVAL_HELP = `fedprofile eval recs: federated CF (FCF) under DP vs popularity, item-kNN and implicit ALS
 
 Options:
-  --preset ci|full     ci (default): 500 sampled customers, rank 8, 24 rounds, ε ∈ {none, 8}
-                       full: all eligible customers, rank 32, 64 rounds without DP and 24
+  --preset ci|full     ci (default): 500 sampled customers, rank 8, 24 rounds without DP and 12
+                       with, ε ∈ {none, 8}
+                       full: all eligible customers, rank 32, 64 rounds without DP and 12
                        with, curvature spread 8, ε ∈ {none, 8, 3, 1}
   --populations LIST   comma-separated: retail (every eligible real customer), sample-N (N real
                        customers sampled with the seed), synthetic-N (N synthetic customers
@@ -43,6 +45,7 @@ Options:
   --dp-rounds N        federated rounds with DP (each spends a share of ε)
   --spread N           the server step's curvature spread (FcfSpec curvatureSpread)
   --epsilon LIST       comma-separated ε of the whole training, or "none"
+  --als-grid LIST      ALS's (α:λ) grid, e.g. 10:1,20:10; one pair skips the validation fits
   --data PATH          the Online Retail CSV (default examples/data/online_retail.csv.gz)
   --out DIR            output folder (default bench/results/eval-recs)
   --seed N             seed of the sampling, the negatives and the initial factors
@@ -68,7 +71,7 @@ const PRESETS = {
     populations: ["sample-500"],
     rank: 8,
     rounds: 24,
-    dpRounds: 24,
+    dpRounds: 12,
     curvatureSpread: 4,
     epsilon: [null, 8],
     alsGrid: [
@@ -85,7 +88,10 @@ const PRESETS = {
     // where an item's buyers span many of the 32 directions, 0.978× / 0.899× in 24 and 0.984× /
     // 0.940× in 32.
     rounds: 64,
-    dpRounds: 24,
+    // With DP, fewer rounds: each spends less of ε the more there are, so σ grows about as
+    // √rounds (bench/fcf-dp-sweep.ts on retail at ε = 8: 24 rounds HR@10 0.2738 / 0.0186, 12
+    // rounds 0.3037 / 0.0275); below 11 one round spends more than the production floor's ε 2.
+    dpRounds: 12,
     curvatureSpread: 8,
     epsilon: [null, 8, 3, 1],
     alsGrid: [
@@ -112,6 +118,7 @@ export function parseRecsArgs(argv: readonly string[]): RecsOptions | "help" {
       "dp-rounds": { type: "string" },
       spread: { type: "string" },
       epsilon: { type: "string" },
+      "als-grid": { type: "string" },
       data: { type: "string" },
       out: { type: "string" },
       seed: { type: "string" },
@@ -148,8 +155,17 @@ export function parseRecsArgs(argv: readonly string[]): RecsOptions | "help" {
     if (!POPULATION_NAME.test(p))
       throw new UsageError(`--populations: "${p}" is not retail, sample-N or synthetic-N`);
   }
+  const alsGrid = values["als-grid"]
+    ? values["als-grid"].split(",").map((pair) => {
+        const [a, l] = pair.split(":").map(Number);
+        if (!(a !== undefined && l !== undefined && a > 0 && l > 0 && a <= 1000 && l <= 1000))
+          throw new UsageError(`--als-grid: "${pair}" is not α:λ with both in (0, 1000]`);
+        return { alpha: a, lambda: l };
+      })
+    : preset.alsGrid;
   return {
     ...preset,
+    alsGrid,
     populations,
     rank: int("rank", values.rank, preset.rank, 2),
     rounds: int("rounds", values.rounds, preset.rounds, 1),
@@ -173,6 +189,8 @@ export interface RecsResult {
   deviceMs?: number;
   downloadBytes?: number;
   hyperParameters?: Record<string, number | string>;
+  /** FCF: the factor score alone (popularity weight 0). */
+  factorOnly?: RankingMetrics;
 }
 
 export interface RecsReport {
@@ -232,7 +250,7 @@ async function runOnPopulation(
   const validation = validationSplit(data, options.seed + 1);
   let best = options.alsGrid[0] ?? { alpha: 10, lambda: 1 };
   let bestHr = -1;
-  for (const hp of options.alsGrid) {
+  for (const hp of options.alsGrid.length > 1 ? options.alsGrid : []) {
     const fit = trainAls(validation, {
       rank: r,
       ...hp,
@@ -261,6 +279,11 @@ async function runOnPopulation(
   for (const epsilon of options.epsilon) {
     const t0 = performance.now();
     // The federated model uses ALS's tuned confidence and λ; clips bound the DP sensitivity.
+    // With DP (bench/fcf-dp-sweep.ts, retail, ε = 8, 12 rounds): a bought item's count slot
+    // holds 10 (clip 30: nine bought items a block) so the DP counts are precise enough to rank
+    // by, and the curvature comes from those counts instead of its own release (its clip was half
+    // the sensitivity): HR@10 0.3037 / 0.0275 → 0.3275 / 0.0257, DP popularity alone 0.1375 /
+    // 0.0009 → 0.4245 / 0.0617. A clip of 20 on the item part loses (0.2891 / 0.0210).
     const spec = {
       rank: r,
       alpha: best.alpha,
@@ -268,11 +291,46 @@ async function runOnPopulation(
       curvatureSpread: options.curvatureSpread,
       ...(epsilon === null
         ? { clipGram: 1000, clipItems: 1000, clipCurvature: 1000, clipCounts: 1000 }
-        : { clipGram: 4, clipItems: 40, clipCurvature: 40, clipCounts: 3 }),
+        : {
+            clipGram: 4,
+            clipItems: 40,
+            clipCurvature: 40,
+            clipCounts: 30,
+            countScale: 10,
+            curvature: "counts" as const,
+          }),
     };
     const rounds = epsilon === null ? options.rounds : options.dpRounds;
     const run = await trainFederatedRecs(data, { spec, epsilon, rounds, seed: options.seed });
-    const metrics = evaluateRanking(data, factorScorer(run.items, run.users, r), options.seed);
+    const factorOnly = evaluateRanking(data, factorScorer(run.items, run.users, r), options.seed);
+    // The device ranks by the factor score blended with the DP popularity (recommendItems), its
+    // weight chosen on the validation split (recs-scorers.ts).
+    const blend = chooseBlendWeight(
+      data,
+      run.items,
+      run.popularity,
+      {
+        rank: r,
+        lambda: best.lambda,
+        alpha: best.alpha,
+        purchaseWeight: 1,
+        cartWeight: 0.3,
+        viewWeight: 0.05,
+      },
+      options.seed,
+    );
+    log(
+      `  FCF popularity weight on validation: ${blend.validation.map((v) => `${v.weight}: ${pct(v.hr10Sampled)} / ${pct(v.hr10Full)}`).join(" · ")} → ${blend.weight}`,
+    );
+    const metrics =
+      blend.weight === 0
+        ? factorOnly
+        : evaluateRanking(
+            data,
+            fcfScorer(data, run.items, run.users, run.popularity, r, blend.weight),
+            options.seed,
+          );
+    evaluate(`FCF ${epsilon === null ? "no DP" : `ε = ${epsilon}`}, factors only`, factorOnly);
     evaluate(
       `FCF ${epsilon === null ? "no DP" : `ε = ${epsilon}`} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
       metrics,
@@ -289,7 +347,8 @@ async function runOnPopulation(
       bytesPerDevicePerRound: Math.ceil((padded * 24) / 8 / 3) * 4,
       deviceMs: run.deviceMs,
       downloadBytes: run.factorBytes + run.paramsBytes,
-      hyperParameters: { ...spec, optimizer: "mm" },
+      hyperParameters: { ...spec, optimizer: "mm", popularityWeight: blend.weight },
+      factorOnly,
     });
   }
   const report: RecsReport = {

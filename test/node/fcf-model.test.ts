@@ -19,8 +19,10 @@ import * as tf from "@tensorflow/tfjs";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
+  blendPopularity,
   contributeFcf,
   decodeFcfModel,
+  popularityZ,
   recommendItems,
   solveUserFactor,
   TF_MIN_ROWS,
@@ -153,6 +155,52 @@ describe("fcf device half", () => {
       ["P7", "popular"],
       ["P9", "popular"],
     ]);
+  });
+});
+
+describe("fcf popularity blend", () => {
+  // DP counts falling with the row (0 from row 200): the top of the catalogue is rows 0, 1, 2, ...
+  const counts = items.map((_, i) => Math.max(0, 400 - 2 * i));
+  const touched: Touched[] = [
+    { row: 101, purchases: 1, confidence: 11 },
+    { row: 203, purchases: 2, confidence: 21 },
+    { row: 307, purchases: 1, confidence: 11 },
+  ];
+  const noisy = { ...model, modelId: "pop-blend", popularity: counts };
+  const factorTop = (n: number) => {
+    const x = solveUserFactor(spec, noisy, touched);
+    return items
+      .map((_, i) => {
+        let dot = 0;
+        for (let a = 0; a < spec.rank; a++)
+          dot += (noisy.factors[i * spec.rank + a] as number) * (x[a] as number);
+        return [i, dot] as const;
+      })
+      .filter(([i]) => !touched.some((t) => t.row === i))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([i]) => items[i]);
+  };
+
+  it("with uninformative (initial) factors and a popularity weight, ranks by the DP popularity", () => {
+    const recs = recommendItems({ ...spec, popularityWeight: 4 }, noisy, touched, 10);
+    const top = new Set(items.slice(0, 100));
+    expect(recs.filter((r) => top.has(r.productId)).length).toBeGreaterThanOrEqual(9);
+    expect(recs.every((r) => r.reason.kind === "similar")).toBe(true);
+    // The factor score alone ranks these factors' noise.
+    expect(factorTop(10).filter((id) => top.has(id as string)).length).toBeLessThan(5);
+  });
+
+  it("with weight 0 is the factor score's ranking; blendPopularity standardises before it adds", () => {
+    expect(recommendItems(spec, noisy, touched, 10).map((r) => r.productId)).toEqual(factorTop(10));
+    const z = popularityZ(counts);
+    expect(Math.abs(z.reduce((a, b) => a + b, 0))).toBeLessThan(1e-3);
+    const scores = Float64Array.from([2, 4, 6, 8]);
+    blendPopularity(scores, Float32Array.from([1, 0, 0, -1]), 0.5);
+    const sd = Math.sqrt(5);
+    expect(Array.from(scores)).toEqual(
+      [-3 / sd + 0.5, -1 / sd, 1 / sd, 3 / sd - 0.5].map((v) => expect.closeTo(v, 9)),
+    );
   });
 });
 

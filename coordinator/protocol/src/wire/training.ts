@@ -116,6 +116,24 @@ export const FcfSpec = z
     clipCurvature: z._default(positiveUpTo(1000), 4),
     clipCounts: z._default(positiveUpTo(1000), 2),
     /**
+     * A bought item's count slot holds this (the trainer divides it out): with every part under
+     * one noise σ, a larger scale buys the DP counts (popularity, and the curvature with
+     * `curvature: "counts"`) precision at a small cost to the other parts' (the L2 split of the
+     * sensitivity, as in Andrew et al. 2021's shared-budget count).
+     */
+    countScale: z._default(positiveUpTo(1000), 1),
+    /**
+     * `released`: h_j is released per round (its own clip); `counts`: the curvature slots stay 0,
+     * take no sensitivity, and the trainer estimates h_j = count_j·α·w_purchase·tr(G)/n from the
+     * DP counts (post-processing).
+     */
+    curvature: z._default(z.enum(["released", "counts"]), "released"),
+    /**
+     * Weight of the DP popularity in the device's ranking: (x·y_j)/sd + w·z_j, z the standardised
+     * log DP counts (`popularityZ` in the SDK). 0: the factor score alone.
+     */
+    popularityWeight: z._default(z.number().check(z.nonnegative(), z.maximum(100)), 0),
+    /**
      * `mm`: the gradient preconditioned by G + (h_j + λ)I, a majorise-minimise step (step size
      * `learningRate`, 1 is the full step); `adam` (Kingma & Ba 2015) and `adagrad` (Duchi et al.
      * 2011) as FCF uses them.
@@ -130,6 +148,12 @@ export const FcfSpec = z
      * 0.437 / 0.077 with 2, and 16 overshoots (0.376 / 0.042 in 12 rounds); ALS 0.491 / 0.079.
      */
     curvatureSpread: z._default(z.number().check(z.minimum(1), z.maximum(128)), 4),
+    /**
+     * `mm`: heavy-ball momentum (Polyak 1964) of each row's step, y ← y − M⁻¹g + β·(the row's
+     * previous move). The MM step is short where the trace bound is loose; momentum accelerates
+     * those directions. 0 (default): the plain MM step.
+     */
+    momentum: z._default(z.number().check(z.minimum(0), z.maximum(0.99)), 0),
     /**
      * Trust region of the server step: no item row moves more than this (L2) in one round, and a
      * row is projected back into the ball of radius `maxFactorNorm`. Under DP noise the
