@@ -33,6 +33,22 @@ const CONFIGS: Record<string, { rounds: number; spec: Record<string, number | st
   r12kc: { rounds: 12, spec: { countScale: 10, clipCounts: 30, curvature: "counts" } },
   r12kc20: { rounds: 12, spec: { countScale: 10, clipCounts: 30, curvature: "counts", clipItems: 20 } },
   r12kc10: { rounds: 12, spec: { countScale: 10, clipCounts: 30, curvature: "counts", clipItems: 10 } },
+  r12kc80: { rounds: 12, spec: { countScale: 10, clipCounts: 30, curvature: "counts", clipItems: 80 } },
+  r12kcg16: {
+    rounds: 12,
+    spec: { countScale: 10, clipCounts: 30, curvature: "counts", clipItems: 80, clipGram: 16 },
+  },
+  r12kcs2: { rounds: 12, spec: { countScale: 10, clipCounts: 30, curvature: "counts", curvatureSpread: 2 } },
+  r16kc: { rounds: 16, spec: { countScale: 10, clipCounts: 30, curvature: "counts" } },
+  r12kcb2: { rounds: 12, spec: { countScale: 10, clipCounts: 30, curvature: "counts", blockSize: 1897 } },
+  r12kcr8: {
+    rounds: 12,
+    spec: { countScale: 10, clipCounts: 30, curvature: "counts", rank: 8, blockSize: 3665 },
+  },
+  r12kcr16: {
+    rounds: 12,
+    spec: { countScale: 10, clipCounts: 30, curvature: "counts", rank: 16, blockSize: 1833 },
+  },
   r16kc20: { rounds: 16, spec: { countScale: 10, clipCounts: 30, curvature: "counts", clipItems: 20 } },
   r6kc20: { rounds: 6, spec: { countScale: 10, clipCounts: 30, curvature: "counts", clipItems: 20 } },
   r12kc20s4: {
@@ -47,20 +63,20 @@ const CONFIGS: Record<string, { rounds: number; spec: Record<string, number | st
 await tf.setBackend("cpu");
 const customers = await loadCustomers("examples/data/online_retail.csv.gz");
 const data = leaveLastOut(recsCustomers(customers, values.population ?? "retail", 1));
-const rank = Number(values.rank);
+const baseRank = Number(values.rank);
 const alpha = Number(values.alpha);
 const lambda = Number(values.lambda);
 const epsilon = Number(values.epsilon);
 const fmt = (m: { hr10Sampled: number; hr10Full: number }) =>
   `${m.hr10Sampled.toFixed(4)} / ${m.hr10Full.toFixed(4)}`;
-console.log(`N = ${data.users.length}, ${data.items.length} items, rank ${rank}, ε ${epsilon}`);
+console.log(`N = ${data.users.length}, ${data.items.length} items, rank ${baseRank}, ε ${epsilon}`);
 console.log(`popularity (true counts): ${fmt(evaluateRanking(data, popularityScorer(data), 1))}`);
 for (const name of (values.configs ?? "").split(",")) {
   const config = CONFIGS[name];
   if (!config) throw new Error(`unknown config ${name}`);
   const t0 = performance.now();
   const spec = {
-    rank,
+    rank: baseRank,
     alpha,
     lambda,
     curvatureSpread: 8,
@@ -71,9 +87,10 @@ for (const name of (values.configs ?? "").split(",")) {
     ...config.spec,
   };
   const run = await trainFederatedRecs(data, { spec, epsilon, rounds: config.rounds, seed: 1 });
+  const rank = Number(spec.rank);
   const plain = evaluateRanking(data, factorScorer(run.items, run.users, rank), 1);
   const dpPop = evaluateRanking(data, () => Float64Array.from(run.popularity), 1);
-  const blends = [0.25, 0.5, 1, 2]
+  const blends = [0.5, 1, 2, 4, 8]
     .map(
       (w) =>
         `w ${w} ${fmt(evaluateRanking(data, fcfScorer(data, run.items, run.users, run.popularity, rank, w), 1))}`,

@@ -93,6 +93,27 @@ describe("fcf device half", () => {
     expect(counts[60 - block.start]).toBeGreaterThan(0);
   });
 
+  it("with curvature from counts sends no curvature, takes none of the sensitivity, and scales the count slots", () => {
+    const dp = FcfSpec.parse({ ...spec, curvature: "counts", countScale: 10, clipCounts: 30 });
+    const off = fcfOffsets(dp);
+    expect(fcfSensitivity(dp)).toBeCloseTo(Math.hypot(dp.clipGram, dp.clipItems, dp.clipCounts), 12);
+    fc.assert(
+      fc.property(touchedArb, (touched) => {
+        const v = contributeFcf(dp, block, model, touched);
+        expect(v.subarray(off.curvature, off.counts).every((h) => h === 0)).toBe(true);
+        const bought = touched.filter(
+          (t) => t.purchases > 0 && t.row >= block.start && t.row < block.start + block.size,
+        );
+        const slots = v.subarray(off.counts, off.end);
+        // Each bought block item's slot holds countScale, scaled down only by the part's clip.
+        const expected = Math.min(10, 30 / Math.sqrt(Math.max(1, bought.length)));
+        for (const t of bought) expect(slots[t.row - block.start]).toBeCloseTo(expected, 9);
+        expect(norm(v, 0, v.length)).toBeLessThanOrEqual(fcfSensitivity(dp) + 1e-9);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
   it("solves the user factor the same on tfjs (from TF_MIN_ROWS rows) and in plain loops", () => {
     const touched = Array.from({ length: TF_MIN_ROWS }, (_, i) => ({
       row: i,
