@@ -284,4 +284,30 @@ describe("fcf download and server half", () => {
       applyFcf(spec, { items }, state, full, sum.subarray(1), { contributors: 1, noiseStddev: 0 }),
     ).toThrow(/expected/);
   });
+
+  it("with curvature from counts divides countScale out, averages a row's count releases, and steps the block's rows", () => {
+    const dp = FcfSpec.parse({ ...spec, curvature: "counts", countScale: 10, clipCounts: 1e3 });
+    const users: Touched[][] = Array.from({ length: 60 }, (_, u) =>
+      [...new Set([u % 50, (u * 7) % 50])]
+        .sort((a, b) => a - b)
+        .map((row) => ({ row, purchases: 1, confidence: 11 })),
+    );
+    const full = { index: 0, start: 0, size: 50 };
+    const sum = new Float64Array(fcfDimension(dp));
+    for (const t of users) {
+      const v = contributeFcf({ ...dp, clipGram: 1000, clipItems: 1000 }, full, model, t);
+      for (let k = 0; k < v.length; k++) sum[k] = (sum[k] as number) + (v[k] as number);
+    }
+    const off = fcfOffsets(dp);
+    const first = applyFcf(dp, { items }, state, full, sum, { contributors: 60, noiseStddev: 0 });
+    const bought = users.reduce((n, t) => n + t.length, 0);
+    expect(first.params.popularity.slice(0, 50).reduce((a, b) => a + b, 0)).toBe(bought);
+    expect(first.state.factors).not.toEqual(state.factors);
+    // A second release of the same block with every count off by +6 (noise): the mean of the two.
+    const noisy = Float64Array.from(sum);
+    for (let k = 0; k < 50; k++) noisy[off.counts + k] = (noisy[off.counts + k] as number) + 60;
+    const second = applyFcf(dp, { items }, first.state, full, noisy, { contributors: 60, noiseStddev: 0 });
+    for (let k = 0; k < 50; k++)
+      expect(second.state.popularity[k]).toBeCloseTo((first.state.popularity[k] as number) + 3, 9);
+  });
 });
