@@ -31,10 +31,6 @@ const VARIANTS: Record<string, Record<string, number | string>> = {
   spread4: { curvatureSpread: 4 },
   spread8: { curvatureSpread: 8 },
   spread16: { curvatureSpread: 16 },
-  spread4m3: { curvatureSpread: 4, momentum: 0.3 },
-  spread4m5: { curvatureSpread: 4, momentum: 0.5 },
-  spread8m3: { curvatureSpread: 8, momentum: 0.3 },
-  spread8m5: { curvatureSpread: 8, momentum: 0.5 },
 };
 await tf.setBackend("cpu");
 const customers = await loadCustomers("examples/data/online_retail.csv.gz");

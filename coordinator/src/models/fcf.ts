@@ -213,10 +213,7 @@ export function applyFcf(
       for (let a = 0; a < r; a++)
         precond[a * r + a] = (precond[a * r + a] as number) + (h + spec.lambda + damping) / n;
       const step = solveSpd(precond, grad, r);
-      // Heavy ball (Polyak 1964): moment1 holds the row's previous (bounded) move.
-      for (let a = 0; a < r; a++)
-        factors[o + a] =
-          (factors[o + a] as number) - lr * (step[a] as number) + spec.momentum * (moment1[o + a] as number);
+      for (let a = 0; a < r; a++) factors[o + a] = (factors[o + a] as number) - lr * (step[a] as number);
     }
     for (let a = 0; a < r && spec.optimizer !== "mm"; a++) {
       const g = grad[a] as number;
@@ -233,8 +230,6 @@ export function applyFcf(
       }
     }
     const moved = boundRow(factors, o, r, before, spec);
-    if (spec.optimizer === "mm")
-      for (let a = 0; a < r; a++) moment1[o + a] = (factors[o + a] as number) - (before[a] as number);
     if (moved.rejected) rejectedRows++;
     if (moved.clipped) clippedRows++;
     stepSq += moved.step ** 2;

@@ -149,12 +149,6 @@ export const FcfSpec = z
      */
     curvatureSpread: z._default(z.number().check(z.minimum(1), z.maximum(128)), 4),
     /**
-     * `mm`: heavy-ball momentum (Polyak 1964) of each row's step, y ← y − M⁻¹g + β·(the row's
-     * previous move). The MM step is short where the trace bound is loose; momentum accelerates
-     * those directions. 0 (default): the plain MM step.
-     */
-    momentum: z._default(z.number().check(z.minimum(0), z.maximum(0.99)), 0),
-    /**
      * Trust region of the server step: no item row moves more than this (L2) in one round, and a
      * row is projected back into the ball of radius `maxFactorNorm`. Under DP noise the
      * preconditioned step can be unbounded in a direction G barely spans; this keeps the
