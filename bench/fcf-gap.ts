@@ -11,6 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { loadCustomers } from "../examples/eval/population";
 import { evaluateRanking, factorScorer, leaveLastOut } from "../examples/eval/recs-data";
 import { trainAls, trainFederatedRecs } from "../examples/eval/recs-harness";
+import { fcfScorer } from "../examples/eval/recs-scorers";
 
 const { values } = parseArgs({
   options: {
@@ -81,7 +82,8 @@ for (const name of (values.variants ?? "").split(",")) {
     },
   });
   const m = evaluateRanking(data, factorScorer(run.items, run.users, rank), 1);
+  const withPop = evaluateRanking(data, fcfScorer(data, run.items, run.users, run.popularity, rank, 0.25), 1);
   console.log(
-    `  ${name} round ${values.rounds}: ${fmt(m, alsM)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+    `  ${name} round ${values.rounds}: ${fmt(m, alsM)} · blended with popularity (w 0.25) ${fmt(withPop, alsM)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
   );
 }

@@ -19,8 +19,10 @@ import * as tf from "@tensorflow/tfjs";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
+  blendPopularity,
   contributeFcf,
   decodeFcfModel,
+  popularityZ,
   recommendItems,
   solveUserFactor,
   TF_MIN_ROWS,
@@ -91,6 +93,27 @@ describe("fcf device half", () => {
     expect(counts[60 - block.start]).toBeGreaterThan(0);
   });
 
+  it("with curvature from counts sends no curvature, takes none of the sensitivity, and scales the count slots", () => {
+    const dp = FcfSpec.parse({ ...spec, curvature: "counts", countScale: 10, clipCounts: 30 });
+    const off = fcfOffsets(dp);
+    expect(fcfSensitivity(dp)).toBeCloseTo(Math.hypot(dp.clipGram, dp.clipItems, dp.clipCounts), 12);
+    fc.assert(
+      fc.property(touchedArb, (touched) => {
+        const v = contributeFcf(dp, block, model, touched);
+        expect(v.subarray(off.curvature, off.counts).every((h) => h === 0)).toBe(true);
+        const bought = touched.filter(
+          (t) => t.purchases > 0 && t.row >= block.start && t.row < block.start + block.size,
+        );
+        const slots = v.subarray(off.counts, off.end);
+        // Each bought block item's slot holds countScale, scaled down only by the part's clip.
+        const expected = Math.min(10, 30 / Math.sqrt(Math.max(1, bought.length)));
+        for (const t of bought) expect(slots[t.row - block.start]).toBeCloseTo(expected, 9);
+        expect(norm(v, 0, v.length)).toBeLessThanOrEqual(fcfSensitivity(dp) + 1e-9);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
   it("solves the user factor the same on tfjs (from TF_MIN_ROWS rows) and in plain loops", () => {
     const touched = Array.from({ length: TF_MIN_ROWS }, (_, i) => ({
       row: i,
@@ -156,6 +179,52 @@ describe("fcf device half", () => {
   });
 });
 
+describe("fcf popularity blend", () => {
+  // DP counts falling with the row (0 from row 200): the top of the catalogue is rows 0, 1, 2, ...
+  const counts = items.map((_, i) => Math.max(0, 400 - 2 * i));
+  const touched: Touched[] = [
+    { row: 101, purchases: 1, confidence: 11 },
+    { row: 203, purchases: 2, confidence: 21 },
+    { row: 307, purchases: 1, confidence: 11 },
+  ];
+  const noisy = { ...model, modelId: "pop-blend", popularity: counts };
+  const factorTop = (n: number) => {
+    const x = solveUserFactor(spec, noisy, touched);
+    return items
+      .map((_, i) => {
+        let dot = 0;
+        for (let a = 0; a < spec.rank; a++)
+          dot += (noisy.factors[i * spec.rank + a] as number) * (x[a] as number);
+        return [i, dot] as const;
+      })
+      .filter(([i]) => !touched.some((t) => t.row === i))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([i]) => items[i]);
+  };
+
+  it("with uninformative (initial) factors and a popularity weight, ranks by the DP popularity", () => {
+    const recs = recommendItems({ ...spec, popularityWeight: 4 }, noisy, touched, 10);
+    const top = new Set(items.slice(0, 100));
+    expect(recs.filter((r) => top.has(r.productId)).length).toBeGreaterThanOrEqual(9);
+    expect(recs.every((r) => r.reason.kind === "similar")).toBe(true);
+    // The factor score alone ranks these factors' noise.
+    expect(factorTop(10).filter((id) => top.has(id as string)).length).toBeLessThan(5);
+  });
+
+  it("with weight 0 is the factor score's ranking; blendPopularity standardises before it adds", () => {
+    expect(recommendItems(spec, noisy, touched, 10).map((r) => r.productId)).toEqual(factorTop(10));
+    const z = popularityZ(counts);
+    expect(Math.abs(z.reduce((a, b) => a + b, 0))).toBeLessThan(1e-3);
+    const scores = Float64Array.from([2, 4, 6, 8]);
+    blendPopularity(scores, Float32Array.from([1, 0, 0, -1]), 0.5);
+    const sd = Math.sqrt(5);
+    expect(Array.from(scores)).toEqual(
+      [-3 / sd + 0.5, -1 / sd, 1 / sd, 3 / sd - 0.5].map((v) => expect.closeTo(v, 9)),
+    );
+  });
+});
+
 describe("fcf download and server half", () => {
   it("round-trips the int8 factors within half a step per row", () => {
     const q = quantiseFactors(state.factors, items.length, spec.rank);
@@ -214,5 +283,31 @@ describe("fcf download and server half", () => {
     expect(() =>
       applyFcf(spec, { items }, state, full, sum.subarray(1), { contributors: 1, noiseStddev: 0 }),
     ).toThrow(/expected/);
+  });
+
+  it("with curvature from counts divides countScale out, averages a row's count releases, and steps the block's rows", () => {
+    const dp = FcfSpec.parse({ ...spec, curvature: "counts", countScale: 10, clipCounts: 1e3 });
+    const users: Touched[][] = Array.from({ length: 60 }, (_, u) =>
+      [...new Set([u % 50, (u * 7) % 50])]
+        .sort((a, b) => a - b)
+        .map((row) => ({ row, purchases: 1, confidence: 11 })),
+    );
+    const full = { index: 0, start: 0, size: 50 };
+    const sum = new Float64Array(fcfDimension(dp));
+    for (const t of users) {
+      const v = contributeFcf({ ...dp, clipGram: 1000, clipItems: 1000 }, full, model, t);
+      for (let k = 0; k < v.length; k++) sum[k] = (sum[k] as number) + (v[k] as number);
+    }
+    const off = fcfOffsets(dp);
+    const first = applyFcf(dp, { items }, state, full, sum, { contributors: 60, noiseStddev: 0 });
+    const bought = users.reduce((n, t) => n + t.length, 0);
+    expect(first.params.popularity.slice(0, 50).reduce((a, b) => a + b, 0)).toBe(bought);
+    expect(first.state.factors).not.toEqual(state.factors);
+    // A second release of the same block with every count off by +6 (noise): the mean of the two.
+    const noisy = Float64Array.from(sum);
+    for (let k = 0; k < 50; k++) noisy[off.counts + k] = (noisy[off.counts + k] as number) + 60;
+    const second = applyFcf(dp, { items }, first.state, full, noisy, { contributors: 60, noiseStddev: 0 });
+    for (let k = 0; k < 50; k++)
+      expect(second.state.popularity[k]).toBeCloseTo((first.state.popularity[k] as number) + 3, 9);
   });
 });

@@ -1,13 +1,14 @@
 /**
- * `fedprofile eval recs` in its CI preset (500 sampled customers, rank 8, 24 rounds, no DP and
- * ε = 8): the real device step and server update against popularity, item-kNN and tuned implicit
+ * `fedprofile eval recs` in its CI preset (500 sampled customers, rank 8, 24 rounds without DP
+ * and 12 at ε = 8): the real device step and server update against popularity, item-kNN and tuned implicit
  * ALS on the same leave-last-out split. Without DP, FCF stays close to ALS under both protocols.
  */
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseRecsArgs, recsMain, runRecsEval } from "../../examples/eval/recs-main";
+import { hrPlot, parseRecsArgs, recsMain, runRecsEval } from "../../examples/eval/recs-main";
+import { BLEND_WEIGHTS } from "../../examples/eval/recs-scorers";
 
 describe("fedprofile eval recs (CI preset)", () => {
   it("trains FCF close to ALS without DP, spends at most ε with DP, and writes its outputs", async () => {
@@ -32,9 +33,20 @@ describe("fedprofile eval recs (CI preset)", () => {
     expect(dp?.epsilonSpent).toBeGreaterThan(0);
     expect(dp?.epsilonSpent).toBeLessThanOrEqual(8);
     expect(dp?.bytesPerDevicePerRound).toBeLessThanOrEqual(256 * 1024);
+    // The DP run's counts and curvature: count slots of 10, curvature from the counts; the
+    // popularity weight is the validation split's pick, and the factor score alone is reported.
+    expect(dp?.hyperParameters).toMatchObject({ countScale: 10, curvature: "counts" });
+    expect(BLEND_WEIGHTS).toContain(dp?.hyperParameters?.popularityWeight);
+    expect(dp?.factorOnly?.hr10Sampled).toBeGreaterThan(0);
+    expect(dp?.rounds).toBe(12);
     expect(JSON.parse(readFileSync(join(out, "eval.json"), "utf8")).results).toHaveLength(5);
     expect(readFileSync(join(out, "report.md"), "utf8")).toMatch(/\| fcf no DP \|/);
     expect(existsSync(join(out, "hr-vs-epsilon.svg"))).toBe(true);
+    // One line per N: two reports give two coloured pairs of paths and two legend entries.
+    const svg = hrPlot([report, { ...report, population: "other", users: 7 }]);
+    expect(svg.match(/<path /g)).toHaveLength(4);
+    expect(svg).toMatch(/N = 481 \(sample-500\)/);
+    expect(svg).toMatch(/N = 7 \(other\)/);
   }, 180_000);
 
   it("names a bad argument", async () => {
@@ -43,6 +55,8 @@ describe("fedprofile eval recs (CI preset)", () => {
     expect(parseRecsArgs(["-h"])).toBe("help");
     expect(await recsMain(["--preset", "huge"])).toBe(2);
     expect(() => parseRecsArgs(["--populations", "retail,huge-3"])).toThrow(/--populations: "huge-3"/);
+    expect(() => parseRecsArgs(["--als-grid", "10"])).toThrow(/--als-grid: "10"/);
+    expect(await recsMain(["--plot", mkdtempSync(join(tmpdir(), "fedprofile-recs-empty-"))])).not.toBe(0);
     const options = parseRecsArgs(["--populations", "retail,synthetic-10000"]);
     expect(options !== "help" && options.populations).toEqual(["retail", "synthetic-10000"]);
   });

@@ -45,7 +45,7 @@ export interface FcfState {
   moment2: Float32Array;
   /** Steps taken per block (Adam's bias correction is per row, and a row moves once per pass). */
   steps: number[];
-  /** DP purchase counts per item, from the latest round over its block. */
+  /** DP purchase counts per item: the mean of the rounds over its block so far. */
   popularity: Float64Array;
 }
 
@@ -159,6 +159,11 @@ export function applyFcf(
   // PSD matrix in Frobenius norm (Higham 1988) is post-processing, so it spends no budget, and
   // with λ > 0 it keeps the MM preconditioner positive definite.
   const negative = projectPsd(gram, r);
+  // tr(G)/n, the mean ‖x‖²: with `curvature: "counts"`, h_j ≈ count_j·α·w_purchase·tr(G)/n (one
+  // order per buyer, the mode on retail), from the DP counts instead of a released h_j.
+  let meanNorm = 0;
+  for (let a = 0; a < r; a++) meanNorm += gram[a * r + a] as number;
+  meanNorm = Math.max(0, meanNorm) / n;
   // Noise-aware damping (Levenberg–Marquardt): the DP noise of a row's gradient has norm about
   // σ√r/n; with μ = 2σ√r/trustRadius added to the preconditioner's diagonal, noise alone moves a
   // row by at most half the trust radius, so noisy rows shrink rather than random-walk. 0 without DP.
@@ -196,7 +201,14 @@ export function applyFcf(
     }
     if (spec.optimizer === "mm") {
       // M_j / n with noise: a negative h_j (noise) is taken as 0, and M_j keeps λ on its diagonal.
-      const h = Math.max(0, aggregate[off.curvature + k] as number) / spec.curvatureSpread;
+      const released =
+        spec.curvature === "counts"
+          ? ((aggregate[off.counts + k] as number) / spec.countScale) *
+            spec.alpha *
+            spec.purchaseWeight *
+            meanNorm
+          : (aggregate[off.curvature + k] as number);
+      const h = Math.max(0, released) / spec.curvatureSpread;
       for (let a = 0; a < r * r; a++) precond[a] = (gram[a] as number) / n;
       for (let a = 0; a < r; a++)
         precond[a * r + a] = (precond[a * r + a] as number) + (h + spec.lambda + damping) / n;
@@ -222,8 +234,10 @@ export function applyFcf(
     if (moved.clipped) clippedRows++;
     stepSq += moved.step ** 2;
     maxStep = Math.max(maxStep, moved.step);
-    const count = aggregate[off.counts + k] as number;
-    popularity[row] = count;
+    const count = (aggregate[off.counts + k] as number) / spec.countScale;
+    // The mean of this row's releases so far (its t-th): the training counts do not change
+    // between passes, so averaging the t noisy releases cuts their noise by √t (post-processing).
+    popularity[row] = (popularity[row] as number) + (count - (popularity[row] as number)) / t;
     countMass += count;
   }
   const next: FcfState = {

@@ -53,6 +53,12 @@ export interface FcfDeviceSpec {
   clipItems: number;
   clipCurvature: number;
   clipCounts: number;
+  /** The value of a bought item's count slot (default 1). */
+  countScale?: number;
+  /** `counts`: the curvature slots stay zero (the trainer estimates h_j from the DP counts). */
+  curvature?: "released" | "counts";
+  /** Weight of the DP popularity in `recommendItems`' score (`popularityZ`; default 0). */
+  popularityWeight?: number;
 }
 
 /** What the device holds of a published FCF version (decoded once per version). */
@@ -273,6 +279,34 @@ export function solveUserFactor(
 }
 
 /**
+ * The DP popularity's standardised log counts, z_j = (ℓ_j − mean ℓ)/sd ℓ with ℓ_j = log(1 + count_j)
+ * (all 0 when no count varies). `recommendItems` ranks by (x·y_j)/sd_j(x·y) + w·z_j, w the spec's
+ * `popularityWeight`: a popularity prior blended into the factor score (Steck 2011 on popularity
+ * in implicit CF; the cold start's own ranking when w dominates). The counts are the trainer's DP
+ * release, so this is post-processing and spends no budget; under heavy DP noise the ranking
+ * degrades toward DP popularity instead of below it.
+ */
+export function popularityZ(popularity: readonly number[]): Float32Array {
+  const n = popularity.length;
+  const l = popularity.map((c) => Math.log1p(Math.max(0, c)));
+  const mean = l.reduce((a, b) => a + b, 0) / Math.max(1, n);
+  const sd = Math.sqrt(l.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n));
+  return Float32Array.from(l, (v) => (sd > 0 ? (v - mean) / sd : 0));
+}
+
+/** The blended score of `popularityZ` over raw factor scores (in place; see there). */
+export function blendPopularity(scores: Float32Array | Float64Array, z: Float32Array, weight: number): void {
+  const n = scores.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += scores[i] as number;
+  mean /= Math.max(1, n);
+  let v = 0;
+  for (let i = 0; i < n; i++) v += ((scores[i] as number) - mean) ** 2;
+  const sd = Math.sqrt(v / Math.max(1, n)) || 1;
+  for (let i = 0; i < n; i++) scores[i] = ((scores[i] as number) - mean) / sd + weight * (z[i] as number);
+}
+
+/**
  * This device's vector for a round over `block`: x xᵀ, then per block item
  * s_j = [(c_j − 1)(x·y_j) − c_j] x for the items it touched (zero for the others), then
  * h_j = (c_j − 1)‖x‖², then a 1 in the count slot of each block item it bought. Each part is clipped to its own L2 bound, so the
@@ -303,12 +337,12 @@ export function contributeFcf(
     for (let a = 0; a < r; a++) dot += (x[a] as number) * (model.factors[t.row * r + a] as number);
     const coef = (t.confidence - 1) * dot - t.confidence;
     for (let a = 0; a < r; a++) out[off.items + k * r + a] = coef * (x[a] as number);
-    out[off.curvature + k] = (t.confidence - 1) * norm2;
-    if (t.purchases > 0) out[off.counts + k] = 1;
+    if (spec.curvature !== "counts") out[off.curvature + k] = (t.confidence - 1) * norm2;
+    if (t.purchases > 0) out[off.counts + k] = spec.countScale ?? 1;
   }
   clipRange(out, off.gram, off.items, spec.clipGram);
   clipRange(out, off.items, off.curvature, spec.clipItems);
-  clipRange(out, off.curvature, off.counts, spec.clipCurvature);
+  if (spec.curvature !== "counts") clipRange(out, off.curvature, off.counts, spec.clipCurvature);
   clipRange(out, off.counts, off.end, spec.clipCounts);
   return out;
 }
@@ -329,23 +363,27 @@ export interface RecommendOptions {
   excludeTouched?: boolean;
 }
 
-/** Catalogue factors as a tfjs tensor, kept per model version (scoring is one matMul). */
-let cached: { key: string; tensor: tf.Tensor2D } | null = null;
-function factorTensor(model: FcfModel): tf.Tensor2D {
+/** Catalogue factors as a tfjs tensor, and the popularity's `popularityZ`, kept per model version. */
+let cached: { key: string; tensor: tf.Tensor2D; z: Float32Array } | null = null;
+function factorTensor(model: FcfModel): { tensor: tf.Tensor2D; z: Float32Array } {
   const key = `${model.modelId}@${model.version}`;
-  if (cached?.key === key) return cached.tensor;
+  if (cached?.key === key) return cached;
   cached?.tensor.dispose();
-  cached = { key, tensor: tf.tensor2d(model.factors, [model.items.length, model.rank]) };
-  return cached.tensor;
+  cached = {
+    key,
+    tensor: tf.tensor2d(model.factors, [model.items.length, model.rank]),
+    z: popularityZ(model.popularity),
+  };
+  return cached;
 }
 
 /**
- * The top `n` items for this device, scored on the device: Y x over the whole catalogue (tfjs
- * matMul and topk), without what it bought (and, with `excludeTouched`, anything it touched),
+ * The top `n` items for this device, scored on the device: Y x over the whole catalogue, blended
+ * with the DP popularity by the spec's `popularityWeight` (`popularityZ`; tfjs matMul and topk), without what it bought (and, with `excludeTouched`, anything it touched),
  * within `categories`. Without any touched item in the catalogue, the DP popularity ranks.
  */
 export function recommendItems(
-  spec: Pick<FcfDeviceSpec, "lambda">,
+  spec: Pick<FcfDeviceSpec, "lambda" | "popularityWeight">,
   model: FcfModel,
   touched: readonly Touched[],
   n: number,
@@ -388,10 +426,18 @@ export function recommendItems(
   }
   const user = x;
   // Outside the tidy: the cached catalogue tensor outlives this call.
-  const factors = factorTensor(model);
+  const { tensor: factors, z } = factorTensor(model);
+  const weight = spec.popularityWeight ?? 0;
   const [values, indices] = tf.tidy(() => {
     const xt = tf.tensor2d(Float32Array.from(user), [r, 1]);
-    const scores = tf.add(tf.reshape(tf.matMul(factors, xt), [count]), allowed);
+    let raw = tf.reshape(tf.matMul(factors, xt), [count]);
+    if (weight > 0) {
+      // blendPopularity, on tfjs.
+      const { mean, variance } = tf.moments(raw);
+      const sd = tf.maximum(tf.sqrt(variance), 1e-30);
+      raw = tf.add(tf.div(tf.sub(raw, mean), sd), tf.mul(tf.tensor1d(z), weight));
+    }
+    const scores = tf.add(raw, allowed);
     const top = tf.topk(scores, k);
     return [top.values, top.indices];
   });

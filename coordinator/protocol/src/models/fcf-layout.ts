@@ -31,6 +31,8 @@ export interface FcfLayoutSpec {
   clipItems: number;
   clipCurvature: number;
   clipCounts: number;
+  /** `counts`: the curvature slots are not sent (zero), so they take no sensitivity. */
+  curvature?: "released" | "counts";
 }
 
 /** One round's item block: catalogue rows `[start, start + size)`. */
@@ -66,7 +68,12 @@ export const fcfDimension = (spec: FcfLayoutSpec): number => fcfOffsets(spec).en
 
 /** The round's L2 sensitivity (see the module comment). */
 export const fcfSensitivity = (spec: FcfLayoutSpec): number =>
-  Math.sqrt(spec.clipGram ** 2 + spec.clipItems ** 2 + spec.clipCurvature ** 2 + spec.clipCounts ** 2);
+  Math.sqrt(
+    spec.clipGram ** 2 +
+      spec.clipItems ** 2 +
+      (spec.curvature === "counts" ? 0 : spec.clipCurvature ** 2) +
+      spec.clipCounts ** 2,
+  );
 
 /** Scales `v[from, to)` in place so its L2 norm is at most `clip`; returns the norm before. */
 export function clipRange(v: Float64Array, from: number, to: number, clip: number): number {

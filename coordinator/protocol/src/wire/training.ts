@@ -116,6 +116,24 @@ export const FcfSpec = z
     clipCurvature: z._default(positiveUpTo(1000), 4),
     clipCounts: z._default(positiveUpTo(1000), 2),
     /**
+     * A bought item's count slot holds this (the trainer divides it out): with every part under
+     * one noise σ, a larger scale buys the DP counts (popularity, and the curvature with
+     * `curvature: "counts"`) precision at a small cost to the other parts' (the L2 split of the
+     * sensitivity, as in Andrew et al. 2021's shared-budget count).
+     */
+    countScale: z._default(positiveUpTo(1000), 1),
+    /**
+     * `released`: h_j is released per round (its own clip); `counts`: the curvature slots stay 0,
+     * take no sensitivity, and the trainer estimates h_j = count_j·α·w_purchase·tr(G)/n from the
+     * DP counts (post-processing).
+     */
+    curvature: z._default(z.enum(["released", "counts"]), "released"),
+    /**
+     * Weight of the DP popularity in the device's ranking: (x·y_j)/sd + w·z_j, z the standardised
+     * log DP counts (`popularityZ` in the SDK). 0: the factor score alone.
+     */
+    popularityWeight: z._default(z.number().check(z.nonnegative(), z.maximum(100)), 0),
+    /**
      * `mm`: the gradient preconditioned by G + (h_j + λ)I, a majorise-minimise step (step size
      * `learningRate`, 1 is the full step); `adam` (Kingma & Ba 2015) and `adagrad` (Duchi et al.
      * 2011) as FCF uses them.
