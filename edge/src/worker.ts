@@ -18,6 +18,7 @@ import type { Env } from "./env";
 import { privacyFor } from "./privacy";
 import { roundHostHandle } from "./round-do";
 import { shardHandle } from "./shard-do";
+import { stageSocketPort } from "./shard-socket";
 import { trainerHandle } from "./trainer-do";
 
 export { AggregatorDO } from "./aggregator-do";
@@ -46,6 +47,7 @@ function appFor(env: Env): App {
         index,
         hostFor: (tenantId, roundId) => roundHostHandle(env, tenantId, roundId),
         shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
+        stageSockets: stageSocketPort(env),
       }),
       allowedOrigins: originList(env.ALLOWED_ORIGINS ?? "*"),
       operatorOrigins: originList(env.OPERATOR_ORIGINS ?? ""),
