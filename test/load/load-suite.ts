@@ -28,6 +28,12 @@ export interface LoadOptions {
   stageSeconds?: number;
   /** Hard bound on the whole run; a round still going then counts as not finished. */
   maxSeconds: number;
+  /** `push` (default): devices hold stage sockets (issue 16); `poll`: HTTP polling only. */
+  transport?: "push" | "poll";
+  /** Every how many devices one has its socket refused (wrong credential) and polls; 0 none. */
+  refuseEvery?: number;
+  /** Devices arrive uniformly over this many seconds after the round opens (default 0: at once). */
+  arrivalSeconds?: number;
 }
 
 export interface LoadReport {
@@ -43,6 +49,19 @@ export interface LoadReport {
   outcomes: Record<string, number>;
   errorSamples: string[];
   coordinatorRssMiB: { peak: number; end: number };
+  /** HTTP requests plus socket handshakes, per device per round run (what a device costs). */
+  requestsPerDevicePerRound: number;
+  /** View polls per device per round (what push removes). */
+  viewPollsPerDevicePerRound: number;
+  /** Stage sockets over the run: handshakes, opened, failed (refused), pushes, p50/p99 ms to open. */
+  sockets: {
+    tried: number;
+    opened: number;
+    failed: number;
+    pushes: number;
+    openP50: number;
+    openP99: number;
+  };
   rounds: Array<{ roundId: string; stage: string; contributions: number; seconds: number }>;
 }
 
@@ -64,6 +83,9 @@ function runDeviceProcess(job: object): Promise<DeviceProcessReport> {
     const child = spawn(
       process.execPath,
       [
+        // Node 20's WebSocket (undici) is behind this flag; Node 22 has it on by default.
+        "--experimental-websocket",
+        "--no-warnings",
         "--import",
         "tsx",
         "--conditions=source",
@@ -122,6 +144,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
     const outcomes: Record<string, number> = {};
     const errorSamples: string[] = [];
     const rounds: LoadReport["rounds"] = [];
+    const sockets = { tried: 0, opened: 0, failed: 0, pushes: 0, openMs: [] as number[] };
     for (let r = 0; r < options.rounds && Date.now() < deadline; r++) {
       const roundStart = Date.now();
       const opened = RoundStatus.parse(
@@ -136,7 +159,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
           secagg: {
             minShardSize: options.shardSize,
             maxShardSize: options.shardSize,
-            stageSeconds: 60,
+            stageSeconds: options.stageSeconds ?? 60,
             k: 8,
             t: 5,
           },
@@ -150,6 +173,9 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         round: opened,
         count: Math.max(0, Math.min(per, options.devices - p * per)),
         seed: r * 1000 + p,
+        transport: options.transport ?? "push",
+        refuseEvery: options.refuseEvery ?? 0,
+        arrivalMs: Math.round((options.arrivalSeconds ?? 0) * 1000),
       })).filter((j) => j.count > 0);
       const timeout = new Promise<never>((_, fail) =>
         setTimeout(
@@ -164,6 +190,11 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         for (const [route, n] of Object.entries(rep.errors)) errors[route] = (errors[route] ?? 0) + n;
         for (const [o, n] of Object.entries(rep.outcomes)) outcomes[o] = (outcomes[o] ?? 0) + n;
         errorSamples.push(...rep.errorSamples.slice(0, Math.max(0, 10 - errorSamples.length)));
+        sockets.tried += rep.sockets.tried;
+        sockets.opened += rep.sockets.opened;
+        sockets.failed += rep.sockets.failed;
+        sockets.pushes += rep.sockets.pushes;
+        for (const ms of rep.sockets.openMs) sockets.openMs.push(ms);
       }
       let status = RoundStatus.parse(
         await call(started.url, "GET", `/v1/rounds/${opened.roundId}`, keys.secret),
@@ -193,19 +224,55 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         errors: errors[route] ?? 0,
       };
     }
+    if (sockets.tried > 0) {
+      routes["WS /v1/rounds/:round/shards/:shard/socket (to open)"] = {
+        count: sockets.tried,
+        p50:
+          Math.round(
+            quantile(
+              [...sockets.openMs].sort((a, b) => a - b),
+              0.5,
+            ) * 10,
+          ) / 10,
+        p99:
+          Math.round(
+            quantile(
+              [...sockets.openMs].sort((a, b) => a - b),
+              0.99,
+            ) * 10,
+          ) / 10,
+        errors: sockets.failed,
+      };
+    }
     const finished = rounds.filter((r) => r.stage !== "collecting");
+    const httpRequests = Object.values(latencies).reduce((n, xs) => n + xs.length, 0);
+    const deviceRounds = Math.max(1, options.devices * rounds.length);
+    const views = Object.entries(latencies)
+      .filter(([route]) => route.endsWith("/view"))
+      .reduce((n, [, xs]) => n + xs.length, 0);
+    const openSorted = [...sockets.openMs].sort((a, b) => a - b);
     return {
       options,
       roundsFinished: finished.length,
       roundsPublished: rounds.filter((r) => r.stage === "closed").length,
       roundsPerMinute: Math.round((finished.length / (seconds / 60)) * 100) / 100,
       seconds,
-      requests: Object.values(latencies).reduce((n, xs) => n + xs.length, 0),
+      requests: httpRequests + sockets.tried,
       errors: Object.values(errors).reduce((n, e) => n + e, 0),
       routes,
       outcomes,
       errorSamples,
       coordinatorRssMiB: { peak: Math.round(Math.max(peak, end)), end: Math.round(end) },
+      requestsPerDevicePerRound: Math.round(((httpRequests + sockets.tried) / deviceRounds) * 100) / 100,
+      viewPollsPerDevicePerRound: Math.round((views / deviceRounds) * 100) / 100,
+      sockets: {
+        tried: sockets.tried,
+        opened: sockets.opened,
+        failed: sockets.failed,
+        pushes: sockets.pushes,
+        openP50: Math.round(quantile(openSorted, 0.5) * 10) / 10,
+        openP99: Math.round(quantile(openSorted, 0.99) * 10) / 10,
+      },
       rounds,
     };
   } finally {
