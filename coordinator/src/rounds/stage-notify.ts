@@ -46,8 +46,8 @@ export interface StageSocketPort {
 /**
  * Wraps a shard host so that `notifier` hears every stage change. Only a message, an alarm (a
  * deadline) or the root's `close` can move a shard's stage; the phase is read before and after
- * each (a cached read), and a change is announced after the step has been committed, so a pushed
- * view is never ahead of storage. A notifier failure is logged and swallowed: devices that miss
+ * each (a cached read), and a change is announced once, after the step has been committed, so a
+ * pushed view is never ahead of storage. A notifier failure is logged and swallowed: devices that miss
  * a push fall back to fetching the view.
  */
 export function withStageNotify(host: SecAggShardHost, notifier: StageNotifier): SecAggShardHost {
@@ -58,13 +58,18 @@ export function withStageNotify(host: SecAggShardHost, notifier: StageNotifier):
       return null;
     }
   };
+  // The last phase announced: two messages in flight both read the old phase before either
+  // runs, and only the first to see the new one may announce it. (After an eviction this starts
+  // empty, and the phase read before the step stands in.)
+  let announced: string | undefined;
   const tracked =
     <A extends unknown[], R>(run: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       const before = await phase();
       const result = await run(...args);
       const after = await phase();
-      if (after && after.phase !== before?.phase) {
+      if (after && after.phase !== (announced ?? before?.phase)) {
+        announced = after.phase;
         try {
           await notifier.stageChanged({ shard: after.shard, stage: after.phase, viewOf: host.view });
         } catch (error) {
