@@ -105,6 +105,19 @@ const timedSocket = (refused: boolean): StageSocketFactory => {
   };
 };
 
+let settled = 0;
+const finish = () => {
+  // A socket that never opened was refused or failed (the device polled instead).
+  report.sockets.failed = report.sockets.tried - report.sockets.opened;
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+};
+// The suite's time bound: report what happened so far (devices still going count as unfinished).
+process.on("SIGTERM", () => {
+  if (settled < job.count) report.outcomes.unfinished = job.count - settled;
+  finish();
+  process.exit(0);
+});
+
 await Promise.all(
   Array.from({ length: job.count }, async (_, d) => {
     if (job.arrivalMs > 0) await new Promise((resolve) => setTimeout(resolve, random() * job.arrivalMs));
@@ -127,8 +140,7 @@ await Promise.all(
       const key = `error: ${error instanceof Error ? error.message.slice(0, 80) : String(error)}`;
       report.outcomes[key] = (report.outcomes[key] ?? 0) + 1;
     }
+    settled++;
   }),
 );
-// A socket that never opened was refused or failed (the device polled instead).
-report.sockets.failed = report.sockets.tried - report.sockets.opened;
-process.stdout.write(`${JSON.stringify(report)}\n`);
+finish();

@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { RoundStatus } from "@fedprofile/coordinator/wire";
 import {
@@ -49,6 +49,8 @@ export interface LoadReport {
   outcomes: Record<string, number>;
   errorSamples: string[];
   coordinatorRssMiB: { peak: number; end: number };
+  /** The machine's 1-minute load average: its peak during the run (the machine is shared). */
+  loadAverage1mPeak: number;
   /** HTTP requests plus socket handshakes, per device per round run (what a device costs). */
   requestsPerDevicePerRound: number;
   /** View polls per device per round (what push removes). */
@@ -78,7 +80,11 @@ function groupRssMiB(pgid: number): number {
   }
 }
 
-function runDeviceProcess(job: object): Promise<DeviceProcessReport> {
+/**
+ * Runs one device process. At `deadline` it is sent SIGTERM and reports what it has so far (its
+ * devices still going count as `unfinished`), so a run that overruns still yields figures.
+ */
+function runDeviceProcess(job: object, deadline: number): Promise<DeviceProcessReport> {
   return new Promise((done, fail) => {
     const child = spawn(
       process.execPath,
@@ -98,8 +104,10 @@ function runDeviceProcess(job: object): Promise<DeviceProcessReport> {
     let err = "";
     child.stdout.on("data", (c) => (out += c));
     child.stderr.on("data", (c) => (err += c));
+    const stop = setTimeout(() => child.kill("SIGTERM"), Math.max(1, deadline - Date.now()));
     child.on("error", fail);
     child.on("exit", (code) => {
+      clearTimeout(stop);
       const line = out.trim().split("\n").at(-1);
       if (code !== 0 || !line) return fail(new Error(`device process exited ${code}: ${err.slice(-2000)}`));
       done(JSON.parse(line) as DeviceProcessReport);
@@ -123,6 +131,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
   const persistTo = mkdtempSync(join(tmpdir(), "fedprofile-load-"));
   const coordinator = { current: null as Awaited<ReturnType<typeof startLocalCoordinator>> | null };
   let peak = 0;
+  let loadPeak = 0;
   let sampler: ReturnType<typeof setInterval> | undefined;
   try {
     await applyLocalMigrations(persistTo);
@@ -131,6 +140,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
     coordinator.current = started;
     sampler = setInterval(() => {
       peak = Math.max(peak, groupRssMiB(started.pid));
+      loadPeak = Math.max(loadPeak, loadavg()[0] ?? 0);
     }, 500);
     await call(started.url, "PUT", "/v1/privacy/budgets/load", keys.secret, {
       v: 1,
@@ -177,13 +187,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         refuseEvery: options.refuseEvery ?? 0,
         arrivalMs: Math.round((options.arrivalSeconds ?? 0) * 1000),
       })).filter((j) => j.count > 0);
-      const timeout = new Promise<never>((_, fail) =>
-        setTimeout(
-          () => fail(new Error("load run exceeded maxSeconds")),
-          Math.max(1, deadline - Date.now()),
-        ).unref(),
-      );
-      const reports = await Promise.race([Promise.all(jobs.map(runDeviceProcess)), timeout]);
+      const reports = await Promise.all(jobs.map((job) => runDeviceProcess(job, deadline)));
       for (const rep of reports) {
         for (const [route, xs] of Object.entries(rep.latencies))
           latencies[route] = [...(latencies[route] ?? []), ...xs];
@@ -263,6 +267,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
       outcomes,
       errorSamples,
       coordinatorRssMiB: { peak: Math.round(Math.max(peak, end)), end: Math.round(end) },
+      loadAverage1mPeak: Math.round(loadPeak * 100) / 100,
       requestsPerDevicePerRound: Math.round(((httpRequests + sockets.tried) / deviceRounds) * 100) / 100,
       viewPollsPerDevicePerRound: Math.round((views / deviceRounds) * 100) / 100,
       sockets: {

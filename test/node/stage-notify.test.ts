@@ -30,7 +30,7 @@ function setup() {
     const client = createCoordinatorClient({
       endpoint: "http://coordinator.test",
       apiKey: keys.publishable.key,
-      fetch: (input, init) => app.request(input instanceof Request ? input : String(input), init),
+      fetch: async (input, init) => app.request(input instanceof Request ? input : String(input), init),
     });
     return {
       ...client,
@@ -54,6 +54,7 @@ function setup() {
         encoding: { kind: "fixed-point", clip: 64, valueBits: 16 },
         minShardSize: 2,
         maxShardSize: 1000,
+        consistencyCheck: true,
         stageSeconds,
         k: 2,
         t: 2,
