@@ -64,7 +64,15 @@ export interface LoadReport {
     openP50: number;
     openP99: number;
   };
-  rounds: Array<{ roundId: string; stage: string; contributions: number; seconds: number }>;
+  rounds: Array<{
+    roundId: string;
+    stage: string;
+    contributions: number;
+    seconds: number;
+    /** This round's HTTP requests plus socket handshakes, per device, and its view polls per device. */
+    requestsPerDevice: number;
+    viewPollsPerDevice: number;
+  }>;
 }
 
 const quantile = (sorted: number[], q: number) =>
@@ -188,6 +196,15 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         arrivalMs: Math.round((options.arrivalSeconds ?? 0) * 1000),
       })).filter((j) => j.count > 0);
       const reports = await Promise.all(jobs.map((job) => runDeviceProcess(job, deadline)));
+      let roundRequests = 0;
+      let roundViews = 0;
+      for (const rep of reports) {
+        roundRequests += rep.sockets.tried;
+        for (const [route, xs] of Object.entries(rep.latencies)) {
+          roundRequests += xs.length;
+          if (route.endsWith("/view")) roundViews += xs.length;
+        }
+      }
       for (const rep of reports) {
         for (const [route, xs] of Object.entries(rep.latencies))
           latencies[route] = [...(latencies[route] ?? []), ...xs];
@@ -214,6 +231,8 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         stage: status.stage,
         contributions: status.contributions,
         seconds: (Date.now() - roundStart) / 1000,
+        requestsPerDevice: Math.round((roundRequests / options.devices) * 100) / 100,
+        viewPollsPerDevice: Math.round((roundViews / options.devices) * 100) / 100,
       });
     }
     const seconds = (Date.now() - begin) / 1000;
