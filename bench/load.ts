@@ -71,6 +71,9 @@ console.log({
   viewPollsPerDevicePerRound: report.viewPollsPerDevicePerRound,
   sockets: report.sockets,
   loadAverage: { before: loadBefore, after: loadavg() },
+  loadAverage1mPeak: report.loadAverage1mPeak,
+  coordinatorFdsPeak: report.coordinatorFdsPeak,
+  coordinatorFailure: report.coordinatorFailure,
 });
 mkdirSync(dirname(values.out), { recursive: true });
 writeFileSync(

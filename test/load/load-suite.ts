@@ -5,7 +5,7 @@
  * memory (wrangler and workerd, the process group it started), sampled every 500 ms.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { RoundStatus } from "@fedprofile/coordinator/wire";
@@ -51,6 +51,10 @@ export interface LoadReport {
   coordinatorRssMiB: { peak: number; end: number };
   /** The machine's 1-minute load average: its peak during the run (the machine is shared). */
   loadAverage1mPeak: number;
+  /** Most open file descriptors of one coordinator process (each socket holds some; limit `ulimit -n`). */
+  coordinatorFdsPeak: number;
+  /** Set when the coordinator stopped answering: when, and the end of what wrangler printed. */
+  coordinatorFailure?: { atSeconds: number; log: string };
   /** HTTP requests plus socket handshakes, per device per round run (what a device costs). */
   requestsPerDevicePerRound: number;
   /** View polls per device per round (what push removes). */
@@ -77,6 +81,28 @@ export interface LoadReport {
 
 const quantile = (sorted: number[], q: number) =>
   sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
+
+/** The most open file descriptors of any one process in group `pgid` (Linux /proc). */
+function groupMaxFds(pgid: number): number {
+  try {
+    const pids = execFileSync("ps", ["-o", "pid=", "-g", String(pgid)], { encoding: "utf8" })
+      .split("\n")
+      .map((line) => line.trim())
+      .filter(Boolean);
+    return Math.max(
+      0,
+      ...pids.map((pid) => {
+        try {
+          return readdirSync(`/proc/${pid}/fd`).length;
+        } catch {
+          return 0;
+        }
+      }),
+    );
+  } catch {
+    return 0;
+  }
+}
 
 /** Resident memory of every process in group `pgid`, in MiB (Linux `ps`). */
 function groupRssMiB(pgid: number): number {
@@ -140,6 +166,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
   const coordinator = { current: null as Awaited<ReturnType<typeof startLocalCoordinator>> | null };
   let peak = 0;
   let loadPeak = 0;
+  let fdPeak = 0;
   let sampler: ReturnType<typeof setInterval> | undefined;
   try {
     await applyLocalMigrations(persistTo);
@@ -149,6 +176,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
     sampler = setInterval(() => {
       peak = Math.max(peak, groupRssMiB(started.pid));
       loadPeak = Math.max(loadPeak, loadavg()[0] ?? 0);
+      fdPeak = Math.max(fdPeak, groupMaxFds(started.pid));
     }, 500);
     await call(started.url, "PUT", "/v1/privacy/budgets/load", keys.secret, {
       v: 1,
@@ -162,6 +190,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
     const outcomes: Record<string, number> = {};
     const errorSamples: string[] = [];
     const rounds: LoadReport["rounds"] = [];
+    let failure: LoadReport["coordinatorFailure"];
     const sockets = { tried: 0, opened: 0, failed: 0, pushes: 0, openMs: [] as number[] };
     for (let r = 0; r < options.rounds && Date.now() < deadline; r++) {
       const roundStart = Date.now();
@@ -217,14 +246,24 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         sockets.pushes += rep.sockets.pushes;
         for (const ms of rep.sockets.openMs) sockets.openMs.push(ms);
       }
-      let status = RoundStatus.parse(
-        await call(started.url, "GET", `/v1/rounds/${opened.roundId}`, keys.secret),
-      );
+      const statusOf = async () => {
+        try {
+          return RoundStatus.parse(
+            await call(started.url, "GET", `/v1/rounds/${opened.roundId}`, keys.secret),
+          );
+        } catch (error) {
+          // The coordinator went down: the figures so far are still the run's result.
+          failure ??= { atSeconds: (Date.now() - begin) / 1000, log: started.log().slice(-4000) };
+          return {
+            stage: `unreachable: ${error instanceof Error ? error.message : String(error)}`,
+            contributions: 0,
+          };
+        }
+      };
+      let status = await statusOf();
       while (status.stage === "collecting" && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 250));
-        status = RoundStatus.parse(
-          await call(started.url, "GET", `/v1/rounds/${opened.roundId}`, keys.secret),
-        );
+        status = await statusOf();
       }
       rounds.push({
         roundId: opened.roundId,
@@ -287,6 +326,8 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
       errorSamples,
       coordinatorRssMiB: { peak: Math.round(Math.max(peak, end)), end: Math.round(end) },
       loadAverage1mPeak: Math.round(loadPeak * 100) / 100,
+      coordinatorFdsPeak: fdPeak,
+      ...(failure ? { coordinatorFailure: failure } : {}),
       requestsPerDevicePerRound: Math.round(((httpRequests + sockets.tried) / deviceRounds) * 100) / 100,
       viewPollsPerDevicePerRound: Math.round((views / deviceRounds) * 100) / 100,
       sockets: {
