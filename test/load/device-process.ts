@@ -106,7 +106,11 @@ const timedSocket = (refused: boolean): StageSocketFactory => {
 };
 
 let settled = 0;
+// Devices waiting on nothing but each other must not let node exit with a pending top-level
+// await (exit 13, seen once at 4,000 devices): the suite's SIGTERM at its deadline ends them.
+const keepAlive = setInterval(() => {}, 60_000);
 const finish = () => {
+  clearInterval(keepAlive);
   // A socket that never opened was refused or failed (the device polled instead).
   report.sockets.failed = report.sockets.tried - report.sockets.opened;
   process.stdout.write(`${JSON.stringify(report)}\n`);

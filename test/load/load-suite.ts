@@ -143,7 +143,16 @@ function runDeviceProcess(job: object, deadline: number): Promise<DeviceProcessR
     child.on("exit", (code) => {
       clearTimeout(stop);
       const line = out.trim().split("\n").at(-1);
-      if (code !== 0 || !line) return fail(new Error(`device process exited ${code}: ${err.slice(-2000)}`));
+      // A process that died still counts: its devices are reported as such, the others' figures stand.
+      if (code !== 0 || !line) {
+        return done({
+          latencies: {},
+          errors: {},
+          outcomes: { [`device process exited ${code}`]: 1 },
+          errorSamples: [err.slice(-300)],
+          sockets: { tried: 0, opened: 0, failed: 0, pushes: 0, openMs: [] },
+        });
+      }
       done(JSON.parse(line) as DeviceProcessReport);
     });
   });
