@@ -1,10 +1,13 @@
 /**
  * The load suite (issue 11), outside CI: 1,000 simulated devices in 4 node processes through
  * DP SecAgg+ rounds against `wrangler dev` on loopback, bounded in time.
- * Run: `npm run bench:load [-- --devices 1000 --processes 4 --rounds 2 --shard-size 100 --max-seconds 900]`;
- * prints a table and writes `bench/results/load.json`.
+ * Run: `npm run bench:load [-- --devices 1000 --processes 4 --rounds 2 --shard-size 100 --max-seconds 900
+ * --transport push|poll --arrival-seconds 60 --refuse-every 0]`; prints a table and writes
+ * `bench/results/load.json` (or `--out`). Devices hold stage sockets (`push`, issue 16) unless
+ * `--transport poll`; the load average is recorded beside the figures (the machine is shared).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -20,6 +23,9 @@ const { values } = parseArgs({
     dimension: { type: "string", default: "16" },
     "stage-seconds": { type: "string", default: "180" },
     "max-seconds": { type: "string", default: "900" },
+    transport: { type: "string", default: "push" },
+    "arrival-seconds": { type: "string", default: "0" },
+    "refuse-every": { type: "string", default: "0" },
     out: { type: "string", default: join(ROOT, "bench/results/load.json") },
   },
 });
@@ -28,7 +34,19 @@ const int = (name: keyof typeof values) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: a positive integer, got ${values[name]}`);
   return n;
 };
+const transport = values.transport;
+if (transport !== "push" && transport !== "poll")
+  throw new Error(`--transport: push or poll, got ${transport}`);
+const nonNegative = (name: keyof typeof values) => {
+  const n = Number(values[name]);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: a number >= 0, got ${values[name]}`);
+  return n;
+};
+const loadBefore = loadavg();
 const report = await runLoadSuite({
+  transport,
+  arrivalSeconds: nonNegative("arrival-seconds"),
+  refuseEvery: Math.floor(nonNegative("refuse-every")),
   devices: int("devices"),
   processes: int("processes"),
   rounds: int("rounds"),
@@ -49,9 +67,16 @@ console.log({
   errorSamples: report.errorSamples,
   coordinatorRssMiB: report.coordinatorRssMiB,
   seconds: report.seconds,
+  requestsPerDevicePerRound: report.requestsPerDevicePerRound,
+  viewPollsPerDevicePerRound: report.viewPollsPerDevicePerRound,
+  sockets: report.sockets,
+  loadAverage: { before: loadBefore, after: loadavg() },
+  loadAverage1mPeak: report.loadAverage1mPeak,
+  coordinatorFdsPeak: report.coordinatorFdsPeak,
+  coordinatorFailure: report.coordinatorFailure,
 });
 mkdirSync(dirname(values.out), { recursive: true });
 writeFileSync(
   values.out,
-  `${JSON.stringify({ generatedAt: new Date().toISOString(), ...report }, null, 2)}\n`,
+  `${JSON.stringify({ generatedAt: new Date().toISOString(), loadAverage: { before: loadBefore, after: loadavg() }, ...report }, null, 2)}\n`,
 );

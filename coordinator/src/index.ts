@@ -22,3 +22,4 @@ export * from "./rounds/secagg-aggregator-host";
 export * from "./rounds/secagg-root-host";
 export * from "./rounds/secagg-shard-host";
 export * from "./rounds/shard-tree";
+export * from "./rounds/stage-notify";

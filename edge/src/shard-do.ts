@@ -13,10 +13,12 @@ import {
   type SecAggShardHandle,
   type SecAggShardHost,
   type ShardMeta,
+  withStageNotify,
 } from "@fedprofile/coordinator";
 import type { CreateRoundOptions } from "@fedprofile/coordinator/secagg";
 import type { Env } from "./env";
 import { asResult, unwrap } from "./rpc";
+import { acceptStageSocket, closeQuietly, socketNotifier } from "./shard-socket";
 import { parentHandle } from "./tree-routing";
 
 function durableEntries(storage: DurableObjectStorage): EntryStore {
@@ -41,10 +43,27 @@ export class SecAggShardDO extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.host = createSecAggShardHost({
+    const host = createSecAggShardHost({
       store: durableEntries(ctx.storage),
       root: (meta) => parentHandle(env, meta),
     });
+    // Stage changes are pushed to the devices' hibernatable sockets (./shard-socket.ts).
+    this.host = withStageNotify(host, socketNotifier(ctx));
+    // A keep-alive the runtime answers without waking a hibernated object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  /** A device's stage socket, forwarded by the Worker after its key check. */
+  override fetch(request: Request): Promise<Response> {
+    return acceptStageSocket(this.ctx, this.host, request);
+  }
+
+  /** Devices send nothing on the socket; anything they do send is ignored. */
+  override webSocketMessage(): void {}
+
+  /** Answers the device's close (1005/1006 cannot be sent back, so it is a normal close). */
+  override webSocketClose(socket: WebSocket): void {
+    closeQuietly(socket, 1000, "closed");
   }
 
   open(meta: ShardMeta, options: CreateRoundOptions) {

@@ -14,6 +14,7 @@ import { privacyFor } from "./privacy";
 import { modelStore } from "./r2-blobs";
 import { roundHostHandle } from "./round-do";
 import { shardHandle } from "./shard-do";
+import { stageSocketPort } from "./shard-socket";
 import { trainerHandle } from "./trainer-do";
 
 export { AggregatorDO } from "./aggregator-do";
@@ -42,6 +43,7 @@ function appFor(env: Env): App {
         index,
         hostFor: (tenantId, roundId) => roundHostHandle(env, tenantId, roundId),
         shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
+        stageSockets: stageSocketPort(env),
       }),
       allowedOrigins: originList(env.ALLOWED_ORIGINS ?? "*"),
       operatorOrigins: originList(env.OPERATOR_ORIGINS ?? ""),

@@ -6,15 +6,25 @@
  */
 
 import { RoundInfo } from "@fedprofile/coordinator/wire";
-import { createCoordinatorClient, participateInSecAggRound } from "@fedprofile/sdk/sync";
+import {
+  createCoordinatorClient,
+  participateInSecAggRound,
+  type StageSocketFactory,
+} from "@fedprofile/sdk/sync";
 import * as z from "zod";
 
 const Job = z.object({
   url: z.url().refine((u) => new URL(u).hostname === "127.0.0.1", "url: loopback only"),
   key: z.string(),
   round: z.unknown(),
-  count: z.int().min(1).max(2000),
+  count: z.int().min(1).max(4000),
   seed: z.int(),
+  /** `push`: devices hold a stage socket (the process runs with a WebSocket); `poll`: never. */
+  transport: z.enum(["push", "poll"]),
+  /** Every how many devices one offers a wrong credential on its socket (refused: it polls); 0 none. */
+  refuseEvery: z.int().min(0),
+  /** Devices start at a uniformly random time in [0, arrivalMs): arrivals spread over the join window. */
+  arrivalMs: z.int().min(0),
 });
 
 /** What a device process reports. */
@@ -26,11 +36,19 @@ export interface DeviceProcessReport {
   outcomes: Record<string, number>;
   /** The first few failures as the device saw them. */
   errorSamples: string[];
+  /** Stage sockets: handshakes tried, opened, failed or refused, views pushed, and ms to open. */
+  sockets: { tried: number; opened: number; failed: number; pushes: number; openMs: number[] };
 }
 
 const job = Job.parse(JSON.parse(process.argv[2] ?? "{}"));
 const round = RoundInfo.parse(job.round);
-const report: DeviceProcessReport = { latencies: {}, errors: {}, outcomes: {}, errorSamples: [] };
+const report: DeviceProcessReport = {
+  latencies: {},
+  errors: {},
+  outcomes: {},
+  errorSamples: [],
+  sockets: { tried: 0, opened: 0, failed: 0, pushes: 0, openMs: [] },
+};
 const sample = (text: string) => {
   if (report.errorSamples.length < 5) report.errorSamples.push(text.slice(0, 300));
 };
@@ -62,8 +80,51 @@ const random = () => {
   return state / 2 ** 32;
 };
 
+/** The runtime's WebSocket (node --experimental-websocket), timed and counted. */
+const timedSocket = (refused: boolean): StageSocketFactory => {
+  const Socket = (globalThis as { WebSocket?: new (url: string, protocols: string[]) => WebSocket })
+    .WebSocket;
+  if (!Socket)
+    throw new Error("transport push: this process has no WebSocket (run node with --experimental-websocket)");
+  return (url, protocols) => {
+    report.sockets.tried++;
+    const started = performance.now();
+    // A refused device offers a wrong participant token: the shard answers 403, no socket opens.
+    const offered = refused
+      ? protocols.map((p) => (p.startsWith("p.") ? `${p.slice(0, -4)}AAAA` : p))
+      : protocols;
+    const socket = new Socket(url, offered);
+    socket.addEventListener("open", () => {
+      report.sockets.opened++;
+      report.sockets.openMs.push(performance.now() - started);
+    });
+    socket.addEventListener("message", () => {
+      report.sockets.pushes++;
+    });
+    return socket;
+  };
+};
+
+let settled = 0;
+// Devices waiting on nothing but each other must not let node exit with a pending top-level
+// await (exit 13, seen once at 4,000 devices): the suite's SIGTERM at its deadline ends them.
+const keepAlive = setInterval(() => {}, 60_000);
+const finish = () => {
+  clearInterval(keepAlive);
+  // A socket that never opened was refused or failed (the device polled instead).
+  report.sockets.failed = report.sockets.tried - report.sockets.opened;
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+};
+// The suite's time bound: report what happened so far (devices still going count as unfinished).
+process.on("SIGTERM", () => {
+  if (settled < job.count) report.outcomes.unfinished = job.count - settled;
+  finish();
+  process.exit(0);
+});
+
 await Promise.all(
-  Array.from({ length: job.count }, async () => {
+  Array.from({ length: job.count }, async (_, d) => {
+    if (job.arrivalMs > 0) await new Promise((resolve) => setTimeout(resolve, random() * job.arrivalMs));
     const client = createCoordinatorClient({
       endpoint: job.url,
       apiKey: job.key,
@@ -75,12 +136,15 @@ await Promise.all(
       const outcome = await participateInSecAggRound(client, round, () => vector, {
         pollMs: 250,
         policy: "development",
+        socket:
+          job.transport === "push" ? timedSocket(job.refuseEvery > 0 && d % job.refuseEvery === 0) : false,
       });
       report.outcomes[outcome.status] = (report.outcomes[outcome.status] ?? 0) + 1;
     } catch (error) {
       const key = `error: ${error instanceof Error ? error.message.slice(0, 80) : String(error)}`;
       report.outcomes[key] = (report.outcomes[key] ?? 0) + 1;
     }
+    settled++;
   }),
 );
-process.stdout.write(`${JSON.stringify(report)}\n`);
+finish();

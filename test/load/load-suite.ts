@@ -5,8 +5,8 @@
  * memory (wrangler and workerd, the process group it started), sampled every 500 ms.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { RoundStatus } from "@fedprofile/coordinator/wire";
 import {
@@ -28,6 +28,12 @@ export interface LoadOptions {
   stageSeconds?: number;
   /** Hard bound on the whole run; a round still going then counts as not finished. */
   maxSeconds: number;
+  /** `push` (default): devices hold stage sockets (issue 16); `poll`: HTTP polling only. */
+  transport?: "push" | "poll";
+  /** Every how many devices one has its socket refused (wrong credential) and polls; 0 none. */
+  refuseEvery?: number;
+  /** Devices arrive uniformly over this many seconds after the round opens (default 0: at once). */
+  arrivalSeconds?: number;
 }
 
 export interface LoadReport {
@@ -43,11 +49,60 @@ export interface LoadReport {
   outcomes: Record<string, number>;
   errorSamples: string[];
   coordinatorRssMiB: { peak: number; end: number };
-  rounds: Array<{ roundId: string; stage: string; contributions: number; seconds: number }>;
+  /** The machine's 1-minute load average: its peak during the run (the machine is shared). */
+  loadAverage1mPeak: number;
+  /** Most open file descriptors of one coordinator process (each socket holds some; limit `ulimit -n`). */
+  coordinatorFdsPeak: number;
+  /** Set when the coordinator stopped answering: when, and the end of what wrangler printed. */
+  coordinatorFailure?: { atSeconds: number; log: string };
+  /** HTTP requests plus socket handshakes, per device per round run (what a device costs). */
+  requestsPerDevicePerRound: number;
+  /** View polls per device per round (what push removes). */
+  viewPollsPerDevicePerRound: number;
+  /** Stage sockets over the run: handshakes, opened, failed (refused), pushes, p50/p99 ms to open. */
+  sockets: {
+    tried: number;
+    opened: number;
+    failed: number;
+    pushes: number;
+    openP50: number;
+    openP99: number;
+  };
+  rounds: Array<{
+    roundId: string;
+    stage: string;
+    contributions: number;
+    seconds: number;
+    /** This round's HTTP requests plus socket handshakes, per device, and its view polls per device. */
+    requestsPerDevice: number;
+    viewPollsPerDevice: number;
+  }>;
 }
 
 const quantile = (sorted: number[], q: number) =>
   sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
+
+/** The most open file descriptors of any one process in group `pgid` (Linux /proc). */
+function groupMaxFds(pgid: number): number {
+  try {
+    const pids = execFileSync("ps", ["-o", "pid=", "-g", String(pgid)], { encoding: "utf8" })
+      .split("\n")
+      .map((line) => line.trim())
+      .filter(Boolean);
+    return Math.max(
+      0,
+      ...pids.map((pid) => {
+        try {
+          return readdirSync(`/proc/${pid}/fd`).length;
+        } catch {
+          return 0;
+        }
+      }),
+    );
+  } catch {
+    return 0;
+  }
+}
 
 /** Resident memory of every process in group `pgid`, in MiB (Linux `ps`). */
 function groupRssMiB(pgid: number): number {
@@ -59,11 +114,18 @@ function groupRssMiB(pgid: number): number {
   }
 }
 
-function runDeviceProcess(job: object): Promise<DeviceProcessReport> {
+/**
+ * Runs one device process. At `deadline` it is sent SIGTERM and reports what it has so far (its
+ * devices still going count as `unfinished`), so a run that overruns still yields figures.
+ */
+function runDeviceProcess(job: object, deadline: number): Promise<DeviceProcessReport> {
   return new Promise((done, fail) => {
     const child = spawn(
       process.execPath,
       [
+        // Node 20's WebSocket (undici) is behind this flag; Node 22 has it on by default.
+        "--experimental-websocket",
+        "--no-warnings",
         "--import",
         "tsx",
         "--conditions=source",
@@ -76,10 +138,21 @@ function runDeviceProcess(job: object): Promise<DeviceProcessReport> {
     let err = "";
     child.stdout.on("data", (c) => (out += c));
     child.stderr.on("data", (c) => (err += c));
+    const stop = setTimeout(() => child.kill("SIGTERM"), Math.max(1, deadline - Date.now()));
     child.on("error", fail);
     child.on("exit", (code) => {
+      clearTimeout(stop);
       const line = out.trim().split("\n").at(-1);
-      if (code !== 0 || !line) return fail(new Error(`device process exited ${code}: ${err.slice(-2000)}`));
+      // A process that died still counts: its devices are reported as such, the others' figures stand.
+      if (code !== 0 || !line) {
+        return done({
+          latencies: {},
+          errors: {},
+          outcomes: { [`device process exited ${code}`]: 1 },
+          errorSamples: [err.slice(-300)],
+          sockets: { tried: 0, opened: 0, failed: 0, pushes: 0, openMs: [] },
+        });
+      }
       done(JSON.parse(line) as DeviceProcessReport);
     });
   });
@@ -101,6 +174,8 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
   const persistTo = mkdtempSync(join(tmpdir(), "fedprofile-load-"));
   const coordinator = { current: null as Awaited<ReturnType<typeof startLocalCoordinator>> | null };
   let peak = 0;
+  let loadPeak = 0;
+  let fdPeak = 0;
   let sampler: ReturnType<typeof setInterval> | undefined;
   try {
     await applyLocalMigrations(persistTo);
@@ -109,6 +184,8 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
     coordinator.current = started;
     sampler = setInterval(() => {
       peak = Math.max(peak, groupRssMiB(started.pid));
+      loadPeak = Math.max(loadPeak, loadavg()[0] ?? 0);
+      fdPeak = Math.max(fdPeak, groupMaxFds(started.pid));
     }, 500);
     await call(started.url, "PUT", "/v1/privacy/budgets/load", keys.secret, {
       v: 1,
@@ -122,6 +199,8 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
     const outcomes: Record<string, number> = {};
     const errorSamples: string[] = [];
     const rounds: LoadReport["rounds"] = [];
+    let failure: LoadReport["coordinatorFailure"];
+    const sockets = { tried: 0, opened: 0, failed: 0, pushes: 0, openMs: [] as number[] };
     for (let r = 0; r < options.rounds && Date.now() < deadline; r++) {
       const roundStart = Date.now();
       const opened = RoundStatus.parse(
@@ -136,7 +215,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
           secagg: {
             minShardSize: options.shardSize,
             maxShardSize: options.shardSize,
-            stageSeconds: 60,
+            stageSeconds: options.stageSeconds ?? 60,
             k: 8,
             t: 5,
           },
@@ -150,35 +229,58 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         round: opened,
         count: Math.max(0, Math.min(per, options.devices - p * per)),
         seed: r * 1000 + p,
+        transport: options.transport ?? "push",
+        refuseEvery: options.refuseEvery ?? 0,
+        arrivalMs: Math.round((options.arrivalSeconds ?? 0) * 1000),
       })).filter((j) => j.count > 0);
-      const timeout = new Promise<never>((_, fail) =>
-        setTimeout(
-          () => fail(new Error("load run exceeded maxSeconds")),
-          Math.max(1, deadline - Date.now()),
-        ).unref(),
-      );
-      const reports = await Promise.race([Promise.all(jobs.map(runDeviceProcess)), timeout]);
+      const reports = await Promise.all(jobs.map((job) => runDeviceProcess(job, deadline)));
+      let roundRequests = 0;
+      let roundViews = 0;
+      for (const rep of reports) {
+        roundRequests += rep.sockets.tried;
+        for (const [route, xs] of Object.entries(rep.latencies)) {
+          roundRequests += xs.length;
+          if (route.endsWith("/view")) roundViews += xs.length;
+        }
+      }
       for (const rep of reports) {
         for (const [route, xs] of Object.entries(rep.latencies))
           latencies[route] = [...(latencies[route] ?? []), ...xs];
         for (const [route, n] of Object.entries(rep.errors)) errors[route] = (errors[route] ?? 0) + n;
         for (const [o, n] of Object.entries(rep.outcomes)) outcomes[o] = (outcomes[o] ?? 0) + n;
         errorSamples.push(...rep.errorSamples.slice(0, Math.max(0, 10 - errorSamples.length)));
+        sockets.tried += rep.sockets.tried;
+        sockets.opened += rep.sockets.opened;
+        sockets.failed += rep.sockets.failed;
+        sockets.pushes += rep.sockets.pushes;
+        for (const ms of rep.sockets.openMs) sockets.openMs.push(ms);
       }
-      let status = RoundStatus.parse(
-        await call(started.url, "GET", `/v1/rounds/${opened.roundId}`, keys.secret),
-      );
+      const statusOf = async () => {
+        try {
+          return RoundStatus.parse(
+            await call(started.url, "GET", `/v1/rounds/${opened.roundId}`, keys.secret),
+          );
+        } catch (error) {
+          // The coordinator went down: the figures so far are still the run's result.
+          failure ??= { atSeconds: (Date.now() - begin) / 1000, log: started.log().slice(-4000) };
+          return {
+            stage: `unreachable: ${error instanceof Error ? error.message : String(error)}`,
+            contributions: 0,
+          };
+        }
+      };
+      let status = await statusOf();
       while (status.stage === "collecting" && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 250));
-        status = RoundStatus.parse(
-          await call(started.url, "GET", `/v1/rounds/${opened.roundId}`, keys.secret),
-        );
+        status = await statusOf();
       }
       rounds.push({
         roundId: opened.roundId,
         stage: status.stage,
         contributions: status.contributions,
         seconds: (Date.now() - roundStart) / 1000,
+        requestsPerDevice: Math.round((roundRequests / options.devices) * 100) / 100,
+        viewPollsPerDevice: Math.round((roundViews / options.devices) * 100) / 100,
       });
     }
     const seconds = (Date.now() - begin) / 1000;
@@ -193,19 +295,58 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         errors: errors[route] ?? 0,
       };
     }
+    if (sockets.tried > 0) {
+      routes["WS /v1/rounds/:round/shards/:shard/socket (to open)"] = {
+        count: sockets.tried,
+        p50:
+          Math.round(
+            quantile(
+              [...sockets.openMs].sort((a, b) => a - b),
+              0.5,
+            ) * 10,
+          ) / 10,
+        p99:
+          Math.round(
+            quantile(
+              [...sockets.openMs].sort((a, b) => a - b),
+              0.99,
+            ) * 10,
+          ) / 10,
+        errors: sockets.failed,
+      };
+    }
     const finished = rounds.filter((r) => r.stage !== "collecting");
+    const httpRequests = Object.values(latencies).reduce((n, xs) => n + xs.length, 0);
+    const deviceRounds = Math.max(1, options.devices * rounds.length);
+    const views = Object.entries(latencies)
+      .filter(([route]) => route.endsWith("/view"))
+      .reduce((n, [, xs]) => n + xs.length, 0);
+    const openSorted = [...sockets.openMs].sort((a, b) => a - b);
     return {
       options,
       roundsFinished: finished.length,
       roundsPublished: rounds.filter((r) => r.stage === "closed").length,
       roundsPerMinute: Math.round((finished.length / (seconds / 60)) * 100) / 100,
       seconds,
-      requests: Object.values(latencies).reduce((n, xs) => n + xs.length, 0),
+      requests: httpRequests + sockets.tried,
       errors: Object.values(errors).reduce((n, e) => n + e, 0),
       routes,
       outcomes,
       errorSamples,
       coordinatorRssMiB: { peak: Math.round(Math.max(peak, end)), end: Math.round(end) },
+      loadAverage1mPeak: Math.round(loadPeak * 100) / 100,
+      coordinatorFdsPeak: fdPeak,
+      ...(failure ? { coordinatorFailure: failure } : {}),
+      requestsPerDevicePerRound: Math.round(((httpRequests + sockets.tried) / deviceRounds) * 100) / 100,
+      viewPollsPerDevicePerRound: Math.round((views / deviceRounds) * 100) / 100,
+      sockets: {
+        tried: sockets.tried,
+        opened: sockets.opened,
+        failed: sockets.failed,
+        pushes: sockets.pushes,
+        openP50: Math.round(quantile(openSorted, 0.5) * 10) / 10,
+        openP99: Math.round(quantile(openSorted, 0.99) * 10) / 10,
+      },
       rounds,
     };
   } finally {

@@ -22,29 +22,40 @@ const BEARER = /^Bearer\s+(\S+)$/i;
  */
 export function requireKey(tenants: TenantStore, ...kinds: ApiKeyKind[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const header = c.req.header("authorization");
-    if (!header)
-      throw new UnauthorizedError("missing_api_key", "missing Authorization: Bearer <api key> header");
-    const token = BEARER.exec(header)?.[1];
-    const parsed = token ? parseApiKey(token) : null;
-    if (!parsed) {
-      throw new UnauthorizedError(
-        "malformed_api_key",
-        "Authorization must be `Bearer fp_<pub|sec|aud>_<tenant>.<secret>`",
-      );
-    }
-    // Both lookups always run: answering an unknown tenant sooner would tell it apart by timing.
-    const [tenant, record] = await Promise.all([
-      tenants.findTenant(parsed.tenantId),
-      tenants.findApiKey(parsed.tenantId, parsed.keyHash),
-    ]);
-    if (!tenant || !record || record.revokedAt !== null || record.kind !== parsed.kind) {
-      throw new UnauthorizedError("invalid_api_key", "API key is not valid");
-    }
-    if (!kinds.includes(record.kind)) {
-      throw new ForbiddenError(`this route needs a ${kinds.join(" or ")} key, not a ${record.kind} key`);
-    }
-    c.set("auth", { tenantId: tenant.id, kind: record.kind });
+    c.set("auth", await authenticate(tenants, c.req.header("authorization"), kinds));
     await next();
   };
+}
+
+/**
+ * The check of {@link requireKey} on an `Authorization` header value, for routes whose key does
+ * not come in that header (the stage socket's `Sec-WebSocket-Protocol`): the same answers.
+ */
+export async function authenticate(
+  tenants: TenantStore,
+  header: string | undefined,
+  kinds: ApiKeyKind[],
+): Promise<AuthContext> {
+  if (!header)
+    throw new UnauthorizedError("missing_api_key", "missing Authorization: Bearer <api key> header");
+  const token = BEARER.exec(header)?.[1];
+  const parsed = token ? parseApiKey(token) : null;
+  if (!parsed) {
+    throw new UnauthorizedError(
+      "malformed_api_key",
+      "Authorization must be `Bearer fp_<pub|sec|aud>_<tenant>.<secret>`",
+    );
+  }
+  // Both lookups always run: answering an unknown tenant sooner would tell it apart by timing.
+  const [tenant, record] = await Promise.all([
+    tenants.findTenant(parsed.tenantId),
+    tenants.findApiKey(parsed.tenantId, parsed.keyHash),
+  ]);
+  if (!tenant || !record || record.revokedAt !== null || record.kind !== parsed.kind) {
+    throw new UnauthorizedError("invalid_api_key", "API key is not valid");
+  }
+  if (!kinds.includes(record.kind)) {
+    throw new ForbiddenError(`this route needs a ${kinds.join(" or ")} key, not a ${record.kind} key`);
+  }
+  return { tenantId: tenant.id, kind: record.kind };
 }

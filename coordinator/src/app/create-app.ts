@@ -55,6 +55,7 @@ import {
   TrainingRoundPage,
   WIRE_VERSION,
 } from "./openapi-schemas";
+import { addStageSocketRoute } from "./stage-socket-route";
 
 export interface CoordinatorAppOptions {
   tenants: TenantStore;
@@ -573,6 +574,7 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
   );
 
   addAdmissionRoutes(app, { operator, anyKey }, options.admission, clock);
+  addStageSocketRoute(app, { tenants, rounds });
 
   const trainingPorts = () => {
     if (!options.training || !options.trainerFor) {

@@ -40,6 +40,7 @@ import {
 } from "../rounds/secagg-aggregator-host";
 import { createSecAggShardHost, type EntryStore, type SecAggShardHost } from "../rounds/secagg-shard-host";
 import { CHUNK_BYTES, chunkEntries, joinChunks, parentOf } from "../rounds/shard-tree";
+import { createStageListeners, type StageListeners, withStageNotify } from "../rounds/stage-notify";
 
 export class MemoryTenantStore implements TenantStore {
   readonly tenants = new Map<string, Tenant>();
@@ -367,6 +368,8 @@ export interface MemoryCoordinator {
   rounds: RoundService;
   hosts: Map<string, { host: AnyRoundHost; store: MemoryRoundStateStore<AnyRoundState> }>;
   shards: Map<string, { host: SecAggShardHost; store: MemoryEntryStore }>;
+  /** Every shard's stage changes (the in-process `StageNotifier`; the Worker pushes them on sockets). */
+  stages: StageListeners;
   aggregators: Map<string, { host: AggregatorHost; store: MemoryRoundStateStore<AggregatorState> }>;
   /** Aggregator `index` of a round (created on first use, like a Durable Object). */
   aggregatorFor(tenantId: string, roundId: string, index: number): AggregatorHost;
@@ -417,6 +420,7 @@ export function createMemoryCoordinator(
   const index = new MemoryRoundIndex();
   const hosts: MemoryCoordinator["hosts"] = new Map();
   const shards: MemoryCoordinator["shards"] = new Map();
+  const stages = createStageListeners();
   const roundStores = new Map<string, MemoryRoundStateStore<AnyRoundState>>();
   const admission = new MemoryAdmissionIssuerStore();
   const spentTokens = new Map<string, MemorySpentTokens>();
@@ -445,7 +449,7 @@ export function createMemoryCoordinator(
     if (!entry) {
       const store = shardStores.get(key) ?? new MemoryEntryStore();
       shardStores.set(key, store);
-      const host = createSecAggShardHost({
+      const plain = createSecAggShardHost({
         store: fence(store, generation),
         clock,
         root: (meta) => {
@@ -455,6 +459,7 @@ export function createMemoryCoordinator(
             : aggregatorFor(meta.tenantId, meta.roundId, parent.index);
         },
       });
+      const host = withStageNotify(plain, stages);
       entry = { host, store };
       shards.set(key, entry);
     }
@@ -534,6 +539,7 @@ export function createMemoryCoordinator(
     rounds,
     hosts,
     shards,
+    stages,
     aggregators,
     aggregatorFor,
     shardFor,

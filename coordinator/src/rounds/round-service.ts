@@ -28,6 +28,10 @@ import {
   type RoundLimits,
 } from "./round-limits";
 import type { SecAggShardHandle } from "./secagg-shard-host";
+import type { StageSocketPort } from "./stage-notify";
+
+/** The stage socket route of a shard (`./stage-notify.ts`). */
+const socketPath = (roundId: string, shard: number) => `/v1/rounds/${roundId}/shards/${shard}/socket`;
 
 /** How long a place taken for an open that never finished (a crash) holds: longer than any open. */
 const OPEN_PLACE_MS = 5 * 60_000;
@@ -38,6 +42,8 @@ export interface RoundServiceOptions {
   hostFor(tenantId: string, roundId: string): RoundHostHandle;
   /** The host of shard `shard` of a SecAgg round. */
   shardFor?(tenantId: string, roundId: string, shard: number): SecAggShardHandle;
+  /** Stage push: with it, a SecAgg join offers a socket to the shard (`./stage-notify.ts`). */
+  stageSockets?: StageSocketPort;
   /** Bounds checked at open (default {@link DEFAULT_ROUND_LIMITS}). */
   limits?: RoundLimits;
   clock?: Clock;
@@ -78,6 +84,17 @@ export interface RoundService {
     who: ParticipantCredential,
     frame: Uint8Array,
   ): Promise<SecAggAck>;
+  /**
+   * Opens this participant's stage socket (a WebSocket upgrade `request`) at its shard; the shard
+   * checks the credential as `secaggView` does. 404 when this coordinator offers no push.
+   */
+  secaggSocket(
+    tenantId: string,
+    roundId: string,
+    shard: number,
+    who: ParticipantCredential,
+    request: Request,
+  ): Promise<Response>;
 }
 
 export function createRoundService(options: RoundServiceOptions): RoundService {
@@ -135,7 +152,11 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
           participantToken,
           dimension: info.dimension,
           closesAt: info.closesAt,
-          secagg: { shard, slot },
+          secagg: {
+            shard,
+            slot,
+            ...(options.stageSockets ? { push: { path: socketPath(info.roundId, shard) } } : {}),
+          },
         };
       } catch (error) {
         // Across a Durable Object RPC the error comes back as a FedprofileError with its code.
@@ -188,7 +209,13 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
       // Token rounds join through the root: a shard picked by the token's nonce could be full and
       // pass the device on to another shard, whose spent set would not know the token.
       if (info.aggregation !== "secagg" || !info.secagg || !options.shardFor || info.secagg.admission) {
-        return hostFor(tenantId, roundId).join(token);
+        const joined = await hostFor(tenantId, roundId).join(token);
+        return joined.secagg && options.stageSockets
+          ? {
+              ...joined,
+              secagg: { ...joined.secagg, push: { path: socketPath(roundId, joined.secagg.shard) } },
+            }
+          : joined;
       }
       return joinShard(tenantId, info, randomBytes(16));
     },
@@ -202,5 +229,20 @@ export function createRoundService(options: RoundServiceOptions): RoundService {
         sha256Hex(who.participantToken),
         frame,
       ),
+    async secaggSocket(tenantId, roundId, shard, who, request) {
+      if (!options.stageSockets)
+        throw new NotFoundError("this coordinator offers no stage push; poll the view");
+      await knownShard(tenantId, roundId, shard);
+      return options.stageSockets.connect(
+        {
+          tenantId,
+          roundId,
+          shard,
+          participantId: who.participantId,
+          tokenHash: sha256Hex(who.participantToken),
+        },
+        request,
+      );
+    },
   };
 }

@@ -25,3 +25,4 @@ export {
   type SecAggSession,
   type SecAggSessionStore,
 } from "./secagg-round";
+export type { StageSocketFactory, StageSocketLike } from "./stage-socket";

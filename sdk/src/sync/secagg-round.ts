@@ -39,6 +39,7 @@ import {
   assertSecAggMeetsPolicy,
   resolvePolicy,
 } from "./policy-check";
+import type { StageSocket, StageSocketFactory } from "./stage-socket";
 
 /** What a device keeps between stages (and across reloads) for one round. */
 export interface SecAggSession {
@@ -53,6 +54,8 @@ export interface SecAggSession {
    * the token's nonce is bound to it; dropped (with its secret seed) once the keys are signed.
    */
   identity?: Omit<ClientIdentity, "shard"> | null;
+  /** The stage socket's path, when the join offered push (`./stage-socket.ts`). */
+  push?: string;
 }
 
 /** Where sessions live: IndexedDB in the browser, memory in node. */
@@ -88,7 +91,17 @@ export interface SecAggParticipationOptions {
   policy?: PrivacyPolicyOption;
   /** Where to get the round's admission token, when it admits by token (`./admission.ts`). */
   admission?: AdmissionOptions;
+  /**
+   * How to open the stage socket a join offers (default the global `WebSocket`, where there is
+   * one); `false` always polls. A socket that cannot open or drops falls back to polling.
+   */
+  socket?: StageSocketFactory | false;
 }
+
+/** Waiting for a push, the view is still fetched this often: a silent socket loses nothing. */
+const PUSH_SAFETY_MS = 30_000;
+/** How long a new socket may take to deliver its first view before the device fetches it. */
+const PUSH_OPEN_MS = 5_000;
 
 const STEP_OF: Record<Stage, ClientStep> = {
   "advertise-keys": "advertised",
@@ -179,100 +192,130 @@ export async function participateInSecAggRound(
       participant: `${joined.participantId}.${joined.participantToken}`,
       client: null,
       ...(admitted.identity ? { identity: admitted.identity } : {}),
+      ...(joined.secagg.push ? { push: joined.secagg.push.path } : {}),
     };
     await sessions.save(session);
   }
 
-  let poll = options.pollMs ?? 200;
-  while (now() < giveUpAt) {
-    let view: Awaited<ReturnType<CoordinatorClient["secaggView"]>>;
-    try {
-      view = await client.secaggView(round.roundId, session.shard, session.participant);
-    } catch (error) {
-      // The server no longer lists this device in the stage (it missed a deadline): dropped.
-      if (error instanceof CoordinatorError && error.status >= 400 && error.status < 500) {
-        await sessions.remove(round.roundId);
-        return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
+  const socket = await stageSocketFor(client, session, options.socket);
+  try {
+    let poll = options.pollMs ?? 200;
+    while (now() < giveUpAt) {
+      // A pushed view replaces the poll. Without one, a live socket is waited on (a new one only
+      // briefly); the view is fetched only when nothing came (a silent socket loses nothing).
+      let view: Awaited<ReturnType<CoordinatorClient["secaggView"]>> | null = socket?.take() ?? null;
+      if (!view && socket?.alive) {
+        await socket.wait(socket.received ? PUSH_SAFETY_MS : PUSH_OPEN_MS);
+        view = socket.take();
       }
-      throw error;
-    }
-    if (view.stage === "done") {
-      await sessions.remove(round.roundId);
-      return answered(session.client, "masked-input")
-        ? { status: "contributed", roundId: round.roundId, contributors: view.contributors }
-        : {
-            status: "dropped",
-            roundId: round.roundId,
-            reason: "the round finished without this device's input",
-          };
-    }
-    if (view.stage === "aborted") {
-      await sessions.remove(round.roundId);
-      return { status: "aborted", roundId: round.roundId, code: view.code, reason: view.reason };
-    }
-    if (answered(session.client, view.stage)) {
-      await sleep(poll);
-      poll = Math.min(2000, poll * 1.5);
-      continue;
-    }
-    poll = options.pollMs ?? 200;
-    let step: { state: ClientState; message: Parameters<typeof encodeClientFrame>[0] };
-    try {
-      step = await runStage(
-        view.stage,
-        session.client,
-        view,
-        async () => encodeInput(round, await vectorFor(round.dimension, round), clientOptions.randomBytes),
-        session.identity
-          ? { ...clientOptions, identity: { ...session.identity, shard: session.shard } }
-          : clientOptions,
-      );
-    } catch (error) {
-      // A stage this device cannot answer (it missed the one before), or a model it cannot
-      // compute with (`model_unusable`, e.g. an indefinite fcf Gram): it drops out, sync goes on.
-      // A neighbour's advertisement failed its check (maliciousServer preset): the server relayed
-      // keys it cannot vouch for, so this device stops before revealing anything, and says why.
-      if (error instanceof ProtocolError && error.code === ERROR_CODES.unauthenticated) {
+      if (!view)
+        try {
+          view = await client.secaggView(round.roundId, session.shard, session.participant);
+        } catch (error) {
+          // The server no longer lists this device in the stage (it missed a deadline): dropped.
+          if (error instanceof CoordinatorError && error.status >= 400 && error.status < 500) {
+            await sessions.remove(round.roundId);
+            return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
+          }
+          throw error;
+        }
+      if (view.stage === "done") {
         await sessions.remove(round.roundId);
-        return { status: "aborted", roundId: round.roundId, code: error.code, reason: error.message };
+        return answered(session.client, "masked-input")
+          ? { status: "contributed", roundId: round.roundId, contributors: view.contributors }
+          : {
+              status: "dropped",
+              roundId: round.roundId,
+              reason: "the round finished without this device's input",
+            };
       }
-      if (error instanceof ProtocolError || isModelUnusable(error)) {
+      if (view.stage === "aborted") {
         await sessions.remove(round.roundId);
-        return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
+        return { status: "aborted", roundId: round.roundId, code: view.code, reason: view.reason };
       }
-      throw error;
-    }
-    if (view.stage === "advertise-keys") {
-      // The configuration the shard really runs: checked before this device's keys leave it.
+      if (answered(session.client, view.stage)) {
+        // With a live socket the loop's head waits for the next push.
+        if (socket?.alive) continue;
+        // Jittered (0.5–1.5×), so devices that joined together do not poll together.
+        await sleep(poll * (0.5 + Math.random()));
+        poll = Math.min(2000, poll * 1.5);
+        continue;
+      }
+      poll = options.pollMs ?? 200;
+      let step: { state: ClientState; message: Parameters<typeof encodeClientFrame>[0] };
       try {
-        assertSecAggMeetsPolicy(policy, round, step.state.config);
+        step = await runStage(
+          view.stage,
+          session.client,
+          view,
+          async () => encodeInput(round, await vectorFor(round.dimension, round), clientOptions.randomBytes),
+          session.identity
+            ? { ...clientOptions, identity: { ...session.identity, shard: session.shard } }
+            : clientOptions,
+        );
       } catch (error) {
-        await sessions.remove(round.roundId);
+        // A stage this device cannot answer (it missed the one before), or a model it cannot
+        // compute with (`model_unusable`, e.g. an indefinite fcf Gram): it drops out, sync goes on.
+        // A neighbour's advertisement failed its check (maliciousServer preset): the server relayed
+        // keys it cannot vouch for, so this device stops before revealing anything, and says why.
+        if (error instanceof ProtocolError && error.code === ERROR_CODES.unauthenticated) {
+          await sessions.remove(round.roundId);
+          return { status: "aborted", roundId: round.roundId, code: error.code, reason: error.message };
+        }
+        if (error instanceof ProtocolError || isModelUnusable(error)) {
+          await sessions.remove(round.roundId);
+          return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
+        }
+        throw error;
+      }
+      if (view.stage === "advertise-keys") {
+        // The configuration the shard really runs: checked before this device's keys leave it.
+        try {
+          assertSecAggMeetsPolicy(policy, round, step.state.config);
+        } catch (error) {
+          await sessions.remove(round.roundId);
+          throw error;
+        }
+      }
+      // The identity's secret seed has signed the advertisement: it is not kept.
+      session = { ...session, client: step.state, identity: null };
+      await sessions.save(session);
+      try {
+        await client.secaggMessage(
+          round.roundId,
+          session.shard,
+          session.participant,
+          encodeClientFrame(step.message),
+        );
+      } catch (error) {
+        // An earlier attempt of this very message got through: that is success.
+        if (error instanceof CoordinatorError && error.code === "secagg_duplicate") continue;
+        // The stage closed before the message arrived (a slow link): the others go on without it.
+        if (error instanceof CoordinatorError && error.code === ERROR_CODES.staleStage) {
+          await sessions.remove(round.roundId);
+          return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
+        }
         throw error;
       }
     }
-    // The identity's secret seed has signed the advertisement: it is not kept.
-    session = { ...session, client: step.state, identity: null };
-    await sessions.save(session);
-    try {
-      await client.secaggMessage(
-        round.roundId,
-        session.shard,
-        session.participant,
-        encodeClientFrame(step.message),
-      );
-    } catch (error) {
-      // An earlier attempt of this very message got through: that is success.
-      if (error instanceof CoordinatorError && error.code === "secagg_duplicate") continue;
-      // The stage closed before the message arrived (a slow link): the others go on without it.
-      if (error instanceof CoordinatorError && error.code === ERROR_CODES.staleStage) {
-        await sessions.remove(round.roundId);
-        return { status: "dropped", roundId: round.roundId, reason: `${error.code}: ${error.message}` };
-      }
-      throw error;
-    }
+  } finally {
+    socket?.close();
   }
   return { status: "dropped", roundId: round.roundId, reason: "the round did not finish in time" };
+}
+
+/** The stage socket the join offered, opened lazily (its code is a separate chunk), or null. */
+async function stageSocketFor(
+  client: CoordinatorClient,
+  session: SecAggSession,
+  option: StageSocketFactory | false | undefined,
+): Promise<StageSocket | null> {
+  if (option === false || !session.push || !client.stageSocket) return null;
+  const { defaultSocketFactory, openStageSocket } = await import("./stage-socket");
+  const factory = option ?? defaultSocketFactory();
+  if (!factory) return null;
+  const { url, protocols } = client.stageSocket(session.push, session.participant);
+  return openStageSocket(url, protocols, factory);
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   TasksResponse,
 } from "../wire/round";
 import { SecAggAck, SecAggServerView } from "../wire/secagg";
+import { stageSocketProtocols } from "../wire/stage-push";
 import {
   type CallOptions,
   type ClientOptions,
@@ -76,6 +77,12 @@ export interface DeviceClient {
     body: Uint8Array | object,
     o?: DeviceCallOptions,
   ): Promise<SecAggAck>;
+  /**
+   * Where and how to open the stage socket a join offered (`push.path`): its ws(s) URL and the
+   * `Sec-WebSocket-Protocol` list carrying this client's key and the participant credential.
+   * Optional: a client without it polls.
+   */
+  stageSocket?(path: string, participant: string): { url: string; protocols: string[] };
 }
 
 /** A client for the device routes; `apiKey` must be publishable (`fp_pub_…`). */
@@ -127,5 +134,10 @@ export function createDeviceClient(options: ClientOptions & { sdkVersion: string
         body,
         headers: { "x-participant": participant },
       }),
+    stageSocket(path, participant) {
+      const url = new URL(path, `${http.endpoint}/`);
+      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      return { url: url.href, protocols: stageSocketProtocols(options.apiKey, participant) };
+    },
   };
 }

@@ -10,4 +10,5 @@ export * from "./model";
 export * from "./round";
 export * from "./secagg";
 export * from "./secagg-frame";
+export * from "./stage-push";
 export * from "./training";

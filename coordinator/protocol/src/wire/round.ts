@@ -11,6 +11,7 @@ import {
   RoundId,
   WireVersion,
 } from "./common";
+import { StageSocketOffer } from "./stage-push";
 import { ModelKind, RoundTask } from "./training";
 
 /**
@@ -290,7 +291,12 @@ export const JoinResponse = z.object({
   closesAt: EpochMillis,
   /** In a SecAgg round: the shard this device was admitted to and its slot there. */
   secagg: z.optional(
-    z.object({ shard: z.int().check(z.nonnegative()), slot: z.int().check(z.nonnegative()) }),
+    z.object({
+      shard: z.int().check(z.nonnegative()),
+      slot: z.int().check(z.nonnegative()),
+      /** The shard pushes stage views over this socket (`./stage-push.ts`); absent: poll the view. */
+      push: z.optional(StageSocketOffer),
+    }),
   ),
 });
 export type JoinResponse = z.infer<typeof JoinResponse>;
