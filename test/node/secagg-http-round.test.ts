@@ -231,18 +231,22 @@ describe("SecAgg+ over HTTP with the SDK's client stages", () => {
     stop = ctx.stop;
     await ctx.open({ maxContributions: 3, secagg: { k: 2, t: 2 } });
     // The second masked input's write fails once, after the shard has added it into its sum.
+    // Shards open on their first join, so each shard's store is wrapped as it is created.
     let sumWrites = 0;
     let failed = false;
-    for (const { store } of ctx.memory.shards.values()) {
-      const put = store.put.bind(store);
-      store.put = async (entries) => {
-        if ("sum" in entries && ++sumWrites === 2 && !failed) {
+    const shards = ctx.memory.shards;
+    const register = shards.set.bind(shards);
+    shards.set = (key, entry) => {
+      const put = entry.store.put.bind(entry.store);
+      entry.store.put = async (entries) => {
+        if (entries.sum instanceof Uint32Array && ++sumWrites === 2 && !failed) {
           failed = true;
           throw new Error("storage write failed");
         }
         return put(entries);
       };
-    }
+      return register(key, entry);
+    };
     const outcomes = await Promise.all(
       [1, 2, 3].map(async (x) => {
         const client = ctx.device();
