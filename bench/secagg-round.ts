@@ -124,6 +124,34 @@ export function blankDevices(all: readonly number[], keys: readonly KeyPair[]): 
   return devices;
 }
 
+/**
+ * A shard at the masked-input stage with every device a sharer, and a pool of 8 packed masked
+ * vectors to send as inputs: where both accept benches (node, workerd) start.
+ */
+export function maskedInputStage(
+  base: ServerRoundState,
+  all: readonly number[],
+  keys: readonly KeyPair[],
+  random: (n: number) => Uint8Array,
+): { state: ServerRoundState; pool: Uint8Array[] } {
+  const { dimension: d, modulusBits: m } = base.config;
+  const state: ServerRoundState = {
+    ...base,
+    phase: "masked-input",
+    deadline: 1e12,
+    members: [...all],
+    sharers: [...all],
+    devices: blankDevices(all, keys),
+  };
+  const pool = Array.from({ length: 8 }, () =>
+    packWords(
+      Uint32Array.from(random(4 * d).subarray(0, d), (b, i) => (b * 65599 + i * 2654435761) % 2 ** m),
+      m,
+    ),
+  );
+  return { state, pool };
+}
+
 export async function measureRound(
   n: number,
   d: number,
@@ -133,27 +161,15 @@ export async function measureRound(
   seed: string,
   keys: KeyPair[],
 ): Promise<RoundRun> {
-  const { random, m, base, all, graph } = benchShard(n, d, k, t, seed);
+  const { random, base, all, graph } = benchShard(n, d, k, t, seed);
   const dropped = chooseDropped(graph, n, t, Math.round(dropout * n), random);
   const survivors = all.filter((u) => !dropped.has(u));
   const survivorSet = new Set(survivors);
-  const devices = blankDevices(all, keys);
 
   // Accept, input by input, from the masked-input stage.
-  let state: ServerRoundState = {
-    ...base,
-    phase: "masked-input",
-    deadline: 1e12,
-    members: all,
-    sharers: all,
-    devices,
-  };
-  const pool = Array.from({ length: 8 }, () =>
-    packWords(
-      Uint32Array.from(random(4 * d).subarray(0, d), (b, i) => (b * 65599 + i * 2654435761) % 2 ** m),
-      m,
-    ),
-  );
+  const stage = maskedInputStage(base, all, keys, random);
+  let state = stage.state;
+  const pool = stage.pool;
   const perInputMs: number[] = [];
   for (const [i, u] of survivors.entries()) {
     const frame = encodeClientFrame({

@@ -10,11 +10,9 @@ import {
   encodeClientFrame,
   generateKeyPair,
   handleFrame,
-  packWords,
-  type ServerRoundState,
   storageEntry,
 } from "../../coordinator/src/secagg/index";
-import { benchShard, blankDevices } from "../secagg-round";
+import { benchShard, maskedInputStage } from "../secagg-round";
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -35,23 +33,12 @@ export default {
     const batch = Number(url.searchParams.get("batch") ?? 50);
     const seed = url.searchParams.get("seed") ?? "workerd";
     const inputs = Number(url.searchParams.get("inputs") ?? Math.round(n * 0.9));
-    const { random, m, base, all } = benchShard(n, d, k, t, seed);
+    const { random, base, all } = benchShard(n, d, k, t, seed);
     const keys = all.map(() => generateKeyPair(random));
     const survivors = all.slice(0, inputs);
-    let state: ServerRoundState = {
-      ...base,
-      phase: "masked-input",
-      deadline: 1e12,
-      members: all,
-      sharers: all,
-      devices: blankDevices(all, keys),
-    };
-    const pool = Array.from({ length: 8 }, () =>
-      packWords(
-        Uint32Array.from(random(4 * d).subarray(0, d), (b, i) => (b * 65599 + i * 2654435761) % 2 ** m),
-        m,
-      ),
-    );
+    const stage = maskedInputStage(base, all, keys, random);
+    let state = stage.state;
+    const pool = stage.pool;
     const tickMs = await timeTicks(20);
     const batches: number[] = [];
     for (let from = 0; from < survivors.length; from += batch) {
