@@ -23,6 +23,7 @@ import {
   type ServerRoundState,
   STAGES,
   type Stage,
+  storageEntry,
   toStorageEntries,
   viewFor,
 } from "@fedprofile/coordinator/secagg";
@@ -75,9 +76,11 @@ export interface SimulatedRound {
   prg?: Prg;
   /**
    * Serialise every server and client state through JSON after every step, as a host that
-   * persists and restarts between messages would. Slower; proves nothing is lost.
+   * persists and restarts between messages would. Slower; proves nothing is lost. `"changed"`
+   * writes only each step's `changed` entries into one store and restores the server from it, as
+   * the shard host does, and checks the restored state equals the one the step returned.
    */
-  persist?: boolean;
+  persist?: boolean | "changed";
   /** Called with the server state after every accepted message and every deadline. */
   onServerState?: (state: ServerRoundState) => void;
   /** Per-slot round identities: devices sign their keys and verify their neighbours' (preset). */
@@ -113,6 +116,15 @@ export interface SimulatedOutcome {
 }
 
 const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+/** JSON with sorted keys and typed arrays as arrays: equal text, equal state. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (ArrayBuffer.isView(v)) return Array.from(v as Uint32Array);
+    if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}
 
 /** Runs one round to completion (done or aborted). */
 export async function runSimulatedRound(round: SimulatedRound): Promise<SimulatedOutcome> {
@@ -153,9 +165,16 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
     bytesReceived: new Float64Array(n),
     serverMs: { "advertise-keys": 0, "share-keys": 0, "masked-input": 0, "consistency-check": 0, unmask: 0 },
   };
-  const persistServer = (s: ServerRoundState) => {
-    // Durable Object storage keeps values by structured clone (the running sum stays words).
-    const next = round.persist ? fromStorageEntries(structuredClone(toStorageEntries(s))) : s;
+  // Durable Object storage keeps values by structured clone (the running sum stays words).
+  const store: Record<string, unknown> = structuredClone(toStorageEntries(state));
+  const persistServer = ({ state: s, changed }: { state: ServerRoundState; changed: readonly string[] }) => {
+    let next = s;
+    if (round.persist === "changed") {
+      for (const key of changed) store[key] = structuredClone(storageEntry(s, key));
+      next = fromStorageEntries(store);
+      if (canonical(next) !== canonical(s))
+        throw new Error(`state lost between steps: changed = ${changed.join(", ")}`);
+    } else if (round.persist) next = fromStorageEntries(structuredClone(toStorageEntries(s)));
     round.onServerState?.(next);
     return next;
   };
@@ -193,12 +212,12 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
       const s0 = performance.now();
       const transition = await handleFrame(state, frame, now, serverOptions);
       stats.serverMs[stage] += performance.now() - s0;
-      state = persistServer(transition.state);
+      state = persistServer(transition);
     }
     if (state.phase === stage) {
       now = state.deadline ?? now;
       const s0 = performance.now();
-      state = persistServer((await onDeadline(state, now, serverOptions)).state);
+      state = persistServer(await onDeadline(state, now, serverOptions));
       stats.serverMs[stage] += performance.now() - s0;
     }
   }

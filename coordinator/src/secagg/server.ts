@@ -479,7 +479,9 @@ async function accept(
   now: number,
   options: UnmaskOptions = {},
 ): Promise<Transition> {
-  const changed = [CORE_KEY, deviceKey(message.slot)];
+  // A step that does not close its stage changes only the device's record (and the sum): the
+  // core is rewritten, with its member lists, only when a stage closes.
+  const changed = [deviceKey(message.slot)];
   const stage = message.stage;
   const expected = stage === "advertise-keys" ? state.config.cohortSize : (eligibleCount(state, stage) ?? 0);
   let next = state;
