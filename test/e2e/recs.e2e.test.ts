@@ -15,6 +15,7 @@ import {
   type ModelDeclarationInput,
   ModelStatus,
   ModelVersion,
+  StagePush,
   TrainingRoundPage,
 } from "@fedprofile/coordinator/wire";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -41,6 +42,8 @@ let keys: TenantKeys;
 const bodies: Buffer[] = [];
 const urls: string[] = [];
 const operatorCalls: string[] = [];
+/** Per page: the stage sockets it opened, with the frames it got and sent (issue 16, push). */
+const sockets: Array<Array<{ url: string; received: string[]; sent: string[] }>> = [];
 
 type DemoWindow = {
   fedprofileDemo: {
@@ -76,6 +79,14 @@ const operator = (method: string, path: string, body?: unknown) => {
 
 async function openDevice(): Promise<Page> {
   const page = await (await browser.newContext()).newPage();
+  const opened: (typeof sockets)[number] = [];
+  sockets.push(opened);
+  page.on("websocket", (ws) => {
+    const socket = { url: ws.url(), received: [] as string[], sent: [] as string[] };
+    opened.push(socket);
+    ws.on("framereceived", ({ payload }) => socket.received.push(payload.toString()));
+    ws.on("framesent", ({ payload }) => socket.sent.push(payload.toString()));
+  });
   page.on("request", (request) => {
     urls.push(request.url());
     const body = request.postDataBuffer();
@@ -174,6 +185,21 @@ describe("recommendations on wrangler dev: browser devices see on-device picks w
       );
       expect(recs.map((r) => r.productId)).toEqual(shown.map((s) => s.product));
       for (const r of recs) expect(bought).toContain(r.reason.productId);
+    }
+
+    // Chromium's own WebSocket held a stage socket to its shard in every round, and the shard
+    // pushed this device's views over it; the device sends nothing on it.
+    for (const opened of sockets) {
+      expect(opened.length).toBeGreaterThanOrEqual(ROUNDS);
+      for (const socket of opened) {
+        expect(new URL(socket.url).protocol).toBe("ws:");
+        expect(socket.sent).toEqual([]);
+      }
+      const pushed = opened.flatMap((socket) =>
+        socket.received.map((text) => StagePush.parse(JSON.parse(text))),
+      );
+      expect(new Set(pushed.map((p) => p.view.roundId)).size).toBe(ROUNDS);
+      expect(new Set(pushed.map((p) => p.view.stage))).toContain("unmask");
     }
 
     // The math ran on tfjs' WASM backend: the pages fetched its binary from the shop.
