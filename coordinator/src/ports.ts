@@ -67,8 +67,11 @@ export interface ModelStore {
   latest(tenantId: string, modelId: string): Promise<ModelVersion | null>;
   /** The newest version number alone, without reading weights (check-in); optional. */
   latestVersion?(tenantId: string, modelId: string): Promise<number | null>;
-  /** A version's weights as bytes with their ETag (a blob store's; `../models/model-blobs.ts`); optional. */
-  weights?(tenantId: string, modelId: string, version: number): Promise<ModelBlob | null>;
+  /**
+   * A version's weights as bytes with their ETag (a blob store's; `../models/model-blobs.ts`), or
+   * null unless that version was published by round `roundId`; optional.
+   */
+  weights?(tenantId: string, modelId: string, version: number, roundId: string): Promise<ModelBlob | null>;
   get(tenantId: string, modelId: string, version: number): Promise<ModelVersion | null>;
   /** Newest first; `cursor` is opaque and comes from the previous page. */
   list(

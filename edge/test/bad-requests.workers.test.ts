@@ -40,7 +40,7 @@ const ALLOWED_KINDS: Record<string, string[]> = {
   "GET /v1/models/{modelId}/latest": ["publishable", "secret", "auditor"],
   "GET /v1/models/{modelId}/versions": ["secret", "auditor"],
   "GET /v1/models/{modelId}/versions/{version}": ["publishable", "secret", "auditor"],
-  "GET /v1/models/{modelId}/versions/{version}/weights": ["publishable", "secret", "auditor"],
+  "GET /v1/models/{modelId}/versions/{version}/weights/{roundId}": ["publishable", "secret", "auditor"],
   "PUT /v1/privacy/budgets/{modelId}": ["secret"],
   "GET /v1/privacy/budgets/{modelId}": ["secret", "auditor"],
   "GET /v1/audit/ledger": ["auditor"],

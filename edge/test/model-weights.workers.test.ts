@@ -77,22 +77,56 @@ describe("model weights in R2 (workerd)", () => {
     expect(model.weights).toBe(bytesToBase64(weights));
     expect(model.params).toEqual(params);
 
-    // The raw bytes: immutable, with an ETag a CDN and the client revalidate against.
-    const raw = await call("GET", "/v1/models/recs/versions/1/weights", keys.publishable);
+    // The raw bytes: immutable, with an ETag a CDN and the client revalidate against. The URL
+    // carries the version's round, so it names these bytes and no other tenant's.
+    const url = "/v1/models/recs/versions/1/weights/r_weights100kAAAAAAAAAAA";
+    const raw = await call("GET", url, keys.publishable);
     expect(raw.status).toBe(200);
     expect(raw.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    expect(raw.headers.get("vary") ?? "").not.toMatch(/authorization/i);
     expect(raw.headers.get("content-type")).toBe("application/octet-stream");
     const etag = raw.headers.get("etag") ?? "";
     expect(etag).toMatch(/^"[0-9a-f]+"$/);
     expect(new Uint8Array(await raw.arrayBuffer())).toEqual(weights);
-    const again = await call("GET", "/v1/models/recs/versions/1/weights", keys.publishable, undefined, {
-      "if-none-match": etag,
-    });
+    const again = await call("GET", url, keys.publishable, undefined, { "if-none-match": etag });
     expect(again.status).toBe(304);
     await again.arrayBuffer();
-    // Another tenant's key does not see it.
-    const other = await seedTenant("weights-other");
-    expect((await call("GET", "/v1/models/recs/versions/1/weights", other.publishable)).status).toBe(404);
+    // Another round id for the same version is not found.
+    const wrongRound = await call(
+      "GET",
+      "/v1/models/recs/versions/1/weights/r_notThisRoundAAAAAAAAAA",
+      keys.publishable,
+    );
+    expect(wrongRound.status).toBe(404);
+    await wrongRound.arrayBuffer();
+
+    // Another tenant with the same model id and version: its own URL and bytes; the first
+    // tenant's URL is not found with its key.
+    const otherTenant = "weights-other";
+    const other = await seedTenant(otherTenant);
+    const otherWeights = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8);
+    await modelStore(env).publish(
+      otherTenant,
+      {
+        modelId: "recs",
+        roundId: "r_weightsOtherAAAAAAAAAA",
+        dimension: 1,
+        contributions: 1,
+        aggregation: "secagg",
+        weights: bytesToBase64(otherWeights),
+      },
+      Date.now(),
+    );
+    const cross = await call("GET", url, other.publishable);
+    expect(cross.status).toBe(404);
+    await cross.arrayBuffer();
+    const own = await call(
+      "GET",
+      "/v1/models/recs/versions/1/weights/r_weightsOtherAAAAAAAAAA",
+      other.publishable,
+    );
+    expect(own.status).toBe(200);
+    expect(new Uint8Array(await own.arrayBuffer())).toEqual(otherWeights);
   });
 
   it("a retried publish of the same round keeps the first bytes (a version never changes)", async () => {

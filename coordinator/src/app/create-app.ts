@@ -100,6 +100,8 @@ const VersionParams = z.object({
   modelId: ModelId,
   version: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER),
 });
+/** A version's weights are addressed by its round too, so that their URL is unique across tenants. */
+const WeightsParams = VersionParams.extend({ roundId: RoundId });
 const PageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z
@@ -444,11 +446,11 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
   app.openapi(
     createRoute({
       method: "get",
-      path: "/v1/models/{modelId}/versions/{version}/weights",
+      path: "/v1/models/{modelId}/versions/{version}/weights/{roundId}",
       summary: "One model version's weights as raw bytes, immutable (a CDN may keep them)",
       security,
       middleware: [anyKey] as const,
-      request: { params: VersionParams },
+      request: { params: WeightsParams },
       responses: {
         200: { description: "The weights (application/octet-stream)" },
         304: { description: "The client's copy (If-None-Match) is these bytes" },
@@ -456,14 +458,17 @@ export function createCoordinatorApp(options: CoordinatorAppOptions): OpenAPIHon
       },
     }),
     async (c) => {
-      const { modelId, version } = c.req.valid("param");
-      const found = models.weights ? await models.weights(c.get("auth").tenantId, modelId, version) : null;
-      if (!found) throw new NotFoundError(`model ${modelId} has no version ${version}`);
+      const { modelId, version, roundId } = c.req.valid("param");
+      const found = models.weights
+        ? await models.weights(c.get("auth").tenantId, modelId, version, roundId)
+        : null;
+      if (!found) throw new NotFoundError(`model ${modelId} has no version ${version} from round ${roundId}`);
       // A version's bytes never change (model-blobs.ts: first write wins), so any cache may keep
-      // them for a year. The key decides the tenant: a shared cache keys on Authorization too.
+      // them for a year. The round id (random, one per round of one tenant) makes the URL name
+      // these bytes alone: a shared cache keyed on the URL, as Cloudflare's is (it ignores
+      // `Vary: Authorization`), cannot serve one tenant's weights for another's.
       c.header("ETag", found.etag);
       c.header("Cache-Control", "public, max-age=31536000, immutable");
-      c.header("Vary", "Authorization");
       const match = c.req.header("if-none-match");
       if (match?.split(",").some((tag) => tag.trim() === found.etag)) return c.body(null, 304);
       c.header("Content-Type", "application/octet-stream");

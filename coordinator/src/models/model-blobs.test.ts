@@ -41,11 +41,13 @@ describe("published weights in a blob store", () => {
     const retried = await store.publish("t", draft(ROUND_1, [9, 9, 9, 9, 9, 9, 9, 9]), 1);
     expect(retried.version).toBe(1);
     expect(retried.weights).toBe(b64([1, 2, 3, 4, 5, 6, 7, 8]));
-    const raw = await store.weights("t", "m", 1);
+    const raw = await store.weights("t", "m", 1, ROUND_1);
     expect(Array.from(raw?.bytes ?? [])).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(raw?.etag).toMatch(/^"[0-9a-f]{64}"$/);
-    expect(await store.weights("t", "m", 2)).toBeNull();
-    expect(await store.weights("other", "m", 1)).toBeNull();
+    expect(await store.weights("t", "m", 2, ROUND_1)).toBeNull();
+    expect(await store.weights("other", "m", 1, ROUND_1)).toBeNull();
+    // The round must be the version's own: the URL names one round's bytes, never another's.
+    expect(await store.weights("t", "m", 1, "r_someOtherRoundAAAAAAAA")).toBeNull();
   });
 
   it("a version stored before the blob store (weights in its row) still reads", async () => {
@@ -53,7 +55,9 @@ describe("published weights in a blob store", () => {
     await index.publish("t", draft(ROUND_1, [7, 7, 7, 7, 7, 7, 7, 7]), 0);
     const store = blobBackedModelStore(index, new MemoryModelBlobStore());
     expect((await store.get("t", "m", 1))?.weights).toBe(b64([7, 7, 7, 7, 7, 7, 7, 7]));
-    expect(Array.from((await store.weights("t", "m", 1))?.bytes ?? [])).toEqual([7, 7, 7, 7, 7, 7, 7, 7]);
+    expect(Array.from((await store.weights("t", "m", 1, ROUND_1))?.bytes ?? [])).toEqual([
+      7, 7, 7, 7, 7, 7, 7, 7,
+    ]);
   });
 
   it("check-in's version is cached per isolate, 'none yet' too; a publish through the cache drops it", async () => {

@@ -77,9 +77,9 @@ export function blobBackedModelStore(inner: ModelStore, blobs: ModelBlobStore): 
       inner.latestVersion
         ? inner.latestVersion(tenantId, modelId)
         : ((await inner.latest(tenantId, modelId))?.version ?? null),
-    async weights(tenantId, modelId, version) {
+    async weights(tenantId, modelId, version, roundId) {
       const row = await inner.get(tenantId, modelId, version);
-      if (!row) return null;
+      if (!row || row.roundId !== roundId) return null;
       if (row.weights === IN_BLOB) return blobs.get(weightsKey(tenantId, modelId, row.roundId));
       // A version published before the blob store: its weights are in the row.
       const bytes = base64ToBytes(row.weights);
