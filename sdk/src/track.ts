@@ -5,6 +5,7 @@
  * outcome is a `TrackResult`, and each problem is a typed `TrackWarning` naming the field, what
  * was expected and what came.
  */
+import { FedprofileError, InvalidEventError } from "./errors";
 import type { UnusedEventName } from "./events/catalogue";
 import type { DecimalSeparator, FieldProblem } from "./events/coerce";
 import { type EventProperties, parseEvent, type StoredEvent } from "./events/schemas";
@@ -218,4 +219,25 @@ export function intake(
     }
   }
   return { stored: { id, name: spec, t, p: stored }, result: { kept: true, warnings } };
+}
+
+/** Counts a result that was not kept (`getProfile().dropped`). */
+export function countDrop(dropped: DroppedCounts, result: TrackResult, unused?: UnusedEventName): void {
+  if (result.kept) return;
+  dropped.total += 1;
+  dropped.byReason[result.reason] = (dropped.byReason[result.reason] ?? 0) + 1;
+  if (unused) dropped.unusedEvents[unused] = (dropped.unusedEvents[unused] ?? 0) + 1;
+}
+
+/** What `strict: true` rejects a result with: its first bad-input warning, or a closed profiler. */
+export function strictError(result: TrackResult): Error | undefined {
+  const bad = result.warnings.find((w) => BAD_INPUT.has(w.code));
+  if (bad) {
+    // The warning's message starts with "<event>: <field>: ", which the error adds itself.
+    const prefix = `${bad.event}: ${bad.field === undefined ? "" : `${bad.field}: `}`;
+    return new InvalidEventError(bad.event, bad.field ?? "event", bad.message.slice(prefix.length));
+  }
+  if (!result.kept && result.reason === "closed")
+    return new FedprofileError("closed", "track: this profiler has been closed");
+  return undefined;
 }
