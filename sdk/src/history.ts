@@ -62,19 +62,19 @@ export async function importHistory(
   const { config, intakeContext } = profilerSettings(options, () => state);
   const dropped: DroppedCounts = { total: 0, byReason: {}, unusedEvents: {} };
   const results: TrackResult[] = [];
+  const store = options.store;
   const stored = [];
   for (const event of events) {
     const out = intake(event.name, event.properties, event.timestamp, intakeContext);
     if (out.stored) {
       applyEvent(state, out.stored, config);
-      stored.push(out.stored);
+      if (store) stored.push(out.stored);
     }
     countDrop(dropped, out.result, out.unused);
     const error = options.strict ? strictError(out.result) : undefined;
     if (error) throw error;
     results.push(out.result);
   }
-  const store = options.store;
   if (store && state.eventCount > 0) {
     // The raw events the store's retention keeps (the newest, by age and count), as after a fold.
     const maxEvents = options.retention?.maxEvents ?? DEFAULT_RETENTION.maxEvents;

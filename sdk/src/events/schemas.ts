@@ -141,8 +141,7 @@ function readProducts(c: LineCoercer, value: unknown, into: EventProperties): nu
     return 0;
   }
   const lines: Product[] = [];
-  for (let i = 0; i < list.length; i++) {
-    const item: unknown = list[i];
+  for (const [i, item] of list.entries()) {
     if (isRecord(item)) {
       c.line = i;
       lines.push(readLine(c, item));
