@@ -67,7 +67,6 @@ export {
   emptyFeatureState,
   type FeatureConfig,
   type FeatureState,
-  foldEvents,
   type OrderTotals,
   orderTotals,
 } from "./features/state";

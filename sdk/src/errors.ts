@@ -42,6 +42,9 @@ export class InvalidEventError extends FedprofileError {
  * to the page; it compacts or falls back to memory and reports it in a `storage` event.
  */
 export class StorageError extends FedprofileError {
+  /** Only a `StorageErrorCode` reaches the constructor (a type-only narrowing: no field is emitted). */
+  declare readonly code: StorageErrorCode;
+
   constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.name = "StorageError";

@@ -23,7 +23,7 @@ import {
   tcfPurposes,
   watchCmp,
 } from "./consent";
-import { FedprofileError, InvalidEventError, type StorageErrorCode, toError } from "./errors";
+import { FedprofileError, type StorageErrorCode, toError } from "./errors";
 import type { UnusedEventName } from "./events/catalogue";
 import type { DecimalSeparator } from "./events/coerce";
 import {
@@ -37,7 +37,7 @@ import {
   type TagThresholds,
 } from "./features/features";
 import type { RateTable } from "./features/money";
-import { DEFAULT_FEATURE_CONFIG } from "./features/state";
+import { DEFAULT_FEATURE_CONFIG, type FeatureState } from "./features/state";
 import { profileVector } from "./features/vector";
 import { assignSegment, type SegmentAssignment } from "./models/segment";
 import type { PrivacyPolicyOption } from "./privacy-policy";
@@ -47,9 +47,11 @@ import type { AdmissionOptions } from "./sync/admission";
 import type { CoordinatorClient, RetryOptions } from "./sync/coordinator-client";
 import type { RoundOutcome } from "./sync/plain-round";
 import {
-  BAD_INPUT,
+  countDrop,
   type DroppedCounts,
+  type IntakeContext,
   intake,
+  strictError,
   type TrackCallback,
   type TrackOptions,
   type TrackResult,
@@ -331,11 +333,11 @@ function moneyOptions(options: ProfilerOptions): { currency: string; rates: Rate
 }
 
 /**
- * Creates a profiler. Throws only on invalid options (`tcfPurposes`); storage problems are
- * reported as `storage` events.
+ * What a profiler derives from its options before it starts: the money options, the feature
+ * config, the tab id and the intake context (`track()`'s). Shared with the history import
+ * (`history.ts`), so both read and fold events with the same settings.
  */
-export function createProfiler(options: ProfilerOptions = {}): Profiler {
-  const now = options.now ?? Date.now;
+export function profilerSettings(options: ProfilerOptions, view: () => FeatureState) {
   const money = moneyOptions(options);
   const config: ProfileConfig = {
     ...DEFAULT_PROFILE_CONFIG,
@@ -343,11 +345,55 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     weights: { ...DEFAULT_PROFILE_CONFIG.weights, ...options.features?.weights },
     currency: money.currency,
   };
-  let thresholds: TagThresholds = { ...DEFAULT_TAG_THRESHOLDS, ...options.tagThresholds };
   const tabId = Array.from((options.randomBytes ?? defaultRandomBytes)(6), (b) =>
     b.toString(16).padStart(2, "0"),
   ).join("");
   let seq = 0;
+  const intakeContext: IntakeContext = {
+    currency: money.currency,
+    rates: money.rates,
+    decimal: options.decimal ?? ".",
+    now: options.now ?? Date.now,
+    nextId: () => `${tabId}.${(seq++).toString(36)}`,
+    view,
+  };
+  return { money, config, tabId, intakeContext };
+}
+
+/** The profile read off accumulators at `asOf` (`getProfile()`'s, and the history import's). */
+export function readProfile(
+  view: FeatureState,
+  asOf: number,
+  config: ProfileConfig,
+  thresholds: TagThresholds,
+  segmentOf: (vector: number[]) => SegmentAssignment | null,
+  storage: Profile["storage"],
+  dropped: DroppedCounts,
+): Profile {
+  const features = computeFeatures(view, asOf, config);
+  const tags = assignTags(features, thresholds);
+  const vector = profileVector(features);
+  return {
+    eventCount: features.eventCount,
+    asOf,
+    features,
+    tags,
+    summary: summarise(features, tags),
+    vector,
+    segment: segmentOf(vector),
+    storage,
+    dropped: structuredClone(dropped),
+  };
+}
+
+/**
+ * Creates a profiler. Throws only on invalid options (`tcfPurposes`); storage problems are
+ * reported as `storage` events.
+ */
+export function createProfiler(options: ProfilerOptions = {}): Profiler {
+  const now = options.now ?? Date.now;
+  const { money, config, tabId, intakeContext } = profilerSettings(options, () => manager.view);
+  let thresholds: TagThresholds = { ...DEFAULT_TAG_THRESHOLDS, ...options.tagThresholds };
 
   const listeners = new Set<(event: ProfilerEvent) => void>();
   const emit = (event: ProfilerEvent) => {
@@ -589,14 +635,6 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
 
   const dropped: DroppedCounts = { total: 0, byReason: {}, unusedEvents: {} };
   const reportedUnknown = new Set<string>();
-  const intakeContext = {
-    currency: money.currency,
-    rates: money.rates,
-    decimal: options.decimal ?? ".",
-    now,
-    nextId: () => `${tabId}.${(seq++).toString(36)}`,
-    view: () => manager.view,
-  };
   // Reported once listeners had a chance to subscribe (right after createProfiler returns).
   queueMicrotask(() => {
     for (const message of money.ignored) {
@@ -617,26 +655,14 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
       }
       emit({ type: "warning", warning });
     }
-    if (!result.kept) {
-      dropped.total += 1;
-      dropped.byReason[result.reason] = (dropped.byReason[result.reason] ?? 0) + 1;
-      if (unused) dropped.unusedEvents[unused] = (dropped.unusedEvents[unused] ?? 0) + 1;
-    }
+    countDrop(dropped, result, unused);
     try {
       callback?.(result);
     } catch (error) {
       emit({ type: "error", error: toError(error) });
     }
-    const bad = result.warnings.find((w) => BAD_INPUT.has(w.code));
-    if (options.strict && (bad || (!result.kept && result.reason === "closed"))) {
-      // The warning's message starts with "<event>: <field>: ", which the error adds itself.
-      const prefix = bad ? `${bad.event}: ${bad.field === undefined ? "" : `${bad.field}: `}` : "";
-      const error = bad
-        ? new InvalidEventError(bad.event, bad.field ?? "event", bad.message.slice(prefix.length))
-        : new FedprofileError("closed", "track: this profiler has been closed");
-      return Promise.reject(error);
-    }
-    return Promise.resolve(result);
+    const error = options.strict ? strictError(result) : undefined;
+    return error ? Promise.reject(error) : Promise.resolve(result);
   }
 
   const profiler: Profiler = {
@@ -651,20 +677,7 @@ export function createProfiler(options: ProfilerOptions = {}): Profiler {
     async getProfile(profileOptions) {
       await ready;
       const asOf = profileOptions?.asOf ?? now();
-      const features = computeFeatures(manager.view, asOf, config);
-      const tags = assignTags(features, thresholds);
-      const vector = profileVector(features);
-      return {
-        eventCount: features.eventCount,
-        asOf,
-        features,
-        tags,
-        summary: summarise(features, tags),
-        vector,
-        segment: segmentOf(vector),
-        storage: manager.store.kind,
-        dropped: structuredClone(dropped),
-      };
+      return readProfile(manager.view, asOf, config, thresholds, segmentOf, manager.store.kind, dropped);
     },
     flush: () => manager.flush(),
     async roundVector(modelId, dimension) {

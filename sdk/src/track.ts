@@ -5,6 +5,7 @@
  * outcome is a `TrackResult`, and each problem is a typed `TrackWarning` naming the field, what
  * was expected and what came.
  */
+import { FedprofileError, InvalidEventError } from "./errors";
 import type { UnusedEventName } from "./events/catalogue";
 import type { DecimalSeparator, FieldProblem } from "./events/coerce";
 import { type EventProperties, parseEvent, type StoredEvent } from "./events/schemas";
@@ -123,6 +124,27 @@ function eventTime(value: unknown, now: () => number): number | undefined {
   return typeof t === "number" && Number.isFinite(t) ? t : undefined;
 }
 
+// The call `intake` is reading (it is synchronous and never re-entered): module state rather
+// than two closures per call, which were a tenth of a replay's intake.
+let event = "";
+let warnings: TrackWarning[] = [];
+
+/** Adds a warning; its message is `<event>: <field>: <text>`, with what was expected and came. */
+function warn(code: WarningCode, field: string | undefined, text: string, problem?: FieldProblem) {
+  const detail = problem ? `expected ${problem.expected}, got ${problem.received}; ` : "";
+  warnings.push({
+    code,
+    event,
+    ...(field === undefined ? {} : { field }),
+    ...(problem ? { expected: problem.expected, received: problem.received } : {}),
+    message: `${event}: ${field === undefined ? "" : `${field}: `}${detail}${text}`,
+  });
+}
+
+function drop(reason: DropReason) {
+  return { stored: null, result: { kept: false as const, reason, warnings } };
+}
+
 /**
  * Turns one call into the event to store (or `null`) and its result. Pure apart from
  * `ctx.nextId()`; the caller adds the event, emits the warnings and counts the drop.
@@ -133,20 +155,8 @@ export function intake(
   timestamp: unknown,
   ctx: IntakeContext,
 ): { stored: StoredEvent | null; result: TrackResult; unused?: UnusedEventName } {
-  const event = label(name);
-  const warnings: TrackWarning[] = [];
-  /** Adds a warning; its message is `<event>: <field>: <text>`, with what was expected and came. */
-  const warn = (code: WarningCode, field: string | undefined, text: string, problem?: FieldProblem) => {
-    const detail = problem ? `expected ${problem.expected}, got ${problem.received}; ` : "";
-    warnings.push({
-      code,
-      event,
-      ...(field === undefined ? {} : { field }),
-      ...(problem ? { expected: problem.expected, received: problem.received } : {}),
-      message: `${event}: ${field === undefined ? "" : `${field}: `}${detail}${text}`,
-    });
-  };
-  const drop = (reason: DropReason) => ({ stored: null, result: { kept: false as const, reason, warnings } });
+  event = label(name);
+  warnings = [];
   const outcome = parseEvent(name, properties, { decimal: ctx.decimal });
   if (outcome.status === "unknown") {
     warn(
@@ -218,4 +228,25 @@ export function intake(
     }
   }
   return { stored: { id, name: spec, t, p: stored }, result: { kept: true, warnings } };
+}
+
+/** Counts a result that was not kept (`getProfile().dropped`). */
+export function countDrop(dropped: DroppedCounts, result: TrackResult, unused?: UnusedEventName): void {
+  if (result.kept) return;
+  dropped.total += 1;
+  dropped.byReason[result.reason] = (dropped.byReason[result.reason] ?? 0) + 1;
+  if (unused) dropped.unusedEvents[unused] = (dropped.unusedEvents[unused] ?? 0) + 1;
+}
+
+/** What `strict: true` rejects a result with: its first bad-input warning, or a closed profiler. */
+export function strictError(result: TrackResult): Error | undefined {
+  const bad = result.warnings.find((w) => BAD_INPUT.has(w.code));
+  if (bad) {
+    // The warning's message starts with "<event>: <field>: ", which the error adds itself.
+    const prefix = `${bad.event}: ${bad.field === undefined ? "" : `${bad.field}: `}`;
+    return new InvalidEventError(bad.event, bad.field ?? "event", bad.message.slice(prefix.length));
+  }
+  if (!result.kept && result.reason === "closed")
+    return new FedprofileError("closed", "track: this profiler has been closed");
+  return undefined;
 }

@@ -92,18 +92,23 @@ const PRODUCT_EVENTS: ReadonlySet<EventName> = new Set([
 const PRODUCT_ID = ["product_id", "productId", "id"] as const;
 const ORDER_ID = ["order_id", "orderId"] as const;
 
-function readLine(c: Coercer, bag: Record<string, unknown>, at: string): Product {
+/** A coercer that knows which product line it reads (`line` ≥ 0), so field paths are built only for a problem. */
+interface LineCoercer extends Coercer {
+  line: number;
+}
+
+function readLine(c: Coercer, bag: Record<string, unknown>): Product {
   const line: Product = {};
   const [idKey, id] = pick(bag, PRODUCT_ID);
-  const productId = readId(c, id, `${at}${idKey}`);
+  const productId = readId(c, id, idKey);
   if (productId !== undefined) line.product_id = productId;
-  const sku = readId(c, bag.sku, `${at}sku`);
+  const sku = readId(c, bag.sku, "sku");
   if (sku !== undefined) line.sku = sku;
-  const category = readLabel(c, bag.category, `${at}category`);
+  const category = readLabel(c, bag.category, "category");
   if (category !== undefined) line.category = category;
-  const price = readAmount(c, bag.price, `${at}price`);
+  const price = readAmount(c, bag.price, "price");
   if (price !== undefined) line.price = price;
-  const quantity = readAmount(c, bag.quantity, `${at}quantity`);
+  const quantity = readAmount(c, bag.quantity, "quantity");
   if (quantity !== undefined) line.quantity = quantity;
   return line;
 }
@@ -118,7 +123,7 @@ function readMoney(c: Coercer, bag: Record<string, unknown>, into: EventProperti
 }
 
 /** Reads `products`; returns the number of lines cut beyond `MAX_LINES`. */
-function readProducts(c: Coercer, value: unknown, into: EventProperties): number {
+function readProducts(c: LineCoercer, value: unknown, into: EventProperties): number {
   if (value === undefined || value === null) return 0;
   // A single product object is a list of one; an object keyed 0, 1, ... (PHP's json_encode of
   // a sparse array, as WooCommerce templates produce) is the list of its values.
@@ -137,8 +142,11 @@ function readProducts(c: Coercer, value: unknown, into: EventProperties): number
   }
   const lines: Product[] = [];
   for (const [i, item] of list.entries()) {
-    if (isRecord(item)) lines.push(readLine(c, item, `products[${i}].`));
-    else if (item !== null && item !== undefined) c.problem(`products[${i}]`, "a product object", item);
+    if (isRecord(item)) {
+      c.line = i;
+      lines.push(readLine(c, item));
+      c.line = -1;
+    } else if (item !== null && item !== undefined) c.problem(`products[${i}]`, "a product object", item);
   }
   if (lines.length > MAX_LINES) {
     let sum = 0;
@@ -185,14 +193,20 @@ export function parseEvent(name: unknown, properties: unknown, options: ParseOpt
     };
   }
   const problems: FieldProblem[] = [];
-  const c: Coercer = {
+  const c: LineCoercer = {
     decimal: options.decimal ?? ".",
-    problem: (field, expected, value) => problems.push({ field, expected, received: describe(value) }),
+    line: -1,
+    problem: (field, expected, value) =>
+      problems.push({
+        field: c.line < 0 ? field : `products[${c.line}].${field}`,
+        expected,
+        received: describe(value),
+      }),
   };
   const p: EventProperties = {};
   let truncated = 0;
   if (PRODUCT_EVENTS.has(resolved)) {
-    Object.assign(p, readLine(c, bag, ""));
+    Object.assign(p, readLine(c, bag));
     const currency = readCurrency(c, bag.currency, "currency");
     if (currency !== undefined) p.currency = currency;
   } else if (resolved === "Product List Viewed") {

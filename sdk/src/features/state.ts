@@ -159,6 +159,8 @@ export function addDecayed(
   return current;
 }
 
+/** Before any time (an open cart line's "removed", say). */
+const NEVER = Number.NEGATIVE_INFINITY;
 const minOf = (a: number | null, b: number) => (a === null || b < a ? b : a);
 const maxOf = (a: number | null, b: number) => (a === null || b > a ? b : a);
 
@@ -334,7 +336,7 @@ function viewProduct(state: FeatureState, id: string | undefined, config: Featur
 /** Records a cart line added (`slot` 0) or removed (`slot` 1) at `t`. */
 function touchCart(state: FeatureState, p: EventProperties, slot: 0 | 1, t: number, config: FeatureConfig) {
   const key = productKey(p) ?? "";
-  const line = state.cart.get(key) ?? [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  const line = state.cart.get(key) ?? [NEVER, NEVER];
   line[slot] = Math.max(line[slot], t);
   state.cart.delete(key); // re-insert: insertion order is recency order, the oldest is evicted
   state.cart.set(key, line);
@@ -350,9 +352,9 @@ function touchCart(state: FeatureState, p: EventProperties, slot: 0 | 1, t: numb
  * order and after every removal.
  */
 export function cartOpenSince(state: FeatureState): number | null {
-  const after = state.lastCompletionAt ?? Number.NEGATIVE_INFINITY;
+  const after = state.lastCompletionAt ?? NEVER;
   let since: number | null = null;
-  let lastRemoved = Number.NEGATIVE_INFINITY;
+  let lastRemoved = NEVER;
   for (const [added, removed] of state.cart.values()) {
     lastRemoved = Math.max(lastRemoved, removed);
     if (added > removed && added > after) since = maxOf(since, added);

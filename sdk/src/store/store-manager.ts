@@ -244,8 +244,7 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
       store?.close();
       indexedDbFailed = true;
       unsaved = [];
-      const code =
-        error instanceof StorageError && isStorageCode(error.code) ? error.code : "storage_unavailable";
+      const code = error instanceof StorageError ? error.code : "storage_unavailable";
       options.onStorage({
         kind: "memory",
         reason: `IndexedDB unavailable (${toError(error).message}); keeping the profile in memory`,
@@ -580,14 +579,4 @@ export function createStoreManager(options: StoreManagerOptions): StoreManager {
     },
   };
   return manager;
-}
-
-function isStorageCode(code: string): code is StorageErrorCode {
-  return [
-    "storage_unavailable",
-    "storage_blocked",
-    "storage_quota",
-    "storage_wiped",
-    "storage_failed",
-  ].includes(code);
 }
