@@ -136,11 +136,19 @@ function runDeviceProcess(job: object, deadline: number): Promise<DeviceProcessR
     child.stderr.on("data", (c) => (err += c));
     const stop = setTimeout(() => child.kill("SIGTERM"), Math.max(1, deadline - Date.now()));
     child.on("error", fail);
-    child.on("exit", (code) => {
+    // "close", not "exit": the report is one long line, and "exit" can fire before stdout is read
+    // to its end (at 4,000 devices the suite parsed a truncated line and threw its figures away).
+    child.on("close", (code) => {
       clearTimeout(stop);
       const line = out.trim().split("\n").at(-1);
+      let parsed: DeviceProcessReport | undefined;
+      try {
+        parsed = line ? (JSON.parse(line) as DeviceProcessReport) : undefined;
+      } catch {
+        err += `\nunparsable report (${line?.length ?? 0} chars)`;
+      }
       // A process that died still counts: its devices are reported as such, the others' figures stand.
-      if (code !== 0 || !line) {
+      if (code !== 0 || !parsed) {
         return done({
           latencies: {},
           errors: {},
@@ -150,7 +158,7 @@ function runDeviceProcess(job: object, deadline: number): Promise<DeviceProcessR
           gateWaitMs: [],
         });
       }
-      done(JSON.parse(line) as DeviceProcessReport);
+      done(parsed);
     });
   });
 }
