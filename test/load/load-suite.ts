@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { RoundStatus } from "@fedprofile/coordinator/wire";
+import * as z from "zod";
 import {
   applyLocalMigrations,
   REPO_ROOT,
@@ -107,6 +108,22 @@ export interface LoadReport {
   }>;
 }
 
+/** A device process's report line, checked once here ({@link DeviceProcessReport}). */
+const ProcessReport = z.object({
+  latencies: z.record(z.string(), z.array(z.number())),
+  errors: z.record(z.string(), z.number()),
+  outcomes: z.record(z.string(), z.number()),
+  errorSamples: z.array(z.string()),
+  sockets: z.object({
+    tried: z.number(),
+    opened: z.number(),
+    failed: z.number(),
+    pushes: z.number(),
+    openMs: z.array(z.number()),
+  }),
+  gateWaitMs: z.array(z.number()),
+}) satisfies z.ZodType<DeviceProcessReport>;
+
 const quantile = (sorted: number[], q: number) =>
   sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
 
@@ -143,7 +160,7 @@ function runDeviceProcess(job: object, deadline: number): Promise<DeviceProcessR
       const line = out.trim().split("\n").at(-1);
       let parsed: DeviceProcessReport | undefined;
       try {
-        parsed = line ? (JSON.parse(line) as DeviceProcessReport) : undefined;
+        parsed = line ? ProcessReport.parse(JSON.parse(line)) : undefined;
       } catch {
         err += `\nunparsable report (${line?.length ?? 0} chars)`;
       }
