@@ -388,7 +388,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         ? {
             mode: "direct",
             url: direct.url,
-            note: "devices connect to the user worker's own workerd socket; wrangler dev's proxy on the public port (which holds about 2 fds per socket) is a dev-only hop that Cloudflare does not have. Admin calls still go through the proxy.",
+            note: "devices connect to the user worker's own workerd socket; wrangler dev's proxy on the public port is a dev-only hop that Cloudflare does not have (at 4,000 devices through it, it ran out of fds). Admin calls still go through the proxy.",
           }
         : {
             mode: "proxy",
