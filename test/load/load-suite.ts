@@ -46,7 +46,7 @@ export interface LoadOptions {
   httpConnections?: number;
   /**
    * Devices connect to the user worker's own workerd socket, not wrangler dev's proxy on the
-   * public port: the proxy is a dev-only hop Cloudflare does not have (it holds 2 fds per socket).
+   * public port: the proxy is a dev-only hop Cloudflare does not have (its fds grow with requests made).
    */
   direct?: boolean;
 }
