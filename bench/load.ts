@@ -2,9 +2,12 @@
  * The load suite (issue 11), outside CI: 1,000 simulated devices in 4 node processes through
  * DP SecAgg+ rounds against `wrangler dev` on loopback, bounded in time.
  * Run: `npm run bench:load [-- --devices 1000 --processes 4 --rounds 2 --shard-size 100 --max-seconds 900
- * --transport push|poll --arrival-seconds 60 --refuse-every 0]`; prints a table and writes
+ * --transport push|poll --arrival-seconds 60 --refuse-every 0 --http-connections 32 --direct]`; prints a table and writes
  * `bench/results/load.json` (or `--out`). Devices hold stage sockets (`push`, issue 16) unless
  * `--transport poll`; the load average is recorded beside the figures (the machine is shared).
+ * `--direct` sends devices to the user worker's own workerd socket instead of wrangler dev's proxy
+ * (a dev-only hop Cloudflare does not have, and the process that ran out of fds at 8,000 devices);
+ * `--http-connections` bounds the HTTP requests in flight, so connections, per device process.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -26,6 +29,8 @@ const { values } = parseArgs({
     transport: { type: "string", default: "push" },
     "arrival-seconds": { type: "string", default: "0" },
     "refuse-every": { type: "string", default: "0" },
+    "http-connections": { type: "string", default: "32" },
+    direct: { type: "boolean", default: false },
     out: { type: "string", default: join(ROOT, "bench/results/load.json") },
   },
 });
@@ -47,6 +52,8 @@ const report = await runLoadSuite({
   transport,
   arrivalSeconds: nonNegative("arrival-seconds"),
   refuseEvery: Math.floor(nonNegative("refuse-every")),
+  httpConnections: Math.floor(nonNegative("http-connections")),
+  direct: values.direct,
   devices: int("devices"),
   processes: int("processes"),
   rounds: int("rounds"),
@@ -73,6 +80,9 @@ console.log({
   loadAverage: { before: loadBefore, after: loadavg() },
   loadAverage1mPeak: report.loadAverage1mPeak,
   coordinatorFdsPeak: report.coordinatorFdsPeak,
+  coordinatorProcesses: report.coordinatorProcesses,
+  devicePath: report.devicePath,
+  httpGateWait: report.httpGateWait,
   coordinatorFailure: report.coordinatorFailure,
 });
 mkdirSync(dirname(values.out), { recursive: true });

@@ -126,17 +126,18 @@ function timeTree(): { combineMs: number; foldMs: number } {
 const SHARD_SIZE = 1000;
 const D_PADDED = 131_072;
 /**
- * D1 on the hot path: none per device. Check-in's two questions (the open round, the latest
- * version number) are cached per isolate for 5 s, misses too (coordinator/src/rounds/
- * hot-path-cache.ts), as are tenant, key and round row; before issue 16 every device request made
- * 3 queries, then check-in alone made 2 and read the whole model row. What is left is 2 queries
- * per isolate per 5 s; the isolate count is an assumption (Cloudflare does not publish one): one
- * isolate per {@link ISOLATE_RPS} device requests a second.
+ * D1 on the hot path: none per device. Check-in's two questions are cached per isolate, misses
+ * too (coordinator/src/rounds/hot-path-cache.ts): the latest version number for 5 s, the open
+ * round for 3 s, both dropped in the isolate when it opens, ends or publishes a round; tenant, key
+ * and round row are cached as well. Before issue 16 every device request made 3 queries, then
+ * check-in alone made 2 and read the whole model row, then 1 (the open round, uncached). What is
+ * left is 1/5 + 1/3 queries per isolate per second; the isolate count is an assumption (Cloudflare
+ * does not publish one): one isolate per {@link ISOLATE_RPS} device requests a second.
  */
-const D1_PER_ISOLATE_PER_SECOND = 1 / 5;
+const D1_PER_ISOLATE_PER_SECOND = 1 / 5 + 1 / 3;
 const ISOLATE_RPS = 100;
-/** Check-in's open-round query is not cached (a round that ended early would be served stale). */
-const D1_PER_DEVICE = 1;
+/** Check-in's open-round query is cached now (it was 1 per device until session 7). */
+const D1_PER_DEVICE = 0;
 /** SQLite rows written per device message (issue 16's count: 4-5; one per changed entry). */
 const ROWS_PER_MESSAGE = 4.5;
 /** Device messages per round (advertise, share, masked input, unmask, consistency). */

@@ -10,6 +10,7 @@ import {
   type AnyRoundState,
   type ChildOutcome,
   createAnyRoundHost,
+  noticingRoundIndex,
   type RoundHostHandle,
   type ShardMeta,
   type SpentTokens,
@@ -44,7 +45,8 @@ export class RoundDO extends DurableObject<Env> {
       ...(privacy ? { privacy } : {}),
       store: nodeStore<AnyRoundState>(ctx.storage),
       models: modelStore(env),
-      index: new D1RoundIndex(env.DB),
+      // Opens and ends are told to this isolate's check-in cache (hot-path-cache.ts).
+      index: noticingRoundIndex(new D1RoundIndex(env.DB)),
       shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
       aggregatorFor: (tenantId, roundId, index) => aggregatorHandle(env, tenantId, roundId, index),
       trainerFor: (tenantId, modelId) => trainerHandle(env, tenantId, modelId),

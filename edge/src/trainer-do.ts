@@ -12,6 +12,7 @@ import {
   createRoundService,
   createTrainerHost,
   joinChunks,
+  noticingRoundIndex,
   type PackedTrainerState,
   packTrainerState,
   type RoundResult,
@@ -88,7 +89,7 @@ export class TrainerDO extends DurableObject<Env> {
       ...(privacy ? { privacy } : {}),
       store: durableStore(ctx.storage),
       rounds: createRoundService({
-        index: new D1RoundIndex(env.DB),
+        index: noticingRoundIndex(new D1RoundIndex(env.DB)),
         hostFor: (tenantId, roundId) => roundHostHandle(env, tenantId, roundId),
         shardFor: (tenantId, roundId, shard) => shardHandle(env, tenantId, roundId, shard),
       }),

@@ -25,6 +25,12 @@ const Job = z.object({
   refuseEvery: z.int().min(0),
   /** Devices start at a uniformly random time in [0, arrivalMs): arrivals spread over the join window. */
   arrivalMs: z.int().min(0),
+  /**
+   * At most this many HTTP requests in flight from this process, so at most this many keep-alive
+   * connections: node's fetch opens a new connection per concurrent request, and at 8,000
+   * devices those (plus the sockets) took wrangler's proxy past `ulimit -n`. 0: no bound.
+   */
+  httpConnections: z.int().min(0).default(0),
 });
 
 /** What a device process reports. */
@@ -38,6 +44,8 @@ export interface DeviceProcessReport {
   errorSamples: string[];
   /** Stage sockets: handshakes tried, opened, failed or refused, views pushed, and ms to open. */
   sockets: { tried: number; opened: number; failed: number; pushes: number; openMs: number[] };
+  /** Ms each HTTP request waited for a free connection (the gate), before it was sent. */
+  gateWaitMs: number[];
 }
 
 const job = Job.parse(JSON.parse(process.argv[2] ?? "{}"));
@@ -48,6 +56,7 @@ const report: DeviceProcessReport = {
   outcomes: {},
   errorSamples: [],
   sockets: { tried: 0, opened: 0, failed: 0, pushes: 0, openMs: [] },
+  gateWaitMs: [],
 };
 const sample = (text: string) => {
   if (report.errorSamples.length < 5) report.errorSamples.push(text.slice(0, 300));
@@ -55,22 +64,53 @@ const sample = (text: string) => {
 const routeOf = (url: string, method: string) =>
   `${method} ${new URL(url).pathname.replace(/r_[A-Za-z0-9_-]{22}/, ":round").replace(/shards\/[0-9]+/, "shards/:shard")}`;
 
+// The connection gate: a counting semaphore, FIFO. With at most `httpConnections` requests in
+// flight, node's keep-alive pool never holds more connections than that (idle ones are reused).
+let inFlight = 0;
+const waiting: Array<() => void> = [];
+const acquire = async () => {
+  if (job.httpConnections === 0) return;
+  if (inFlight >= job.httpConnections) await new Promise<void>((resolve) => waiting.push(resolve));
+  else inFlight++;
+};
+const release = () => {
+  if (job.httpConnections === 0) return;
+  const next = waiting.shift();
+  // The slot passes straight to the next waiter: inFlight stays the same.
+  if (next) next();
+  else inFlight--;
+};
+
 const timedFetch: typeof fetch = async (input, init) => {
   const url = input instanceof Request ? input.url : String(input);
   const route = routeOf(url, init?.method ?? "GET");
+  const queued = performance.now();
+  await acquire();
+  // The route's latency is the request's own (sent to answered); the wait for a slot is apart.
   const started = performance.now();
+  if (job.httpConnections > 0) report.gateWaitMs.push(started - queued);
   try {
     const response = await fetch(input, init);
-    report.latencies[route] = [...(report.latencies[route] ?? []), performance.now() - started];
+    // The body is read inside the slot: the connection is free for reuse only once it is drained.
+    const body = await response.arrayBuffer();
+    const times = report.latencies[route] ?? [];
+    times.push(performance.now() - started);
+    report.latencies[route] = times;
     if (response.status >= 500) {
       report.errors[route] = (report.errors[route] ?? 0) + 1;
-      sample(`${route} ${response.status} ${await response.clone().text()}`);
+      sample(`${route} ${response.status} ${new TextDecoder().decode(body)}`);
     }
-    return response;
+    return new Response(response.status === 204 || response.status === 304 ? null : body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
   } catch (error) {
     report.errors[route] = (report.errors[route] ?? 0) + 1;
     sample(`${route} ${error instanceof Error ? error.message : String(error)}`);
     throw error;
+  } finally {
+    release();
   }
 };
 

@@ -4,17 +4,25 @@
  * measures rounds per minute, p50/p99 latency per route, errors, and the coordinator's resident
  * memory (wrangler and workerd, the process group it started), sampled every 500 ms.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { RoundStatus } from "@fedprofile/coordinator/wire";
+import * as z from "zod";
 import {
   applyLocalMigrations,
   REPO_ROOT,
   seedLocalTenant,
   startLocalCoordinator,
 } from "../../edge/scripts/local-dev";
+import {
+  findUserWorkerSocket,
+  groupProcesses,
+  listeningPorts,
+  openFds,
+  rssMiB,
+} from "./coordinator-processes";
 import type { DeviceProcessReport } from "./device-process";
 
 export interface LoadOptions {
@@ -34,6 +42,21 @@ export interface LoadOptions {
   refuseEvery?: number;
   /** Devices arrive uniformly over this many seconds after the round opens (default 0: at once). */
   arrivalSeconds?: number;
+  /** Most HTTP requests in flight (so keep-alive connections) per device process; default 32, 0 none. */
+  httpConnections?: number;
+  /**
+   * Devices connect to the user worker's own workerd socket, not wrangler dev's proxy on the
+   * public port: the proxy is a dev-only hop Cloudflare does not have (its fds grow with requests made).
+   */
+  direct?: boolean;
+}
+
+/** One process of the coordinator (wrangler's group): its role, and its peaks over the run. */
+export interface CoordinatorProcess {
+  pid: number;
+  role: string;
+  rssMiBPeak: number;
+  fdsPeak: number;
 }
 
 export interface LoadReport {
@@ -53,6 +76,12 @@ export interface LoadReport {
   loadAverage1mPeak: number;
   /** Most open file descriptors of one coordinator process (each socket holds some; limit `ulimit -n`). */
   coordinatorFdsPeak: number;
+  /** Each coordinator process (wrangler, its proxy workerd, the user worker's workerd): RSS and fds peaks. */
+  coordinatorProcesses: CoordinatorProcess[];
+  /** Where devices connected (the proxy, or `direct` to the user worker's socket), and why it matters. */
+  devicePath: { mode: "proxy" | "direct"; url: string; note: string };
+  /** Ms an HTTP request waited for a free connection in its device process (the gate). */
+  httpGateWait: { p50: number; p99: number };
   /** Set when the coordinator stopped answering: when, and the end of what wrangler printed. */
   coordinatorFailure?: { atSeconds: number; log: string };
   /** HTTP requests plus socket handshakes, per device per round run (what a device costs). */
@@ -79,40 +108,24 @@ export interface LoadReport {
   }>;
 }
 
+/** A device process's report line, checked once here ({@link DeviceProcessReport}). */
+const ProcessReport = z.object({
+  latencies: z.record(z.string(), z.array(z.number())),
+  errors: z.record(z.string(), z.number()),
+  outcomes: z.record(z.string(), z.number()),
+  errorSamples: z.array(z.string()),
+  sockets: z.object({
+    tried: z.number(),
+    opened: z.number(),
+    failed: z.number(),
+    pushes: z.number(),
+    openMs: z.array(z.number()),
+  }),
+  gateWaitMs: z.array(z.number()),
+}) satisfies z.ZodType<DeviceProcessReport>;
+
 const quantile = (sorted: number[], q: number) =>
   sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
-
-/** The most open file descriptors of any one process in group `pgid` (Linux /proc). */
-function groupMaxFds(pgid: number): number {
-  try {
-    const pids = execFileSync("ps", ["-o", "pid=", "-g", String(pgid)], { encoding: "utf8" })
-      .split("\n")
-      .map((line) => line.trim())
-      .filter(Boolean);
-    return Math.max(
-      0,
-      ...pids.map((pid) => {
-        try {
-          return readdirSync(`/proc/${pid}/fd`).length;
-        } catch {
-          return 0;
-        }
-      }),
-    );
-  } catch {
-    return 0;
-  }
-}
-
-/** Resident memory of every process in group `pgid`, in MiB (Linux `ps`). */
-function groupRssMiB(pgid: number): number {
-  try {
-    const out = execFileSync("ps", ["-o", "rss=", "-g", String(pgid)], { encoding: "utf8" });
-    return out.split("\n").reduce((sum, line) => sum + (Number(line.trim()) || 0), 0) / 1024;
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * Runs one device process. At `deadline` it is sent SIGTERM and reports what it has so far (its
@@ -140,20 +153,29 @@ function runDeviceProcess(job: object, deadline: number): Promise<DeviceProcessR
     child.stderr.on("data", (c) => (err += c));
     const stop = setTimeout(() => child.kill("SIGTERM"), Math.max(1, deadline - Date.now()));
     child.on("error", fail);
-    child.on("exit", (code) => {
+    // "close", not "exit": the report is one long line, and "exit" can fire before stdout is read
+    // to its end (at 4,000 devices the suite parsed a truncated line and threw its figures away).
+    child.on("close", (code) => {
       clearTimeout(stop);
       const line = out.trim().split("\n").at(-1);
+      let parsed: DeviceProcessReport | undefined;
+      try {
+        parsed = line ? ProcessReport.parse(JSON.parse(line)) : undefined;
+      } catch {
+        err += `\nunparsable report (${line?.length ?? 0} chars)`;
+      }
       // A process that died still counts: its devices are reported as such, the others' figures stand.
-      if (code !== 0 || !line) {
+      if (code !== 0 || !parsed) {
         return done({
           latencies: {},
           errors: {},
           outcomes: { [`device process exited ${code}`]: 1 },
           errorSamples: [err.slice(-300)],
           sockets: { tried: 0, opened: 0, failed: 0, pushes: 0, openMs: [] },
+          gateWaitMs: [],
         });
       }
-      done(JSON.parse(line) as DeviceProcessReport);
+      done(parsed);
     });
   });
 }
@@ -176,17 +198,38 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
   let peak = 0;
   let loadPeak = 0;
   let fdPeak = 0;
+  const processes = new Map<number, CoordinatorProcess>();
   let sampler: ReturnType<typeof setInterval> | undefined;
   try {
     await applyLocalMigrations(persistTo);
     const keys = await seedLocalTenant(persistTo, "load-shop");
     const started = await startLocalCoordinator({ persistTo });
     coordinator.current = started;
+    const publicPort = Number(new URL(started.url).port);
+    const direct = options.direct ? await findUserWorkerSocket(started.pid, publicPort) : undefined;
+    const roleOf = (pid: number, comm: string) => {
+      if (comm !== "workerd") return comm === "node" || comm === "MainThread" ? "wrangler (node)" : comm;
+      if (pid === direct?.proxyPid || listeningPorts(pid).includes(publicPort))
+        return "workerd: wrangler dev's proxy (public port)";
+      return "workerd: the user worker";
+    };
     sampler = setInterval(() => {
-      peak = Math.max(peak, groupRssMiB(started.pid));
+      let rss = 0;
+      for (const { pid, comm } of groupProcesses(started.pid)) {
+        const entry =
+          processes.get(pid) ??
+          processes.set(pid, { pid, role: roleOf(pid, comm), rssMiBPeak: 0, fdsPeak: 0 }).get(pid);
+        if (!entry) continue;
+        const [mib, fds] = [rssMiB(pid), openFds(pid)];
+        rss += mib;
+        entry.rssMiBPeak = Math.max(entry.rssMiBPeak, Math.round(mib));
+        entry.fdsPeak = Math.max(entry.fdsPeak, fds);
+        fdPeak = Math.max(fdPeak, fds);
+      }
+      peak = Math.max(peak, rss);
       loadPeak = Math.max(loadPeak, loadavg()[0] ?? 0);
-      fdPeak = Math.max(fdPeak, groupMaxFds(started.pid));
     }, 500);
+    const deviceUrl = direct?.url ?? started.url;
     await call(started.url, "PUT", "/v1/privacy/budgets/load", keys.secret, {
       v: 1,
       epsilonCap: 1000,
@@ -201,6 +244,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
     const rounds: LoadReport["rounds"] = [];
     let failure: LoadReport["coordinatorFailure"];
     const sockets = { tried: 0, opened: 0, failed: 0, pushes: 0, openMs: [] as number[] };
+    const gateWaitMs: number[] = [];
     for (let r = 0; r < options.rounds && Date.now() < deadline; r++) {
       const roundStart = Date.now();
       const opened = RoundStatus.parse(
@@ -224,7 +268,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
       );
       const per = Math.ceil(options.devices / options.processes);
       const jobs = Array.from({ length: options.processes }, (_, p) => ({
-        url: started.url,
+        url: deviceUrl,
         key: keys.publishable,
         round: opened,
         count: Math.max(0, Math.min(per, options.devices - p * per)),
@@ -232,6 +276,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         transport: options.transport ?? "push",
         refuseEvery: options.refuseEvery ?? 0,
         arrivalMs: Math.round((options.arrivalSeconds ?? 0) * 1000),
+        httpConnections: options.httpConnections ?? 32,
       })).filter((j) => j.count > 0);
       const reports = await Promise.all(jobs.map((job) => runDeviceProcess(job, deadline)));
       let roundRequests = 0;
@@ -254,6 +299,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
         sockets.failed += rep.sockets.failed;
         sockets.pushes += rep.sockets.pushes;
         for (const ms of rep.sockets.openMs) sockets.openMs.push(ms);
+        for (const ms of rep.gateWaitMs) gateWaitMs.push(ms);
       }
       const statusOf = async () => {
         try {
@@ -284,7 +330,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
       });
     }
     const seconds = (Date.now() - begin) / 1000;
-    const end = groupRssMiB(started.pid);
+    const end = groupProcesses(started.pid).reduce((sum, p) => sum + rssMiB(p.pid), 0);
     const routes: LoadReport["routes"] = {};
     for (const [route, xs] of Object.entries(latencies)) {
       const sorted = [...xs].sort((a, b) => a - b);
@@ -322,6 +368,7 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
       .filter(([route]) => route.endsWith("/view"))
       .reduce((n, [, xs]) => n + xs.length, 0);
     const openSorted = [...sockets.openMs].sort((a, b) => a - b);
+    const gateSorted = gateWaitMs.sort((a, b) => a - b);
     return {
       options,
       roundsFinished: finished.length,
@@ -336,6 +383,22 @@ export async function runLoadSuite(options: LoadOptions): Promise<LoadReport> {
       coordinatorRssMiB: { peak: Math.round(Math.max(peak, end)), end: Math.round(end) },
       loadAverage1mPeak: Math.round(loadPeak * 100) / 100,
       coordinatorFdsPeak: fdPeak,
+      coordinatorProcesses: [...processes.values()],
+      devicePath: direct
+        ? {
+            mode: "direct",
+            url: direct.url,
+            note: "devices connect to the user worker's own workerd socket; wrangler dev's proxy on the public port is a dev-only hop that Cloudflare does not have (at 4,000 devices through it, it ran out of fds). Admin calls still go through the proxy.",
+          }
+        : {
+            mode: "proxy",
+            url: started.url,
+            note: "devices connect through wrangler dev's proxy on the public port, a dev-only hop that Cloudflare does not have",
+          },
+      httpGateWait: {
+        p50: Math.round(quantile(gateSorted, 0.5) * 10) / 10,
+        p99: Math.round(quantile(gateSorted, 0.99) * 10) / 10,
+      },
       ...(failure ? { coordinatorFailure: failure } : {}),
       requestsPerDevicePerRound: Math.round(((httpRequests + sockets.tried) / deviceRounds) * 100) / 100,
       viewPollsPerDevicePerRound: Math.round((views / deviceRounds) * 100) / 100,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MemoryRoundIndex, MemoryTenantStore } from "../memory/index";
-import { cachedRoundIndex, cachedTenantStore } from "./hot-path-cache";
+import { cachedRoundIndex, cachedTenantStore, noticingRoundIndex } from "./hot-path-cache";
 
 describe("hot-path cache", () => {
   it("serves a found key from memory within the TTL, and sees a revocation after it", async () => {
@@ -46,5 +46,41 @@ describe("hot-path cache", () => {
     // An end written through this index is seen at once; one written elsewhere within the TTL.
     await index.markEnded("t", "r_x", "closed", null);
     expect((await index.get("t", "r_x"))?.stage).toBe("closed");
+  });
+
+  it("keeps check-in's open round (and 'none') for the TTL; an open or end told in this isolate drops it", async () => {
+    let now = 0;
+    const inner = new MemoryRoundIndex();
+    let queries = 0;
+    const counting = Object.assign(Object.create(inner) as MemoryRoundIndex, {
+      findOpen: (t: string, m: string, at: number) => {
+        queries++;
+        return inner.findOpen(t, m, at);
+      },
+    });
+    const index = cachedRoundIndex(counting, { openTtlMs: 3000, clock: () => now });
+    const info = {
+      roundId: "r_open",
+      modelId: "m",
+      aggregation: "plain-sum" as const,
+      stage: "collecting" as const,
+      dimension: 1,
+      minContributions: 1,
+      maxContributions: 1,
+      openedAt: 0,
+      closesAt: 10_000,
+    };
+    for (let i = 0; i < 10; i++) expect(await index.findOpen("t2", "m", now)).toBeNull();
+    expect(queries).toBe(1);
+    // Written elsewhere: not seen until the TTL has passed.
+    await inner.insert("t2", info);
+    expect(await index.findOpen("t2", "m", now)).toBeNull();
+    now = 3000;
+    expect((await index.findOpen("t2", "m", now))?.roundId).toBe("r_open");
+    expect(queries).toBe(2);
+    // Ended through another object in this isolate (a Durable Object's index): seen at once.
+    await noticingRoundIndex(inner).markEnded("t2", "r_open", "closed", 1);
+    expect(await index.findOpen("t2", "m", now)).toBeNull();
+    expect(queries).toBe(3);
   });
 });

@@ -5,6 +5,10 @@
  * polling makes several thousand. Only found rows are cached, so a new tenant, key or round is
  * seen at once. A revoked key, or a round that ended, is seen within the TTL; the shard refuses
  * a device whose round has moved on in any case.
+ *
+ * Check-in's open round and model version are kept too, "none" included, and dropped in this
+ * isolate whenever this isolate opens, ends or publishes one of the tenant's rounds (a tenant
+ * generation, below). Elsewhere (another isolate) such a change is seen within the TTL.
  */
 
 import type { RoundInfo } from "@fedprofile/protocol/wire";
@@ -18,15 +22,38 @@ export interface HotPathCacheOptions {
   clock?: Clock;
 }
 
-/** A TTL cache of found values (and misses, with `keepMisses`), bounded in size, in-flight reads shared. */
-function ttlCache<T>(ttlMs: number, maxEntries: number, clock: Clock, keepMisses = false) {
-  const entries = new Map<string, { at: number; value: Promise<T | null> }>();
+/**
+ * Per tenant, how many times this isolate has opened, ended or published one of its rounds. It is
+ * module state, so shared by the Worker's app and the Durable Objects in the same isolate: a
+ * cached open round or model version read before the tenant's latest change is not served.
+ */
+const tenantGenerations = new Map<string, number>();
+const generationOf = (tenantId: string) => tenantGenerations.get(tenantId) ?? 0;
+/** Drops, in this isolate, every cached open round and model version of `tenantId`. */
+function roundsChanged(tenantId: string): void {
+  tenantGenerations.set(tenantId, generationOf(tenantId) + 1);
+}
+
+/**
+ * A TTL cache of found values (and misses, with `keepMisses`), bounded in size, in-flight reads
+ * shared. With `generation`, an entry read under an older generation of its tenant is a miss.
+ */
+function ttlCache<T>(
+  ttlMs: number,
+  maxEntries: number,
+  clock: Clock,
+  keepMisses = false,
+  generation?: (key: string) => number,
+) {
+  const entries = new Map<string, { at: number; generation: number; value: Promise<T | null> }>();
   return {
     get(key: string, load: () => Promise<T | null>): Promise<T | null> {
       const hit = entries.get(key);
-      if (hit && clock() - hit.at < ttlMs) return hit.value;
+      const current = generation?.(key) ?? 0;
+      if (hit && clock() - hit.at < ttlMs && hit.generation === current) return hit.value;
       const value = load();
-      entries.set(key, { at: clock(), value });
+      entries.delete(key);
+      entries.set(key, { at: clock(), generation: current, value });
       if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
       // A miss or a failure is not kept: the next request asks the database again.
       value.then(
@@ -59,24 +86,65 @@ export function cachedTenantStore(inner: TenantStore, options: HotPathCacheOptio
   };
 }
 
-/** `inner` with `get` cached for `ttlMs` (default 5 s); writes through this index drop the entry. */
-export function cachedRoundIndex(inner: RoundIndex, options: HotPathCacheOptions = {}): RoundIndex {
-  const clock = options.clock ?? Date.now;
-  const rounds = ttlCache<RoundInfo>(options.ttlMs ?? 5_000, options.maxEntries ?? 10_000, clock);
+const tenantOfKey = (key: string) => key.slice(0, key.indexOf("/"));
+
+/**
+ * `inner` that tells this isolate's caches when a round of a tenant opens or ends through it:
+ * the index of a Durable Object that opens or ends rounds (RoundDO, TrainerDO) is wrapped in it,
+ * so a check-in in the same isolate right after sees the change.
+ */
+export function noticingRoundIndex(inner: RoundIndex): RoundIndex {
   return {
     insert: async (tenantId, info) => {
       await inner.insert(tenantId, info);
-      rounds.drop(`${tenantId}/${info.roundId}`);
+      roundsChanged(tenantId);
     },
-    // Not cached: a round that ended early (every shard reported) would be served for the TTL,
-    // and devices would join a round that has moved on (the training workers test caught it).
     findOpen: (tenantId, modelId, now) => inner.findOpen(tenantId, modelId, now),
     countOpen: (tenantId, modelId) => inner.countOpen(tenantId, modelId),
     reserveOpen: (...args) => inner.reserveOpen(...args),
-    releaseOpen: (tenantId, roundId) => inner.releaseOpen(tenantId, roundId),
-    get: (tenantId, roundId) => rounds.get(`${tenantId}/${roundId}`, () => inner.get(tenantId, roundId)),
+    // The Worker's open gives its place back once the round is open (in the index): seen from now.
+    releaseOpen: async (tenantId, roundId) => {
+      await inner.releaseOpen(tenantId, roundId);
+      roundsChanged(tenantId);
+    },
+    get: (tenantId, roundId) => inner.get(tenantId, roundId),
     markEnded: async (tenantId, roundId, stage, modelVersion) => {
       await inner.markEnded(tenantId, roundId, stage, modelVersion);
+      roundsChanged(tenantId);
+    },
+  };
+}
+
+/**
+ * `inner` with `get` and check-in's `findOpen` cached for `ttlMs` (default 5 s; `openTtlMs`, 3 s,
+ * for the open round). `findOpen` keeps "no open round" too, so check-ins while nothing is open
+ * read no D1 either; an open, end or publish in this isolate drops it (see `noticingRoundIndex`).
+ */
+export function cachedRoundIndex(
+  inner: RoundIndex,
+  options: HotPathCacheOptions & { openTtlMs?: number } = {},
+): RoundIndex {
+  const clock = options.clock ?? Date.now;
+  const max = options.maxEntries ?? 10_000;
+  const rounds = ttlCache<RoundInfo>(options.ttlMs ?? 5_000, max, clock);
+  const open = ttlCache<RoundInfo>(options.openTtlMs ?? 3_000, max, clock, true, (key) =>
+    generationOf(tenantOfKey(key)),
+  );
+  const noticing = noticingRoundIndex(inner);
+  return {
+    ...noticing,
+    insert: async (tenantId, info) => {
+      await noticing.insert(tenantId, info);
+      rounds.drop(`${tenantId}/${info.roundId}`);
+    },
+    findOpen: async (tenantId, modelId, now) => {
+      const found = await open.get(`${tenantId}/${modelId}`, () => inner.findOpen(tenantId, modelId, now));
+      // A cached round past its join window is not served (the query asks `closes_at > now`).
+      return found && found.stage === "collecting" && found.closesAt > now ? found : null;
+    },
+    get: (tenantId, roundId) => rounds.get(`${tenantId}/${roundId}`, () => inner.get(tenantId, roundId)),
+    markEnded: async (tenantId, roundId, stage, modelVersion) => {
+      await noticing.markEnded(tenantId, roundId, stage, modelVersion);
       rounds.drop(`${tenantId}/${roundId}`);
     },
   };
@@ -88,7 +156,14 @@ export function cachedRoundIndex(inner: RoundIndex, options: HotPathCacheOptions
  */
 export function cachedModelVersions(inner: ModelStore, options: HotPathCacheOptions = {}): ModelStore {
   const clock = options.clock ?? Date.now;
-  const versions = ttlCache<number>(options.ttlMs ?? 5_000, options.maxEntries ?? 10_000, clock, true);
+  // A round that closes with a model in this isolate bumps the tenant's generation: seen at once.
+  const versions = ttlCache<number>(
+    options.ttlMs ?? 5_000,
+    options.maxEntries ?? 10_000,
+    clock,
+    true,
+    (key) => generationOf(tenantOfKey(key)),
+  );
   const read = (tenantId: string, modelId: string) =>
     inner.latestVersion
       ? inner.latestVersion(tenantId, modelId)
