@@ -46,6 +46,12 @@ export interface FederatedRecsConfig {
   epsilon: number | null;
   rounds: number;
   seed: number;
+  /**
+   * `minNoiseShares` of the declaration (default: the trainer's, the survivors of a shard at 30%
+   * dropout). Every simulated device survives, so the default adds about 1/0.7 of the noise
+   * variance ε needs; the shard's fill spends the whole ε, for a deployment whose turnout is that.
+   */
+  minNoiseShares?: number;
   /** Called every `every` rounds with the published factors and every user's factor against them. */
   checkpoint?: {
     every: number;
@@ -88,7 +94,11 @@ export async function trainFederatedRecs(
     kind: "fcf",
     spec: config.spec,
     catalogue: { items: data.items, categories: data.categories },
-    dp: { targetEpsilon: config.epsilon ?? 1, population: n },
+    dp: {
+      targetEpsilon: config.epsilon ?? 1,
+      population: n,
+      ...(config.minNoiseShares === undefined ? {} : { minNoiseShares: config.minNoiseShares }),
+    },
     cohort: { minDevices: n, maxDevices: n, maxShardSize: 1000, minShardSize: Math.min(100, n) },
     schedule: { maxRounds: config.rounds },
   });

@@ -51,6 +51,10 @@ Options:
   --dp-rank N          federated rank with DP (default 8; ALS and no-DP FCF use --rank)
   --spread N           the server step's curvature spread (FcfSpec curvatureSpread)
   --epsilon LIST       comma-separated ε of the whole training, or "none"
+  --full-turnout       with DP, calibrate each round's noise for every device surviving (the
+                       simulation's turnout; minNoiseShares = a shard's fill) instead of the
+                       trainer's default 30% dropout, so the run spends the whole ε
+  --fcf-only           popularity (the paired baseline) and FCF only: no item-kNN or ALS
   --als-grid LIST      ALS's (α:λ) grid, e.g. 10:1,20:10; one pair skips the validation fits
   --plot DIRS          only plot: HR@10 vs ε, one line per N, from each folder's eval.json,
                        to --out/hr-vs-epsilon.svg
@@ -71,6 +75,10 @@ interface RecsOptions {
   epsilon: Array<number | null>;
   alsGrid: Array<{ alpha: number; lambda: number }>;
   alsIterations: number;
+  /** `--fcf-only`: skip item-kNN and ALS (popularity stays: FCF is compared with it). */
+  fcfOnly?: boolean;
+  /** `--full-turnout`: minNoiseShares = a shard's fill (every simulated device survives). */
+  fullTurnout?: boolean;
   data: string;
   out: string;
   seed: number;
@@ -138,6 +146,8 @@ export function parseRecsArgs(argv: readonly string[]): RecsOptions | "help" {
       spread: { type: "string" },
       epsilon: { type: "string" },
       "als-grid": { type: "string" },
+      "full-turnout": { type: "boolean" },
+      "fcf-only": { type: "boolean" },
       plot: { type: "string" },
       data: { type: "string" },
       out: { type: "string" },
@@ -193,6 +203,8 @@ export function parseRecsArgs(argv: readonly string[]): RecsOptions | "help" {
     dpRank: int("dp-rank", values["dp-rank"], preset.dpRank, 2),
     curvatureSpread: int("spread", values.spread, preset.curvatureSpread, 1),
     epsilon,
+    ...(values["full-turnout"] ? { fullTurnout: true } : {}),
+    ...(values["fcf-only"] ? { fcfOnly: true } : {}),
     data: resolve(values.data ?? join(REPO_ROOT, "examples/data/online_retail.csv.gz")),
     out: resolve(values.out ?? join(REPO_ROOT, "bench/results/eval-recs")),
     ...(values.plot ? { plot: values.plot.split(",").map((d) => resolve(d.trim())) } : {}),
@@ -290,41 +302,44 @@ async function runOnPopulation(
       log,
     );
   save();
-  const knn = evaluateRanking(data, itemKnnScorer(data), options.seed);
-  evaluate("item-kNN (cosine)", knn);
-  results.push({ method: "item-knn", epsilon: null, metrics: knn });
-  save();
-
-  // ALS hyper-parameters on a validation split carved from the training interactions.
-  const validation = validationSplit(data, options.seed + 1);
+  // ALS's α and λ (tuned below unless --fcf-only) are also the federated model's.
   let best = options.alsGrid[0] ?? { alpha: 10, lambda: 1 };
-  let bestHr = -1;
-  for (const hp of options.alsGrid.length > 1 ? options.alsGrid : []) {
-    const fit = trainAls(validation, {
-      rank: r,
-      ...hp,
-      iterations: options.alsIterations,
-      seed: options.seed,
-    });
-    const m = evaluateRanking(validation, factorScorer(fit.items, fit.users, r), options.seed + 2);
-    log(
-      `  ALS validation α=${hp.alpha} λ=${hp.lambda}: HR@10 ${pct(m.hr10Sampled)} (sampled) ${pct(m.hr10Full)} (full)`,
-    );
-    if (m.hr10Full + m.hr10Sampled > bestHr) {
-      bestHr = m.hr10Full + m.hr10Sampled;
-      best = hp;
+  if (!options.fcfOnly) {
+    const knn = evaluateRanking(data, itemKnnScorer(data), options.seed);
+    evaluate("item-kNN (cosine)", knn);
+    results.push({ method: "item-knn", epsilon: null, metrics: knn });
+    save();
+
+    // ALS hyper-parameters on a validation split carved from the training interactions.
+    const validation = validationSplit(data, options.seed + 1);
+    let bestHr = -1;
+    for (const hp of options.alsGrid.length > 1 ? options.alsGrid : []) {
+      const fit = trainAls(validation, {
+        rank: r,
+        ...hp,
+        iterations: options.alsIterations,
+        seed: options.seed,
+      });
+      const m = evaluateRanking(validation, factorScorer(fit.items, fit.users, r), options.seed + 2);
+      log(
+        `  ALS validation α=${hp.alpha} λ=${hp.lambda}: HR@10 ${pct(m.hr10Sampled)} (sampled) ${pct(m.hr10Full)} (full)`,
+      );
+      if (m.hr10Full + m.hr10Sampled > bestHr) {
+        bestHr = m.hr10Full + m.hr10Sampled;
+        best = hp;
+      }
     }
+    const als = trainAls(data, { rank: r, ...best, iterations: options.alsIterations, seed: options.seed });
+    const alsMetrics = evaluateRanking(data, factorScorer(als.items, als.users, r), options.seed);
+    evaluate(`ALS (α=${best.alpha}, λ=${best.lambda})`, alsMetrics);
+    results.push({
+      method: "als",
+      epsilon: null,
+      metrics: alsMetrics,
+      hyperParameters: { ...best, rank: r, iterations: options.alsIterations },
+    });
+    save();
   }
-  const als = trainAls(data, { rank: r, ...best, iterations: options.alsIterations, seed: options.seed });
-  const alsMetrics = evaluateRanking(data, factorScorer(als.items, als.users, r), options.seed);
-  evaluate(`ALS (α=${best.alpha}, λ=${best.lambda})`, alsMetrics);
-  results.push({
-    method: "als",
-    epsilon: null,
-    metrics: alsMetrics,
-    hyperParameters: { ...best, rank: r, iterations: options.alsIterations },
-  });
-  save();
 
   for (const epsilon of options.epsilon) {
     const t0 = performance.now();
@@ -356,7 +371,15 @@ async function runOnPopulation(
           }),
     };
     const rounds = epsilon === null ? options.rounds : options.dpRounds;
-    const run = await trainFederatedRecs(data, { spec, epsilon, rounds, seed: options.seed });
+    // The harness's shards hold at most 1,000 devices, filled evenly (its declaration).
+    const shardFill = Math.floor(data.users.length / Math.ceil(data.users.length / 1000));
+    const run = await trainFederatedRecs(data, {
+      spec,
+      epsilon,
+      rounds,
+      seed: options.seed,
+      ...(options.fullTurnout && epsilon !== null ? { minNoiseShares: shardFill } : {}),
+    });
     const factorHits = hitsOf();
     const factorOnly = evaluateRanking(
       data,
@@ -419,7 +442,12 @@ async function runOnPopulation(
       bytesPerDevicePerRound: Math.ceil((padded * 24) / 8 / 3) * 4,
       deviceMs: run.deviceMs,
       downloadBytes: run.factorBytes + run.paramsBytes,
-      hyperParameters: { ...spec, optimizer: "mm", popularityWeight: blend.weight },
+      hyperParameters: {
+        ...spec,
+        optimizer: "mm",
+        popularityWeight: blend.weight,
+        ...(options.fullTurnout && epsilon !== null ? { minNoiseShares: shardFill } : {}),
+      },
       factorOnly,
       vsPopularity,
     });
