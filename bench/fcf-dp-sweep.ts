@@ -4,7 +4,7 @@
  * with the DP-popularity feature the device solves for (`popularityScores`). Prints the clip
  * fractions of each vector part at the end (the norms before clipping, on the final model).
  *
- *   npx tsx bench/fcf-dp-sweep.ts [--population retail] [--epsilon 8] [--configs r24,r8,r4] [--rank 32]
+ *   npx tsx bench/fcf-dp-sweep.ts [--population retail] [--epsilon 8|none] [--configs r24,r8,r4] [--rank 32]
  */
 import { parseArgs } from "node:util";
 import { confidence, seededUniform } from "@fedprofile/coordinator/models";
@@ -66,7 +66,8 @@ const data = leaveLastOut(recsCustomers(customers, values.population ?? "retail"
 const baseRank = Number(values.rank);
 const alpha = Number(values.alpha);
 const lambda = Number(values.lambda);
-const epsilon = Number(values.epsilon);
+// `none`: the same clipped config without noise (the ceiling the DP noise leaves room under).
+const epsilon = values.epsilon === "none" ? null : Number(values.epsilon);
 const fmt = (m: { hr10Sampled: number; hr10Full: number }) =>
   `${m.hr10Sampled.toFixed(4)} / ${m.hr10Full.toFixed(4)}`;
 console.log(`N = ${data.users.length}, ${data.items.length} items, rank ${baseRank}, ε ${epsilon}`);

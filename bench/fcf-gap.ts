@@ -9,8 +9,9 @@ import { parseArgs } from "node:util";
 import { seededUniform } from "@fedprofile/coordinator/models";
 import * as tf from "@tensorflow/tfjs";
 import { loadCustomers } from "../examples/eval/population";
+import { trainAls } from "../examples/eval/recs-als";
 import { evaluateRanking, factorScorer, leaveLastOut } from "../examples/eval/recs-data";
-import { trainAls, trainFederatedRecs } from "../examples/eval/recs-harness";
+import { trainFederatedRecs } from "../examples/eval/recs-harness";
 import { fcfScorer } from "../examples/eval/recs-scorers";
 
 const { values } = parseArgs({

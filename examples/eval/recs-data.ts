@@ -98,8 +98,22 @@ export interface RankingMetrics {
   users: number;
 }
 
-/** HR@10 and NDCG@10 against 99 sampled negatives and against the full catalogue (training items excluded). */
-export function evaluateRanking(data: RecsData, score: Scorer, seed: number): RankingMetrics {
+/** Per-user hits (1: the held-out item in the top 10), for paired comparisons of two scorers. */
+export interface RankingHits {
+  sampled: Uint8Array;
+  full: Uint8Array;
+}
+
+/**
+ * HR@10 and NDCG@10 against 99 sampled negatives and against the full catalogue (training items
+ * excluded). With `hits`, each user's two hits are written there too.
+ */
+export function evaluateRanking(
+  data: RecsData,
+  score: Scorer,
+  seed: number,
+  hits?: RankingHits,
+): RankingMetrics {
   const random = seededUniform(seed);
   const itemCount = data.items.length;
   let hrS = 0;
@@ -123,6 +137,10 @@ export function evaluateRanking(data: RecsData, score: Scorer, seed: number): Ra
       if (i === u.heldOut || u.items.has(i)) continue;
       drawn++;
       if ((s[i] as number) >= target) rankSampled++;
+    }
+    if (hits) {
+      hits.sampled[index] = rankSampled < 10 ? 1 : 0;
+      hits.full[index] = rankFull < 10 ? 1 : 0;
     }
     if (rankSampled < 10) {
       hrS++;
@@ -188,5 +206,49 @@ export function factorScorer(
       s[i] = dot;
     }
     return s;
+  };
+}
+
+/** A difference of two HR@10 and its paired bootstrap 95% interval (percentile, over users). */
+export interface PairedDifference {
+  difference: number;
+  low: number;
+  high: number;
+  resamples: number;
+}
+
+/**
+ * HR@10(a) − HR@10(b) over the same users, with a paired bootstrap 95% percentile interval
+ * (Efron & Tibshirani 1993, ch. 13): users are resampled with replacement, each keeping its own
+ * pair of hits, so the two methods' per-user correlation stays in the interval.
+ */
+export function pairedBootstrap(
+  a: Uint8Array,
+  b: Uint8Array,
+  seed: number,
+  resamples = 1000,
+): PairedDifference {
+  if (a.length !== b.length || a.length === 0)
+    throw new RangeError("pairedBootstrap: the hits are not paired");
+  const n = a.length;
+  const d = new Int8Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    d[i] = (a[i] as number) - (b[i] as number);
+    total += d[i] as number;
+  }
+  const random = seededUniform(seed);
+  const means = new Float64Array(resamples);
+  for (let s = 0; s < resamples; s++) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += d[Math.floor(random() * n)] as number;
+    means[s] = sum / n;
+  }
+  means.sort();
+  return {
+    difference: total / n,
+    low: means[Math.floor(0.025 * (resamples - 1))] as number,
+    high: means[Math.ceil(0.975 * (resamples - 1))] as number,
+    resamples,
   };
 }

@@ -1,7 +1,6 @@
 /**
- * Training for the recommendation eval: centralised implicit ALS (Hu, Koren & Volinsky 2008), the
- * baseline, and federated FCF with the real halves in-process: the trainer's own round request
- * (`nextRoundRequest`), the SDK's device step (`solveUserFactor` + `contributeFcf`, tfjs) on every
+ * Training for the recommendation eval (the ALS baseline is `recs-als.ts`): federated FCF with the
+ * real halves in-process: the trainer's own round request (`nextRoundRequest`), the SDK's device step (`solveUserFactor` + `contributeFcf`, tfjs) on every
  * device against the published int8 factors, the real planner and ledger for every DP round, and
  * the trainer's server update (`applyFcf`).
  *
@@ -31,73 +30,15 @@ import {
 } from "@fedprofile/coordinator/models";
 import { FcfDeclaration, type FcfSpecInput } from "@fedprofile/coordinator/wire";
 import { checkRoundFloors, DEFAULT_PRIVACY_POLICY } from "@fedprofile/protocol/dp";
-import { choleskySolve } from "@fedprofile/protocol/linalg";
-import { contributeFcf, decodeFcfModel, solveUserFactor, type Touched } from "../../sdk/src/models/fcf";
+import { fcfOffsets } from "@fedprofile/protocol/models";
+import {
+  contributeFcf,
+  contributeFcfSparse,
+  decodeFcfModel,
+  solveUserFactor,
+  type Touched,
+} from "../../sdk/src/models/fcf";
 import type { RecsData } from "./recs-data";
-
-export interface AlsConfig {
-  rank: number;
-  alpha: number;
-  lambda: number;
-  iterations: number;
-  seed: number;
-}
-
-/** Centralised implicit ALS: returns item factors (row-major) and user factors. */
-export function trainAls(data: RecsData, config: AlsConfig): { items: Float64Array; users: Float64Array[] } {
-  const r = config.rank;
-  const n = data.items.length;
-  const random = seededUniform(config.seed);
-  const y = Float64Array.from({ length: n * r }, () => (random() - 0.5) * (0.6 / Math.sqrt(r)));
-  const users: Float64Array[] = data.users.map(() => new Float64Array(r));
-  const byItem: Array<Array<[number, number]>> = Array.from({ length: n }, () => []);
-  data.users.forEach((u, ui) => {
-    for (const [row, w] of u.items) byItem[row]?.push([ui, w]);
-  });
-  const gram = (m: ArrayLike<number>, count: number) => {
-    const g = new Float64Array(r * r);
-    for (let i = 0; i < count; i++) {
-      for (let a = 0; a < r; a++) {
-        const va = m[i * r + a] as number;
-        for (let b = a; b < r; b++) g[a * r + b] = (g[a * r + b] as number) + va * (m[i * r + b] as number);
-      }
-    }
-    for (let a = 0; a < r; a++) for (let b = 0; b < a; b++) g[a * r + b] = g[b * r + a] as number;
-    return g;
-  };
-  const solve = (g: Float64Array, rows: Array<[number, number]>, other: ArrayLike<number>) => {
-    const a = Float64Array.from(g);
-    const b = new Float64Array(r);
-    for (let k = 0; k < r; k++) a[k * r + k] = (a[k * r + k] as number) + config.lambda;
-    for (const [j, w] of rows) {
-      const c = 1 + config.alpha * w;
-      for (let p = 0; p < r; p++) {
-        const vp = other[j * r + p] as number;
-        b[p] = (b[p] as number) + c * vp;
-        for (let q = 0; q < r; q++)
-          a[p * r + q] = (a[p * r + q] as number) + (c - 1) * vp * (other[j * r + q] as number);
-      }
-    }
-    return choleskySolve(a, b, r);
-  };
-  const xFlat = new Float64Array(data.users.length * r);
-  for (let it = 0; it < config.iterations; it++) {
-    const gy = gram(y, n);
-    data.users.forEach((u, ui) => {
-      const x = solve(gy, [...u.items], y);
-      users[ui] = x;
-      xFlat.set(x, ui * r);
-    });
-    const gx = gram(xFlat, data.users.length);
-    for (let j = 0; j < n; j++) y.set(solve(gx, byItem[j] ?? [], xFlat), j * r);
-  }
-  // Final user factors against the final item factors.
-  const gy = gram(y, n);
-  data.users.forEach((u, ui) => {
-    users[ui] = solve(gy, [...u.items], y);
-  });
-  return { items: y, users };
-}
 
 export interface FederatedRecsConfig {
   spec: FcfSpecInput;
@@ -105,6 +46,12 @@ export interface FederatedRecsConfig {
   epsilon: number | null;
   rounds: number;
   seed: number;
+  /**
+   * `minNoiseShares` of the declaration (default: the trainer's, the survivors of a shard at 30%
+   * dropout). Every simulated device survives, so the default adds about 1/0.7 of the noise
+   * variance ε needs; the shard's fill spends the whole ε, for a deployment whose turnout is that.
+   */
+  minNoiseShares?: number;
   /** Called every `every` rounds with the published factors and every user's factor against them. */
   checkpoint?: {
     every: number;
@@ -147,7 +94,11 @@ export async function trainFederatedRecs(
     kind: "fcf",
     spec: config.spec,
     catalogue: { items: data.items, categories: data.categories },
-    dp: { targetEpsilon: config.epsilon ?? 1, population: n },
+    dp: {
+      targetEpsilon: config.epsilon ?? 1,
+      population: n,
+      ...(config.minNoiseShares === undefined ? {} : { minNoiseShares: config.minNoiseShares }),
+    },
     cohort: { minDevices: n, maxDevices: n, maxShardSize: 1000, minShardSize: Math.min(100, n) },
     schedule: { maxRounds: config.rounds },
   });
@@ -202,12 +153,28 @@ export async function trainFederatedRecs(
     // Every device downloads the same version: decode it once.
     const model = decodeFcfModel({ modelId: MODEL, version: index + 1, ...published });
     const sum = new Float64Array(request.dimension);
+    const off = fcfOffsets(spec);
+    const r = spec.rank;
     touchedOf.forEach((touched, i) => {
-      const t0 = i < 100 ? performance.now() : 0;
-      const x = solveUserFactor(spec, model, touched);
-      const v = contributeFcf(spec, block, model, touched, x);
-      if (i < 100) deviceTimes.push(performance.now() - t0);
-      for (let k = 0; k < v.length; k++) sum[k] = (sum[k] as number) + (v[k] as number);
+      if (i < 100) {
+        // A sample of devices runs the whole device step, dense vector included, for its time.
+        const t0 = performance.now();
+        const v = contributeFcf(spec, block, model, touched, solveUserFactor(spec, model, touched));
+        deviceTimes.push(performance.now() - t0);
+        for (let k = 0; k < v.length; k++) sum[k] = (sum[k] as number) + (v[k] as number);
+        return;
+      }
+      // The others add the same vector from its nonzero parts (contributeFcf scatters exactly these).
+      const c = contributeFcfSparse(spec, block, model, touched, solveUserFactor(spec, model, touched));
+      for (let k = 0; k < c.gram.length; k++)
+        sum[off.gram + k] = (sum[off.gram + k] as number) + (c.gram[k] as number);
+      for (let t = 0; t < c.slots.length; t++) {
+        const slot = c.slots[t] as number;
+        const o = off.items + slot * r;
+        for (let a = 0; a < r; a++) sum[o + a] = (sum[o + a] as number) + (c.items[t * r + a] as number);
+        sum[off.curvature + slot] = (sum[off.curvature + slot] as number) + (c.curvature[t] as number);
+        sum[off.counts + slot] = (sum[off.counts + slot] as number) + (c.counts[t] as number);
+      }
     });
     if (config.epsilon !== null && request.dp) {
       const roundId = `r_${randomBytes(16).toString("base64url").slice(0, 22)}`;

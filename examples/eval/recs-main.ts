@@ -15,17 +15,21 @@ import * as tf from "@tensorflow/tfjs";
 import * as z from "zod";
 import { REPO_ROOT } from "../../edge/scripts/local-dev";
 import { loadCustomers } from "./population";
+import { trainAls } from "./recs-als";
 import {
   evaluateRanking,
   factorScorer,
   itemKnnScorer,
   leaveLastOut,
+  type PairedDifference,
+  pairedBootstrap,
   popularityScorer,
+  type RankingHits,
   type RankingMetrics,
   type RecsData,
   validationSplit,
 } from "./recs-data";
-import { trainAls, trainFederatedRecs } from "./recs-harness";
+import { trainFederatedRecs } from "./recs-harness";
 import { POPULATION_NAME, recsCustomers } from "./recs-population";
 import { chooseBlendWeight, fcfScorer } from "./recs-scorers";
 
@@ -47,6 +51,10 @@ Options:
   --dp-rank N          federated rank with DP (default 8; ALS and no-DP FCF use --rank)
   --spread N           the server step's curvature spread (FcfSpec curvatureSpread)
   --epsilon LIST       comma-separated ε of the whole training, or "none"
+  --full-turnout       with DP, calibrate each round's noise for every device surviving (the
+                       simulation's turnout; minNoiseShares = a shard's fill) instead of the
+                       trainer's default 30% dropout, so the run spends the whole ε
+  --fcf-only           popularity (the paired baseline) and FCF only: no item-kNN or ALS
   --als-grid LIST      ALS's (α:λ) grid, e.g. 10:1,20:10; one pair skips the validation fits
   --plot DIRS          only plot: HR@10 vs ε, one line per N, from each folder's eval.json,
                        to --out/hr-vs-epsilon.svg
@@ -67,6 +75,10 @@ interface RecsOptions {
   epsilon: Array<number | null>;
   alsGrid: Array<{ alpha: number; lambda: number }>;
   alsIterations: number;
+  /** `--fcf-only`: skip item-kNN and ALS (popularity stays: FCF is compared with it). */
+  fcfOnly?: boolean;
+  /** `--full-turnout`: minNoiseShares = a shard's fill (every simulated device survives). */
+  fullTurnout?: boolean;
   data: string;
   out: string;
   seed: number;
@@ -134,6 +146,8 @@ export function parseRecsArgs(argv: readonly string[]): RecsOptions | "help" {
       spread: { type: "string" },
       epsilon: { type: "string" },
       "als-grid": { type: "string" },
+      "full-turnout": { type: "boolean" },
+      "fcf-only": { type: "boolean" },
       plot: { type: "string" },
       data: { type: "string" },
       out: { type: "string" },
@@ -189,6 +203,8 @@ export function parseRecsArgs(argv: readonly string[]): RecsOptions | "help" {
     dpRank: int("dp-rank", values["dp-rank"], preset.dpRank, 2),
     curvatureSpread: int("spread", values.spread, preset.curvatureSpread, 1),
     epsilon,
+    ...(values["full-turnout"] ? { fullTurnout: true } : {}),
+    ...(values["fcf-only"] ? { fcfOnly: true } : {}),
     data: resolve(values.data ?? join(REPO_ROOT, "examples/data/online_retail.csv.gz")),
     out: resolve(values.out ?? join(REPO_ROOT, "bench/results/eval-recs")),
     ...(values.plot ? { plot: values.plot.split(",").map((d) => resolve(d.trim())) } : {}),
@@ -209,6 +225,8 @@ export interface RecsResult {
   hyperParameters?: Record<string, number | string>;
   /** FCF: the factor score alone (popularity weight 0). */
   factorOnly?: RankingMetrics;
+  /** FCF: HR@10 minus popularity's over the same test users, paired bootstrap 95% interval. */
+  vsPopularity?: { sampled: PairedDifference; full: PairedDifference };
 }
 
 export interface RecsReport {
@@ -261,42 +279,67 @@ async function runOnPopulation(
     log(
       `  ${label.padEnd(28)} HR@10 ${pct(metrics.hr10Sampled)} NDCG@10 ${pct(metrics.ndcg10Sampled)} (99 sampled) · HR@10 ${pct(metrics.hr10Full)} NDCG@10 ${pct(metrics.ndcg10Full)} (full)`,
     );
-  const pop = evaluateRanking(data, popularityScorer(data), options.seed);
+  const hitsOf = (): RankingHits => ({
+    sampled: new Uint8Array(data.users.length),
+    full: new Uint8Array(data.users.length),
+  });
+  const popHits = hitsOf();
+  const pop = evaluateRanking(data, popularityScorer(data), options.seed, popHits);
   evaluate("popularity", pop);
   results.push({ method: "popularity", epsilon: null, metrics: pop });
-  const knn = evaluateRanking(data, itemKnnScorer(data), options.seed);
-  evaluate("item-kNN (cosine)", knn);
-  results.push({ method: "item-knn", epsilon: null, metrics: knn });
-
-  // ALS hyper-parameters on a validation split carved from the training interactions.
-  const validation = validationSplit(data, options.seed + 1);
-  let best = options.alsGrid[0] ?? { alpha: 10, lambda: 1 };
-  let bestHr = -1;
-  for (const hp of options.alsGrid.length > 1 ? options.alsGrid : []) {
-    const fit = trainAls(validation, {
-      rank: r,
-      ...hp,
-      iterations: options.alsIterations,
-      seed: options.seed,
-    });
-    const m = evaluateRanking(validation, factorScorer(fit.items, fit.users, r), options.seed + 2);
-    log(
-      `  ALS validation α=${hp.alpha} λ=${hp.lambda}: HR@10 ${pct(m.hr10Sampled)} (sampled) ${pct(m.hr10Full)} (full)`,
+  // Written after each method, so a run stopped by its time bound keeps what it measured.
+  const save = () =>
+    writeOutputs(
+      out,
+      {
+        population,
+        users: data.users.length,
+        items: data.items.length,
+        rank: r,
+        seed: options.seed,
+        results,
+      },
+      log,
     );
-    if (m.hr10Full + m.hr10Sampled > bestHr) {
-      bestHr = m.hr10Full + m.hr10Sampled;
-      best = hp;
+  save();
+  // ALS's α and λ (tuned below unless --fcf-only) are also the federated model's.
+  let best = options.alsGrid[0] ?? { alpha: 10, lambda: 1 };
+  if (!options.fcfOnly) {
+    const knn = evaluateRanking(data, itemKnnScorer(data), options.seed);
+    evaluate("item-kNN (cosine)", knn);
+    results.push({ method: "item-knn", epsilon: null, metrics: knn });
+    save();
+
+    // ALS hyper-parameters on a validation split carved from the training interactions.
+    const validation = validationSplit(data, options.seed + 1);
+    let bestHr = -1;
+    for (const hp of options.alsGrid.length > 1 ? options.alsGrid : []) {
+      const fit = trainAls(validation, {
+        rank: r,
+        ...hp,
+        iterations: options.alsIterations,
+        seed: options.seed,
+      });
+      const m = evaluateRanking(validation, factorScorer(fit.items, fit.users, r), options.seed + 2);
+      log(
+        `  ALS validation α=${hp.alpha} λ=${hp.lambda}: HR@10 ${pct(m.hr10Sampled)} (sampled) ${pct(m.hr10Full)} (full)`,
+      );
+      if (m.hr10Full + m.hr10Sampled > bestHr) {
+        bestHr = m.hr10Full + m.hr10Sampled;
+        best = hp;
+      }
     }
+    const als = trainAls(data, { rank: r, ...best, iterations: options.alsIterations, seed: options.seed });
+    const alsMetrics = evaluateRanking(data, factorScorer(als.items, als.users, r), options.seed);
+    evaluate(`ALS (α=${best.alpha}, λ=${best.lambda})`, alsMetrics);
+    results.push({
+      method: "als",
+      epsilon: null,
+      metrics: alsMetrics,
+      hyperParameters: { ...best, rank: r, iterations: options.alsIterations },
+    });
+    save();
   }
-  const als = trainAls(data, { rank: r, ...best, iterations: options.alsIterations, seed: options.seed });
-  const alsMetrics = evaluateRanking(data, factorScorer(als.items, als.users, r), options.seed);
-  evaluate(`ALS (α=${best.alpha}, λ=${best.lambda})`, alsMetrics);
-  results.push({
-    method: "als",
-    epsilon: null,
-    metrics: alsMetrics,
-    hyperParameters: { ...best, rank: r, iterations: options.alsIterations },
-  });
 
   for (const epsilon of options.epsilon) {
     const t0 = performance.now();
@@ -328,8 +371,22 @@ async function runOnPopulation(
           }),
     };
     const rounds = epsilon === null ? options.rounds : options.dpRounds;
-    const run = await trainFederatedRecs(data, { spec, epsilon, rounds, seed: options.seed });
-    const factorOnly = evaluateRanking(data, factorScorer(run.items, run.users, fr), options.seed);
+    // The harness's shards hold at most 1,000 devices, filled evenly (its declaration).
+    const shardFill = Math.floor(data.users.length / Math.ceil(data.users.length / 1000));
+    const run = await trainFederatedRecs(data, {
+      spec,
+      epsilon,
+      rounds,
+      seed: options.seed,
+      ...(options.fullTurnout && epsilon !== null ? { minNoiseShares: shardFill } : {}),
+    });
+    const factorHits = hitsOf();
+    const factorOnly = evaluateRanking(
+      data,
+      factorScorer(run.items, run.users, fr),
+      options.seed,
+      factorHits,
+    );
     // The device ranks by the factor score blended with the DP popularity (recommendItems), its
     // weight chosen on the validation split (recs-scorers.ts).
     const blend = chooseBlendWeight(
@@ -349,6 +406,7 @@ async function runOnPopulation(
     log(
       `  FCF popularity weight on validation: ${blend.validation.map((v) => `${v.weight}: ${pct(v.hr10Sampled)} / ${pct(v.hr10Full)}`).join(" · ")} → ${blend.weight}`,
     );
+    const blendHits = blend.weight === 0 ? factorHits : hitsOf();
     const metrics =
       blend.weight === 0
         ? factorOnly
@@ -356,7 +414,17 @@ async function runOnPopulation(
             data,
             fcfScorer(data, run.items, run.users, run.popularity, fr, blend.weight),
             options.seed,
+            blendHits,
           );
+    const vsPopularity = {
+      sampled: pairedBootstrap(blendHits.sampled, popHits.sampled, options.seed + 3),
+      full: pairedBootstrap(blendHits.full, popHits.full, options.seed + 4),
+    };
+    const ci = (d: PairedDifference) =>
+      `${d.difference.toFixed(4)} [${d.low.toFixed(4)}, ${d.high.toFixed(4)}]`;
+    log(
+      `  FCF − popularity, HR@10 (paired bootstrap 95%): ${ci(vsPopularity.sampled)} sampled · ${ci(vsPopularity.full)} full`,
+    );
     evaluate(`FCF ${epsilon === null ? "no DP" : `ε = ${epsilon}`}, factors only`, factorOnly);
     evaluate(
       `FCF ${epsilon === null ? "no DP" : `ε = ${epsilon}`} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
@@ -374,9 +442,16 @@ async function runOnPopulation(
       bytesPerDevicePerRound: Math.ceil((padded * 24) / 8 / 3) * 4,
       deviceMs: run.deviceMs,
       downloadBytes: run.factorBytes + run.paramsBytes,
-      hyperParameters: { ...spec, optimizer: "mm", popularityWeight: blend.weight },
+      hyperParameters: {
+        ...spec,
+        optimizer: "mm",
+        popularityWeight: blend.weight,
+        ...(options.fullTurnout && epsilon !== null ? { minNoiseShares: shardFill } : {}),
+      },
       factorOnly,
+      vsPopularity,
     });
+    save();
   }
   const report: RecsReport = {
     population,
@@ -386,12 +461,18 @@ async function runOnPopulation(
     seed: options.seed,
     results,
   };
+  writeOutputs(out, report, log);
+  return report;
+}
+
+function writeOutputs(out: string, report: RecsReport, log: (line: string) => void): void {
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, "eval.json"), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(out, "report.md"), reportMarkdown(report));
   writeFileSync(join(out, "hr-vs-epsilon.svg"), hrPlot([report]));
-  log(`wrote ${join(out, "eval.json")}, report.md and hr-vs-epsilon.svg`);
-  return report;
+  log(
+    `  wrote ${join(out, "eval.json")}, report.md and hr-vs-epsilon.svg (${report.results.length} methods)`,
+  );
 }
 
 function reportMarkdown(report: RecsReport): string {
@@ -409,6 +490,26 @@ ALS hyper-parameters (validation split): ${JSON.stringify(als?.hyperParameters ?
 
 | method | HR@10 (99 neg.) | NDCG@10 (99 neg.) | HR@10 (full) | NDCG@10 (full) | HR/ALS (sampled) | HR/ALS (full) | ε spent | rounds | rank | popularity weight | upload B/device/round | device ms/round | download B |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+${rows.join("\n")}
+${vsPopularityTable(report)}`;
+}
+
+function vsPopularityTable(report: RecsReport): string {
+  const ci = (d: PairedDifference) =>
+    `${d.difference >= 0 ? "+" : ""}${pct(d.difference)} [${pct(d.low)}, ${pct(d.high)}]`;
+  const rows = report.results.flatMap((r) =>
+    r.vsPopularity
+      ? [
+          `| fcf ${r.epsilon === null ? "no DP" : `ε=${r.epsilon}`} | ${ci(r.vsPopularity.sampled)} | ${ci(r.vsPopularity.full)} |`,
+        ]
+      : [],
+  );
+  if (rows.length === 0) return "";
+  return `
+HR@10 of FCF minus popularity over the same test users, paired bootstrap 95% interval (${report.results.find((r) => r.vsPopularity)?.vsPopularity?.sampled.resamples} resamples):
+
+| method | Δ HR@10 (99 neg.) | Δ HR@10 (full) |
+|---|---|---|
 ${rows.join("\n")}
 `;
 }

@@ -6,6 +6,7 @@
  */
 import {
   applyFcf,
+  clipRange,
   dequantiseFactors,
   fcfDimension,
   fcfOffsets,
@@ -21,6 +22,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import {
   blendPopularity,
   contributeFcf,
+  contributeFcfSparse,
   decodeFcfModel,
   popularityZ,
   recommendItems,
@@ -70,6 +72,42 @@ describe("fcf device half", () => {
         expect(norm(v, off.curvature, off.counts)).toBeLessThanOrEqual(spec.clipCurvature + 1e-9);
         expect(norm(v, off.counts, off.end)).toBeLessThanOrEqual(spec.clipCounts + 1e-9);
         expect(norm(v, 0, v.length)).toBeLessThanOrEqual(fcfSensitivity(spec) + 1e-9);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it("builds the dense vector from its sparse parts exactly as the dense computation does", () => {
+    const off = fcfOffsets(spec);
+    const r = spec.rank;
+    fc.assert(
+      fc.property(touchedArb, (touched) => {
+        const x = solveUserFactor(spec, model, touched);
+        // The dense computation (the pre-sparse contributeFcf), kept here as the reference.
+        const ref = new Float64Array(off.end);
+        let norm2 = 0;
+        for (let a = 0; a < r; a++) {
+          norm2 += (x[a] as number) ** 2;
+          for (let b = 0; b < r; b++) ref[a * r + b] = (x[a] as number) * (x[b] as number);
+        }
+        for (const t of touched) {
+          const k = t.row - block.start;
+          if (k < 0 || k >= block.size) continue;
+          let dot = 0;
+          for (let a = 0; a < r; a++) dot += (x[a] as number) * (model.factors[t.row * r + a] as number);
+          const coef = (t.confidence - 1) * dot - t.confidence;
+          for (let a = 0; a < r; a++) ref[off.items + k * r + a] = coef * (x[a] as number);
+          ref[off.curvature + k] = (t.confidence - 1) * norm2;
+          if (t.purchases > 0) ref[off.counts + k] = 1;
+        }
+        clipRange(ref, off.gram, off.items, spec.clipGram);
+        clipRange(ref, off.items, off.curvature, spec.clipItems);
+        clipRange(ref, off.curvature, off.counts, spec.clipCurvature);
+        clipRange(ref, off.counts, off.end, spec.clipCounts);
+        const v = contributeFcf(spec, block, model, touched, x);
+        const sparse = contributeFcfSparse(spec, block, model, touched, x);
+        expect(sparse.slots.length).toBe(touched.filter((t) => t.row >= 50 && t.row < 100).length);
+        for (let i = 0; i < ref.length; i++) expect(v[i]).toBeCloseTo(ref[i] as number, 12);
       }),
       { numRuns: 40 },
     );

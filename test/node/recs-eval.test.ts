@@ -41,6 +41,15 @@ describe("fedprofile eval recs (CI preset)", () => {
     expect(dp?.rounds).toBe(12);
     expect(JSON.parse(readFileSync(join(out, "eval.json"), "utf8")).results).toHaveLength(5);
     expect(readFileSync(join(out, "report.md"), "utf8")).toMatch(/\| fcf no DP \|/);
+    // FCF against popularity over the same users: a paired interval around the difference.
+    const d = dp?.vsPopularity?.sampled;
+    expect(d?.difference).toBeCloseTo(
+      (dp?.metrics.hr10Sampled ?? 0) - (by("popularity")?.metrics.hr10Sampled ?? 0),
+      9,
+    );
+    expect(d?.low).toBeLessThanOrEqual(d?.difference ?? Number.NaN);
+    expect(d?.high).toBeGreaterThanOrEqual(d?.difference ?? Number.NaN);
+    expect(readFileSync(join(out, "report.md"), "utf8")).toMatch(/paired bootstrap 95%/);
     expect(existsSync(join(out, "hr-vs-epsilon.svg"))).toBe(true);
     // One line per N: two reports give two coloured pairs of paths and two legend entries.
     const svg = hrPlot([report, { ...report, population: "other", users: 7 }]);
@@ -53,6 +62,10 @@ describe("fedprofile eval recs (CI preset)", () => {
     expect(() => parseRecsArgs(["--rank", "x"])).toThrow(/--rank: "x"/);
     expect(() => parseRecsArgs(["--epsilon", "0"])).toThrow(/--epsilon/);
     expect(parseRecsArgs(["-h"])).toBe("help");
+    expect(parseRecsArgs(["--full-turnout", "--fcf-only"])).toMatchObject({
+      fullTurnout: true,
+      fcfOnly: true,
+    });
     expect(await recsMain(["--preset", "huge"])).toBe(2);
     expect(() => parseRecsArgs(["--populations", "retail,huge-3"])).toThrow(/--populations: "huge-3"/);
     expect(() => parseRecsArgs(["--als-grid", "10"])).toThrow(/--als-grid: "10"/);

@@ -271,7 +271,8 @@ export function solveUserFactor(
         const vp = f[o + p] as number;
         b[p] = (b[p] as number) + t.confidence * vp;
         const wp = w * vp;
-        for (let q = 0; q < r; q++) a[p * r + q] = (a[p * r + q] as number) + wp * (f[o + q] as number);
+        // The lower triangle only: the Cholesky reads no other.
+        for (let q = 0; q <= p; q++) a[p * r + q] = (a[p * r + q] as number) + wp * (f[o + q] as number);
       }
     }
   }
@@ -307,6 +308,59 @@ export function blendPopularity(scores: Float32Array | Float64Array, z: Float32A
 }
 
 /**
+ * `contributeFcf`'s vector in sparse form, each part already clipped: the dense x xᵀ part, and
+ * for each block item this device touched (in `touched` order; rows distinct) its block slot and
+ * its item, curvature and count entries. Every other entry of the vector is zero. The vector the
+ * device sends is always the dense one (`contributeFcf` scatters this); the eval sums this form
+ * so 100,000 simulated devices do not each fill and clip 2^16 zeros.
+ */
+export interface FcfContribution {
+  gram: Float64Array;
+  slots: Int32Array;
+  items: Float64Array;
+  curvature: Float64Array;
+  counts: Float64Array;
+}
+
+/** The parts of this device's round vector over `block` (see `contributeFcf`). */
+export function contributeFcfSparse(
+  spec: FcfDeviceSpec,
+  block: FcfBlock,
+  model: FcfModel,
+  touched: readonly Touched[],
+  x: Float64Array = solveUserFactor(spec, model, touched),
+): FcfContribution {
+  const r = spec.rank;
+  if (model.rank !== r) throw new RangeError(`fcf: the model's rank ${model.rank} is not the spec's ${r}`);
+  if (block.size > spec.blockSize) throw new RangeError("fcf: block larger than the spec's blockSize");
+  const gram = new Float64Array(r * r);
+  let norm2 = 0;
+  for (let a = 0; a < r; a++) {
+    norm2 += (x[a] as number) ** 2;
+    for (let b = 0; b < r; b++) gram[a * r + b] = (x[a] as number) * (x[b] as number);
+  }
+  const inBlock = touched.filter((t) => t.row >= block.start && t.row - block.start < block.size);
+  const slots = Int32Array.from(inBlock, (t) => t.row - block.start);
+  const items = new Float64Array(inBlock.length * r);
+  const curvature = new Float64Array(inBlock.length);
+  const counts = new Float64Array(inBlock.length);
+  inBlock.forEach((t, i) => {
+    let dot = 0;
+    for (let a = 0; a < r; a++) dot += (x[a] as number) * (model.factors[t.row * r + a] as number);
+    const coef = (t.confidence - 1) * dot - t.confidence;
+    for (let a = 0; a < r; a++) items[i * r + a] = coef * (x[a] as number);
+    if (spec.curvature !== "counts") curvature[i] = (t.confidence - 1) * norm2;
+    if (t.purchases > 0) counts[i] = spec.countScale ?? 1;
+  });
+  // Zeros add nothing to a norm: clipping the nonzero entries clips the dense part.
+  clipRange(gram, 0, gram.length, spec.clipGram);
+  clipRange(items, 0, items.length, spec.clipItems);
+  if (spec.curvature !== "counts") clipRange(curvature, 0, curvature.length, spec.clipCurvature);
+  clipRange(counts, 0, counts.length, spec.clipCounts);
+  return { gram, slots, items, curvature, counts };
+}
+
+/**
  * This device's vector for a round over `block`: x xᵀ, then per block item
  * s_j = [(c_j − 1)(x·y_j) − c_j] x for the items it touched (zero for the others), then
  * h_j = (c_j − 1)‖x‖², then a 1 in the count slot of each block item it bought. Each part is clipped to its own L2 bound, so the
@@ -321,29 +375,15 @@ export function contributeFcf(
   x: Float64Array = solveUserFactor(spec, model, touched),
 ): Float64Array {
   const r = spec.rank;
-  if (model.rank !== r) throw new RangeError(`fcf: the model's rank ${model.rank} is not the spec's ${r}`);
-  if (block.size > spec.blockSize) throw new RangeError("fcf: block larger than the spec's blockSize");
+  const parts = contributeFcfSparse(spec, block, model, touched, x);
   const off = fcfOffsets(spec);
   const out = new Float64Array(off.end);
-  let norm2 = 0;
-  for (let a = 0; a < r; a++) {
-    norm2 += (x[a] as number) ** 2;
-    for (let b = 0; b < r; b++) out[a * r + b] = (x[a] as number) * (x[b] as number);
-  }
-  for (const t of touched) {
-    const k = t.row - block.start;
-    if (k < 0 || k >= block.size) continue;
-    let dot = 0;
-    for (let a = 0; a < r; a++) dot += (x[a] as number) * (model.factors[t.row * r + a] as number);
-    const coef = (t.confidence - 1) * dot - t.confidence;
-    for (let a = 0; a < r; a++) out[off.items + k * r + a] = coef * (x[a] as number);
-    if (spec.curvature !== "counts") out[off.curvature + k] = (t.confidence - 1) * norm2;
-    if (t.purchases > 0) out[off.counts + k] = spec.countScale ?? 1;
-  }
-  clipRange(out, off.gram, off.items, spec.clipGram);
-  clipRange(out, off.items, off.curvature, spec.clipItems);
-  if (spec.curvature !== "counts") clipRange(out, off.curvature, off.counts, spec.clipCurvature);
-  clipRange(out, off.counts, off.end, spec.clipCounts);
+  out.set(parts.gram, off.gram);
+  parts.slots.forEach((k, i) => {
+    out.set(parts.items.subarray(i * r, (i + 1) * r), off.items + k * r);
+    out[off.curvature + k] = parts.curvature[i] as number;
+    out[off.counts + k] = parts.counts[i] as number;
+  });
   return out;
 }
 
