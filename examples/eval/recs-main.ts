@@ -288,19 +288,15 @@ async function runOnPopulation(
   evaluate("popularity", pop);
   results.push({ method: "popularity", epsilon: null, metrics: pop });
   // Written after each method, so a run stopped by its time bound keeps what it measured.
-  const save = () =>
-    writeOutputs(
-      out,
-      {
-        population,
-        users: data.users.length,
-        items: data.items.length,
-        rank: r,
-        seed: options.seed,
-        results,
-      },
-      log,
-    );
+  const reportSoFar = (): RecsReport => ({
+    population,
+    users: data.users.length,
+    items: data.items.length,
+    rank: r,
+    seed: options.seed,
+    results,
+  });
+  const save = () => writeOutputs(out, reportSoFar(), log);
   save();
   // ALS's α and λ (tuned below unless --fcf-only) are also the federated model's.
   let best = options.alsGrid[0] ?? { alpha: 10, lambda: 1 };
@@ -453,14 +449,7 @@ async function runOnPopulation(
     });
     save();
   }
-  const report: RecsReport = {
-    population,
-    users: data.users.length,
-    items: data.items.length,
-    rank: r,
-    seed: options.seed,
-    results,
-  };
+  const report = reportSoFar();
   writeOutputs(out, report, log);
   return report;
 }

@@ -7,6 +7,8 @@
  * Dropout semantics: a device scheduled to drop at stage S sends nothing from S on (it does take
  * part in every earlier stage). Every stage is then closed by its deadline, as an alarm would.
  */
+
+import { canonicalJson } from "@fedprofile/coordinator/ledger";
 import {
   type AbortRecord,
   base64ToBytes,
@@ -117,15 +119,6 @@ export interface SimulatedOutcome {
 
 const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
-/** JSON with sorted keys and typed arrays as arrays: equal text, equal state. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (ArrayBuffer.isView(v)) return Array.from(v as Uint32Array);
-    if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
-    return Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  });
-}
-
 /** Runs one round to completion (done or aborted). */
 export async function runSimulatedRound(round: SimulatedRound): Promise<SimulatedOutcome> {
   const n = round.cohortSize;
@@ -172,7 +165,8 @@ export async function runSimulatedRound(round: SimulatedRound): Promise<Simulate
     if (round.persist === "changed") {
       for (const key of changed) store[key] = structuredClone(storageEntry(s, key));
       next = fromStorageEntries(store);
-      if (canonical(next) !== canonical(s))
+      // Equal canonical text (RFC 8785, after JSON), equal state: the restored sum is words too.
+      if (canonicalJson(roundTrip(next)) !== canonicalJson(roundTrip(s)))
         throw new Error(`state lost between steps: changed = ${changed.join(", ")}`);
     } else if (round.persist) next = fromStorageEntries(structuredClone(toStorageEntries(s)));
     round.onServerState?.(next);

@@ -2,6 +2,19 @@ import { describe, expect, it } from "vitest";
 import { MemoryRoundIndex, MemoryTenantStore } from "../memory/index";
 import { cachedRoundIndex, cachedTenantStore, noticingRoundIndex } from "./hot-path-cache";
 
+/** A one-contribution plain-sum round of model "m", collecting until `closesAt`. */
+const collectingRound = (roundId: string, closesAt: number) => ({
+  roundId,
+  modelId: "m",
+  aggregation: "plain-sum" as const,
+  stage: "collecting" as const,
+  dimension: 1,
+  minContributions: 1,
+  maxContributions: 1,
+  openedAt: 0,
+  closesAt,
+});
+
 describe("hot-path cache", () => {
   it("serves a found key from memory within the TTL, and sees a revocation after it", async () => {
     let now = 0;
@@ -30,17 +43,7 @@ describe("hot-path cache", () => {
     const inner = new MemoryRoundIndex();
     const index = cachedRoundIndex(inner, { ttlMs: 60_000 });
     expect(await index.get("t", "r_x")).toBeNull();
-    const info = {
-      roundId: "r_x",
-      modelId: "m",
-      aggregation: "plain-sum" as const,
-      stage: "collecting" as const,
-      dimension: 1,
-      minContributions: 1,
-      maxContributions: 1,
-      openedAt: 0,
-      closesAt: 1,
-    };
+    const info = collectingRound("r_x", 1);
     await inner.insert("t", info);
     expect((await index.get("t", "r_x"))?.stage).toBe("collecting");
     // An end written through this index is seen at once; one written elsewhere within the TTL.
@@ -59,17 +62,7 @@ describe("hot-path cache", () => {
       },
     });
     const index = cachedRoundIndex(counting, { openTtlMs: 3000, clock: () => now });
-    const info = {
-      roundId: "r_open",
-      modelId: "m",
-      aggregation: "plain-sum" as const,
-      stage: "collecting" as const,
-      dimension: 1,
-      minContributions: 1,
-      maxContributions: 1,
-      openedAt: 0,
-      closesAt: 10_000,
-    };
+    const info = collectingRound("r_open", 10_000);
     for (let i = 0; i < 10; i++) expect(await index.findOpen("t2", "m", now)).toBeNull();
     expect(queries).toBe(1);
     // Written elsewhere: not seen until the TTL has passed.
